@@ -1,0 +1,70 @@
+package localpg
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+)
+
+// runAs is the system user the server runs as; nil when the process is not
+// root and everything runs as the current user.
+type runAs struct {
+	name     string
+	uid, gid uint32
+}
+
+func lookupRunAs(name string) (*runAs, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("localpg: running as root, so the server must run as "+
+			"an unprivileged user, but system user %q does not exist: create it "+
+			"(useradd --system %s; the postgresql package does) or set Config.OSUser: %w",
+			name, name, err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil || uid == 0 {
+		return nil, fmt.Errorf("localpg: system user %q (uid %s) cannot run PostgreSQL: "+
+			"set Config.OSUser to an unprivileged user", name, u.Uid)
+	}
+	return &runAs{name: name, uid: uint32(uid), gid: uint32(gid)}, nil
+}
+
+// apply makes cmd run as the user. The parent-death signal makes the
+// kernel stop the child if this process dies, so no server outlives it;
+// Go sets it after switching credentials, which would otherwise clear it.
+func (r *runAs) apply(cmd *exec.Cmd) {
+	attr := &syscall.SysProcAttr{Pdeathsig: syscall.SIGQUIT}
+	if r != nil {
+		attr.Credential = &syscall.Credential{Uid: r.uid, Gid: r.gid}
+	}
+	cmd.SysProcAttr = attr
+}
+
+// chownTree gives the tree at root to the user.
+func (r *runAs) chownTree(root string) error {
+	if r == nil {
+		return nil
+	}
+	return filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, int(r.uid), int(r.gid))
+	})
+}
+
+func (r *runAs) String() string {
+	if r == nil {
+		return "current user"
+	}
+	return r.name
+}
