@@ -16,6 +16,10 @@ import (
 // install them.
 var ErrBinariesNotFound = errors.New("localpg: PostgreSQL server binaries not found")
 
+const installHint = "install the PostgreSQL server package " +
+	"(Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install postgresql-server; " +
+	"macOS: brew install postgresql)"
+
 // requiredBinaries are the programs an instance needs; pg_dump and friends
 // are looked up by the packages that use them, in the same directory.
 var requiredBinaries = []string{"initdb", "postgres"}
@@ -27,7 +31,7 @@ var requiredBinaries = []string{"initdb", "postgres"}
 func FindBinDir(explicit string) (string, error) {
 	if explicit != "" {
 		if err := checkBinDir(explicit); err != nil {
-			return "", fmt.Errorf("%w in %s (Config.BinDir): %v", ErrBinariesNotFound, explicit, err)
+			return "", fmt.Errorf("%w in %s (Config.BinDir): %v: %s", ErrBinariesNotFound, explicit, err, installHint)
 		}
 		return explicit, nil
 	}
@@ -63,10 +67,8 @@ func FindBinDir(explicit string) (string, error) {
 	} else {
 		tried = append(tried, "/usr/lib/postgresql/*/bin")
 	}
-	return "", fmt.Errorf("%w (looked in %s): install the PostgreSQL server package "+
-		"(Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install postgresql-server; "+
-		"macOS: brew install postgresql) or set Config.BinDir",
-		ErrBinariesNotFound, strings.Join(tried, ", "))
+	return "", fmt.Errorf("%w (looked in %s): %s or set Config.BinDir",
+		ErrBinariesNotFound, strings.Join(tried, ", "), installHint)
 }
 
 func checkBinDir(dir string) error {

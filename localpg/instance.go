@@ -55,6 +55,9 @@ func Start(ctx context.Context, cfg *Config) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := as.checkReachable(c.BaseDir); err != nil {
+		return nil, err
+	}
 	tmpl, err := templateDir(binDir, c.BaseDir, as, c.Password)
 	if err != nil {
 		return nil, err

@@ -68,3 +68,37 @@ func (r *runAs) String() string {
 	}
 	return r.name
 }
+
+// checkReachable fails with an error naming the directory when the user
+// cannot enter dir: as root, a private temporary directory (such as
+// testing's TempDir) would otherwise show up as a puzzling initdb error.
+func (r *runAs) checkReachable(dir string) error {
+	if r == nil {
+		return nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		info, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("localpg: BaseDir: %w", err)
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		mode := info.Mode().Perm()
+		if ok {
+			enter := mode&0o001 != 0 ||
+				(st.Uid == r.uid && mode&0o100 != 0) ||
+				(st.Gid == r.gid && mode&0o010 != 0)
+			if !enter {
+				return fmt.Errorf("localpg: the server runs as system user %q, which cannot enter %s "+
+					"(mode %04o, owner uid %d): set Config.BaseDir to a directory it can reach, such as %s, "+
+					"or allow it in (chmod o+x %s)", r.name, p, mode, st.Uid, os.TempDir(), p)
+			}
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
+}
