@@ -59,7 +59,7 @@ func DiscoverDatabases(ctx context.Context, db Querier, opts *DiscoverOpts) ([]s
 	}
 	rows, err := db.Query(ctx, `SELECT datname FROM pg_database
 		WHERE NOT datistemplate AND datallowconn AND datname <> 'postgres'
-		AND datname <> ALL($1::text[]) ORDER BY datname`, o.Exclude)
+		AND datname <> ALL(coalesce($1::text[], '{}')) ORDER BY datname`, o.Exclude)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: discover databases: %w", err)
 	}

@@ -80,6 +80,11 @@ func TestMeasureUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	all, err := fleet.DiscoverDatabases(ctx, conn, nil)
+	if err != nil || !slices.Equal(all, []string{"busy", "control", "idle"}) {
+		t.Fatalf("DiscoverDatabases without options = %v, %v; want [busy control idle]", all, err)
+	}
+
 	// Keep "busy" busy while activity is sampled.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
