@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"time"
@@ -38,16 +39,16 @@ func main() {
 	asJSON := flag.Bool("json", false, "print one JSON object instead of text")
 	flag.Parse()
 	log.SetFlags(0)
-	if err := run(context.Background(), *asJSON); err != nil {
+	if err := run(context.Background(), os.Stdout, *asJSON); err != nil {
 		log.Fatalf("quickstart: %v", err)
 	}
 }
 
-func run(ctx context.Context, asJSON bool) error {
+func run(ctx context.Context, out io.Writer, asJSON bool) error {
 	start := time.Now()
 	say := func(format string, args ...any) {
 		if !asJSON {
-			fmt.Printf(format+"\n", args...)
+			fmt.Fprintf(out, format+"\n", args...)
 		}
 	}
 
@@ -126,8 +127,7 @@ func run(ctx context.Context, asJSON bool) error {
 	rep.ElapsedMS = time.Since(start).Milliseconds()
 
 	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		return enc.Encode(rep)
+		return json.NewEncoder(out).Encode(rep)
 	}
 	say("\ncatalog: tenant %q lives on %s", tenant, rep.Located)
 	for _, id := range rep.Instances {
