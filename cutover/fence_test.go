@@ -1,0 +1,90 @@
+package cutover_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
+)
+
+// TestDatabaseFenceStopsBypassingWriters: once Hold returns, a writer that
+// never heard of the Router cannot commit on the source, through a session
+// it already had or a new one, even as superuser; Release restores it.
+func TestDatabaseFenceStopsBypassingWriters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	inst := localpgtest.Start(t, &localpg.Config{Password: "fence-pw"})
+	const db = "Tenant Fence"
+	localpgtest.CreateDatabase(t, inst, db)
+	target := cutover.FenceTarget{
+		Tenant:   fleet.Tenant{ID: "t", Database: db, Instance: "src"},
+		Instance: fleet.Instance{ID: "src", Admin: inst.ConnString("postgres")},
+	}
+	setup, err := inst.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := setup.Exec(ctx, "CREATE TABLE w (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	setup.Close(ctx)
+
+	idle, err := inst.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close(ctx)
+	inTx, err := inst.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inTx.Close(ctx)
+	tx, err := inTx.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO w VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+
+	fence := cutover.DatabaseFence{}
+	for range 2 { // Hold is idempotent
+		if err := fence.Hold(ctx, target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err == nil {
+		t.Error("a transaction begun before the fence committed after it")
+	}
+	if _, err := idle.Exec(ctx, "INSERT INTO w VALUES (2)"); err == nil {
+		t.Error("an idle session wrote after the fence")
+	}
+	if c, err := pgx.Connect(ctx, inst.ConnString(db)); err == nil {
+		c.Close(ctx)
+		t.Error("a new superuser session connected to the fenced database")
+	}
+
+	for range 2 { // Release is idempotent
+		if err := fence.Release(ctx, target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := inst.Connect(ctx, db)
+	if err != nil {
+		t.Fatalf("connect after Release: %v", err)
+	}
+	defer after.Close(ctx)
+	var rows int
+	var allow bool
+	if err := after.QueryRow(ctx, "SELECT (SELECT count(*) FROM w), (SELECT datallowconn FROM pg_database WHERE datname = current_database())").Scan(&rows, &allow); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 || !allow {
+		t.Errorf("after Release: %d rows written during the fence (want 0), datallowconn=%v (want true)", rows, allow)
+	}
+}

@@ -1,0 +1,98 @@
+package cutover_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
+)
+
+func TestJournals(t *testing.T) {
+	t.Parallel()
+	inst := localpgtest.Start(t, nil)
+	localpgtest.CreateDatabase(t, inst, "control")
+	pool, err := pgxpool.New(context.Background(), inst.ConnString("control"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	pg, err := cutover.NewPostgresJournal(context.Background(), pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, j := range map[string]cutover.Journal{"memory": &cutover.MemoryJournal{}, "postgres": pg} {
+		t.Run(name, func(t *testing.T) { testJournal(t, j) })
+	}
+}
+
+func testJournal(t *testing.T, j cutover.Journal) {
+	ctx := context.Background()
+	if _, err := j.Entries(ctx, "nope"); !errors.Is(err, cutover.ErrMoveNotFound) {
+		t.Errorf("Entries of an unknown move: %v", err)
+	}
+	if _, err := j.Append(ctx, cutover.Entry{Move: "m", Status: cutover.StatusStarted}); err == nil {
+		t.Error("an entry without a step was accepted")
+	}
+	add := func(move string, step cutover.Step, status cutover.Status, detail any) {
+		t.Helper()
+		var raw json.RawMessage
+		if detail != nil {
+			raw, _ = json.Marshal(detail)
+		}
+		if _, err := j.Append(ctx, cutover.Entry{Move: move, Step: step, Status: status, Detail: raw}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("m1", cutover.StepPlan, cutover.StatusFinished, map[string]string{"tenant": "t1"})
+	add("m2", cutover.StepPlan, cutover.StatusFinished, nil)
+	add("m1", cutover.StepFence, cutover.StatusStarted, nil)
+	add("m1", cutover.StepFence, cutover.StatusFinished, nil)
+	add("m2", cutover.StepRolledBack, cutover.StatusFinished, map[string]string{"reason": "budget"})
+
+	// Concurrent appends to one move get distinct, gapless sequence numbers.
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() { add("m3", cutover.StepCatchUp, cutover.StatusStarted, map[string]int{"i": i}) })
+	}
+	wg.Wait()
+
+	es, err := j.Entries(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for i, e := range es {
+		steps = append(steps, fmt.Sprintf("%d:%s/%s", e.Seq, e.Step, e.Status))
+		if e.Seq != int64(i+1) || e.At.IsZero() {
+			t.Errorf("entry %d: seq %d at %v", i, e.Seq, e.At)
+		}
+	}
+	if want := []string{"1:plan/finished", "2:fence/started", "3:fence/finished"}; !slices.Equal(steps, want) {
+		t.Errorf("m1 entries %v, want %v", steps, want)
+	}
+	var plan map[string]string
+	if err := json.Unmarshal(es[0].Detail, &plan); err != nil || plan["tenant"] != "t1" {
+		t.Errorf("plan detail %s: %v", es[0].Detail, err)
+	}
+	m3, _ := j.Entries(ctx, "m3")
+	for i, e := range m3 {
+		if e.Seq != int64(i+1) {
+			t.Errorf("m3 entry %d has seq %d", i, e.Seq)
+		}
+	}
+	open, err := j.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(open, []string{"m1", "m3"}) {
+		t.Errorf("open moves %v, want [m1 m3] (m2 rolled back)", open)
+	}
+}

@@ -1,0 +1,29 @@
+package cutover
+
+// Step names one step of a move. Every step is journaled before and after
+// it runs, and each is idempotent, so Resume can run it again.
+type Step string
+
+// The steps of a tenant cutover, in order, then the steps that end a move.
+const (
+	StepPlan          Step = "plan"           // the move as asked: tenant, source, target, options
+	StepPreflight     Step = "preflight"      // read-only checks; nothing changed
+	StepStream        Step = "stream"         // start (or resume) the replica stream
+	StepCatchUp       Step = "catch_up"       // wait until lag is small enough for a short window
+	StepPause         Step = "pause"          // window opens: routes hold new work
+	StepDrain         Step = "drain"          // in-flight work finishes (bounded grace)
+	StepFence         Step = "fence"          // no write can commit on the source any more
+	StepBarrier       Step = "barrier"        // the source's position after the fence
+	StepWaitTarget    Step = "wait_target"    // the target has applied the barrier
+	StepSyncSequences Step = "sync_sequences" // sequences copied to the target
+	StepVerify        Step = "verify"         // target compared with source
+	StepSwitch        Step = "switch"         // route published to the target: the point of no return
+	StepCatalog       Step = "catalog"        // the catalog records the tenant on the target
+	StepFinishStream  Step = "finish_stream"  // replication objects dropped; target independent
+	StepRollback      Step = "rollback"       // undo: release fences, route back to the source
+	StepDone          Step = "done"           // terminal: the tenant is on the target
+	StepRolledBack    Step = "rolled_back"    // terminal: the tenant is on the source
+)
+
+// terminal reports whether a move whose journal ends with s is over.
+func (s Step) terminal() bool { return s == StepDone || s == StepRolledBack }
