@@ -58,7 +58,7 @@ func Start(ctx context.Context, cfg *Config) (*Instance, error) {
 	if err := as.checkReachable(c.BaseDir); err != nil {
 		return nil, err
 	}
-	tmpl, err := templateDir(binDir, c.BaseDir, as, c.Password)
+	tmpl, err := templateDir(binDir, c.BaseDir, as)
 	if err != nil {
 		return nil, err
 	}
@@ -103,11 +103,43 @@ func (i *Instance) create(ctx context.Context, tmpl string) error {
 		i.mu.Lock()
 		err = i.startLocked(ctx)
 		i.mu.Unlock()
-		if err == nil || i.cfg.Port != 0 || !errors.Is(err, errPortInUse) {
+		if err == nil {
+			return i.setPassword(ctx)
+		}
+		if i.cfg.Port != 0 || !errors.Is(err, errPortInUse) {
 			return err
 		}
 	}
 	return err
+}
+
+// setPassword gives the superuser its password over the Unix socket,
+// which trusts local connections; until then, TCP connections cannot
+// authenticate at all.
+func (i *Instance) setPassword(ctx context.Context) error {
+	if i.cfg.Password == "" {
+		return nil
+	}
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return fmt.Errorf("localpg: %w", err)
+	}
+	cfg.Host, cfg.Port, cfg.User, cfg.Database = i.SocketDir(), uint16(i.port), SuperuserDefault, "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("localpg: %s: connect over the Unix socket to set the password: %w", i.cfg.Name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// ALTER ROLE takes no parameters; format('%L') quotes the literal.
+	var stmt string
+	if err := conn.QueryRow(ctx, "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
+		SuperuserDefault, i.cfg.Password).Scan(&stmt); err != nil {
+		return fmt.Errorf("localpg: %s: set the password: %w", i.cfg.Name, err)
+	}
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("localpg: %s: set the password failed", i.cfg.Name)
+	}
+	return nil
 }
 
 func (i *Instance) choosePort() (int, error) {
@@ -280,15 +312,16 @@ func (i *Instance) Stop() error {
 	return i.signalAndWaitLocked(syscall.SIGINT, 30*time.Second)
 }
 
-// Kill sends SIGKILL to the postmaster, as a crash would, and waits for it
-// to die. Its backends exit on their own when they notice. Restart starts
-// the server again, which then runs crash recovery.
+// Kill sends SIGKILL to the server and all its processes at once, as a
+// crash of its machine would, and waits for the postmaster to die.
+// Restart starts the server again, which then runs crash recovery.
 func (i *Instance) Kill() error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.proc == nil {
 		return ErrNotRunning
 	}
+	_ = syscall.Kill(-i.proc.Pid, syscall.SIGKILL)
 	return i.signalAndWaitLocked(syscall.SIGKILL, time.Minute)
 }
 

@@ -41,8 +41,10 @@ func lookupRunAs(name string) (*runAs, error) {
 // apply makes cmd run as the user. The parent-death signal makes the
 // kernel stop the child if this process dies, so no server outlives it;
 // Go sets it after switching credentials, which would otherwise clear it.
+// The child leads its own process group, so Kill can end the server and
+// all its backends at once.
 func (r *runAs) apply(cmd *exec.Cmd) {
-	attr := &syscall.SysProcAttr{Pdeathsig: syscall.SIGQUIT}
+	attr := &syscall.SysProcAttr{Pdeathsig: syscall.SIGQUIT, Setpgid: true}
 	if r != nil {
 		attr.Credential = &syscall.Credential{Uid: r.uid, Gid: r.gid}
 	}

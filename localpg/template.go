@@ -23,25 +23,26 @@ type templateEntry struct {
 	err  error
 }
 
-// templateDir returns a data directory made by initdb for this binary,
-// user and password, creating it on first use. Templates are kept in
+// templateDir returns a data directory made by initdb for this binary and
+// user, creating it on first use. Passwords are set per instance, after
+// the copy, so one template serves every configuration. Templates are kept in
 // baseDir under a name derived from the key, so later processes reuse
 // them; a template is published by an atomic rename, so a reader never
 // sees a half-written one.
-func templateDir(binDir, baseDir string, as *runAs, password string) (string, error) {
-	key, err := templateKey(binDir, as, password)
+func templateDir(binDir, baseDir string, as *runAs) (string, error) {
+	key, err := templateKey(binDir, as)
 	if err != nil {
 		return "", err
 	}
 	v, _ := templates.LoadOrStore(key, &templateEntry{})
 	e := v.(*templateEntry)
 	e.once.Do(func() {
-		e.dir, e.err = ensureTemplate(binDir, baseDir, as, password, key)
+		e.dir, e.err = ensureTemplate(binDir, baseDir, as, key)
 	})
 	return e.dir, e.err
 }
 
-func templateKey(binDir string, as *runAs, password string) (string, error) {
+func templateKey(binDir string, as *runAs) (string, error) {
 	info, err := os.Stat(filepath.Join(binDir, "postgres"))
 	if err != nil {
 		return "", fmt.Errorf("localpg: %w", err)
@@ -49,12 +50,12 @@ func templateKey(binDir string, as *runAs, password string) (string, error) {
 	h := sha256.New()
 	// The binary's identity (path, size, mtime) invalidates templates when
 	// the server package is upgraded.
-	fmt.Fprintf(h, "v1\x00%s\x00%d\x00%d\x00%d\x00%s\x00%s", binDir, info.Size(),
-		info.ModTime().UnixNano(), os.Geteuid(), as, password)
+	fmt.Fprintf(h, "v2\x00%s\x00%d\x00%d\x00%d\x00%s", binDir, info.Size(),
+		info.ModTime().UnixNano(), os.Geteuid(), as)
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-func ensureTemplate(binDir, baseDir string, as *runAs, password, key string) (string, error) {
+func ensureTemplate(binDir, baseDir string, as *runAs, key string) (string, error) {
 	final := filepath.Join(baseDir, "localpg-template-"+key)
 	if _, err := os.Stat(filepath.Join(final, "PG_VERSION")); err == nil {
 		return final, nil
@@ -70,13 +71,6 @@ func ensureTemplate(binDir, baseDir string, as *runAs, password, key string) (st
 	data := filepath.Join(work, "data")
 	args := []string{"-D", data, "-U", SuperuserDefault, "-E", "UTF8", "--no-locale",
 		"--no-sync", "--auth=trust"}
-	if password != "" {
-		pwfile := filepath.Join(work, "pwfile")
-		if err := os.WriteFile(pwfile, []byte(password+"\n"), 0o600); err != nil {
-			return "", fmt.Errorf("localpg: template: %w", err)
-		}
-		args = append(args, "--pwfile", pwfile, "--auth-host=scram-sha-256", "--auth-local=trust")
-	}
 	if err := as.chownTree(work); err != nil {
 		return "", fmt.Errorf("localpg: template: %w", err)
 	}
@@ -87,7 +81,6 @@ func ensureTemplate(binDir, baseDir string, as *runAs, password, key string) (st
 		return "", fmt.Errorf("localpg: initdb as %s failed: %w\n%s", as, err,
 			strings.TrimSpace(string(out)))
 	}
-	_ = os.Remove(filepath.Join(work, "pwfile"))
 	if err := os.Rename(data, final); err != nil {
 		// Another process published the same template first.
 		if _, statErr := os.Stat(filepath.Join(final, "PG_VERSION")); statErr == nil {
