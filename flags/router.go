@@ -1,0 +1,436 @@
+package flags
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/open-feature/go-sdk/openfeature"
+)
+
+const (
+	// DefaultHoldLimit bounds how long Router.Acquire waits while a
+	// tenant's route is paused, unless RouterConfig.HoldLimit says
+	// otherwise. The caller's context bounds it too.
+	DefaultHoldLimit = 30 * time.Second
+
+	// DefaultPollInterval is how often a waiting Router.Acquire
+	// re-evaluates a paused route when no provider event wakes it first.
+	DefaultPollInterval = 5 * time.Millisecond
+)
+
+// RouterConfig configures a Router.
+type RouterConfig struct {
+	// Resolver reads the routes. Required. If its client implements
+	// openfeature.IEventing, provider events wake waiting callers at once.
+	Resolver *Resolver
+
+	// PoolConfig returns the host application's pool settings and
+	// credentials for a route's instance, as a config made by
+	// pgxpool.ParseConfig. Required. The Router then sets the
+	// connection's host, port and database to the route's endpoint (and
+	// drops fallback hosts), so a connection always goes where the route
+	// says. PoolConfigFrom covers a host with one connection string for
+	// every instance.
+	PoolConfig func(ctx context.Context, r Route) (*pgxpool.Config, error)
+
+	// HoldLimit bounds how long Acquire waits while the route is paused;
+	// then it fails with ErrPaused. Default DefaultHoldLimit; negative:
+	// fail at once.
+	HoldLimit time.Duration
+
+	// PollInterval is how often a waiting Acquire re-evaluates the route
+	// from the provider's memory. Default DefaultPollInterval.
+	PollInterval time.Duration
+
+	// Logger receives route changes (Info) and pool lifecycle (Debug).
+	// Default: discarded.
+	Logger *slog.Logger
+}
+
+// PoolConfigFrom returns a RouterConfig.PoolConfig that parses connString
+// (credentials and pool settings; its host, port and database are
+// replaced by the route's) for every route.
+func PoolConfigFrom(connString string) func(context.Context, Route) (*pgxpool.Config, error) {
+	return func(context.Context, Route) (*pgxpool.Config, error) {
+		return pgxpool.ParseConfig(connString)
+	}
+}
+
+// Router hands out connections to tenants' databases where their routes
+// say. It keeps one pgxpool per route endpoint, created when first needed.
+// While a tenant's route is paused, Acquire waits instead of failing. When
+// a route moves to another endpoint, new work goes to the new pool and the
+// old pool is closed once every connection taken from it is released.
+//
+// Every Acquire re-evaluates the route from the provider's memory, so the
+// Router follows a flip without depending on events; provider events only
+// wake waiting callers sooner. It is safe for concurrent use.
+type Router struct {
+	resolver   *Resolver
+	poolConfig func(context.Context, Route) (*pgxpool.Config, error)
+	holdLimit  time.Duration
+	poll       time.Duration
+	log        *slog.Logger
+	events     openfeature.IEventing // nil without events
+	onEvent    openfeature.EventCallback
+
+	mu      sync.Mutex
+	closed  bool
+	wake    chan struct{} // closed and replaced to wake waiting callers
+	tenants map[string]*tenantState
+	pools   map[poolKey]*routePool // pools in use; retired ones are not here
+	open    map[*routePool]bool    // every pool not yet closing, retired or not
+	closers sync.WaitGroup         // pool closes under way
+}
+
+type poolKey struct {
+	instance string
+	endpoint Endpoint
+}
+
+func keyOf(r Route) poolKey { return poolKey{r.Instance, r.Endpoint} }
+
+type routePool struct {
+	key      poolKey
+	pool     *pgxpool.Pool
+	tenants  int                        // tenants whose current route uses it
+	inflight int                        // connections out, and acquires under way
+	conns    map[*pgx.Conn]*tenantState // connections out, by the tenant that took them
+	retired  bool                       // no tenant routes here any more
+	closing  bool
+}
+
+type tenantState struct {
+	route    Route
+	known    bool
+	gen      int        // counts route changes
+	pool     *routePool // pool of route, once attached
+	inflight int
+}
+
+// NewRouter returns a Router.
+func NewRouter(cfg *RouterConfig) (*Router, error) {
+	if cfg == nil || cfg.Resolver == nil || cfg.PoolConfig == nil {
+		return nil, errors.New("flags: NewRouter needs a Resolver and a PoolConfig")
+	}
+	r := &Router{
+		resolver:   cfg.Resolver,
+		poolConfig: cfg.PoolConfig,
+		holdLimit:  cfg.HoldLimit,
+		poll:       cfg.PollInterval,
+		log:        cfg.Logger,
+		wake:       make(chan struct{}),
+		tenants:    map[string]*tenantState{},
+		pools:      map[poolKey]*routePool{},
+		open:       map[*routePool]bool{},
+	}
+	if r.holdLimit == 0 {
+		r.holdLimit = DefaultHoldLimit
+	}
+	if r.poll <= 0 {
+		r.poll = DefaultPollInterval
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if ev, ok := cfg.Resolver.client.(openfeature.IEventing); ok {
+		fn := func(openfeature.EventDetails) { r.wakeAll() }
+		r.events, r.onEvent = ev, &fn
+		ev.AddHandler(openfeature.ProviderConfigChange, r.onEvent)
+		ev.AddHandler(openfeature.ProviderReady, r.onEvent)
+	}
+	return r, nil
+}
+
+func (r *Router) wakeAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		close(r.wake)
+		r.wake = make(chan struct{})
+	}
+}
+
+// Route resolves the tenant's route, as Acquire does, and records it: the
+// route the Router follows now.
+func (r *Router) Route(ctx context.Context, tenantID string) (Route, error) {
+	route, err := r.resolver.Resolve(ctx, tenantID)
+	if err != nil {
+		return Route{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return Route{}, fmt.Errorf("flags: router: %w", ErrClosed)
+	}
+	r.observeLocked(tenantID, route)
+	return route, nil
+}
+
+// Acquire returns a connection to the tenant's database where its route
+// says; release it with Release. While the route is paused, Acquire waits
+// until it is not, the context ends, or the hold limit passes (ErrPaused).
+// Resolver errors (ErrUnknownInstance, ErrEndpointMismatch...) are
+// returned as they are.
+//
+// A connection is counted in InFlight until it is released. Do not Hijack
+// it: a hijacked connection stays counted, and keeps its pool open, until
+// the Router is closed.
+func (r *Router) Acquire(ctx context.Context, tenantID string) (*pgxpool.Conn, error) {
+	var hold, poll *time.Timer
+	var heldSince time.Time
+	defer func() {
+		if hold != nil {
+			hold.Stop()
+			poll.Stop()
+		}
+	}()
+	for {
+		route, err := r.resolver.Resolve(ctx, tenantID)
+		if err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("flags: router: %w", ErrClosed)
+		}
+		ts := r.observeLocked(tenantID, route)
+
+		if route.Paused {
+			wake := r.wake
+			r.mu.Unlock()
+			if r.holdLimit < 0 {
+				return nil, fmt.Errorf("%w: tenant %q, route %s", ErrPaused, tenantID, route)
+			}
+			if hold == nil {
+				heldSince = time.Now()
+				hold, poll = time.NewTimer(r.holdLimit), time.NewTimer(r.poll)
+			} else {
+				poll.Reset(r.poll)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("flags: tenant %q held %s while its route is paused: %w",
+					tenantID, time.Since(heldSince).Round(time.Millisecond), context.Cause(ctx))
+			case <-hold.C:
+				return nil, fmt.Errorf("%w: tenant %q held %s, route %s", ErrPaused, tenantID, r.holdLimit, route)
+			case <-wake:
+			case <-poll.C:
+			}
+			continue
+		}
+
+		rp := ts.pool
+		if rp == nil {
+			if rp = r.pools[keyOf(route)]; rp == nil {
+				r.mu.Unlock()
+				if err := r.createPool(ctx, route); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			rp.tenants++
+			ts.pool = rp
+		}
+		rp.inflight++
+		ts.inflight++
+		gen := ts.gen
+		r.mu.Unlock()
+
+		c, err := rp.pool.Acquire(ctx)
+		r.mu.Lock()
+		if err != nil {
+			rp.inflight--
+			ts.inflight--
+			r.closeIfDoneLocked(rp)
+			r.mu.Unlock()
+			return nil, fmt.Errorf("flags: tenant %q: acquire a connection to %s: %w", tenantID, route.Endpoint, err)
+		}
+		rp.conns[c.Conn()] = ts
+		// The route changed while this call waited for the pool: take
+		// the new one instead.
+		moved := ts.gen != gen || r.closed
+		r.mu.Unlock()
+		if moved {
+			c.Release()
+			continue
+		}
+		if hold != nil {
+			r.log.Debug("flags: acquire released after hold", "tenant", tenantID,
+				"held", time.Since(heldSince), "route", route.String())
+		}
+		return c, nil
+	}
+}
+
+// Do runs fn with a connection acquired for the tenant, and releases it.
+func (r *Router) Do(ctx context.Context, tenantID string, fn func(*pgxpool.Conn) error) error {
+	c, err := r.Acquire(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	return fn(c)
+}
+
+// InFlight reports the tenant's work in flight: connections acquired and
+// not yet released, and Acquire calls already past the route check that
+// wait for a connection of the pool. Callers waiting while the route is
+// paused are not counted. A cutover waits for it to reach 0 after pausing
+// the route.
+func (r *Router) InFlight(tenantID string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ts := r.tenants[tenantID]; ts != nil {
+		return ts.inflight
+	}
+	return 0
+}
+
+// Close stops the Router: Acquire fails with ErrClosed, waiting callers
+// return, and every pool is closed. Like pgxpool.Pool.Close, it waits until
+// every acquired connection is released.
+func (r *Router) Close() {
+	r.mu.Lock()
+	first := !r.closed
+	if first {
+		r.closed = true
+		close(r.wake)
+		// pgxpool's Close waits for the connections still out.
+		for rp := range r.open {
+			r.closeLocked(rp)
+		}
+		clear(r.pools)
+	}
+	r.mu.Unlock()
+	if first && r.events != nil {
+		r.events.RemoveHandler(openfeature.ProviderConfigChange, r.onEvent)
+		r.events.RemoveHandler(openfeature.ProviderReady, r.onEvent)
+	}
+	r.closers.Wait()
+}
+
+// observeLocked records the route the Router follows for tenantID.
+func (r *Router) observeLocked(tenantID string, route Route) *tenantState {
+	ts := r.tenants[tenantID]
+	if ts == nil {
+		ts = &tenantState{}
+		r.tenants[tenantID] = ts
+	}
+	if ts.known && ts.route == route {
+		return ts
+	}
+	if ts.known {
+		r.log.Info("flags: route changed", "tenant", tenantID, "from", ts.route.String(), "to", route.String())
+	}
+	if ts.pool != nil && ts.pool.key != keyOf(route) {
+		rp := ts.pool
+		ts.pool = nil
+		if rp.tenants--; rp.tenants == 0 {
+			delete(r.pools, rp.key)
+			rp.retired = true
+			r.closeIfDoneLocked(rp)
+		}
+	}
+	ts.route, ts.known = route, true
+	ts.gen++
+	return ts
+}
+
+// closeIfDoneLocked closes a retired pool once nothing is in flight on it.
+func (r *Router) closeIfDoneLocked(rp *routePool) {
+	if rp.retired && rp.inflight == 0 {
+		r.closeLocked(rp)
+	}
+}
+
+func (r *Router) closeLocked(rp *routePool) {
+	if rp.closing {
+		return
+	}
+	rp.closing = true
+	delete(r.open, rp)
+	r.closers.Go(func() {
+		rp.pool.Close()
+		r.log.Debug("flags: pool closed", "instance", rp.key.instance, "endpoint", rp.key.endpoint.String())
+	})
+}
+
+// released is called by the pool's tracer when a connection is released.
+func (r *Router) released(rp *routePool, conn *pgx.Conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ts := rp.conns[conn]
+	if ts == nil {
+		return
+	}
+	delete(rp.conns, conn)
+	ts.inflight--
+	rp.inflight--
+	r.closeIfDoneLocked(rp)
+}
+
+// createPool makes the pool of route's endpoint, unless one exists.
+func (r *Router) createPool(ctx context.Context, route Route) error {
+	cfg, err := r.poolConfig(ctx, route)
+	if err == nil && cfg == nil {
+		err = errors.New("PoolConfig returned nil")
+	}
+	if err != nil {
+		return fmt.Errorf("flags: pool config for instance %q: %w", route.Instance, err)
+	}
+	cc := cfg.ConnConfig
+	cc.Host, cc.Port, cc.Database, cc.Fallbacks = route.Endpoint.Host, uint16(route.Endpoint.Port), route.Endpoint.Database, nil
+	rp := &routePool{key: keyOf(route), conns: map[*pgx.Conn]*tenantState{}}
+	var tracer pgx.QueryTracer = releaseTracer{r, rp}
+	if cc.Tracer != nil {
+		tracer = multitracer.New(cc.Tracer, tracer)
+	}
+	cc.Tracer = tracer
+	if rp.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return fmt.Errorf("flags: pool for %s: %w", route.Endpoint, err)
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.open[rp] = true
+	if r.closed || r.pools[rp.key] != nil {
+		// Closed meanwhile, or another caller was faster. Nothing was
+		// acquired from this pool.
+		r.closeLocked(rp)
+		if r.closed {
+			return fmt.Errorf("flags: router: %w", ErrClosed)
+		}
+		return nil
+	}
+	// If the tenant's route moved on meanwhile, the pool waits here unused
+	// until a route uses it or the Router closes.
+	r.pools[rp.key] = rp
+	r.log.Debug("flags: pool created", "instance", route.Instance, "endpoint", route.Endpoint.String())
+	return nil
+}
+
+// releaseTracer tells the Router when a connection of its pool is
+// released: it is the one hook pgxpool calls on every Release.
+type releaseTracer struct {
+	r  *Router
+	rp *routePool
+}
+
+func (t releaseTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+
+func (releaseTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (t releaseTracer) TraceRelease(_ *pgxpool.Pool, d pgxpool.TraceReleaseData) {
+	t.r.released(t.rp, d.Conn)
+}
