@@ -1,0 +1,314 @@
+package logical
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// facts are what preflight learned that Start needs.
+type facts struct {
+	marker       *marker // the target database's stream marker, if this stream's
+	targetExists bool
+	noIdentity   []string // tables without a replica identity, schema-qualified and quoted
+	encoding     string
+	collate      string
+	ctype        string
+}
+
+// preflight checks spec without changing anything. A resumed stream
+// (the target database carries this stream's marker) skips the checks
+// that only a new stream needs.
+func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) {
+	r := &replica.PreflightReport{}
+	f := &facts{}
+
+	src, err := connect(ctx, e.srcDB, "source")
+	if err != nil {
+		r.Add("source connection", "%v: check Spec.Source and Spec.SourceDatabase", err)
+	}
+	defer closeConn(src)
+	tgt, err := connect(ctx, e.tgtAdmin, "target")
+	if err != nil {
+		r.Add("target connection", "%v: check Spec.Target (it must name a database that exists, such as postgres)", err)
+	}
+	defer closeConn(tgt)
+
+	// The target database: this stream's, absent, empty, or refused.
+	if tgt != nil {
+		var comment *string
+		err := tgt.QueryRow(ctx, `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1`,
+			e.spec.TargetDatabase).Scan(&comment)
+		switch {
+		case err == pgx.ErrNoRows:
+		case err != nil:
+			r.Add("target database", "cannot read pg_database on the target: %v", err)
+		default:
+			f.targetExists = true
+			if m, ok := parseMarker(deref(comment)); ok {
+				if m.Stream != e.name {
+					r.Add("target database", "target database %q belongs to another stream (%s): choose another TargetDatabase or abort that stream",
+						e.spec.TargetDatabase, m.ID)
+				} else {
+					f.marker = m
+				}
+			}
+		}
+	}
+	resume := f.marker != nil
+
+	syncWorkers := 2
+	if tgt != nil {
+		var super, createdb bool
+		var major, maxWorkers, usedWorkers int
+		err := tgt.QueryRow(ctx, `SELECT r.rolsuper, r.rolcreatedb, current_setting('server_version_num')::int / 10000,
+				current_setting('max_logical_replication_workers')::int,
+				(SELECT count(*) FROM pg_stat_subscription)::int,
+				least(current_setting('max_sync_workers_per_subscription')::int, 4)
+			FROM pg_roles r WHERE r.rolname = current_user`).Scan(&super, &createdb, &major, &maxWorkers, &usedWorkers, &syncWorkers)
+		if err != nil {
+			r.Add("target privileges", "cannot read the target's settings: %v", err)
+		} else {
+			e.tgtMajor = major
+			if !super {
+				r.Add("target privileges", "the target role %q is not a superuser, which creating a subscription needs: connect as a superuser in Spec.Target", e.tgtAdmin["user"])
+			}
+			if !createdb && !super && !f.targetExists {
+				r.Add("target privileges", "the target role may not create databases: GRANT it CREATEDB or create database %q (empty) first", e.spec.TargetDatabase)
+			}
+			if need := 1 + syncWorkers; !resume && maxWorkers-usedWorkers < need {
+				r.Add("target workers", "the target has %d free logical replication workers, the stream needs %d: raise max_logical_replication_workers (and max_worker_processes) and restart the target",
+					maxWorkers-usedWorkers, need)
+			}
+		}
+		if f.targetExists && !resume {
+			e.checkTargetEmpty(ctx, r)
+		}
+	}
+
+	if src != nil {
+		var walLevel string
+		var super bool
+		var major, freeSlots, freeSenders int
+		err := src.QueryRow(ctx, `SELECT current_setting('wal_level'), r.rolsuper, current_setting('server_version_num')::int / 10000,
+				current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int,
+				current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication)::int
+			FROM pg_roles r WHERE r.rolname = current_user`).Scan(&walLevel, &super, &major, &freeSlots, &freeSenders)
+		if err != nil {
+			r.Add("source settings", "cannot read the source's settings: %v", err)
+		} else {
+			e.srcMajor = major
+			if walLevel != "logical" {
+				r.Add("wal_level", "the source has wal_level=%s, logical replication needs wal_level=logical: run ALTER SYSTEM SET wal_level = logical on the source and restart it", walLevel)
+			}
+			if !super {
+				r.Add("source privileges", "the source role %q is not a superuser, which a publication FOR ALL TABLES and reading every table need: connect as a superuser in Spec.Source", e.srcDB["user"])
+			}
+			if need := 1 + syncWorkers; !resume && freeSlots < need {
+				r.Add("replication slots", "the source has %d free replication slots, the stream needs %d (1 + %d for the parallel initial copy): raise max_replication_slots and restart, or drop unused slots",
+					freeSlots, need, syncWorkers)
+			}
+			// One more: the connection that reads the source while it is fenced.
+			if need := 2 + syncWorkers; !resume && freeSenders < need {
+				r.Add("wal senders", "the source has %d free WAL senders, the stream needs %d (2 + %d for the parallel initial copy): raise max_wal_senders and restart the source",
+					freeSenders, need, syncWorkers)
+			}
+			if e.tgtMajor != 0 && e.tgtMajor < major {
+				r.Add("versions", "the target runs PostgreSQL %d, older than the source's %d: the schema may not restore; use a target of version %d or newer", e.tgtMajor, major, major)
+			}
+			if cm, err := clientMajor(e.binDir); err != nil {
+				r.Add("pg_dump", "%v", err)
+			} else if cm < major {
+				r.Add("pg_dump", "pg_dump in %s is version %d, older than the source's %d: set Provider.BinDir to the binaries of version %d or newer", e.binDir, cm, major, major)
+			}
+		}
+		e.checkSource(ctx, src, tgt, r, f)
+	}
+	if src != nil && tgt != nil && e.spec.SourceDatabase == e.spec.TargetDatabase {
+		// Copies of one data directory share the system identifier;
+		// the postmaster's start time tells them apart.
+		const q = `SELECT system_identifier::text || ' ' || pg_postmaster_start_time()::text FROM pg_control_system()`
+		var a, b string
+		if src.QueryRow(ctx, q).Scan(&a) == nil && tgt.QueryRow(ctx, q).Scan(&b) == nil && a == b {
+			r.Add("target database", "source and target are the same database %q on the same server: choose another TargetDatabase", e.spec.TargetDatabase)
+		}
+	}
+	return r, f
+}
+
+func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.PreflightReport, f *facts) {
+	noIdentity, err := tablesWithoutIdentity(ctx, src)
+	if err != nil {
+		r.Add("replica identity", "cannot list the source's tables: %v", err)
+	} else if len(noIdentity) > 0 {
+		f.noIdentity = noIdentity
+		if e.spec.SetReplicaIdentityFull {
+			r.Notes = append(r.Notes, "REPLICA IDENTITY FULL will be set on the source tables "+strings.Join(noIdentity, ", "))
+		} else {
+			r.Add("replica identity", "tables without a replica identity (no primary key), whose updates and deletes cannot be replicated: %s: add a primary key, or ALTER TABLE ... REPLICA IDENTITY USING INDEX or FULL, or set Options.SetReplicaIdentityFull",
+				strings.Join(noIdentity, ", "))
+		}
+	}
+
+	var largeObjects int64
+	if err := src.QueryRow(ctx, `SELECT count(*) FROM pg_largeobject_metadata`).Scan(&largeObjects); err != nil {
+		r.Add("large objects", "cannot count large objects: %v", err)
+	} else if largeObjects > 0 && !e.spec.AllowLargeObjects {
+		r.Add("large objects", "the source database has %d large objects, which logical replication does not copy: move them into bytea columns, or set Options.AllowLargeObjects to go on without them", largeObjects)
+	}
+
+	var datcollate, datctype string
+	if err := src.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()`).
+		Scan(&f.encoding, &datcollate, &datctype); err != nil {
+		r.Add("encoding", "cannot read the source database's encoding: %v", err)
+	}
+	f.collate, f.ctype = datcollate, datctype
+
+	if tgt == nil {
+		return
+	}
+	// Extensions the tenant uses must be installable on the target.
+	rows, err := src.Query(ctx, `SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`)
+	exts, err2 := collectErr[string](rows, err)
+	if err2 != nil {
+		r.Add("extensions", "cannot list the source's extensions: %v", err2)
+	} else if len(exts) > 0 {
+		rows, err := tgt.Query(ctx, `SELECT name FROM pg_available_extensions WHERE name = ANY($1)`, exts)
+		avail, err := collectErr[string](rows, err)
+		if err != nil {
+			r.Add("extensions", "cannot list the target's available extensions: %v", err)
+		} else if missing := minus(exts, avail); len(missing) > 0 {
+			r.Add("extensions", "extensions the source database uses are not available on the target: %s: install their packages on the target server",
+				strings.Join(missing, ", "))
+		}
+	}
+	// Roles that own objects or hold privileges must exist on the target.
+	if !e.spec.NoOwner {
+		rows, err := src.Query(ctx, rolesQuery)
+		roles, err := collectErr[string](rows, err)
+		if err != nil {
+			r.Add("roles", "cannot list the roles the source schema uses: %v", err)
+		} else {
+			rows, err := tgt.Query(ctx, `SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1)`, roles)
+			have, err := collectErr[string](rows, err)
+			if err != nil {
+				r.Add("roles", "cannot list the target's roles: %v", err)
+			} else if missing := minus(roles, have); len(missing) > 0 {
+				for i, m := range missing {
+					missing[i] = ident(m)
+				}
+				r.Add("roles", "roles that own objects or hold privileges in the source database do not exist on the target: %s: create them on the target, or set Options.NoOwner",
+					strings.Join(missing, ", "))
+			}
+		}
+	}
+	// Encoding and collation: an existing target must match; a new one is
+	// created with the source's, which the target must support.
+	if f.targetExists && f.encoding != "" {
+		var enc, coll, ctype string
+		if err := tgt.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1`,
+			e.spec.TargetDatabase).Scan(&enc, &coll, &ctype); err == nil && (enc != f.encoding || coll != datcollate || ctype != datctype) {
+			r.Add("encoding", "the target database has encoding %s, collation %s, ctype %s; the source has %s, %s, %s: drop the target database so it is created to match",
+				enc, coll, ctype, f.encoding, datcollate, datctype)
+		}
+	} else if f.encoding != "" {
+		for _, loc := range []string{datcollate, datctype} {
+			if loc == "C" || loc == "POSIX" || loc == "" {
+				continue
+			}
+			var ok bool
+			norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "-", "")) }
+			rows, err := tgt.Query(ctx, `SELECT collcollate FROM pg_collation WHERE collcollate IS NOT NULL`)
+			colls, err := collectErr[string](rows, err)
+			if err != nil {
+				continue
+			}
+			for _, c := range colls {
+				if norm(c) == norm(loc) {
+					ok = true
+				}
+			}
+			if !ok {
+				r.Add("encoding", "the source database uses locale %s, which the target server does not have: install the locale on the target (locale-gen) and restart it", loc)
+				break
+			}
+		}
+	}
+}
+
+func (e *env) checkTargetEmpty(ctx context.Context, r *replica.PreflightReport) {
+	conn, err := connect(ctx, e.tgtDB, "target")
+	if err != nil {
+		r.Add("target database", "%v", err)
+		return
+	}
+	defer closeConn(conn)
+	var rels, schemas, exts int
+	err = conn.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE `+userSchemas+`)::int,
+		(SELECT count(*) FROM pg_namespace n WHERE `+userSchemas+` AND n.nspname <> 'public')::int,
+		(SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')::int`).Scan(&rels, &schemas, &exts)
+	if err != nil {
+		r.Add("target database", "cannot inspect target database %q: %v", e.spec.TargetDatabase, err)
+		return
+	}
+	if rels+schemas+exts > 0 {
+		r.Add("target database", "target database %q at %s is not empty (%d relations, %d schemas, %d extensions) and a non-empty target is never written: drop it or choose another TargetDatabase",
+			e.spec.TargetDatabase, e.tgtAdmin.endpoint(), rels, schemas, exts)
+	}
+}
+
+// tablesWithoutIdentity lists the tables whose updates and deletes
+// cannot be published: no primary key under the default identity, an
+// identity index that is missing, or identity NOTHING.
+func tablesWithoutIdentity(ctx context.Context, q querier) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind = 'r' AND `+userSchemas+` AND `+notExtensionMember("pg_class", "c.oid")+`
+		AND (c.relreplident = 'n'
+			OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+			OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))
+		ORDER BY 1`)
+	return collectErr[string](rows, err)
+}
+
+const rolesQuery = `SELECT DISTINCT r FROM (
+	SELECT pg_get_userbyid(c.relowner)::text r FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ` + userSchemas + `
+	UNION SELECT pg_get_userbyid(n.nspowner)::text FROM pg_namespace n WHERE ` + userSchemas + `
+	UNION SELECT pg_get_userbyid(p.proowner)::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ` + userSchemas + `
+	UNION SELECT pg_get_userbyid(t.typowner)::text FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE ` + userSchemas + `
+	UNION SELECT pg_get_userbyid(a.grantee)::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+		aclexplode(c.relacl) a WHERE ` + userSchemas + ` AND a.grantee <> 0
+	UNION SELECT pg_get_userbyid(a.grantee)::text FROM pg_namespace n, aclexplode(n.nspacl) a WHERE ` + userSchemas + ` AND a.grantee <> 0
+) s ORDER BY 1`
+
+func collectErr[T any](rows pgx.Rows, err error) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	return collect[T](rows)
+}
+
+func minus(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+var _ = fmt.Sprintf

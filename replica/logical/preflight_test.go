@@ -1,0 +1,162 @@
+package logical_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// startRefused starts sp, expects a preflight error containing every
+// want, and checks that nothing was left behind.
+func startRefused(t *testing.T, sp replica.Spec, src, dst *localpg.Instance, targetExisted bool, want ...string) {
+	t.Helper()
+	ctx := testCtx(t, time.Minute)
+	report, err := provider.Preflight(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.OK() {
+		t.Fatal("preflight found no problem")
+	}
+	st, err := provider.Start(ctx, sp)
+	if err == nil {
+		_ = st.Abort(ctx)
+		t.Fatal("Start succeeded")
+	}
+	if !isErr(err, replica.ErrPreflight) {
+		t.Fatalf("Start: %v, want ErrPreflight", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not mention %q:\n%v", w, err)
+		}
+	}
+	if report.Err().Error() != err.Error() {
+		t.Errorf("Preflight and Start disagree:\n%v\n%v", report.Err(), err)
+	}
+	t.Log(err)
+	if databaseExists(t, dst, sp.TargetDatabase) != targetExisted {
+		t.Errorf("target database existence changed")
+	}
+	assertNoReplicationObjects(t, src, sp.SourceDatabase)
+	assertNoReplicationObjects(t, dst)
+}
+
+func TestPreflightNoReplicaIdentity(t *testing.T) {
+	t.Parallel()
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 10)
+	execSQL(t, src, "t", `CREATE TABLE "Log Einträge" (at timestamptz, msg text)`, `INSERT INTO "Log Einträge" VALUES (now(), 'x')`)
+	sp := spec("no-identity", src, "t", dst, "t")
+	startRefused(t, sp, src, dst, false, "replica identity", `public."Log Einträge"`, "SetReplicaIdentityFull")
+
+	// With the explicit option the table gets REPLICA IDENTITY FULL and
+	// is streamed, updates and deletes included.
+	sp.SetReplicaIdentityFull = true
+	ctx := testCtx(t, 2*time.Minute)
+	report, err := provider.Preflight(ctx, sp)
+	if err != nil || !report.OK() || len(report.Notes) != 1 {
+		t.Fatalf("preflight with SetReplicaIdentityFull: %v %+v", err, report)
+	}
+	st, err := provider.Start(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, st, replica.PhaseStreaming, time.Minute)
+	execSQL(t, src, "t", `UPDATE "Log Einträge" SET msg = 'y'`, `INSERT INTO "Log Einträge" VALUES (now(), 'z')`,
+		`DELETE FROM "Log Einträge" WHERE msg = 'z'`)
+	catchUp(t, st, time.Minute)
+	if err := st.Verify(ctx, replica.VerifyChecksums); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertNoReplicationObjects(t, src, "t")
+	assertNoReplicationObjects(t, dst)
+}
+
+func TestPreflightNonEmptyTarget(t *testing.T) {
+	t.Parallel()
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 10)
+	localpgtest.CreateDatabase(t, dst, "t")
+	execSQL(t, dst, "t", `CREATE TABLE precious (id int PRIMARY KEY)`, `INSERT INTO precious VALUES (1)`)
+	startRefused(t, spec("non-empty", src, "t", dst, "t"), src, dst, true, `target database "t"`, "not empty")
+	if n := queryInt(t, dst, "t", `SELECT count(*) FROM precious`); n != 1 {
+		t.Errorf("the non-empty target was written: %d rows", n)
+	}
+}
+
+// wal_level=replica, together with a table without identity: the report
+// lists both.
+func TestPreflightWALLevel(t *testing.T) {
+	t.Parallel()
+	src := localpgtest.Start(t, &localpg.Config{Name: "src", Settings: map[string]string{"wal_level": "replica"}})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 10)
+	execSQL(t, src, "t", `CREATE TABLE nokey (v int)`)
+	startRefused(t, spec("wal-level", src, "t", dst, "t"), src, dst, false,
+		"2 problem(s)", "wal_level=replica", "wal_level = logical", "public.nokey")
+}
+
+func TestPreflightBadConnection(t *testing.T) {
+	t.Parallel()
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Password: "s3cret pass"})
+	sp := spec("bad-conn", dst, "missing_db", dst, "t")
+	sp.Target = dst.ConnStringAs("postgres", "wrong-password", "postgres")
+	report, err := provider.Preflight(testCtx(t, time.Minute), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := report.Err().Error()
+	for _, w := range []string{"source connection", "missing_db", "target connection"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("report does not mention %q:\n%s", w, msg)
+		}
+	}
+	if strings.Contains(msg, "s3cret") || strings.Contains(msg, "wrong-password") {
+		t.Errorf("report shows a password:\n%s", msg)
+	}
+	if strings.Contains(sp.String(), "s3cret") {
+		t.Error("Spec.String shows a password")
+	}
+}
+
+// Roles the schema needs that the target lacks, and large objects: both
+// refused, both named; NoOwner and AllowLargeObjects go on without them.
+func TestPreflightRolesAndLargeObjects(t *testing.T) {
+	t.Parallel()
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 100)
+	execSQL(t, src, "postgres", `CREATE ROLE "App Owner"`, `CREATE ROLE reader`)
+	execSQL(t, src, "t", `ALTER TABLE orders OWNER TO "App Owner"`, `GRANT SELECT ON `+qWeirdTable+` TO reader`,
+		`SELECT lo_from_bytea(0, 'blob')`)
+	sp := spec("roles", src, "t", dst, "t copy")
+	startRefused(t, sp, src, dst, false, "2 problem(s)", "roles", `"App Owner", "reader"`, "NoOwner",
+		"1 large objects", "AllowLargeObjects")
+
+	sp.NoOwner, sp.AllowLargeObjects = true, true
+	ctx := testCtx(t, 2*time.Minute)
+	st, err := provider.Start(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, st, replica.PhaseStreaming, time.Minute)
+	catchUp(t, st, time.Minute)
+	if err := st.Verify(ctx, replica.VerifyChecksums); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertNoReplicationObjects(t, src, "t")
+	assertNoReplicationObjects(t, dst)
+}

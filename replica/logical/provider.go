@@ -1,0 +1,516 @@
+package logical
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// Provider starts logical replication streams of one database. The zero
+// value is ready to use.
+type Provider struct {
+	// BinDir is the directory of pg_dump and pg_restore, of a version at
+	// least the source's. Default: found on PATH, else the newest
+	// /usr/lib/postgresql/*/bin.
+	BinDir string
+	// Jobs is how many parallel jobs pg_restore uses to build indexes and
+	// constraints after the initial copy. Default: the number of CPUs, at
+	// most 8.
+	Jobs int
+	// MaintenanceWorkMem is the target's maintenance_work_mem for
+	// building indexes after the initial copy, per job. Default "256MB".
+	MaintenanceWorkMem string
+	// PollInterval is how often a stream's background work looks at the
+	// copy and at the retained WAL. Default 250ms.
+	PollInterval time.Duration
+}
+
+var _ replica.Provider = (*Provider)(nil)
+
+// env is everything a stream's operations need to know, resolved from a
+// Spec.
+type env struct {
+	spec     replica.Spec
+	name     string // publication, slot and subscription
+	binDir   string
+	jobs     int
+	mwm      string
+	poll     time.Duration
+	maxWAL   int64    // <= 0: no guard
+	srcAdmin conninfo // the database Spec.Source names (never the tenant database)
+	srcDB    conninfo // the source tenant database
+	srcSub   conninfo // the source tenant database as the target server reaches it
+	tgtAdmin conninfo // the target server's maintenance database
+	tgtDB    conninfo // the target tenant database
+	log      *slog.Logger
+
+	srcMajor, tgtMajor int
+}
+
+func (p *Provider) env(spec replica.Spec) (*env, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	binDir, err := findBinDir(p.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	src, err := parseConninfo(spec.Source)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Source: %v", replica.ErrInvalidSpec, err)
+	}
+	tgt, err := parseConninfo(spec.Target)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Target: %v", replica.ErrInvalidSpec, err)
+	}
+	sub := src
+	if spec.SourceForTarget != "" {
+		if sub, err = parseConninfo(spec.SourceForTarget); err != nil {
+			return nil, fmt.Errorf("%w: SourceForTarget: %v", replica.ErrInvalidSpec, err)
+		}
+	}
+	e := &env{
+		spec: spec, name: objectName(spec.ID), binDir: binDir, jobs: p.Jobs, mwm: p.MaintenanceWorkMem, poll: p.PollInterval,
+		srcAdmin: src,
+		srcDB:    src.with("dbname", spec.SourceDatabase),
+		srcSub:   sub.with("dbname", spec.SourceDatabase),
+		tgtAdmin: tgt,
+		tgtDB:    tgt.with("dbname", spec.TargetDatabase),
+		log:      spec.Logger,
+	}
+	// The admin database must not be the tenant database: a fence that
+	// refuses connections to the tenant database must not stop the
+	// stream from reading the slot or taking a barrier.
+	if db := e.srcAdmin["dbname"]; db == "" || db == spec.SourceDatabase {
+		e.srcAdmin = e.srcAdmin.with("dbname", "postgres")
+		if spec.SourceDatabase == "postgres" {
+			e.srcAdmin = e.srcAdmin.with("dbname", "template1")
+		}
+	}
+	if e.tgtAdmin["dbname"] == "" {
+		e.tgtAdmin = e.tgtAdmin.with("dbname", "postgres")
+	}
+	if e.jobs <= 0 {
+		e.jobs = min(runtime.NumCPU(), 8)
+	}
+	if e.mwm == "" {
+		e.mwm = "256MB"
+	}
+	if strings.ContainsAny(e.mwm, " '\\") {
+		return nil, fmt.Errorf("logical: Provider.MaintenanceWorkMem %q is not a size", e.mwm)
+	}
+	if e.poll <= 0 {
+		e.poll = 250 * time.Millisecond
+	}
+	switch {
+	case spec.MaxRetainedWAL == 0:
+		e.maxWAL = replica.DefaultMaxRetainedWAL
+	case spec.MaxRetainedWAL > 0:
+		e.maxWAL = spec.MaxRetainedWAL
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	e.log = e.log.With("stream", spec.ID)
+	return e, nil
+}
+
+// Preflight implements replica.Provider: it checks everything a stream
+// needs and reports every problem, changing nothing. The error is only
+// for an invalid spec; problems are in the report.
+func (p *Provider) Preflight(ctx context.Context, spec replica.Spec) (*replica.PreflightReport, error) {
+	e, err := p.env(spec)
+	if err != nil {
+		return nil, err
+	}
+	r, _ := e.preflight(ctx)
+	return r, nil
+}
+
+// Start implements replica.Provider. A new stream: preflight, schema
+// (tables and primary keys) restored into the target database (created
+// when absent), publication and slot on the source, subscription on the
+// target; the initial copy, then the remaining indexes and constraints,
+// go on in the background. If it fails, everything it created is removed.
+// With the ID of an existing stream, it checks what exists, creates what
+// is missing, and goes on.
+func (p *Provider) Start(ctx context.Context, spec replica.Spec) (replica.Stream, error) {
+	e, err := p.env(spec)
+	if err != nil {
+		return nil, err
+	}
+	report, f := e.preflight(ctx)
+	if err := report.Err(); err != nil {
+		return nil, err
+	}
+	fresh := f.marker == nil
+	s, err := e.start(ctx, f)
+	if err != nil {
+		if fresh {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if cerr := e.cleanup(cctx, true, nil); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("clean up after the failed start: %w", cerr))
+			}
+		}
+		return nil, fmt.Errorf("logical: start %s: %w", spec, err)
+	}
+	return s, nil
+}
+
+// Abort removes the replication objects of the stream with spec's ID
+// (and its target database, if the stream created it) without a Stream
+// handle: for a stream that cannot be resumed.
+func (p *Provider) Abort(ctx context.Context, spec replica.Spec) error {
+	e, err := p.env(spec)
+	if err != nil {
+		return err
+	}
+	return e.cleanup(ctx, true, nil)
+}
+
+// Finish finishes the stream with spec's ID without a Stream handle (for
+// a process that resumes after the switch): its subscription, slots and
+// publication are dropped and the target database is kept. The target
+// must be complete (the stream reached PhaseStreaming), else it is
+// replica.ErrNotReady. A stream that is gone already is no error.
+func (p *Provider) Finish(ctx context.Context, spec replica.Spec) error {
+	e, err := p.env(spec)
+	if err != nil {
+		return err
+	}
+	conn, err := connect(ctx, e.tgtAdmin, "target")
+	if err != nil {
+		return fmt.Errorf("logical: finish %s: %w", spec, err)
+	}
+	m, _, err := e.readMarker(ctx, conn)
+	closeConn(conn)
+	if err != nil {
+		return fmt.Errorf("logical: finish %s: %w", spec, err)
+	}
+	if m != nil && m.Phase != markComplete {
+		return fmt.Errorf("logical: finish %s: %w (the target's schema is not complete: resume the stream with Start and wait for it, or Abort)",
+			spec, replica.ErrNotReady)
+	}
+	if err := e.cleanup(ctx, false, nil); err != nil {
+		return fmt.Errorf("logical: finish %s: %w", spec, err)
+	}
+	return nil
+}
+
+func (e *env) start(ctx context.Context, f *facts) (_ *stream, err error) {
+	m := f.marker
+	if m == nil {
+		// Leftovers of a start that crashed before it wrote the marker.
+		if err := e.dropSourceObjects(ctx, 0, nil); err != nil {
+			return nil, err
+		}
+		if err := e.setIdentityFull(ctx, f.noIdentity); err != nil {
+			return nil, err
+		}
+		if !f.targetExists {
+			if err := e.createTargetDB(ctx, f); err != nil {
+				return nil, err
+			}
+		}
+		m = &marker{Stream: e.name, ID: e.spec.ID, Created: !f.targetExists, Phase: markCreated}
+		if err := e.writeMarker(ctx, m); err != nil {
+			return nil, err
+		}
+	}
+	s := &stream{e: e, m: m, started: time.Now()}
+	defer func() {
+		if err != nil {
+			s.closeResources()
+		}
+	}()
+	if s.src, err = newPool(ctx, e.srcDB); err != nil {
+		return nil, err
+	}
+	if s.tgt, err = newPool(ctx, e.tgtDB); err != nil {
+		return nil, err
+	}
+	if s.adm, err = newPool(ctx, e.srcAdmin); err != nil {
+		return nil, err
+	}
+	if s.held, err = e.connectHeld(ctx); err != nil {
+		return nil, err
+	}
+
+	if m.Phase != markComplete {
+		if err := s.dump(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if m.Phase == markCreated {
+		if err := s.restoreFirst(ctx); err != nil {
+			return nil, err
+		}
+		m.Phase = markPreData
+		if err := e.writeMarker(ctx, m); err != nil {
+			return nil, err
+		}
+	}
+	if m.Phase == markPreData {
+		if err := s.createReplication(ctx); err != nil {
+			return nil, err
+		}
+		m.Phase = markCopy
+		if err := e.writeMarker(ctx, m); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.checkReplication(ctx); err != nil {
+		return nil, err
+	}
+	s.phase = replica.PhaseCopy
+	switch m.Phase {
+	case markIndexes:
+		s.phase = replica.PhaseIndexes
+	case markComplete:
+		s.phase = replica.PhaseStreaming
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel, s.bgDone = cancel, make(chan struct{})
+	go s.run(bg)
+	e.log.Info("logical: stream started", "phase", s.phase, "resumed", f.marker != nil)
+	return s, nil
+}
+
+func newPool(ctx context.Context, ci conninfo) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(ci.String())
+	if err != nil {
+		return nil, fmt.Errorf("connection string for %q is invalid", ci["dbname"])
+	}
+	cfg.MaxConns = 6
+	cfg.MinConns = 0
+	cfg.HealthCheckPeriod = 10 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database %q at %s: %w", ci["dbname"], ci.endpoint(), err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database %q at %s: %w", ci["dbname"], ci.endpoint(), err)
+	}
+	return pool, nil
+}
+
+func (e *env) setIdentityFull(ctx context.Context, tables []string) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	if !e.spec.SetReplicaIdentityFull {
+		return fmt.Errorf("tables without replica identity: %s", strings.Join(tables, ", "))
+	}
+	conn, err := connect(ctx, e.srcDB, "source")
+	if err != nil {
+		return err
+	}
+	defer closeConn(conn)
+	for _, t := range tables {
+		// t is schema-qualified and quoted by quote_ident.
+		if _, err := conn.Exec(ctx, "ALTER TABLE "+t+" REPLICA IDENTITY FULL"); err != nil {
+			return fmt.Errorf("set REPLICA IDENTITY FULL on %s: %w", t, err)
+		}
+		e.log.Info("logical: set REPLICA IDENTITY FULL", "table", t)
+	}
+	return nil
+}
+
+func (e *env) createTargetDB(ctx context.Context, f *facts) error {
+	conn, err := connect(ctx, e.tgtAdmin, "target")
+	if err != nil {
+		return err
+	}
+	defer closeConn(conn)
+	q := "CREATE DATABASE " + ident(e.spec.TargetDatabase) + " TEMPLATE template0"
+	if f.encoding != "" {
+		q += " ENCODING " + literal(f.encoding) + " LC_COLLATE " + literal(f.collate) + " LC_CTYPE " + literal(f.ctype)
+	}
+	if _, err := conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("create target database %q: %w", e.spec.TargetDatabase, err)
+	}
+	return nil
+}
+
+// writeMarker records the stream's state as the target database's
+// comment.
+func (e *env) writeMarker(ctx context.Context, m *marker) error {
+	return retry(ctx, 30*time.Second, func() error {
+		conn, err := connect(ctx, e.tgtAdmin, "target")
+		if err != nil {
+			return err
+		}
+		defer closeConn(conn)
+		_, err = conn.Exec(ctx, "COMMENT ON DATABASE "+ident(e.spec.TargetDatabase)+" IS "+literal(m.json()))
+		return err
+	})
+}
+
+// readMarker returns the target database's marker for this stream, or
+// nil when the database or the marker is absent.
+func (e *env) readMarker(ctx context.Context, conn *pgx.Conn) (*marker, bool, error) {
+	var comment *string
+	err := conn.QueryRow(ctx, `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1`,
+		e.spec.TargetDatabase).Scan(&comment)
+	if err == pgx.ErrNoRows {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	m, ok := parseMarker(deref(comment))
+	if !ok || m.Stream != e.name {
+		return nil, true, nil
+	}
+	return m, true, nil
+}
+
+func (s *stream) dump(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "daisychain-schema-")
+	if err != nil {
+		return err
+	}
+	s.dumpDir = dir
+	s.dumpFile = filepath.Join(dir, "schema.dump")
+	before, err := fingerprint(ctx, s.src)
+	if err != nil {
+		return err
+	}
+	if err := dumpSchema(ctx, s.e.binDir, s.e.srcDB, s.dumpFile); err != nil {
+		return err
+	}
+	after, err := fingerprint(ctx, s.src)
+	if err != nil {
+		return err
+	}
+	if err := driftError(before, after); err != nil {
+		return fmt.Errorf("the schema changed while it was dumped: %w", err)
+	}
+	if s.m.Fingerprint == nil {
+		s.m.Fingerprint = after
+	}
+	early, err := earlyObjects(ctx, s.src)
+	if err != nil {
+		return err
+	}
+	var rest []string
+	s.firstList, rest, err = splitTOC(ctx, s.e.binDir, s.dumpFile, early)
+	if err != nil {
+		return err
+	}
+	deps, err := tableDeps(ctx, s.src)
+	if err != nil {
+		return err
+	}
+	for _, l := range rest {
+		s.post = append(s.post, postItem{line: l, tables: deps[tocKey(l)]})
+	}
+	s.postDone = make([]bool, len(s.post))
+	return nil
+}
+
+// restoreFirst restores the tables with their primary keys and
+// replica-identity indexes, in one transaction (all or nothing). A
+// database that already has tables got them from an earlier try whose
+// marker was not written.
+func (s *stream) restoreFirst(ctx context.Context) error {
+	var rels int
+	if err := s.tgt.QueryRow(ctx, `SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE `+userSchemas).Scan(&rels); err != nil {
+		return err
+	}
+	if rels > 0 {
+		return nil
+	}
+	t0 := time.Now()
+	err := pgTool(ctx, s.e.binDir, "pg_restore", s.e.tgtDB,
+		restoreArgs(s.e.spec.NoOwner, s.firstList, s.dumpFile, "--single-transaction")...)
+	if err != nil {
+		return fmt.Errorf("restore tables and primary keys: %w", err)
+	}
+	s.e.log.Info("logical: tables and primary keys restored", "took", time.Since(t0))
+	return nil
+}
+
+// createReplication creates the publication, the slot and the
+// subscription, each unless it exists.
+func (s *stream) createReplication(ctx context.Context) error {
+	name := s.e.name
+	var n int
+	if err := s.src.QueryRow(ctx, `SELECT count(*)::int FROM pg_publication WHERE pubname = $1`, name).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		// The publication comes before the slot: decoding looks it up
+		// as of each change's time.
+		if _, err := s.src.Exec(ctx, "CREATE PUBLICATION "+ident(name)+" FOR ALL TABLES"); err != nil {
+			return fmt.Errorf("create publication: %w", err)
+		}
+	}
+	if err := s.src.QueryRow(ctx, `SELECT count(*)::int FROM pg_replication_slots WHERE slot_name = $1`, name).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		_, err := s.src.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, name)
+		if err != nil && sqlState(err) != "42710" { // duplicate_object: a concurrent Start made it
+			return fmt.Errorf("create replication slot: %w", err)
+		}
+	}
+	var subOID uint32
+	err := s.tgt.QueryRow(ctx, `SELECT oid FROM pg_subscription WHERE subname = $1
+		AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, name).Scan(&subOID)
+	if err == pgx.ErrNoRows {
+		q := "CREATE SUBSCRIPTION " + ident(name) + " CONNECTION " + literal(s.e.srcSub.String()) +
+			" PUBLICATION " + ident(name) + " WITH (create_slot = false, slot_name = " + literal(name) +
+			", copy_data = true, enabled = true)"
+		if _, err := s.tgt.Exec(ctx, q); err != nil {
+			// The server's error does not repeat the connection string.
+			return fmt.Errorf("create subscription: %w", err)
+		}
+		err = s.tgt.QueryRow(ctx, `SELECT oid FROM pg_subscription WHERE subname = $1
+			AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, name).Scan(&subOID)
+	}
+	if err != nil {
+		return err
+	}
+	s.m.SubOID = subOID
+	return nil
+}
+
+// checkReplication makes sure a resumed stream's slot and subscription
+// exist, and that the subscription is enabled.
+func (s *stream) checkReplication(ctx context.Context) error {
+	var slots int
+	if err := s.src.QueryRow(ctx, `SELECT count(*)::int FROM pg_replication_slots WHERE slot_name = $1`, s.e.name).Scan(&slots); err != nil {
+		return err
+	}
+	if slots == 0 {
+		return fmt.Errorf("%w: slot %s is not on the source while subscription exists: abort the stream and start it again",
+			replica.ErrSlotLost, s.e.name)
+	}
+	var enabled bool
+	err := s.tgt.QueryRow(ctx, `SELECT subenabled FROM pg_subscription WHERE subname = $1
+		AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, s.e.name).Scan(&enabled)
+	if err != nil {
+		return fmt.Errorf("find subscription %s on the target: %w", s.e.name, err)
+	}
+	if !enabled {
+		if _, err := s.tgt.Exec(ctx, "ALTER SUBSCRIPTION "+ident(s.e.name)+" ENABLE"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

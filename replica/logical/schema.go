@@ -1,0 +1,325 @@
+package logical
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// userSchemas is the condition (on a pg_namespace aliased n) that selects
+// the schemas a tenant owns.
+const userSchemas = `n.nspname NOT IN ('pg_catalog', 'information_schema')
+	AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'`
+
+// notExtensionMember is the condition that the object with class
+// classid and OID oidexpr does not belong to an extension (the extension
+// creates those on the target).
+func notExtensionMember(classid, oidexpr string) string {
+	return fmt.Sprintf(`NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '%s'::regclass
+		AND e.objid = %s AND e.deptype = 'e')`, classid, oidexpr)
+}
+
+// findBinDir returns the directory of pg_dump and pg_restore: explicit,
+// else the newest /usr/lib/postgresql/*/bin (Debian and Ubuntu, where the
+// programs on PATH are a version-picking wrapper), else the one on PATH.
+func findBinDir(explicit string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_restore")
+	sort.Slice(matches, func(i, j int) bool { return majorOfPath(matches[i]) > majorOfPath(matches[j]) })
+	if len(matches) > 0 {
+		return filepath.Dir(matches[0]), nil
+	}
+	if p, err := exec.LookPath("pg_restore"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", fmt.Errorf("logical: pg_dump/pg_restore not found in /usr/lib/postgresql/*/bin or on PATH: " +
+		"install the PostgreSQL client package or set Provider.BinDir")
+}
+
+func majorOfPath(p string) float64 {
+	v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(filepath.Dir(p))), 64)
+	return v
+}
+
+// clientMajor returns the major version of pg_dump in binDir.
+func clientMajor(binDir string) (int, error) {
+	out, err := exec.Command(filepath.Join(binDir, "pg_dump"), "--version").Output()
+	if err != nil {
+		return 0, fmt.Errorf("run pg_dump --version in %s: %w", binDir, err)
+	}
+	m := regexp.MustCompile(`(\d+)(\.\d+)?`).FindStringSubmatch(string(out))
+	if m == nil {
+		return 0, fmt.Errorf("pg_dump --version printed %q", strings.TrimSpace(string(out)))
+	}
+	return strconv.Atoi(m[1])
+}
+
+// pgTool runs pg_dump or pg_restore against ci. The password travels in
+// the environment, not on the command line, where other users could see
+// it.
+func pgTool(ctx context.Context, binDir, program string, ci conninfo, args ...string) error {
+	args = append(args, "--dbname="+ci.without("password").String())
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, program), args...)
+	cmd.Env = os.Environ()
+	if pw, ok := ci["password"]; ok {
+		cmd.Env = append(cmd.Env, "PGPASSWORD="+pw)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %w: %s", program, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// dumpSchema writes the source database's schema (no publications or
+// subscriptions) to file in pg_dump's custom format.
+func dumpSchema(ctx context.Context, binDir string, src conninfo, file string) error {
+	return pgTool(ctx, binDir, "pg_dump", src, "--format=custom", "--schema-only",
+		"--no-publications", "--no-subscriptions", "--file="+file)
+}
+
+// tocList returns the table-of-contents lines of one section of the
+// archive, as pg_restore -l prints them.
+func tocList(ctx context.Context, binDir, file, section string) ([]string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pg_restore"), "--list", "--section="+section, file)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("pg_restore --list: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, ";") {
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
+}
+
+// tocKey returns "catalog-oid/object-oid" of a TOC line ("12; 2606 16390
+// CONSTRAINT public t t_pkey owner"): the only part that does not depend
+// on how names with spaces are printed.
+func tocKey(line string) string {
+	_, rest, ok := strings.Cut(line, ";")
+	if !ok {
+		return ""
+	}
+	f := strings.Fields(rest)
+	if len(f) < 2 {
+		return ""
+	}
+	return f[0] + "/" + f[1]
+}
+
+// earlyObjects returns the TOC keys of the post-data objects restored
+// before the data: primary keys and replica-identity indexes, which the
+// apply worker needs to find rows fast.
+func earlyObjects(ctx context.Context, q querier) (map[string]bool, error) {
+	rows, err := q.Query(ctx, `
+		SELECT '2606/' || c.oid FROM pg_constraint c JOIN pg_index i ON i.indexrelid = c.conindid
+		WHERE c.contype = 'p' OR (c.contype = 'u' AND i.indisreplident)
+		UNION ALL
+		SELECT '1259/' || i.indexrelid FROM pg_index i
+		WHERE i.indisreplident AND NOT EXISTS (SELECT 1 FROM pg_constraint c
+			WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u'))`)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := collect[string](rows)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, k := range keys {
+		out[k] = true
+	}
+	return out, nil
+}
+
+// splitTOC writes the first restore list (the pre-data section plus the
+// early post-data objects) and returns the rest of post-data, as TOC
+// lines.
+func splitTOC(ctx context.Context, binDir, file string, early map[string]bool) (first string, rest []string, err error) {
+	pre, err := tocList(ctx, binDir, file, "pre-data")
+	if err != nil {
+		return "", nil, err
+	}
+	post, err := tocList(ctx, binDir, file, "post-data")
+	if err != nil {
+		return "", nil, err
+	}
+	for _, l := range post {
+		if early[tocKey(l)] {
+			pre = append(pre, l)
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	first = file + ".first.list"
+	if err := os.WriteFile(first, []byte(strings.Join(pre, "\n")+"\n"), 0o600); err != nil {
+		return "", nil, err
+	}
+	return first, rest, nil
+}
+
+// postItem is one post-data object and the tables whose data it needs
+// (none: it waits for every table).
+type postItem struct {
+	line   string
+	tables []string
+}
+
+// tableDeps maps the TOC keys of indexes, constraints and triggers on
+// plain tables to those tables (both tables of a foreign key), so each
+// can be built as soon as its tables are copied.
+func tableDeps(ctx context.Context, q querier) (map[string][]string, error) {
+	const qualified = `(SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s AND c.relkind = 'r')`
+	rows, err := q.Query(ctx, fmt.Sprintf(`
+		SELECT '1259/' || i.indexrelid, ARRAY[`+qualified+`] FROM pg_index i
+		UNION ALL
+		SELECT '2606/' || co.oid, CASE WHEN co.confrelid = 0 THEN ARRAY[`+qualified+`]
+			ELSE ARRAY[`+qualified+`, `+qualified+`] END
+		FROM pg_constraint co WHERE co.conrelid <> 0
+		UNION ALL
+		SELECT '2620/' || t.oid, ARRAY[`+qualified+`] FROM pg_trigger t WHERE NOT t.tgisinternal`,
+		"i.indrelid", "co.conrelid", "co.conrelid", "co.confrelid", "t.tgrelid"))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var key string
+		var tables []*string
+		if err := rows.Scan(&key, &tables); err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, t := range tables {
+			if t == nil { // not a plain table: built at the end
+				names = nil
+				break
+			}
+			names = append(names, *t)
+		}
+		if len(names) > 0 {
+			out[key] = names
+		}
+	}
+	return out, rows.Err()
+}
+
+func restoreArgs(noOwner bool, list, file string, extra ...string) []string {
+	args := []string{"--exit-on-error", "--use-list=" + list}
+	if noOwner {
+		args = append(args, "--no-owner", "--no-privileges")
+	}
+	return append(append(args, extra...), file)
+}
+
+// fingerprintQuery lists the source schema's objects with their
+// definitions; a change of any of them is drift.
+var fingerprintQuery = `
+SELECT 'schema ' || quote_ident(n.nspname), pg_get_userbyid(n.nspowner)::text
+FROM pg_namespace n WHERE ` + userSchemas + ` AND ` + notExtensionMember("pg_namespace", "n.oid") + `
+UNION ALL
+SELECT 'extension ' || quote_ident(x.extname), x.extversion::text FROM pg_extension x
+UNION ALL
+SELECT 'relation ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind::text || ' ' || c.relreplident::text || ' ' || coalesce((
+	SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
+		|| CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+		|| coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), ''), ', ' ORDER BY a.attnum)
+	FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+	WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
+	|| coalesce(' view ' || CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END, '')
+	|| coalesce(' partition ' || pg_get_expr(c.relpartbound, c.oid), '')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ` + userSchemas + ` AND ` + notExtensionMember("pg_class", "c.oid") + `
+UNION ALL
+SELECT 'constraint ' || coalesce(co.conrelid::regclass::text, co.contypid::regtype::text) || '.' || quote_ident(co.conname),
+	pg_get_constraintdef(co.oid)
+FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace WHERE ` + userSchemas + `
+	AND ` + notExtensionMember("pg_constraint", "co.oid") + `
+UNION ALL
+SELECT 'index ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_indexdef(i.indexrelid)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE ` + userSchemas + ` AND ` + notExtensionMember("pg_class", "c.oid") + `
+UNION ALL
+SELECT 'trigger ' || t.tgrelid::regclass::text || '.' || quote_ident(t.tgname), pg_get_triggerdef(t.oid)
+FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid IN (SELECT c.oid FROM pg_class c
+	JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ` + userSchemas + `)
+UNION ALL
+SELECT 'function ' || p.oid::regprocedure::text,
+	p.prokind::text || ' ' || md5(coalesce(p.prosrc, '') || ' ' || pg_get_function_result(p.oid)::text || ' ' || p.provolatile::text)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ` + userSchemas + `
+	AND ` + notExtensionMember("pg_proc", "p.oid") + `
+UNION ALL
+SELECT 'type ' || t.oid::regtype::text, t.typtype::text || ' ' || coalesce((SELECT string_agg(quote_literal(e.enumlabel), ',' ORDER BY e.enumsortorder)
+	FROM pg_enum e WHERE e.enumtypid = t.oid), '')
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE t.typtype IN ('e', 'd', 'c', 'r') AND ` + userSchemas + ` AND ` + notExtensionMember("pg_type", "t.oid") + `
+	AND (t.typrelid = 0 OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')`
+
+// fingerprint returns each schema object's key with a hash of its
+// definition.
+func fingerprint(ctx context.Context, q querier) (map[string]string, error) {
+	rows, err := q.Query(ctx, fingerprintQuery)
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint the source schema: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var key, def string
+		if err := rows.Scan(&key, &def); err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256([]byte(def))
+		out[key] = hex.EncodeToString(sum[:8])
+	}
+	return out, rows.Err()
+}
+
+// driftError compares fingerprints; nil when they are equal.
+func driftError(then, now map[string]string) error {
+	var changes []string
+	for k, h := range now {
+		switch old, ok := then[k]; {
+		case !ok:
+			changes = append(changes, "added "+k)
+		case old != h:
+			changes = append(changes, "changed "+k)
+		}
+	}
+	for k := range then {
+		if _, ok := now[k]; !ok {
+			changes = append(changes, "dropped "+k)
+		}
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	slices.Sort(changes)
+	n := len(changes)
+	if n > 20 {
+		changes = append(changes[:20], fmt.Sprintf("and %d more", n-20))
+	}
+	return fmt.Errorf("%w: %s", replica.ErrSchemaDrift, strings.Join(changes, "; "))
+}

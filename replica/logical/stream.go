@@ -1,0 +1,907 @@
+package logical
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// stream is a replica.Stream over one publication, slot and
+// subscription.
+type stream struct {
+	e   *env
+	src *pgxpool.Pool // source tenant database
+	tgt *pgxpool.Pool // target tenant database
+	adm *pgxpool.Pool // source admin database: slot state, barrier
+
+	// held is a connection to the source tenant database in WAL sender
+	// mode (replication=database), kept open from Start on. A database
+	// fence that refuses connections and ends client sessions leaves WAL
+	// senders running, so SyncSequences, Verify, CheckSchema and Finish
+	// read (and drop the publication) through it while the source is
+	// fenced. Guarded by heldMu; nil when broken.
+	heldMu  sync.Mutex
+	held    *pgx.Conn
+	started time.Time
+
+	dumpDir, dumpFile, firstList string
+	post                         []postItem // post-data objects, built after the copy
+	postDone                     []bool     // (only the background work touches these)
+	batches                      int
+
+	cancel context.CancelFunc
+	bgDone chan struct{}
+
+	// opMu serializes Finish, Abort, Close and the guard's abort. Take it
+	// only after stopBackground: the guard takes it before it exits.
+	opMu sync.Mutex
+
+	mu     sync.Mutex
+	m      *marker
+	phase  replica.Phase
+	bgErr  error // what stopped the stream in the background
+	closed bool
+	// progress estimates
+	copy0    sample // first copy sample of this handle
+	lagPrev  sample
+	catchETA time.Duration
+	srcSizes map[string]int64
+}
+
+type sample struct {
+	at    time.Time
+	bytes int64
+}
+
+var _ replica.Stream = (*stream)(nil)
+
+func (s *stream) ID() string { return s.e.spec.ID }
+
+func (s *stream) state() (replica.Phase, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bgErr != nil {
+		return s.phase, s.bgErr
+	}
+	if s.closed {
+		return s.phase, fmt.Errorf("%w (%s)", replica.ErrClosed, s.phase)
+	}
+	return s.phase, nil
+}
+
+func (s *stream) setPhase(p replica.Phase) {
+	s.mu.Lock()
+	s.phase = p
+	s.mu.Unlock()
+}
+
+// run is the background work: the WAL guard, and beside it the work that
+// builds the rest of the schema as the initial copy progresses.
+func (s *stream) run(ctx context.Context) {
+	defer close(s.bgDone)
+	workCtx, workCancel := context.WithCancel(ctx)
+	workDone := make(chan struct{})
+	go func() {
+		defer close(workDone)
+		s.work(workCtx)
+	}()
+	stopWork := func() {
+		workCancel()
+		<-workDone
+	}
+	defer stopWork()
+	tick := time.NewTicker(s.e.poll)
+	defer tick.Stop()
+	lastHeld := time.Now()
+	for {
+		if s.guard(ctx, stopWork) {
+			return
+		}
+		if time.Since(lastHeld) > 5*time.Second {
+			s.keepHeld(ctx)
+			lastHeld = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// work advances the stream until it streams, fails or is stopped.
+func (s *stream) work(ctx context.Context) {
+	tick := time.NewTicker(s.e.poll)
+	defer tick.Stop()
+	for {
+		phase, err := s.state()
+		if err != nil || (phase != replica.PhaseCopy && phase != replica.PhaseIndexes) {
+			return
+		}
+		if err := s.advance(ctx, phase); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !transient(err) {
+				s.mu.Lock()
+				s.bgErr = fmt.Errorf("logical: stream %q: %w", s.e.spec.ID, err)
+				s.mu.Unlock()
+				s.e.log.Error("logical: stream failed", "err", err)
+				return
+			}
+			s.e.log.Debug("logical: will retry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// advance builds the indexes, constraints and triggers of the tables
+// whose initial copy is done (pgcopydb does the same), and once every
+// table is copied, the rest; then the stream streams.
+func (s *stream) advance(ctx context.Context, phase replica.Phase) error {
+	if phase == replica.PhaseCopy {
+		rows, err := s.tgt.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), sr.srsubstate::text
+			FROM pg_subscription_rel sr JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE sr.srsubid = $1`, s.m.SubOID)
+		if err != nil {
+			return err
+		}
+		ready := map[string]bool{}
+		total := 0
+		for rows.Next() {
+			var name, state string
+			if err := rows.Scan(&name, &state); err != nil {
+				rows.Close()
+				return err
+			}
+			total++
+			if state == "r" || state == "s" {
+				ready[name] = true
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(ready) < total {
+			var batch []int
+			for i, it := range s.post {
+				if !s.postDone[i] && len(it.tables) > 0 && allIn(it.tables, ready) {
+					batch = append(batch, i)
+				}
+			}
+			return s.restorePost(ctx, batch)
+		}
+		s.e.log.Info("logical: initial copy done", "tables", total, "took", time.Since(s.started))
+		s.mu.Lock()
+		write := s.m.Phase != markIndexes
+		s.m.Phase = markIndexes
+		s.mu.Unlock()
+		if write {
+			if err := s.e.writeMarker(ctx, s.m); err != nil {
+				return err
+			}
+		}
+		s.setPhase(replica.PhaseIndexes)
+	}
+	t0 := time.Now()
+	var rest []int
+	for i := range s.post {
+		if !s.postDone[i] {
+			rest = append(rest, i)
+		}
+	}
+	if err := s.restorePost(ctx, rest); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.m.Phase = markComplete
+	s.mu.Unlock()
+	if err := s.e.writeMarker(ctx, s.m); err != nil {
+		return err
+	}
+	s.e.log.Info("logical: schema complete", "last batch took", time.Since(t0))
+	s.setPhase(replica.PhaseStreaming)
+	s.removeDump()
+	return nil
+}
+
+// restorePost restores some post-data objects with pg_restore --jobs.
+// Each is dropped first if it exists (--clean --if-exists), so a restore
+// that was interrupted (a resumed stream, a retry) can simply run again.
+func (s *stream) restorePost(ctx context.Context, items []int) error {
+	if len(items) == 0 {
+		return nil
+	}
+	s.batches++
+	list := filepath.Join(s.dumpDir, fmt.Sprintf("post-%d.list", s.batches))
+	lines := make([]string, len(items))
+	for i, it := range items {
+		lines[i] = s.post[it].line
+	}
+	if err := os.WriteFile(list, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	args := restoreArgs(s.e.spec.NoOwner, list, s.dumpFile, "--clean", "--if-exists", fmt.Sprintf("--jobs=%d", s.e.jobs))
+	tgt := s.e.tgtDB.with("options", strings.TrimSpace(s.e.tgtDB["options"]+" -c maintenance_work_mem="+s.e.mwm))
+	t0 := time.Now()
+	if err := pgTool(ctx, s.e.binDir, "pg_restore", tgt, args...); err != nil {
+		return fmt.Errorf("restore indexes, constraints and triggers: %w", err)
+	}
+	for _, it := range items {
+		s.postDone[it] = true
+	}
+	s.e.log.Info("logical: indexes, constraints and triggers built", "objects", len(items), "took", time.Since(t0))
+	return nil
+}
+
+func allIn(names []string, set map[string]bool) bool {
+	for _, n := range names {
+		if !set[n] {
+			return false
+		}
+	}
+	return true
+}
+
+// guard aborts the stream when the source retains too much WAL for it:
+// it stops the work (stopWork), then cleans up. It reports whether it
+// did.
+func (s *stream) guard(ctx context.Context, stopWork func()) bool {
+	if s.e.maxWAL <= 0 {
+		return false
+	}
+	var retained *int64
+	err := s.adm.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - restart_lsn)::int8 FROM pg_replication_slots
+		WHERE slot_name = $1`, s.e.name).Scan(&retained)
+	if err != nil || retained == nil || *retained < s.e.maxWAL/10*9 {
+		return false
+	}
+	werr := fmt.Errorf("%w: the source retains %d bytes of WAL for stream %q, close to the limit of %d (Options.MaxRetainedWAL): the target does not keep up or is stalled (see its log)",
+		replica.ErrWALLimit, *retained, s.e.spec.ID, s.e.maxWAL)
+	s.e.log.Error("logical: WAL guard", "err", werr)
+	s.mu.Lock()
+	s.bgErr = werr
+	s.mu.Unlock()
+	stopWork()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	if err := s.e.cleanup(cctx, s.m.Created, s.heldConn()); err != nil {
+		s.mu.Lock()
+		s.bgErr = errors.Join(werr, fmt.Errorf("clean up: %w", err))
+		s.mu.Unlock()
+	}
+	s.setPhase(replica.PhaseAborted)
+	return true
+}
+
+// stopBackground ends the background work and waits for it.
+func (s *stream) stopBackground() {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.bgDone
+	}
+}
+
+func (s *stream) removeDump() {
+	if s.dumpDir != "" {
+		_ = os.RemoveAll(s.dumpDir)
+	}
+}
+
+func (s *stream) closeResources() {
+	if s.src != nil {
+		s.src.Close()
+	}
+	if s.adm != nil {
+		s.adm.Close()
+	}
+	s.heldMu.Lock()
+	closeConn(s.held)
+	s.held = nil
+	s.heldMu.Unlock()
+	if s.tgt != nil {
+		s.tgt.Close()
+	}
+	s.removeDump()
+}
+
+// Progress implements replica.Stream.
+func (s *stream) Progress(ctx context.Context) (replica.Progress, error) {
+	phase, err := s.state()
+	p := replica.Progress{Phase: phase, Elapsed: time.Since(s.started), Err: err}
+	if err != nil {
+		if errors.Is(err, replica.ErrClosed) {
+			return p, err
+		}
+		return p, nil
+	}
+	// Tables and bytes: the target knows each table's copy state, the
+	// source its size.
+	rows, err := s.tgt.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), sr.srsubstate::text,
+			pg_relation_size(c.oid)
+		FROM pg_subscription_rel sr JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE sr.srsubid = $1`, s.m.SubOID)
+	if err != nil {
+		return p, fmt.Errorf("logical: progress: %w", err)
+	}
+	type tbl struct {
+		name, state string
+		size        int64
+	}
+	var tables []tbl
+	var names []string
+	for rows.Next() {
+		var t tbl
+		if err := rows.Scan(&t.name, &t.state, &t.size); err != nil {
+			rows.Close()
+			return p, err
+		}
+		tables = append(tables, t)
+		names = append(names, t.name)
+	}
+	if err := rows.Err(); err != nil {
+		return p, fmt.Errorf("logical: progress: %w", err)
+	}
+	// The sizes come from the tenant database; while it refuses
+	// connections (a fence), the last ones known do.
+	srcSizes := map[string]int64{}
+	rows, err = s.src.Query(ctx, `SELECT name, coalesce(pg_relation_size(to_regclass(name)), 0) FROM unnest($1::text[]) name`, names)
+	if err == nil {
+		for rows.Next() {
+			var n string
+			var sz int64
+			if err = rows.Scan(&n, &sz); err != nil {
+				break
+			}
+			srcSizes[n] = sz
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	s.mu.Lock()
+	if err == nil {
+		s.srcSizes = srcSizes
+	} else {
+		srcSizes = s.srcSizes
+	}
+	s.mu.Unlock()
+	p.TablesTotal = len(tables)
+	for _, t := range tables {
+		total := srcSizes[t.name]
+		p.BytesTotal += total
+		if t.state == "r" || t.state == "s" {
+			p.TablesDone++
+			p.BytesCopied += total
+		} else {
+			p.BytesCopied += min(t.size, total)
+		}
+	}
+	var lag, retained *int64
+	err = s.adm.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8, (pg_current_wal_lsn() - restart_lsn)::int8
+		FROM pg_replication_slots WHERE slot_name = $1`, s.e.name).Scan(&lag, &retained)
+	if err == pgx.ErrNoRows {
+		return p, fmt.Errorf("%w: slot %s", replica.ErrSlotLost, s.e.name)
+	}
+	if err != nil {
+		return p, fmt.Errorf("logical: progress: %w", err)
+	}
+	if lag != nil {
+		p.LagBytes = max(*lag, 0)
+	}
+	if retained != nil {
+		p.RetainedWALBytes = *retained
+	}
+	_ = s.tgt.QueryRow(ctx, `SELECT (apply_error_count + sync_error_count)::int8 FROM pg_stat_subscription_stats
+		WHERE subid = $1`, s.m.SubOID).Scan(&p.ApplyErrors)
+
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.TablesDone < p.TablesTotal {
+		if s.copy0.at.IsZero() {
+			s.copy0 = sample{now, p.BytesCopied}
+		} else if dt := now.Sub(s.copy0.at); dt > 0 && p.BytesCopied > s.copy0.bytes {
+			rate := float64(p.BytesCopied-s.copy0.bytes) / dt.Seconds()
+			p.CopyETA = time.Duration(float64(p.BytesTotal-p.BytesCopied) / rate * float64(time.Second))
+		}
+	}
+	if p.LagBytes == 0 {
+		s.catchETA = 0
+	} else if !s.lagPrev.at.IsZero() {
+		if dt := now.Sub(s.lagPrev.at); dt > 0 && s.lagPrev.bytes > p.LagBytes {
+			rate := float64(s.lagPrev.bytes-p.LagBytes) / dt.Seconds()
+			s.catchETA = time.Duration(float64(p.LagBytes) / rate * float64(time.Second))
+		}
+	}
+	p.CatchUpETA = s.catchETA
+	s.lagPrev = sample{now, p.LagBytes}
+	return p, nil
+}
+
+// Barrier implements replica.Stream: the position of a logical message
+// written now, in a transaction of its own whose commit flushes the WAL,
+// so the WAL sender sees it at once. It is written from the source's
+// admin database, which a fence of the tenant database does not close;
+// WAL positions are shared by all databases of a server. Where the
+// message cannot be written (a read-only fence), it is the WAL insert
+// position. Every transaction that committed before the call ends before
+// it.
+func (s *stream) Barrier(ctx context.Context) (replica.Position, error) {
+	if _, err := s.state(); err != nil {
+		return 0, err
+	}
+	var lsn string
+	err := retry(ctx, 30*time.Second, func() error {
+		return s.adm.QueryRow(ctx, `SELECT pg_logical_emit_message(true, 'daisychain', $1)::text`, "barrier "+s.e.spec.ID).Scan(&lsn)
+	})
+	if err != nil {
+		err2 := retry(ctx, 30*time.Second, func() error {
+			return s.adm.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn)
+		})
+		if err2 != nil {
+			return 0, fmt.Errorf("logical: barrier: %w", errors.Join(err, err2))
+		}
+	}
+	return replica.ParsePosition(lsn)
+}
+
+// WaitFor implements replica.Stream. The target has applied pos once
+// every table has finished its initial copy, the indexes and constraints
+// are built, and either
+//
+//   - the source's slot has the subscriber's confirmation that everything
+//     up to pos is flushed (confirmed_flush_lsn >= pos), or
+//   - the target's apply worker has received the stream beyond pos
+//     (pg_stat_subscription.received_lsn > pos): it handles messages in
+//     order, so every transaction that committed before pos is applied;
+//     WaitFor then flushes the target's WAL (a transaction that takes an
+//     ID) and checks that the worker did not restart meanwhile, which
+//     makes them durable.
+//
+// The second way exists because the subscriber commits asynchronously and
+// reports its flush position only when something wakes it, which can
+// take a second when all is quiet after the fence. While it waits,
+// WaitFor writes empty logical messages on the source, so the WAL sender
+// keeps sending the subscriber its position.
+func (s *stream) WaitFor(ctx context.Context, pos replica.Position) error {
+	interval := min(s.e.poll, 10*time.Millisecond)
+	for {
+		phase, err := s.state()
+		if err != nil {
+			return err
+		}
+		if phase == replica.PhaseStreaming {
+			done, err := s.applied(ctx, pos)
+			if done {
+				return nil
+			}
+			if err != nil && !transient(err) {
+				return fmt.Errorf("logical: wait for %s: %w", pos, err)
+			}
+			s.nudge(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("logical: wait for %s (phase %s): %w", pos, phase, ctx.Err())
+		case <-time.After(interval):
+		}
+		interval = min(interval*2, 100*time.Millisecond)
+	}
+}
+
+// applied reports whether the target has durably applied pos (see
+// WaitFor).
+func (s *stream) applied(ctx context.Context, pos replica.Position) (bool, error) {
+	var confirmed *string
+	err := s.adm.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, s.e.name).Scan(&confirmed)
+	if err == pgx.ErrNoRows {
+		return false, fmt.Errorf("%w: slot %s", replica.ErrSlotLost, s.e.name)
+	}
+	if err != nil {
+		return false, err
+	}
+	if confirmed != nil {
+		if got, err := replica.ParsePosition(*confirmed); err == nil && got >= pos {
+			return true, nil
+		}
+	}
+	const worker = `SELECT pid, received_lsn::text FROM pg_stat_subscription WHERE subid = $1 AND relid IS NULL AND pid IS NOT NULL`
+	var pid1, pid2 int
+	var received, received2 *string
+	if err := s.tgt.QueryRow(ctx, worker, s.m.SubOID).Scan(&pid1, &received); err != nil {
+		if err == pgx.ErrNoRows {
+			return false, nil // the apply worker is starting
+		}
+		return false, err
+	}
+	if received == nil {
+		return false, nil
+	}
+	if got, err := replica.ParsePosition(*received); err != nil || got <= pos {
+		return false, err
+	}
+	var x any
+	if err := s.tgt.QueryRow(ctx, `SELECT txid_current()`).Scan(&x); err != nil {
+		return false, err
+	}
+	if err := s.tgt.QueryRow(ctx, worker, s.m.SubOID).Scan(&pid2, &received2); err != nil {
+		if err == pgx.ErrNoRows {
+			return false, nil
+		}
+		return false, err
+	}
+	return pid1 == pid2, nil
+}
+
+// nudge writes an empty logical message on the source, after which the
+// WAL sender sends the subscriber its new position (see WaitFor). Errors
+// do not matter: the position comes anyway, only later.
+func (s *stream) nudge(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var x any
+	_ = s.adm.QueryRow(ctx, `SELECT pg_logical_emit_message(true, 'daisychain', 'nudge')::text`).Scan(&x)
+}
+
+// SyncSequences implements replica.Stream.
+func (s *stream) SyncSequences(ctx context.Context) error {
+	if _, err := s.state(); err != nil {
+		return err
+	}
+	type seqVal struct {
+		name   string
+		last   int64
+		called bool
+	}
+	var vals []seqVal
+	err := s.readSource(ctx, func(q querier, _ int) error {
+		vals = vals[:0]
+		rows, err := q.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind = 'S' AND `+userSchemas+` AND `+notExtensionMember("pg_class", "c.oid")+` ORDER BY 1`)
+		seqs, err := collectErr[string](rows, err)
+		if err != nil {
+			return fmt.Errorf("list sequences: %w", err)
+		}
+		for _, seq := range seqs {
+			v := seqVal{name: seq}
+			// seq is quoted by quote_ident above.
+			if err := q.QueryRow(ctx, "SELECT last_value, is_called FROM "+seq).Scan(&v.last, &v.called); err != nil {
+				return fmt.Errorf("read sequence %s: %w", seq, err)
+			}
+			vals = append(vals, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("logical: sync sequences: %w", err)
+	}
+	if len(vals) == 0 {
+		return nil
+	}
+	batch := &pgx.Batch{}
+	for _, v := range vals {
+		batch.Queue(`SELECT setval($1::regclass, $2, $3)`, v.name, v.last, v.called)
+	}
+	if err := s.tgt.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("logical: set sequences on the target: %w", err)
+	}
+	s.e.log.Info("logical: sequences synced", "count", len(vals))
+	return nil
+}
+
+// readSource runs fn against the source tenant database: through the
+// pool, several queries at once (parallel), or, when the database refuses
+// connections or ended them (a fence), through the held WAL sender
+// connection, one query at a time. fn must be repeatable.
+func (s *stream) readSource(ctx context.Context, fn func(q querier, parallel int) error) error {
+	err := fn(s.src, 4)
+	if err == nil || ctx.Err() != nil || !(transient(err) || sqlState(err) == "55000") {
+		return err
+	}
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	if s.held == nil || s.held.IsClosed() {
+		return fmt.Errorf("%w (the stream's WAL sender connection to the source is gone too)", err)
+	}
+	s.e.log.Debug("logical: reading the source through the WAL sender connection", "because", err)
+	return fn(s.held, 1)
+}
+
+// keepHeld reopens the held connection when it broke (a restarted
+// source); while the tenant database refuses connections it stays nil.
+func (s *stream) keepHeld(ctx context.Context) {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	if s.held != nil && !s.held.IsClosed() {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var one int
+		err := s.held.QueryRow(pctx, "SELECT 1").Scan(&one)
+		cancel()
+		if err == nil {
+			return
+		}
+	}
+	closeConn(s.held)
+	s.held = nil
+	if conn, err := s.e.connectHeld(ctx); err == nil {
+		s.held = conn
+	}
+}
+
+// CheckSchema implements replica.Stream.
+func (s *stream) CheckSchema(ctx context.Context) error {
+	if _, err := s.state(); err != nil {
+		return err
+	}
+	var now map[string]string
+	err := s.readSource(ctx, func(q querier, _ int) (err error) {
+		now, err = fingerprint(ctx, q)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("logical: %w", err)
+	}
+	return driftError(s.m.Fingerprint, now)
+}
+
+// Finish implements replica.Stream. It needs the target complete
+// (WaitFor returned); until then it is ErrNotReady.
+func (s *stream) Finish(ctx context.Context) error {
+	phase, err := s.state()
+	if phase == replica.PhaseFinished {
+		return nil
+	}
+	if err != nil && !errors.Is(err, replica.ErrClosed) {
+		return err
+	}
+	if phase != replica.PhaseStreaming {
+		return fmt.Errorf("logical: finish: %w (phase %s): wait for the target (WaitFor) or Abort", replica.ErrNotReady, phase)
+	}
+	// The background work stops first: the guard takes opMu to abort.
+	s.stopBackground()
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	if phase, err := s.state(); phase == replica.PhaseFinished {
+		return nil
+	} else if err != nil && !errors.Is(err, replica.ErrClosed) {
+		return err
+	}
+	if err := s.e.cleanup(ctx, false, s.heldConn()); err != nil {
+		return fmt.Errorf("logical: finish: %w", err)
+	}
+	s.mu.Lock()
+	s.phase, s.closed = replica.PhaseFinished, true
+	s.mu.Unlock()
+	s.closeResources()
+	s.e.log.Info("logical: stream finished")
+	return nil
+}
+
+// Abort implements replica.Stream.
+func (s *stream) Abort(ctx context.Context) error {
+	s.stopBackground()
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	if err := s.e.cleanup(ctx, s.m.Created, s.heldConn()); err != nil {
+		return fmt.Errorf("logical: abort: %w", err)
+	}
+	s.mu.Lock()
+	s.phase, s.closed = replica.PhaseAborted, true
+	s.mu.Unlock()
+	s.closeResources()
+	s.e.log.Info("logical: stream aborted")
+	return nil
+}
+
+// Close implements replica.Stream.
+func (s *stream) Close() error {
+	s.stopBackground()
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.closeResources()
+	return nil
+}
+
+// cleanup removes the stream's subscription (target), slots and
+// publication (source), and either the target database (dropTarget and
+// the marker says the stream created it) or its marker. Each step
+// tolerates what is already gone, so cleanup can be repeated.
+//
+// held, if not nil, is a connection to the source tenant database that
+// survives a fence; the publication is dropped through it when the
+// database refuses connections. Without one, a fenced source keeps the
+// publication (harmless without its slot: drop it, or call Abort or
+// Finish again, once the database accepts connections), and a warning is
+// logged.
+func (e *env) cleanup(ctx context.Context, dropTarget bool, held *heldConn) error {
+	var subOID uint32
+	var created, exists bool
+	err := retry(ctx, time.Minute, func() error {
+		adm, err := connect(ctx, e.tgtAdmin, "target")
+		if err != nil {
+			return err
+		}
+		defer closeConn(adm)
+		m, ex, err := e.readMarker(ctx, adm)
+		if err != nil {
+			return err
+		}
+		exists = ex
+		if m != nil {
+			subOID, created = m.SubOID, m.Created
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the target's state: %w", err)
+	}
+	if exists {
+		if err := retry(ctx, time.Minute, func() error { return e.dropSubscription(ctx, &subOID) }); err != nil {
+			return fmt.Errorf("drop subscription: %w", err)
+		}
+	}
+	if err := e.dropSourceObjects(ctx, subOID, held); err != nil {
+		return err
+	}
+	if !exists {
+		return nil
+	}
+	return retry(ctx, time.Minute, func() error {
+		adm, err := connect(ctx, e.tgtAdmin, "target")
+		if err != nil {
+			return err
+		}
+		defer closeConn(adm)
+		if dropTarget && created {
+			_, err = adm.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(e.spec.TargetDatabase)+" WITH (FORCE)")
+			if err == nil {
+				e.log.Info("logical: target database dropped")
+			}
+			return err
+		}
+		m, _, err := e.readMarker(ctx, adm)
+		if err != nil || m == nil {
+			return err
+		}
+		_, err = adm.Exec(ctx, "COMMENT ON DATABASE "+ident(e.spec.TargetDatabase)+" IS NULL")
+		return err
+	})
+}
+
+// dropSubscription drops the subscription without touching the source
+// (its slot may be gone, the source may be down): disable, detach the
+// slot, drop. It records the subscription's OID for the sync slots.
+func (e *env) dropSubscription(ctx context.Context, subOID *uint32) error {
+	conn, err := connect(ctx, e.tgtDB, "target")
+	if err != nil {
+		if sqlState(err) == "3D000" { // database gone
+			return nil
+		}
+		return err
+	}
+	defer closeConn(conn)
+	var oid uint32
+	err = conn.QueryRow(ctx, `SELECT oid FROM pg_subscription WHERE subname = $1
+		AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, e.name).Scan(&oid)
+	if err == pgx.ErrNoRows {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	*subOID = oid
+	sub := ident(e.name)
+	for _, q := range []string{"ALTER SUBSCRIPTION " + sub + " DISABLE",
+		"ALTER SUBSCRIPTION " + sub + " SET (slot_name = NONE)", "DROP SUBSCRIPTION " + sub} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	e.log.Info("logical: subscription dropped")
+	return nil
+}
+
+// dropSourceObjects drops the stream's slot and the table-sync slots of
+// subscription subOID (if known), from the source's admin database (a
+// slot can be dropped from any database), then the publication, in the
+// tenant database (see cleanup for held). A slot still in use by a WAL
+// sender that has not noticed the subscription is gone has its sender
+// terminated.
+func (e *env) dropSourceObjects(ctx context.Context, subOID uint32, held *heldConn) error {
+	syncPattern := "-" // matches nothing
+	if subOID != 0 {
+		syncPattern = fmt.Sprintf("pg\\_%d\\_sync\\_%%", subOID)
+	}
+	tries := 0
+	err := retry(ctx, time.Minute, func() error {
+		conn, err := connect(ctx, e.srcAdmin, "source")
+		if err != nil {
+			return err
+		}
+		defer closeConn(conn)
+		tries++
+		if tries > 3 {
+			_, _ = conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+				WHERE (slot_name = $1 OR slot_name LIKE $2) AND active_pid IS NOT NULL`, e.name, syncPattern)
+		}
+		_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+			WHERE slot_name = $1 OR slot_name LIKE $2`, e.name, syncPattern)
+		if sqlState(err) == "42704" { // dropped concurrently
+			return errors.New("slot dropped concurrently, look again")
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("drop the replication slots on the source: %w", err)
+	}
+	drop := "DROP PUBLICATION IF EXISTS " + ident(e.name)
+	err = retry(ctx, 10*time.Second, func() error {
+		conn, err := connect(ctx, e.srcDB, "source")
+		if err != nil {
+			if sqlState(err) == "55000" || sqlState(err) == "3D000" { // fenced, or gone
+				return backoff.Permanent(err)
+			}
+			return err
+		}
+		defer closeConn(conn)
+		_, err = conn.Exec(ctx, drop)
+		return err
+	})
+	if err == nil || sqlState(err) == "3D000" {
+		return nil
+	}
+	if held != nil {
+		if herr := held.exec(ctx, drop); herr == nil {
+			return nil
+		} else {
+			err = errors.Join(err, herr)
+		}
+	}
+	if sqlState(err) == "55000" || errors.Is(err, errHeldGone) {
+		e.log.Warn("logical: the source database refuses connections (fenced?): its publication stays until Finish or Abort runs again after the fence",
+			"publication", e.name)
+		return nil
+	}
+	return fmt.Errorf("drop the publication on the source: %w", err)
+}
+
+var errHeldGone = errors.New("the stream's WAL sender connection to the source is gone")
+
+// heldConn gives cleanup the stream's held connection, used under its
+// lock.
+type heldConn struct{ s *stream }
+
+func (s *stream) heldConn() *heldConn { return &heldConn{s} }
+
+func (h *heldConn) exec(ctx context.Context, sql string) error {
+	h.s.heldMu.Lock()
+	defer h.s.heldMu.Unlock()
+	if h.s.held == nil || h.s.held.IsClosed() {
+		return errHeldGone
+	}
+	_, err := h.s.held.Exec(ctx, sql)
+	return err
+}
