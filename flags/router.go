@@ -331,6 +331,13 @@ func (r *Router) observeLocked(tenantID string, route Route) *tenantState {
 	if ts.known {
 		r.log.Info("flags: route changed", "tenant", tenantID, "from", ts.route.String(), "to", route.String())
 	}
+	if ts.pool != nil && ts.pool.key == keyOf(route) && ts.route.Epoch != route.Epoch {
+		// The route was republished for the same endpoint: a move was
+		// rolled back, and a database fence may have ended the idle
+		// connections of this pool. Open fresh ones rather than hand
+		// out dead ones; connections in use close when released.
+		ts.pool.pool.Reset()
+	}
 	if ts.pool != nil && ts.pool.key != keyOf(route) {
 		rp := ts.pool
 		ts.pool = nil

@@ -1,18 +1,22 @@
-// Command quickstart shows daisychain on throwaway local PostgreSQL
-// instances: it starts a control instance and two tenant instances,
-// creates a tenant with a realistic schema, records the fleet in the
-// control database's catalog, and measures what each instance holds.
+// Command quickstart moves a tenant database between two throwaway local
+// PostgreSQL instances while an application keeps writing to it, and
+// checks that every write the application was told had committed is on
+// the target.
 //
 //	go run ./examples/quickstart
 //	go run ./examples/quickstart -json
 //
-// It needs only Go and the PostgreSQL server package (initdb, postgres);
-// localpg finds the binaries.
+// It starts three localpg instances (control, pg-a, pg-b), creates tenant
+// "acme" on pg-a with a shop schema, runs an application that writes
+// through the Router on several connections without pause, moves the
+// tenant to pg-b with cutover, and prints a report. It needs only Go and
+// the PostgreSQL server package.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,125 +24,135 @@ import (
 	"os"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/daisychain-db/daisychain/fleet"
-	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 )
 
-// report is what the quickstart prints; with -json, as one object.
-type report struct {
-	Tenant    string                   `json:"tenant"`
-	Instances []string                 `json:"instances"`
-	Usage     map[string][]fleet.Usage `json:"usage"`
-	Located   string                   `json:"located_on"`
-	ElapsedMS int64                    `json:"elapsed_ms"`
+// summary is the -json output.
+type summary struct {
+	Tenant             string  `json:"tenant"`
+	From               string  `json:"from"`
+	To                 string  `json:"to"`
+	WindowMS           float64 `json:"window_ms"`
+	LibraryWindowMS    float64 `json:"library_window_ms"`
+	WindowBudgetMS     float64 `json:"window_budget_ms"`
+	AppErrors          int64   `json:"app_errors"`
+	AcknowledgedWrites int64   `json:"acknowledged_writes"`
+	MissingWrites      int64   `json:"missing_writes"`
+	RolledBack         bool    `json:"rolled_back"`
+	RollbackReason     string  `json:"rollback_reason,omitempty"`
+	Verified           string  `json:"verified"`
+	BytesCopied        int64   `json:"bytes_copied"`
+	TotalMS            float64 `json:"total_ms"`
 }
 
 func main() {
-	asJSON := flag.Bool("json", false, "print one JSON object instead of text")
+	asJSON := flag.Bool("json", false, "print one JSON object instead of the readable report")
+	workers := flag.Int("workers", 4, "application connections writing without pause")
 	flag.Parse()
 	log.SetFlags(0)
-	if err := run(context.Background(), os.Stdout, *asJSON); err != nil {
+	s, err := run(context.Background(), os.Stdout, *asJSON, *workers)
+	if err != nil {
 		log.Fatalf("quickstart: %v", err)
+	}
+	if s.MissingWrites != 0 || s.AppErrors != 0 {
+		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out io.Writer, asJSON bool) error {
+func run(ctx context.Context, out io.Writer, asJSON bool, workers int) (summary, error) {
 	start := time.Now()
 	say := func(format string, args ...any) {
 		if !asJSON {
 			fmt.Fprintf(out, format+"\n", args...)
 		}
 	}
-
-	say("starting local PostgreSQL instances (control, pg-a, pg-b)...")
-	var insts []*localpg.Instance
-	defer func() {
-		for _, i := range insts {
-			i.Close()
-		}
-	}()
-	for _, name := range []string{"control", "pg-a", "pg-b"} {
-		inst, err := localpg.Start(ctx, &localpg.Config{Name: name, Password: "quickstart-" + name})
-		if err != nil {
-			return err
-		}
-		insts = append(insts, inst)
-	}
-	control, a, b := insts[0], insts[1], insts[2]
-
-	if err := control.CreateDatabase(ctx, "daisychain"); err != nil {
-		return err
-	}
-	pool, err := pgxpool.New(ctx, control.ConnString("daisychain"))
+	say("starting local PostgreSQL instances: control, pg-a, pg-b ...")
+	f, err := cutovertest.StartFleet(ctx, nil)
 	if err != nil {
-		return err
+		return summary{}, err
 	}
-	defer pool.Close()
-	catalog, err := fleet.NewPostgresCatalog(ctx, pool, &fleet.PostgresCatalogConfig{
-		// The catalog never stores passwords; the application supplies them.
-		AdminPassword: func(_ context.Context, id string) (string, error) { return "quickstart-" + id, nil },
-	})
-	if err != nil {
-		return err
-	}
-	for _, inst := range []*localpg.Instance{a, b} {
-		if err := catalog.RegisterInstance(ctx, fleet.Instance{
-			ID:       inst.Name(),
-			Admin:    inst.ConnString("postgres"),
-			Endpoint: fleet.Endpoint{Host: localpg.Host, Port: inst.Port()},
-			Limits:   fleet.Limits{MaxFiles: 20000, MaxTenants: 100},
-		}); err != nil {
-			return err
-		}
-	}
+	defer f.Close()
 
 	const tenant = "acme"
-	say("creating tenant %q on %s with a shop schema...", tenant, a.Name())
-	if err := a.CreateDatabase(ctx, tenant); err != nil {
-		return err
+	say("creating tenant %q on pg-a: 12 tables, foreign keys, sequences, %s", tenant, "about 15,000 rows")
+	if err := f.AddTenant(ctx, tenant, tenant, "pg-a", shopSchema); err != nil {
+		return summary{}, err
 	}
-	if err := createShop(ctx, a, tenant); err != nil {
-		return err
-	}
-	if err := catalog.AddTenant(ctx, fleet.Tenant{ID: tenant, Database: tenant, Instance: a.Name()}); err != nil {
-		return err
-	}
-
-	rep := report{Tenant: tenant, Usage: map[string][]fleet.Usage{}}
-	registered, err := catalog.Instances(ctx)
+	mover, err := f.Mover(&cutover.Config{WindowBudget: 10 * time.Second})
 	if err != nil {
-		return err
+		return summary{}, err
 	}
-	for _, inst := range registered {
-		rep.Instances = append(rep.Instances, inst.ID)
-		usage, err := fleet.MeasureUsage(ctx, inst, &fleet.UsageOpts{Interval: time.Second})
-		if err != nil {
-			return err
+	events, stop := mover.Subscribe(cutover.EventStepFinished, cutover.EventRolledBack)
+	defer stop()
+	go func() {
+		for e := range events {
+			if e.Kind == cutover.EventStepFinished {
+				status := "ok"
+				if e.Err != nil {
+					status = "failed: " + e.Err.Error()
+				}
+				say("  %-15s %8s  %s", e.Step, e.Elapsed.Round(100*time.Microsecond), status)
+			}
 		}
-		rep.Usage[inst.ID] = usage
-	}
-	located, err := catalog.Locate(ctx, tenant)
-	if err != nil {
-		return err
-	}
-	rep.Located = located.Instance
-	rep.ElapsedMS = time.Since(start).Milliseconds()
+	}()
 
+	say("application: %d connections writing through the Router ...", workers)
+	w := cutovertest.StartWorkload(f.Router, tenant, workers)
+	time.Sleep(500 * time.Millisecond)
+	w.ResetGap()
+	say("moving %s from pg-a to pg-b:", tenant)
+	rep, moveErr := mover.Move(ctx, cutover.Request{Tenant: tenant, Target: "pg-b"})
+	time.Sleep(500 * time.Millisecond)
+	stats := w.Stop()
+	stop()
+	if rep == nil {
+		return summary{}, moveErr
+	}
+
+	where := "pg-b"
+	if rep.RolledBack {
+		where = "pg-a"
+	}
+	conn, err := f.Instances[where].Connect(ctx, tenant)
+	if err != nil {
+		return summary{}, err
+	}
+	defer conn.Close(ctx)
+	missing, err := w.Missing(ctx, conn)
+	if err != nil {
+		return summary{}, err
+	}
+	s := summary{
+		Tenant: tenant, From: "pg-a", To: "pg-b",
+		WindowMS:           ms(stats.MaxGap),
+		LibraryWindowMS:    ms(rep.Window),
+		WindowBudgetMS:     ms(rep.WindowBudget),
+		AppErrors:          stats.Errors,
+		AcknowledgedWrites: stats.Acknowledged,
+		MissingWrites:      missing,
+		RolledBack:         rep.RolledBack,
+		RollbackReason:     rep.RollbackReason,
+		Verified:           rep.Verified.String(),
+		BytesCopied:        rep.BytesCopied,
+		TotalMS:            ms(time.Since(start)),
+	}
 	if asJSON {
-		return json.NewEncoder(out).Encode(rep)
-	}
-	say("\ncatalog: tenant %q lives on %s", tenant, rep.Located)
-	for _, id := range rep.Instances {
-		say("instance %s:", id)
-		if len(rep.Usage[id]) == 0 {
-			say("  (no tenant databases)")
+		if err := json.NewEncoder(out).Encode(s); err != nil {
+			return s, err
 		}
-		for _, u := range rep.Usage[id] {
-			say("  %-10s %6d kB  %4d files  %3d tables  %5.1f tx/s", u.Database, u.Bytes/1024, u.Files, u.Tables, u.TPS)
-		}
+	} else {
+		say("")
+		say("%s", rep)
+		say("application saw: %d acknowledged writes, %d errors, longest pause between writes %.0f ms",
+			s.AcknowledgedWrites, s.AppErrors, s.WindowMS)
+		say("on %s: %d of the acknowledged writes missing", where, s.MissingWrites)
+		say("done in %s", time.Since(start).Round(time.Millisecond))
 	}
-	say("\ndone in %s", time.Since(start).Round(time.Millisecond))
-	return nil
+	if moveErr != nil && !errors.Is(moveErr, cutover.ErrRolledBack) {
+		return s, moveErr
+	}
+	return s, nil
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

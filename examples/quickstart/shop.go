@@ -1,11 +1,5 @@
 package main
 
-import (
-	"context"
-
-	"github.com/daisychain-db/daisychain/localpg"
-)
-
 // shopSchema is a tenant database as applications have them: a dozen
 // tables with foreign keys, sequences and secondary indexes.
 const shopSchema = `
@@ -35,13 +29,3 @@ INSERT INTO order_items SELECT o.id, l, 1 + (o.id * l) % 500, 1 FROM orders o, g
 INSERT INTO payments (order_id, amount_cents) SELECT id, 1000 FROM orders;
 INSERT INTO coupons VALUES ('WELCOME', 10, NULL);
 `
-
-func createShop(ctx context.Context, inst *localpg.Instance, db string) error {
-	conn, err := inst.Connect(ctx, db)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	_, err = conn.Exec(ctx, shopSchema)
-	return err
-}

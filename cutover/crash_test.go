@@ -1,0 +1,170 @@
+package cutover_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/cutover/cutovertest"
+)
+
+// crashChildEnv carries a crashChild to a re-run of this test binary.
+const crashChildEnv = "CUTOVER_CRASH_CHILD"
+
+type crashChild struct {
+	ControlURL string       `json:"control_url"`
+	Move       string       `json:"move"`
+	Tenant     string       `json:"tenant"`
+	Step       cutover.Step `json:"step"`
+}
+
+// TestCrashChild is the child's side of TestCrashAtEveryStep: it moves the
+// tenant and, once the chosen step is journaled as started, says so and
+// waits to be killed.
+func TestCrashChild(t *testing.T) {
+	raw := os.Getenv(crashChildEnv)
+	if raw == "" {
+		return
+	}
+	var c crashChild
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	control, err := cutovertest.OpenControl(ctx, c.ControlURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mover, err := control.Mover(&cutover.Config{
+		WindowBudget: time.Minute,
+		BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
+			if s == c.Step {
+				fmt.Printf("REACHED %s\n", s)
+				select {} // until SIGKILL
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mover.Move(ctx, cutover.Request{ID: c.Move, Tenant: c.Tenant, Target: "pg-b"})
+	fmt.Printf("MOVE ENDED WITHOUT REACHING %s: %v\n", c.Step, err)
+	os.Exit(3)
+}
+
+// runCrashChild runs the move in a child process and kills it with
+// SIGKILL in the middle of step.
+func runCrashChild(t *testing.T, c crashChild) {
+	t.Helper()
+	raw, _ := json.Marshal(c)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestCrashChild$")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+string(raw))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	var seen []string
+	for lines.Scan() {
+		seen = append(seen, lines.Text())
+		if strings.HasPrefix(lines.Text(), "REACHED ") {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+			return
+		}
+	}
+	_ = cmd.Wait()
+	t.Fatalf("child never reached %s:\n%s", c.Step, strings.Join(seen, "\n"))
+}
+
+// TestCrashAtEveryStep kills a move with SIGKILL in the middle of each
+// journaled step in turn, under writes, and resumes it from this process:
+// the tenant ends on exactly one instance (route and catalog agree), every
+// acknowledged write is there, and no replication slot or subscription is
+// left anywhere.
+func TestCrashAtEveryStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a child process at each of 15 steps")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	f, err := cutovertest.StartFleet(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	mover, err := f.Mover(&cutover.Config{WindowBudget: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []cutover.Step{cutover.StepPlan, cutover.StepPreflight, cutover.StepStream, cutover.StepCatchUp,
+		cutover.StepPause, cutover.StepDrain, cutover.StepFence, cutover.StepBarrier, cutover.StepWaitTarget,
+		cutover.StepSyncSequences, cutover.StepVerify, cutover.StepSwitch, cutover.StepCatalog,
+		cutover.StepFinishStream, cutover.StepDone}
+	switched := map[cutover.Step]bool{cutover.StepCatalog: true, cutover.StepFinishStream: true, cutover.StepDone: true}
+	for i, step := range steps {
+		tenant := fmt.Sprintf("t%02d_%s", i, step)
+		if err := f.AddTenant(ctx, tenant, tenant, "pg-a", shopSchema); err != nil {
+			t.Fatal(err)
+		}
+		w := cutovertest.StartWorkload(f.Router, tenant, 2)
+		time.Sleep(100 * time.Millisecond)
+		move := "crash-" + tenant
+		runCrashChild(t, crashChild{ControlURL: f.URL, Move: move, Tenant: tenant, Step: step})
+
+		rep, err := mover.Resume(ctx, move)
+		if err != nil {
+			t.Fatalf("crash at %s: Resume: %v", step, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		stats := w.Stop()
+
+		want := "pg-a"
+		if switched[step] {
+			want = "pg-b"
+		}
+		if rep.RolledBack != (want == "pg-a") {
+			t.Errorf("crash at %s: report rolled back = %v, want %v", step, rep.RolledBack, want == "pg-a")
+		}
+		tn, err := f.Catalog.Locate(ctx, tenant)
+		if err != nil || tn.Instance != want {
+			t.Errorf("crash at %s: catalog has the tenant on %q (%v), want %q", step, tn.Instance, err, want)
+		}
+		route, err := f.Routes.Resolve(ctx, tenant)
+		if err != nil || route.Instance != want || route.Paused {
+			t.Errorf("crash at %s: route %v (%v), want %s unpaused", step, route, err, want)
+		}
+		conn, err := f.Instances[want].Connect(ctx, tenant)
+		if err != nil {
+			t.Fatalf("crash at %s: the tenant's database on %s: %v", step, want, err)
+		}
+		missing, err := w.Missing(ctx, conn)
+		conn.Close(ctx)
+		if err != nil || missing != 0 {
+			t.Errorf("crash at %s: %d of %d acknowledged writes missing on %s (%v)", step, missing, stats.Acknowledged, want, err)
+		}
+		assertNoReplicationObjects(t, f)
+		if open, _ := f.Journal.Open(ctx); len(open) != 0 {
+			t.Errorf("crash at %s: moves still open after Resume: %v", step, open)
+		}
+		t.Logf("crash at %-15s -> %s; application: %d writes, %d errors", step, want, stats.Acknowledged, stats.Errors)
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package cutovertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/daisychain-db/daisychain/flags"
+)
+
+// WorkloadSchema creates the table the Workload writes to. Run it in the
+// tenant database before the move, like any application table.
+const WorkloadSchema = `CREATE TABLE IF NOT EXISTS daisychain_workload (
+	id     bigserial PRIMARY KEY,
+	worker int NOT NULL,
+	seq    bigint NOT NULL,
+	at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+	UNIQUE (worker, seq))`
+
+// Workload is an application writing to one tenant through a Router
+// without pause, on several connections, counting every acknowledged
+// write: what a move must not lose and should not interrupt for long.
+type Workload struct {
+	router  *flags.Router
+	tenant  string
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	acked   [][]int64 // acknowledged seqs, per worker
+	errs    int64
+	first   error
+	lastAck time.Time
+	maxGap  time.Duration
+}
+
+// WorkloadStats is what the application saw.
+type WorkloadStats struct {
+	// Acknowledged writes: committed, and the application was told so.
+	Acknowledged int64
+	// Errors the application got.
+	Errors int64
+	// FirstError is the first of them.
+	FirstError error
+	// MaxGap is the longest time between two acknowledged writes: the
+	// window as the application saw it.
+	MaxGap time.Duration
+}
+
+// StartWorkload starts workers goroutines that each insert one row per
+// transaction into daisychain_workload through router, until Stop.
+func StartWorkload(router *flags.Router, tenant string, workers int) *Workload {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &Workload{router: router, tenant: tenant, cancel: cancel, acked: make([][]int64, workers)}
+	for i := range workers {
+		w.wg.Go(func() { w.work(ctx, i) })
+	}
+	return w
+}
+
+func (w *Workload) work(ctx context.Context, worker int) {
+	for seq := int64(1); ctx.Err() == nil; seq++ {
+		err := w.router.Do(ctx, w.tenant, func(c *pgxpool.Conn) error {
+			_, err := c.Exec(ctx, `INSERT INTO daisychain_workload (worker, seq) VALUES ($1, $2)`, worker, seq)
+			return err
+		})
+		now := time.Now()
+		w.mu.Lock()
+		switch {
+		case err == nil:
+			w.acked[worker] = append(w.acked[worker], seq)
+			if !w.lastAck.IsZero() {
+				w.maxGap = max(w.maxGap, now.Sub(w.lastAck))
+			}
+			w.lastAck = now
+		case ctx.Err() == nil || !errors.Is(err, context.Canceled):
+			w.errs++
+			if w.first == nil {
+				w.first = fmt.Errorf("worker %d write %d: %w", worker, seq, err)
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+// Stats returns what the application has seen so far.
+func (w *Workload) Stats() WorkloadStats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var n int64
+	for _, a := range w.acked {
+		n += int64(len(a))
+	}
+	return WorkloadStats{Acknowledged: n, Errors: w.errs, FirstError: w.first, MaxGap: w.maxGap}
+}
+
+// ResetGap starts measuring MaxGap afresh (after a warm-up, say).
+func (w *Workload) ResetGap() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.maxGap = 0
+}
+
+// Stop stops the workers and waits for them.
+func (w *Workload) Stop() WorkloadStats {
+	w.cancel()
+	w.wg.Wait()
+	return w.Stats()
+}
+
+// Missing counts the acknowledged writes that are not in the database
+// conn is connected to (the tenant's database where it lives now).
+func (w *Workload) Missing(ctx context.Context, conn *pgx.Conn) (int64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var missing int64
+	for worker, seqs := range w.acked {
+		var n int64
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM unnest($1::bigint[]) s
+			WHERE NOT EXISTS (SELECT 1 FROM daisychain_workload w WHERE w.worker = $2 AND w.seq = s)`,
+			seqs, worker).Scan(&n); err != nil {
+			return 0, fmt.Errorf("cutovertest: check acknowledged writes: %w", err)
+		}
+		missing += n
+	}
+	return missing, nil
+}

@@ -1,0 +1,103 @@
+package cutover
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// Rates a DryRun estimates with. They are this library's measurements on
+// a 2-core machine with local disks (see the replica/logical and cutover
+// benchmarks); rehearse on a clone of your data for your own.
+const (
+	// CopyRateEstimate is bytes per second of the stream's initial copy,
+	// indexes included.
+	CopyRateEstimate = 40 << 20
+	// VerifyCountsRateEstimate is bytes per second of VerifyCounts, on
+	// both sides at once.
+	VerifyCountsRateEstimate = 400 << 20
+	// VerifyChecksumsRateEstimate is bytes per second of VerifyChecksums.
+	VerifyChecksumsRateEstimate = 60 << 20
+	// windowFixedEstimate is the window's cost that does not grow with
+	// the tenant: pause, fence, barrier, sequences, switch.
+	windowFixedEstimate = 150 * time.Millisecond
+)
+
+// Plan is what a move would do, from a dry run that changed nothing.
+type Plan struct {
+	Move, Tenant, Database, Source, Target string
+	// Steps that would run, in order.
+	Steps []Step
+	// Bytes and Files of the tenant's database on the source.
+	Bytes, Files int64
+	// CopyEstimate is the time the stream would take to copy the tenant.
+	CopyEstimate time.Duration
+	// WindowEstimate is the window's estimated length (verification in
+	// it grows with the tenant), against WindowBudget.
+	WindowEstimate, WindowBudget time.Duration
+	Verify                       replica.VerifyLevel
+	// Problems preflight found; the move would be refused while there
+	// are any.
+	Problems []string
+}
+
+// String is a readable plan.
+func (p *Plan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "dry run: move tenant %s (database %q, %d bytes, %d files) from %s to %s\n",
+		p.Tenant, p.Database, p.Bytes, p.Files, p.Source, p.Target)
+	fmt.Fprintf(&b, "  copy about %s; window about %s (budget %s, verify %s)\n",
+		p.CopyEstimate.Round(time.Second), p.WindowEstimate.Round(time.Millisecond), p.WindowBudget, p.Verify)
+	steps := make([]string, len(p.Steps))
+	for i, s := range p.Steps {
+		steps[i] = string(s)
+	}
+	fmt.Fprintf(&b, "  steps: %s\n", strings.Join(steps, " -> "))
+	if len(p.Problems) == 0 {
+		b.WriteString("  preflight: ok\n")
+	}
+	for _, pr := range p.Problems {
+		fmt.Fprintf(&b, "  problem: %s\n", pr)
+	}
+	return b.String()
+}
+
+// DryRun runs the preflight and returns the plan, with estimates of the
+// copy and the window, changing nothing and journaling nothing. A request
+// that names no known tenant or instance is an error; problems a move
+// would be refused for are in Plan.Problems.
+func (m *Mover) DryRun(ctx context.Context, req Request) (*Plan, error) {
+	r, err := m.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Move: r.p.Move, Tenant: r.p.Tenant, Database: r.p.Database, Source: r.p.Source,
+		Target: r.p.Target, WindowBudget: m.cfg.WindowBudget, Verify: r.p.Verify}
+	p.Steps = []Step{StepPlan, StepPreflight, StepStream, StepCatchUp}
+	if !m.cfg.NoRoutePause {
+		p.Steps = append(p.Steps, StepPause)
+	}
+	p.Steps = append(p.Steps, StepDrain, StepFence, StepBarrier, StepWaitTarget, StepSyncSequences,
+		StepVerify, StepSwitch, StepCatalog, StepFinishStream, StepDone)
+
+	p.Problems = r.preflightProblems(ctx)
+	usage, err := fleet.MeasureUsage(ctx, r.src, &fleet.UsageOpts{Databases: []string{r.p.Database}, Interval: -1})
+	if err != nil {
+		p.Problems = append(p.Problems, fmt.Sprintf("measure the tenant: %v", err))
+	} else {
+		p.Bytes, p.Files = usage[0].Bytes, usage[0].Files
+	}
+	p.CopyEstimate = time.Duration(float64(p.Bytes) / CopyRateEstimate * float64(time.Second))
+	p.WindowEstimate = windowFixedEstimate + m.cfg.DrainGrace/10
+	switch p.Verify {
+	case replica.VerifyCounts:
+		p.WindowEstimate += time.Duration(float64(p.Bytes) / VerifyCountsRateEstimate * float64(time.Second))
+	case replica.VerifyChecksums:
+		p.WindowEstimate += time.Duration(float64(p.Bytes) / VerifyChecksumsRateEstimate * float64(time.Second))
+	}
+	return p, nil
+}

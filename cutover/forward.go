@@ -1,0 +1,241 @@
+package cutover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// forward is the move, one step after the other.
+func (r *run) forward(ctx context.Context) error {
+	if err := r.step(ctx, StepPlan, func(context.Context) (any, error) { return r.p, nil }); err != nil {
+		return r.rollback(ctx, err)
+	}
+	if err := r.step(ctx, StepPreflight, r.preflight); err != nil {
+		return r.rollback(ctx, err)
+	}
+	if err := r.step(ctx, StepStream, r.startStream); err != nil {
+		return r.rollback(ctx, err)
+	}
+	if err := r.step(ctx, StepCatchUp, r.catchUp); err != nil {
+		return r.rollback(ctx, err)
+	}
+	if err := r.window(ctx); err != nil {
+		return r.rollback(ctx, err)
+	}
+	return r.afterSwitch(ctx)
+}
+
+// window holds writes, brings the target level with the source, and
+// switches the route, within the budget.
+func (r *run) window(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, r.m.cfg.WindowBudget)
+	defer cancel()
+	r.openWindow()
+	err := r.windowSteps(wctx)
+	if err != nil && errors.Is(wctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("%w (%s): %w", ErrBudgetExceeded, r.m.cfg.WindowBudget, err)
+	}
+	return err
+}
+
+func (r *run) windowSteps(ctx context.Context) error {
+	if !r.m.cfg.NoRoutePause {
+		if err := r.step(ctx, StepPause, func(ctx context.Context) (any, error) {
+			return r.publish(ctx, r.src, true)
+		}); err != nil {
+			return err
+		}
+	}
+	if err := r.step(ctx, StepDrain, r.drain); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepFence, r.holdFences); err != nil {
+		return err
+	}
+	var barrier replica.Position
+	if err := r.step(ctx, StepBarrier, func(ctx context.Context) (any, error) {
+		var err error
+		barrier, err = r.stream.Barrier(ctx)
+		return map[string]string{"position": barrier.String()}, err
+	}); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepWaitTarget, func(ctx context.Context) (any, error) {
+		return nil, r.stream.WaitFor(ctx, barrier)
+	}); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepSyncSequences, func(ctx context.Context) (any, error) {
+		return nil, r.stream.SyncSequences(ctx)
+	}); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepVerify, r.verify); err != nil {
+		return err
+	}
+	// Past this check the switch runs to its end even if the budget runs
+	// out meanwhile: a publish cut off half-way would leave its outcome
+	// unknown.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return r.step(context.WithoutCancel(ctx), StepSwitch, func(ctx context.Context) (any, error) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		d, err := r.publish(ctx, r.tgt, false)
+		if err == nil {
+			r.closeWindow()
+		}
+		return d, err
+	})
+}
+
+func (r *run) openWindow() {
+	r.windowOpen = time.Now()
+	r.m.events.emit(&Event{Kind: EventWindowOpened, Move: r.p.Move, Tenant: r.p.Tenant})
+}
+
+func (r *run) closeWindow() {
+	if r.windowOpen.IsZero() {
+		return
+	}
+	r.rep.Window = time.Since(r.windowOpen)
+	r.windowOpen = time.Time{}
+	r.m.events.emit(&Event{Kind: EventWindowClosed, Move: r.p.Move, Tenant: r.p.Tenant, Elapsed: r.rep.Window})
+}
+
+func (r *run) startStream(ctx context.Context) (any, error) {
+	r.streamTouched = true
+	s, err := r.m.cfg.Provider.Start(ctx, r.spec())
+	if err != nil {
+		return nil, err
+	}
+	r.stream = s
+	return map[string]string{"stream": s.ID()}, nil
+}
+
+// catchUp waits until the copy is done and the lag is under CatchUpLag,
+// reporting progress about once a second.
+func (r *run) catchUp(ctx context.Context) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.m.cfg.CatchUpTimeout)
+	defer cancel()
+	var lastEvent time.Time
+	for {
+		p, err := r.stream.Progress(ctx)
+		if err == nil && p.Err != nil {
+			err = p.Err
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w after %s: %w", ErrCatchUpTimeout, r.m.cfg.CatchUpTimeout, err)
+			}
+			return nil, err
+		}
+		r.rep.BytesCopied = p.BytesCopied
+		if time.Since(lastEvent) >= time.Second {
+			lastEvent = time.Now()
+			r.m.events.emit(&Event{Kind: EventProgress, Move: r.p.Move, Tenant: r.p.Tenant, Step: StepCatchUp, Progress: &p})
+		}
+		if p.Phase == replica.PhaseStreaming && p.LagBytes <= r.m.cfg.CatchUpLag {
+			return map[string]int64{"lag_bytes": p.LagBytes, "bytes_copied": p.BytesCopied}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w after %s (phase %s, %d of %d tables copied, lag %d bytes)",
+				ErrCatchUpTimeout, r.m.cfg.CatchUpTimeout, p.Phase, p.TablesDone, p.TablesTotal, p.LagBytes)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// drain waits, up to DrainGrace, until no client session on the source
+// database is inside a transaction or running a statement: the work the
+// paused route let in has finished. What is still running then is ended
+// by the fence.
+func (r *run) drain(ctx context.Context) (any, error) {
+	if r.m.cfg.DrainGrace < 0 {
+		return nil, nil
+	}
+	conn, err := connectAdmin(ctx, r.src, r.p.Database)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	deadline := time.Now().Add(r.m.cfg.DrainGrace)
+	for {
+		var busy int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = $1 AND backend_type = 'client backend' AND state <> 'idle'
+			AND pid <> pg_backend_pid()`, r.p.Database).Scan(&busy); err != nil {
+			return nil, fmt.Errorf("count in-flight sessions: %w", err)
+		}
+		if busy == 0 || time.Now().After(deadline) {
+			return map[string]int{"still_busy": busy}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+func (r *run) holdFences(ctx context.Context) (any, error) {
+	var names []string
+	for _, f := range r.m.cfg.Fences {
+		// Recorded before Hold: a Hold that fails half-way is still
+		// released.
+		r.held = append(r.held, f)
+		if err := f.Hold(ctx, r.fenceTarget()); err != nil {
+			return nil, fmt.Errorf("fence %s: %w", f.Name(), err)
+		}
+		names = append(names, f.Name())
+	}
+	if !r.m.cfg.NoRoutePause {
+		r.rep.Fences = append([]string{"route pause"}, names...)
+	} else {
+		r.rep.Fences = names
+	}
+	return map[string][]string{"fences": names}, nil
+}
+
+func (r *run) verify(ctx context.Context) (any, error) {
+	if err := r.stream.CheckSchema(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.stream.Verify(ctx, r.p.Verify); err != nil {
+		return nil, err
+	}
+	r.rep.Verified = r.p.Verify
+	return map[string]string{"level": r.p.Verify.String()}, nil
+}
+
+// afterSwitch records the move and makes the target independent. It only
+// goes forward: the route already sends the tenant to the target.
+func (r *run) afterSwitch(ctx context.Context) error {
+	if err := r.step(ctx, StepCatalog, r.recordInCatalog); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepFinishStream, func(ctx context.Context) (any, error) {
+		return nil, r.stream.Finish(ctx)
+	}); err != nil {
+		return err
+	}
+	return r.step(ctx, StepDone, func(context.Context) (any, error) { return nil, nil })
+}
+
+func (r *run) recordInCatalog(ctx context.Context) (any, error) {
+	err := r.m.cfg.Catalog.Assign(ctx, r.p.Tenant, r.p.Target, &fleet.AssignOpts{From: r.p.Source})
+	if errors.Is(err, fleet.ErrAssignConflict) {
+		// Already recorded by an earlier run of this move.
+		if t, lerr := r.m.cfg.Catalog.Locate(ctx, r.p.Tenant); lerr == nil && t.Instance == r.p.Target {
+			return nil, nil
+		}
+	}
+	return nil, err
+}

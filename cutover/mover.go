@@ -1,0 +1,224 @@
+package cutover
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/daisychain-db/daisychain/flags"
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// Mover moves tenants. It is safe for concurrent use; moves of different
+// tenants may run at once.
+type Mover struct {
+	cfg    Config
+	events broker
+}
+
+// New returns a Mover.
+func New(cfg *Config) (*Mover, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Mover{cfg: c}, nil
+}
+
+// Request asks for one tenant to move.
+type Request struct {
+	// ID names the move (and its stream); Resume takes it. Default: the
+	// tenant ID and the start time.
+	ID string
+	// Tenant is the tenant's ID in the catalog.
+	Tenant string
+	// Target is the ID of the instance to move to. The tenant's database
+	// keeps its name there.
+	Target string
+}
+
+// plan is the move as journaled in StepPlan: with the catalog, all that
+// Resume needs. It holds no secrets.
+type plan struct {
+	Move       string              `json:"move"`
+	Tenant     string              `json:"tenant"`
+	Database   string              `json:"database"`
+	Source     string              `json:"source"`
+	Target     string              `json:"target"`
+	Verify     replica.VerifyLevel `json:"verify"`
+	KeepStream bool                `json:"keep_stream_on_rollback"`
+}
+
+// run is one execution of a move, by Move or Resume.
+type run struct {
+	m      *Mover
+	p      plan
+	tenant fleet.Tenant
+	src    fleet.Instance
+	tgt    fleet.Instance
+	rep    *Report
+	stream replica.Stream
+	epoch  int64 // the highest route epoch seen or published for the tenant
+
+	windowOpen time.Time // zero while no window is open
+	held       []Fence   // fences held by this run, in order
+
+	// What a rollback must undo: a route may have been published, a
+	// stream may exist.
+	routeTouched, streamTouched bool
+}
+
+// Move moves a tenant to the target instance: preflight, stream, catch
+// up, the window, the switch, and the cleanup after. Before the switch,
+// any failure rolls the move back and the source serves; the error then
+// wraps ErrRolledBack and the reason, and the report says so. After the
+// switch it only goes forward: a failure there leaves the move open in
+// the journal, and Resume completes it.
+func (m *Mover) Move(ctx context.Context, req Request) (*Report, error) {
+	r, err := m.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	err = r.forward(ctx)
+	r.rep.Finished = time.Now()
+	return r.rep, err
+}
+
+// prepare checks the request against the catalog and routes, changing
+// nothing: a bad request is refused before anything is journaled.
+func (m *Mover) prepare(ctx context.Context, req Request) (*run, error) {
+	fail := func(format string, args ...any) (*run, error) {
+		return nil, fmt.Errorf("%w: %s", ErrPreflight, fmt.Sprintf(format, args...))
+	}
+	if req.Tenant == "" || req.Target == "" {
+		return fail("Request needs Tenant and Target")
+	}
+	tenant, err := m.cfg.Catalog.Locate(ctx, req.Tenant)
+	if err != nil {
+		return fail("tenant: %v", err)
+	}
+	if tenant.Instance == req.Target {
+		return fail("tenant %q is already on %q", req.Tenant, req.Target)
+	}
+	src, err := m.cfg.Catalog.Instance(ctx, tenant.Instance)
+	if err != nil {
+		return fail("source instance of tenant %q: %v", req.Tenant, err)
+	}
+	tgt, err := m.cfg.Catalog.Instance(ctx, req.Target)
+	if err != nil {
+		return fail("target: %v", err)
+	}
+	id := req.ID
+	if id == "" {
+		id = fmt.Sprintf("%s-%s", req.Tenant, time.Now().UTC().Format("20060102T150405.000"))
+	}
+	p := plan{Move: id, Tenant: tenant.ID, Database: tenant.Database, Source: src.ID, Target: tgt.ID,
+		Verify: m.cfg.Verify, KeepStream: m.cfg.KeepStreamOnRollback}
+	return m.newRun(p, tenant, src, tgt), nil
+}
+
+func (m *Mover) newRun(p plan, tenant fleet.Tenant, src, tgt fleet.Instance) *run {
+	return &run{m: m, p: p, tenant: tenant, src: src, tgt: tgt, rep: &Report{
+		Move: p.Move, Tenant: p.Tenant, Source: p.Source, Target: p.Target,
+		Started: time.Now(), WindowBudget: m.cfg.WindowBudget, Verified: replica.VerifyOff,
+	}}
+}
+
+func (r *run) close() {
+	if r.stream != nil {
+		_ = r.stream.Close()
+	}
+}
+
+func (r *run) spec() replica.Spec {
+	return replica.Spec{
+		ID:             r.p.Move,
+		Source:         r.src.Admin,
+		SourceDatabase: r.p.Database,
+		Target:         r.tgt.Admin,
+		TargetDatabase: r.p.Database,
+		Options:        replica.Options{Logger: r.m.cfg.Logger},
+	}
+}
+
+func (r *run) fenceTarget() FenceTarget {
+	return FenceTarget{Tenant: r.tenant, Instance: r.src}
+}
+
+// step journals a step as started, runs it, and journals it as finished
+// (with the detail fn returns) or failed.
+func (r *run) step(ctx context.Context, s Step, fn func(ctx context.Context) (detail any, err error)) error {
+	log := r.m.cfg.Logger.With("move", r.p.Move, "tenant", r.p.Tenant, "step", s)
+	if err := r.journal(ctx, s, StatusStarted, nil); err != nil {
+		return &StepError{Move: r.p.Move, Step: s, Err: err}
+	}
+	r.m.events.emit(&Event{Kind: EventStepStarted, Move: r.p.Move, Tenant: r.p.Tenant, Step: s})
+	log.Debug("cutover: step started")
+	start := time.Now()
+	var detail any
+	var err error
+	if hook := r.m.cfg.BeforeStep; hook != nil {
+		err = hook(ctx, r.p.Move, s)
+	}
+	if err == nil {
+		detail, err = fn(ctx)
+	}
+	elapsed := time.Since(start)
+	timing := StepTiming{Step: s, Duration: elapsed}
+	status := StatusFinished
+	if err != nil {
+		timing.Err, status, detail = err.Error(), StatusFailed, map[string]string{"error": err.Error()}
+	}
+	r.rep.Steps = append(r.rep.Steps, timing)
+	r.m.events.emit(&Event{Kind: EventStepFinished, Move: r.p.Move, Tenant: r.p.Tenant, Step: s, Elapsed: elapsed, Err: err})
+	// The outcome is journaled even when ctx ended, or Resume would not
+	// know it.
+	if jerr := r.journal(context.WithoutCancel(ctx), s, status, detail); jerr != nil {
+		err = errors.Join(err, jerr)
+	}
+	if err != nil {
+		log.Info("cutover: step failed", "elapsed", elapsed, "error", err)
+		return &StepError{Move: r.p.Move, Step: s, Err: err}
+	}
+	log.Info("cutover: step finished", "elapsed", elapsed)
+	return nil
+}
+
+func (r *run) journal(ctx context.Context, s Step, status Status, detail any) error {
+	var raw json.RawMessage
+	if detail != nil {
+		b, err := json.Marshal(detail)
+		if err != nil {
+			return fmt.Errorf("journal detail of %s: %w", s, err)
+		}
+		raw = b
+	}
+	_, err := r.m.cfg.Journal.Append(ctx, Entry{Move: r.p.Move, Step: s, Status: status, Detail: raw})
+	return err
+}
+
+// epochDetail is journaled by the steps that publish a route.
+type epochDetail struct {
+	Epoch    int64  `json:"epoch"`
+	Instance string `json:"instance"`
+	Paused   bool   `json:"paused"`
+}
+
+// publish makes the tenant's route point at inst with the next epoch.
+func (r *run) publish(ctx context.Context, inst fleet.Instance, paused bool) (epochDetail, error) {
+	route := flags.RouteTo(inst, r.p.Database, r.epoch+1)
+	route.Paused = paused
+	r.routeTouched = true // even a failed Publish may have committed
+	if err := r.m.cfg.Publisher.Publish(ctx, r.p.Tenant, route); err != nil {
+		if errors.Is(err, flags.ErrStaleEpoch) {
+			return epochDetail{}, fmt.Errorf("%w: %v", ErrRouteConflict, err)
+		}
+		return epochDetail{}, err
+	}
+	r.epoch = route.Epoch
+	return epochDetail{Epoch: route.Epoch, Instance: inst.ID, Paused: paused}, nil
+}

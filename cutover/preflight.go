@@ -1,0 +1,126 @@
+package cutover
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/daisychain-db/daisychain/fleet"
+)
+
+// preflight is the step: every problem at once, as one error.
+func (r *run) preflight(ctx context.Context) (any, error) {
+	problems := r.preflightProblems(ctx)
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %d problem(s):\n  - %s", ErrPreflight, len(problems), strings.Join(problems, "\n  - "))
+	}
+	return map[string]int64{"route_epoch": r.epoch}, nil
+}
+
+// preflightProblems checks, read-only, everything the move needs: the
+// route, the source database, the target's capacity, and the stream's
+// own preflight.
+func (r *run) preflightProblems(ctx context.Context) []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	route, err := r.m.cfg.Routes.Resolve(ctx, r.p.Tenant)
+	switch {
+	case err != nil:
+		add("route: %v", err)
+	case route.Instance != r.p.Source:
+		add("route: tenant %q is routed to %q but the catalog has it on %q: publish a route to %q first, or fix the catalog",
+			r.p.Tenant, route.Instance, r.p.Source, r.p.Source)
+	case route.Paused:
+		add("route: tenant %q's route is paused (epoch %d): another move may be under way; Resume it or publish an unpaused route",
+			r.p.Tenant, route.Epoch)
+	}
+	r.epoch = max(r.epoch, route.Epoch)
+
+	if err := r.checkSourceDatabase(ctx); err != nil {
+		add("%v", err)
+	}
+	if err := r.checkCapacity(ctx); err != nil {
+		add("%v", err)
+	}
+	report, err := r.m.cfg.Provider.Preflight(ctx, r.spec())
+	if err != nil {
+		add("stream: %v", err)
+	} else {
+		for _, p := range report.Problems {
+			add("stream: %s", p)
+		}
+	}
+	return problems
+}
+
+// checkSourceDatabase: the database fence must find the database open to
+// connections (so releasing it restores exactly that), and prepared
+// transactions would be left behind on the source by a move.
+func (r *run) checkSourceDatabase(ctx context.Context) error {
+	conn, err := connectAdmin(ctx, r.src, r.p.Database)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var allow, exists bool
+	var prepared int
+	err = conn.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_and(datallowconn), false),
+		(SELECT count(*) FROM pg_prepared_xacts WHERE database = $1)
+		FROM pg_database WHERE datname = $1`, r.p.Database).Scan(&exists, &allow, &prepared)
+	switch {
+	case err != nil:
+		return fmt.Errorf("source database %q: %w", r.p.Database, err)
+	case !exists:
+		return fmt.Errorf("source database %q does not exist on %s: fix the catalog", r.p.Database, r.src)
+	case !allow:
+		return fmt.Errorf("source database %q does not allow connections (is it fenced by an earlier move? Resume that move): "+
+			"ALTER DATABASE ... ALLOW_CONNECTIONS true if it should serve", r.p.Database)
+	case prepared > 0:
+		return fmt.Errorf("source database %q has %d prepared transaction(s): COMMIT PREPARED or ROLLBACK PREPARED them first",
+			r.p.Database, prepared)
+	}
+	return nil
+}
+
+// checkCapacity: the target must stay within its Limits with the tenant
+// on it. Usage is measured only for the limits that are set.
+func (r *run) checkCapacity(ctx context.Context) error {
+	lim := r.tgt.Limits
+	var problems []string
+	if lim.MaxTenants > 0 {
+		on, err := r.m.cfg.Catalog.Tenants(ctx, r.p.Target)
+		if err != nil {
+			return fmt.Errorf("capacity: %w", err)
+		}
+		if int64(len(on))+1 > lim.MaxTenants {
+			problems = append(problems, fmt.Sprintf("%d tenants, limit %d", len(on)+1, lim.MaxTenants))
+		}
+	}
+	if lim.MaxBytes > 0 || lim.MaxFiles > 0 {
+		tenant, err := fleet.MeasureUsage(ctx, r.src, &fleet.UsageOpts{Databases: []string{r.p.Database}, Interval: -1})
+		if err != nil {
+			return fmt.Errorf("capacity: measure the tenant: %w", err)
+		}
+		target, err := fleet.MeasureUsage(ctx, r.tgt, &fleet.UsageOpts{Interval: -1})
+		if err != nil {
+			return fmt.Errorf("capacity: measure the target: %w", err)
+		}
+		bytes, files := tenant[0].Bytes, tenant[0].Files
+		for _, u := range target {
+			bytes += u.Bytes
+			files += u.Files
+		}
+		if lim.MaxBytes > 0 && bytes > lim.MaxBytes {
+			problems = append(problems, fmt.Sprintf("%d bytes, limit %d", bytes, lim.MaxBytes))
+		}
+		if lim.MaxFiles > 0 && files > lim.MaxFiles {
+			problems = append(problems, fmt.Sprintf("%d files, limit %d", files, lim.MaxFiles))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("capacity: with tenant %q, %s would hold %s: choose another target or raise its Limits",
+			r.p.Tenant, r.tgt.ID, strings.Join(problems, ", "))
+	}
+	return nil
+}

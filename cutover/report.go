@@ -1,0 +1,104 @@
+package cutover
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// Sentinel errors callers branch on with errors.Is.
+var (
+	// ErrPreflight: the move cannot start; the error lists every problem
+	// and what to fix. Nothing was changed.
+	ErrPreflight = errors.New("cutover: preflight failed")
+	// ErrBudgetExceeded: the window took longer than its budget, so the
+	// move was rolled back.
+	ErrBudgetExceeded = errors.New("cutover: window budget exceeded")
+	// ErrCatchUpTimeout: the stream did not get close enough to the source
+	// within CatchUpTimeout, so the move was rolled back before any window.
+	ErrCatchUpTimeout = errors.New("cutover: stream did not catch up in time")
+	// ErrRolledBack: the move was rolled back; the tenant is served by its
+	// source. The error also wraps the reason.
+	ErrRolledBack = errors.New("cutover: move rolled back")
+	// ErrRouteConflict: someone else published a route for the tenant
+	// during the move.
+	ErrRouteConflict = errors.New("cutover: the tenant's route changed under the move")
+)
+
+// StepError is a move's failure: which move, at which step.
+type StepError struct {
+	Move string
+	Step Step
+	Err  error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("cutover: move %q: %s: %v", e.Move, e.Step, e.Err)
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// StepTiming is how long one step took.
+type StepTiming struct {
+	Step     Step          `json:"step"`
+	Duration time.Duration `json:"duration_ns"`
+	Err      string        `json:"error,omitempty"`
+}
+
+// Report is what a move did and measured.
+type Report struct {
+	Move   string `json:"move"`
+	Tenant string `json:"tenant"`
+	Source string `json:"source"`
+	Target string `json:"target"`
+
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// Steps in the order they ran (a resumed move lists those of this
+	// run only).
+	Steps []StepTiming `json:"steps"`
+
+	// Window is the write-unavailability window as the library saw it:
+	// from pausing the route (or holding the first fence) to publishing
+	// the route to the target, or back to the source on rollback.
+	Window time.Duration `json:"window_ns"`
+	// WindowBudget is the budget the window had.
+	WindowBudget time.Duration `json:"window_budget_ns"`
+	// BytesCopied by the stream's initial copy.
+	BytesCopied int64 `json:"bytes_copied"`
+	// Verified is the level the target was verified at in the window.
+	Verified replica.VerifyLevel `json:"verified"`
+	// Fences that were held, by name.
+	Fences []string `json:"fences"`
+
+	// RolledBack is true when the tenant stayed on (or went back to) its
+	// source; RollbackReason says why.
+	RolledBack     bool   `json:"rolled_back"`
+	RollbackReason string `json:"rollback_reason,omitempty"`
+	// Resumed is true for a report of Resume.
+	Resumed bool `json:"resumed,omitempty"`
+}
+
+// String is a readable summary.
+func (r *Report) String() string {
+	var b strings.Builder
+	outcome := "moved"
+	if r.RolledBack {
+		outcome = "rolled back (" + r.RollbackReason + ")"
+	}
+	fmt.Fprintf(&b, "move %s: tenant %s %s -> %s: %s\n", r.Move, r.Tenant, r.Source, r.Target, outcome)
+	fmt.Fprintf(&b, "  window %s (budget %s), fences %s, verified %s, %d bytes copied, total %s\n",
+		r.Window.Round(time.Millisecond), r.WindowBudget, strings.Join(r.Fences, "+"), r.Verified,
+		r.BytesCopied, r.Finished.Sub(r.Started).Round(time.Millisecond))
+	for _, s := range r.Steps {
+		fmt.Fprintf(&b, "  %-15s %10s", s.Step, s.Duration.Round(100*time.Microsecond))
+		if s.Err != "" {
+			fmt.Fprintf(&b, "  error: %s", s.Err)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

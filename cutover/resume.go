@@ -1,0 +1,187 @@
+package cutover
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/daisychain-db/daisychain/flags"
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// publishedReader is the optional capability of a Publisher to read back
+// the route it holds for a tenant, authoritatively (the in-memory and
+// PostgreSQL providers have it). Resume uses it to learn whether a switch
+// that was cut off went through; without it, Routes is asked.
+type publishedReader interface {
+	Published(ctx context.Context, tenantID string) (flags.Route, bool, error)
+}
+
+// Resume completes or rolls back a move after a crash, from its journal:
+// a move whose switch went through is completed (catalog, stream
+// finished); any other is rolled back, so the tenant is served by exactly
+// one instance. Resuming a move that is over returns its outcome.
+func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
+	entries, err := m.cfg.Journal.Entries(ctx, moveID)
+	if err != nil {
+		return nil, err
+	}
+	var p plan
+	for _, e := range entries {
+		if e.Step == StepPlan && e.Status == StatusFinished {
+			if err := json.Unmarshal(e.Detail, &p); err != nil {
+				return nil, fmt.Errorf("cutover: resume %q: the journaled plan is unreadable: %w", moveID, err)
+			}
+		}
+	}
+	if p.Move == "" {
+		return m.closeUnplanned(ctx, moveID, entries)
+	}
+	tenant, err := m.cfg.Catalog.Locate(ctx, p.Tenant)
+	if err != nil {
+		return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
+	}
+	src, err := m.cfg.Catalog.Instance(ctx, p.Source)
+	if err != nil {
+		return nil, fmt.Errorf("cutover: resume %q: source: %w", moveID, err)
+	}
+	tgt, err := m.cfg.Catalog.Instance(ctx, p.Target)
+	if err != nil {
+		return nil, fmt.Errorf("cutover: resume %q: target: %w", moveID, err)
+	}
+	tenant.Instance = p.Source // the fences guard the source copy
+	r := m.newRun(p, tenant, src, tgt)
+	r.rep.Resumed = true
+	defer r.close()
+
+	last := entries[len(entries)-1]
+	if last.Step.terminal() {
+		r.rep.RolledBack = last.Step == StepRolledBack
+		if r.rep.RolledBack {
+			var d map[string]string
+			_ = json.Unmarshal(last.Detail, &d)
+			r.rep.RollbackReason = d["reason"]
+		}
+		r.rep.Finished = time.Now()
+		return r.rep, nil
+	}
+
+	seen := map[Step]Status{} // the furthest status of each step
+	for _, e := range entries {
+		if seen[e.Step] != StatusFinished {
+			seen[e.Step] = e.Status
+		}
+		var d epochDetail
+		if json.Unmarshal(e.Detail, &d) == nil {
+			r.epoch = max(r.epoch, d.Epoch)
+		}
+	}
+	_, r.routeTouched = seen[StepPause]
+	if _, ok := seen[StepSwitch]; ok {
+		r.routeTouched = true
+	}
+	_, r.streamTouched = seen[StepStream]
+	if _, ok := seen[StepFence]; ok {
+		r.held = m.cfg.Fences // Release is idempotent
+	}
+	if route, err := m.cfg.Routes.Resolve(ctx, p.Tenant); err == nil {
+		r.epoch = max(r.epoch, route.Epoch)
+	}
+
+	switched := seen[StepSwitch] == StatusFinished
+	_, rollingBack := seen[StepRollback]
+	if _, started := seen[StepSwitch]; started && !switched && !rollingBack {
+		if switched, err = m.switchWentThrough(ctx, r); err != nil {
+			return r.rep, fmt.Errorf("cutover: resume %q: cannot tell whether the switch went through: %w", moveID, err)
+		}
+	}
+	if switched {
+		err = r.resumeForward(ctx, seen)
+	} else {
+		err = r.rollback(ctx, fmt.Errorf("resumed after an interruption at %s (%s)", last.Step, last.Status))
+		if errors.Is(err, ErrRolledBack) {
+			// Rolling back is what Resume was asked to do; the report says why.
+			err = nil
+		}
+	}
+	r.rep.Finished = time.Now()
+	return r.rep, err
+}
+
+// switchWentThrough reads the tenant's route: the switch went through if
+// it points at the target, unpaused.
+func (m *Mover) switchWentThrough(ctx context.Context, r *run) (bool, error) {
+	var route flags.Route
+	if pr, ok := m.cfg.Publisher.(publishedReader); ok {
+		got, found, err := pr.Published(ctx, r.p.Tenant)
+		if err != nil {
+			return false, err
+		}
+		if !found {
+			return false, nil
+		}
+		route = got
+	} else {
+		got, err := m.cfg.Routes.Resolve(ctx, r.p.Tenant)
+		if err != nil {
+			return false, err
+		}
+		route = got
+	}
+	r.epoch = max(r.epoch, route.Epoch)
+	return route.Instance == r.p.Target && !route.Paused, nil
+}
+
+// resumeForward completes a switched move.
+func (r *run) resumeForward(ctx context.Context, seen map[Step]Status) error {
+	if seen[StepCatalog] != StatusFinished {
+		if err := r.step(ctx, StepCatalog, r.recordInCatalog); err != nil {
+			return err
+		}
+	}
+	if seen[StepFinishStream] != StatusFinished {
+		if err := r.step(ctx, StepFinishStream, r.finishStreamWithoutHandle); err != nil {
+			return err
+		}
+	}
+	return r.step(ctx, StepDone, func(context.Context) (any, error) { return nil, nil })
+}
+
+// streamFinisher is the optional capability of a replica.Provider to
+// finish a stream without a handle.
+type streamFinisher interface {
+	Finish(ctx context.Context, spec replica.Spec) error
+}
+
+// finishStreamWithoutHandle finishes the stream of a move resumed after
+// its switch.
+func (r *run) finishStreamWithoutHandle(ctx context.Context) (any, error) {
+	if f, ok := r.m.cfg.Provider.(streamFinisher); ok {
+		return nil, f.Finish(ctx, r.spec())
+	}
+	s, err := r.m.cfg.Provider.Start(ctx, r.spec())
+	if err != nil {
+		return nil, err
+	}
+	r.stream = s
+	return nil, s.Finish(ctx)
+}
+
+// closeUnplanned ends a move interrupted before its plan was recorded:
+// nothing else ran, so there is nothing to undo.
+func (m *Mover) closeUnplanned(ctx context.Context, moveID string, entries []Entry) (*Report, error) {
+	rep := &Report{Move: moveID, Started: entries[0].At, Resumed: true, RolledBack: true,
+		RollbackReason: "interrupted before the plan was recorded; nothing was changed"}
+	if last := entries[len(entries)-1]; !last.Step.terminal() {
+		r := &run{m: m, p: plan{Move: moveID}, rep: rep}
+		if err := r.step(ctx, StepRolledBack, func(context.Context) (any, error) {
+			return map[string]string{"reason": rep.RollbackReason}, nil
+		}); err != nil {
+			return rep, err
+		}
+	}
+	rep.Finished = time.Now()
+	return rep, nil
+}

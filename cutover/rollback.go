@@ -1,0 +1,90 @@
+package cutover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// rollbackTimeout bounds a rollback, which runs even when the move's
+// context has ended.
+const rollbackTimeout = 2 * time.Minute
+
+// streamAborter is the optional capability of a replica.Provider to abort
+// a stream without a handle (replica/logical has it).
+type streamAborter interface {
+	Abort(ctx context.Context, spec replica.Spec) error
+}
+
+// rollback undoes a move that has not switched: fences released, the
+// route back to the source unpaused with a new epoch, the stream aborted
+// (unless kept). It returns cause wrapped in ErrRolledBack, or joined with
+// the rollback's own failure, in which case the move stays open in the
+// journal for Resume.
+func (r *run) rollback(ctx context.Context, cause error) error {
+	reason := cause.Error()
+	var se *StepError
+	if errors.As(cause, &se) {
+		reason = fmt.Sprintf("%s: %v", se.Step, se.Err)
+	}
+	if errors.Is(cause, ErrBudgetExceeded) {
+		reason = fmt.Sprintf("window budget of %s exceeded at %s", r.m.cfg.WindowBudget, reason)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	err := r.step(ctx, StepRollback, func(ctx context.Context) (any, error) {
+		var errs []error
+		for i := len(r.held) - 1; i >= 0; i-- {
+			if err := r.held[i].Release(ctx, r.fenceTarget()); err != nil {
+				errs = append(errs, fmt.Errorf("release fence %s: %w", r.held[i].Name(), err))
+			}
+		}
+		var published *epochDetail
+		if r.routeTouched {
+			d, err := r.publish(ctx, r.src, false)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("route back to %s: %w", r.p.Source, err))
+			} else {
+				published = &d
+			}
+		}
+		if len(errs) == 0 {
+			r.closeWindow()
+		}
+		if r.streamTouched && !r.p.KeepStream {
+			if err := r.abortStream(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("abort stream: %w", err))
+			}
+		}
+		return map[string]any{"reason": reason, "route": published}, errors.Join(errs...)
+	})
+	if err != nil {
+		return errors.Join(cause, err)
+	}
+	r.rep.RolledBack, r.rep.RollbackReason = true, reason
+	if err := r.step(ctx, StepRolledBack, func(context.Context) (any, error) {
+		return map[string]string{"reason": reason}, nil
+	}); err != nil {
+		return errors.Join(cause, err)
+	}
+	r.m.events.emit(&Event{Kind: EventRolledBack, Move: r.p.Move, Tenant: r.p.Tenant, Err: cause})
+	return fmt.Errorf("%w: %w", ErrRolledBack, cause)
+}
+
+func (r *run) abortStream(ctx context.Context) error {
+	if r.stream != nil {
+		return r.stream.Abort(ctx)
+	}
+	if a, ok := r.m.cfg.Provider.(streamAborter); ok {
+		return a.Abort(ctx, r.spec())
+	}
+	s, err := r.m.cfg.Provider.Start(ctx, r.spec())
+	if err != nil {
+		return err
+	}
+	r.stream = s
+	return s.Abort(ctx)
+}
