@@ -22,6 +22,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/daisychain-db/daisychain/cutover"
@@ -142,8 +143,14 @@ func run(ctx context.Context, out io.Writer, asJSON bool, workers int) (summary,
 			return s, err
 		}
 	} else {
+		outcome := "moved to pg-b"
+		if rep.RolledBack {
+			outcome = "rolled back, still on pg-a: " + rep.RollbackReason
+		}
 		say("")
-		say("%s", rep)
+		say("%s: %s", tenant, outcome)
+		say("window as the library measured it: %.0f ms (budget %s), fences: %s, verified: %s, %d bytes copied",
+			s.LibraryWindowMS, rep.WindowBudget, strings.Join(rep.Fences, " + "), s.Verified, s.BytesCopied)
 		say("application saw: %d acknowledged writes, %d errors, longest pause between writes %.0f ms",
 			s.AcknowledgedWrites, s.AppErrors, s.WindowMS)
 		say("on %s: %d of the acknowledged writes missing", where, s.MissingWrites)
