@@ -9,7 +9,6 @@ import (
 
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
-	"github.com/daisychain-db/daisychain/flags"
 )
 
 const shopSchema = `
@@ -49,9 +48,22 @@ func TestMoveUnderWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	events, unsubscribe := mover.Subscribe(cutover.EventWindowOpened, cutover.EventWindowClosed, cutover.EventStepFinished)
 	w := cutovertest.StartWorkload(f.Router, "acme", 4)
 	time.Sleep(300 * time.Millisecond)
 	rep, err := mover.Move(ctx, cutover.Request{ID: "move-1", Tenant: "acme", Target: "pg-b"})
+	unsubscribe()
+	var kinds []string
+	for e := range events {
+		if e.Kind == cutover.EventStepFinished {
+			kinds = append(kinds, string(e.Step))
+		} else {
+			kinds = append(kinds, string(e.Kind))
+		}
+	}
+	if got := strings.Join(kinds, " "); !strings.Contains(got, "catch_up window_opened pause drain fence barrier wait_target sync_sequences verify window_closed switch catalog finish_stream done") {
+		t.Errorf("events: %s", got)
+	}
 	time.Sleep(300 * time.Millisecond)
 	stats := w.Stop()
 	if err != nil {
@@ -88,6 +100,76 @@ func TestMoveUnderWrites(t *testing.T) {
 	if strings.Contains(rep.String(), "secret") {
 		t.Error("the report shows a password")
 	}
+
+	// The source copy stays, fenced, until the move is retired.
+	if !databaseExists(t, f, "pg-a", "acme") {
+		t.Fatal("the source database is gone before Retire")
+	}
+	for range 2 { // Retire is idempotent
+		if err := mover.Retire(ctx, "move-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if databaseExists(t, f, "pg-a", "acme") {
+		t.Error("the source database is still there after Retire")
+	}
+	// And the tenant can move back, under writes again.
+	w = cutovertest.StartWorkload(f.Router, "acme", 4)
+	rep, err = mover.Move(ctx, cutover.Request{ID: "move-2", Tenant: "acme", Target: "pg-a"})
+	stats = w.Stop()
+	if err != nil || stats.Errors != 0 {
+		t.Fatalf("move back: %v; application errors %d (%v)", err, stats.Errors, stats.FirstError)
+	}
+	back, err := f.Instances["pg-a"].Connect(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close(ctx)
+	if missing, err := w.Missing(ctx, back); err != nil || missing != 0 {
+		t.Errorf("move back: %d acknowledged writes missing (%v)", missing, err)
+	}
+}
+
+func TestRetireRefusesWhatIsNotDone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := startFleet(t)
+	mover, err := f.Mover(&cutover.Config{BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
+		if s == cutover.StepSwitch {
+			return errors.New("no")
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mover.Move(ctx, cutover.Request{ID: "m", Tenant: "acme", Target: "pg-b"}); !errors.Is(err, cutover.ErrRolledBack) {
+		t.Fatal(err)
+	}
+	if err := mover.Retire(ctx, "m"); !errors.Is(err, cutover.ErrNotRetirable) {
+		t.Errorf("Retire of a rolled-back move: %v, want ErrNotRetirable", err)
+	}
+	if err := mover.Retire(ctx, "unknown"); !errors.Is(err, cutover.ErrMoveNotFound) {
+		t.Errorf("Retire of an unknown move: %v, want ErrMoveNotFound", err)
+	}
+	if !databaseExists(t, f, "pg-a", "acme") {
+		t.Error("a refused Retire dropped the source")
+	}
+}
+
+func databaseExists(t *testing.T, f *cutovertest.Fleet, instance, db string) bool {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := f.Instances[instance].Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	return exists
 }
 
 func assertNoReplicationObjects(t *testing.T, f *cutovertest.Fleet) {
@@ -108,6 +190,3 @@ func assertNoReplicationObjects(t *testing.T, f *cutovertest.Fleet) {
 		}
 	}
 }
-
-var _ = errors.Is
-var _ = flags.RouteFlagKey

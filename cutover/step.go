@@ -23,7 +23,8 @@ const (
 	StepRollback      Step = "rollback"       // undo: release fences, route back to the source
 	StepDone          Step = "done"           // terminal: the tenant is on the target
 	StepRolledBack    Step = "rolled_back"    // terminal: the tenant is on the source
+	StepRetire        Step = "retire"         // after the rollback period: the source copy dropped
 )
 
 // terminal reports whether a move whose journal ends with s is over.
-func (s Step) terminal() bool { return s == StepDone || s == StepRolledBack }
+func (s Step) terminal() bool { return s == StepDone || s == StepRolledBack || s == StepRetire }

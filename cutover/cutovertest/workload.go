@@ -17,7 +17,7 @@ import (
 // tenant database before the move, like any application table.
 const WorkloadSchema = `CREATE TABLE IF NOT EXISTS daisychain_workload (
 	id     bigserial PRIMARY KEY,
-	worker int NOT NULL,
+	worker bigint NOT NULL,
 	seq    bigint NOT NULL,
 	at     timestamptz NOT NULL DEFAULT clock_timestamp(),
 	UNIQUE (worker, seq))`
@@ -28,6 +28,7 @@ const WorkloadSchema = `CREATE TABLE IF NOT EXISTS daisychain_workload (
 type Workload struct {
 	router  *flags.Router
 	tenant  string
+	base    int64 // worker IDs are base+i, unique across workloads
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -55,7 +56,8 @@ type WorkloadStats struct {
 // transaction into daisychain_workload through router, until Stop.
 func StartWorkload(router *flags.Router, tenant string, workers int) *Workload {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Workload{router: router, tenant: tenant, cancel: cancel, acked: make([][]int64, workers)}
+	w := &Workload{router: router, tenant: tenant, cancel: cancel, acked: make([][]int64, workers),
+		base: time.Now().UnixMicro() * 100}
 	for i := range workers {
 		w.wg.Go(func() { w.work(ctx, i) })
 	}
@@ -65,7 +67,7 @@ func StartWorkload(router *flags.Router, tenant string, workers int) *Workload {
 func (w *Workload) work(ctx context.Context, worker int) {
 	for seq := int64(1); ctx.Err() == nil; seq++ {
 		err := w.router.Do(ctx, w.tenant, func(c *pgxpool.Conn) error {
-			_, err := c.Exec(ctx, `INSERT INTO daisychain_workload (worker, seq) VALUES ($1, $2)`, worker, seq)
+			_, err := c.Exec(ctx, `INSERT INTO daisychain_workload (worker, seq) VALUES ($1, $2)`, w.base+int64(worker), seq)
 			return err
 		})
 		now := time.Now()
@@ -122,7 +124,7 @@ func (w *Workload) Missing(ctx context.Context, conn *pgx.Conn) (int64, error) {
 		var n int64
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM unnest($1::bigint[]) s
 			WHERE NOT EXISTS (SELECT 1 FROM daisychain_workload w WHERE w.worker = $2 AND w.seq = s)`,
-			seqs, worker).Scan(&n); err != nil {
+			seqs, w.base+int64(worker)).Scan(&n); err != nil {
 			return 0, fmt.Errorf("cutovertest: check acknowledged writes: %w", err)
 		}
 		missing += n
