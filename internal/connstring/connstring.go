@@ -3,8 +3,9 @@ package connstring
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -45,7 +46,7 @@ func HasPassword(s string) bool {
 		_, ok := u.User.Password()
 		return ok || u.Query().Has("password")
 	}
-	kv, err := parseKeywords(s)
+	kv, err := Parse(s)
 	if err != nil {
 		return false
 	}
@@ -87,13 +88,104 @@ func setPassword(s, password string, set bool) (string, error) {
 	if set {
 		kv["password"] = password
 	}
-	return formatKeywords(kv), nil
+	return kv.String(), nil
+}
+
+// Keywords is a connection string as libpq's keyword/value pairs, so that
+// one part (the database, the password) can be replaced or removed. It
+// renders as key='value' pairs; it holds the password if the string did:
+// never print it.
+type Keywords map[string]string
+
+// Parse parses either form libpq accepts: a URL or keyword=value pairs.
+// Its errors never quote the string.
+func Parse(s string) (Keywords, error) {
+	s = strings.TrimSpace(s)
+	if isURL(s) {
+		return parseURL(s)
+	}
+	return parseKeywords(s)
+}
+
+func parseURL(s string) (Keywords, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a valid URL", ErrSyntax)
+	}
+	kv := Keywords{}
+	if u.User != nil {
+		kv["user"] = u.User.Username()
+		if p, ok := u.User.Password(); ok {
+			kv["password"] = p
+		}
+	}
+	if u.Host != "" {
+		var hosts, ports []string
+		for _, hp := range strings.Split(u.Host, ",") {
+			h, p := hp, ""
+			if i := strings.LastIndex(hp, ":"); i >= 0 && !strings.HasSuffix(hp, "]") {
+				h, p = hp[:i], hp[i+1:]
+			}
+			hosts = append(hosts, strings.Trim(h, "[]"))
+			ports = append(ports, p)
+		}
+		kv["host"] = strings.Join(hosts, ",")
+		if strings.Join(ports, "") != "" {
+			kv["port"] = strings.Join(ports, ",")
+		}
+	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		kv["dbname"] = db
+	}
+	for k, v := range u.Query() {
+		if len(v) > 0 {
+			kv[k] = v[len(v)-1]
+		}
+	}
+	return kv, nil
+}
+
+// With returns a copy with key set to value.
+func (k Keywords) With(key, value string) Keywords {
+	out := maps.Clone(k)
+	out[key] = value
+	return out
+}
+
+// Without returns a copy without key.
+func (k Keywords) Without(key string) Keywords {
+	out := maps.Clone(k)
+	delete(out, key)
+	return out
+}
+
+// Endpoint is host:port, for messages: no secrets.
+func (k Keywords) Endpoint() string {
+	h, p := k["host"], k["port"]
+	if h == "" {
+		h = "localhost"
+	}
+	if p == "" {
+		p = "5432"
+	}
+	return h + ":" + p
+}
+
+// String renders key='value' pairs, sorted.
+func (k Keywords) String() string {
+	parts := make([]string, 0, len(k))
+	for _, key := range slices.Sorted(maps.Keys(k)) {
+		v := strings.ReplaceAll(k[key], `\`, `\\`)
+		v = strings.ReplaceAll(v, `'`, `\'`)
+		parts = append(parts, key+"='"+v+"'")
+	}
+	return strings.Join(parts, " ")
 }
 
 // parseKeywords parses libpq's keyword=value form: values may be quoted
 // with single quotes, with backslash escaping a quote or backslash.
-func parseKeywords(s string) (map[string]string, error) {
-	kv := map[string]string{}
+func parseKeywords(s string) (Keywords, error) {
+	kv := Keywords{}
 	i := 0
 	for {
 		for i < len(s) && isSpace(s[i]) {
@@ -149,21 +241,6 @@ func parseKeywords(s string) (map[string]string, error) {
 		}
 		kv[key] = val.String()
 	}
-}
-
-func formatKeywords(kv map[string]string) string {
-	keys := make([]string, 0, len(kv))
-	for k := range kv {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		v := strings.ReplaceAll(kv[k], `\`, `\\`)
-		v = strings.ReplaceAll(v, `'`, `\'`)
-		parts = append(parts, k+"='"+v+"'")
-	}
-	return strings.Join(parts, " ")
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -29,7 +29,7 @@ func connect(ctx context.Context, ci conninfo, what string) (*pgx.Conn, error) {
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s database %q at %s: %w", what, ci["dbname"], ci.endpoint(), err)
+		return nil, fmt.Errorf("connect to %s database %q at %s: %w", what, ci["dbname"], ci.Endpoint(), err)
 	}
 	return conn, nil
 }
@@ -98,7 +98,7 @@ func (e *env) connectHeld(ctx context.Context) (*pgx.Conn, error) {
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to source database %q at %s in WAL sender mode: %w", e.srcDB["dbname"], e.srcDB.endpoint(), err)
+		return nil, fmt.Errorf("connect to source database %q at %s in WAL sender mode: %w", e.srcDB["dbname"], e.srcDB.Endpoint(), err)
 	}
 	return conn, nil
 }

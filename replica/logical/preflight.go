@@ -259,7 +259,7 @@ func (e *env) checkTargetEmpty(ctx context.Context, r *replica.PreflightReport) 
 	}
 	if rels+schemas+exts > 0 {
 		r.Add("target database", "target database %q at %s is not empty (%d relations, %d schemas, %d extensions) and a non-empty target is never written: drop it or choose another TargetDatabase",
-			e.spec.TargetDatabase, e.tgtAdmin.endpoint(), rels, schemas, exts)
+			e.spec.TargetDatabase, e.tgtAdmin.Endpoint(), rels, schemas, exts)
 	}
 }
 

@@ -83,23 +83,23 @@ func (p *Provider) env(spec replica.Spec) (*env, error) {
 	e := &env{
 		spec: spec, name: objectName(spec.ID), binDir: binDir, jobs: p.Jobs, mwm: p.MaintenanceWorkMem, poll: p.PollInterval,
 		srcAdmin: src,
-		srcDB:    src.with("dbname", spec.SourceDatabase),
-		srcSub:   sub.with("dbname", spec.SourceDatabase),
+		srcDB:    src.With("dbname", spec.SourceDatabase),
+		srcSub:   sub.With("dbname", spec.SourceDatabase),
 		tgtAdmin: tgt,
-		tgtDB:    tgt.with("dbname", spec.TargetDatabase),
+		tgtDB:    tgt.With("dbname", spec.TargetDatabase),
 		log:      spec.Logger,
 	}
 	// The admin database must not be the tenant database: a fence that
 	// refuses connections to the tenant database must not stop the
 	// stream from reading the slot or taking a barrier.
 	if db := e.srcAdmin["dbname"]; db == "" || db == spec.SourceDatabase {
-		e.srcAdmin = e.srcAdmin.with("dbname", "postgres")
+		e.srcAdmin = e.srcAdmin.With("dbname", "postgres")
 		if spec.SourceDatabase == "postgres" {
-			e.srcAdmin = e.srcAdmin.with("dbname", "template1")
+			e.srcAdmin = e.srcAdmin.With("dbname", "template1")
 		}
 	}
 	if e.tgtAdmin["dbname"] == "" {
-		e.tgtAdmin = e.tgtAdmin.with("dbname", "postgres")
+		e.tgtAdmin = e.tgtAdmin.With("dbname", "postgres")
 	}
 	if e.jobs <= 0 {
 		e.jobs = min(runtime.NumCPU(), 8)
@@ -298,11 +298,11 @@ func newPool(ctx context.Context, ci conninfo) (*pgxpool.Pool, error) {
 	cfg.HealthCheckPeriod = 10 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to database %q at %s: %w", ci["dbname"], ci.endpoint(), err)
+		return nil, fmt.Errorf("connect to database %q at %s: %w", ci["dbname"], ci.Endpoint(), err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to database %q at %s: %w", ci["dbname"], ci.endpoint(), err)
+		return nil, fmt.Errorf("connect to database %q at %s: %w", ci["dbname"], ci.Endpoint(), err)
 	}
 	return pool, nil
 }

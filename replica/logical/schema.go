@@ -72,7 +72,7 @@ func clientMajor(binDir string) (int, error) {
 // the environment, not on the command line, where other users could see
 // it.
 func pgTool(ctx context.Context, binDir, program string, ci conninfo, args ...string) error {
-	args = append(args, "--dbname="+ci.without("password").String())
+	args = append(args, "--dbname="+ci.Without("password").String())
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, program), args...)
 	cmd.Env = os.Environ()
 	if pw, ok := ci["password"]; ok {

@@ -237,7 +237,7 @@ func (s *stream) restorePost(ctx context.Context, items []int) error {
 		return err
 	}
 	args := restoreArgs(s.e.spec.NoOwner, list, s.dumpFile, "--clean", "--if-exists", fmt.Sprintf("--jobs=%d", s.e.jobs))
-	tgt := s.e.tgtDB.with("options", strings.TrimSpace(s.e.tgtDB["options"]+" -c maintenance_work_mem="+s.e.mwm))
+	tgt := s.e.tgtDB.With("options", strings.TrimSpace(s.e.tgtDB["options"]+" -c maintenance_work_mem="+s.e.mwm))
 	t0 := time.Now()
 	if err := pgTool(ctx, s.e.binDir, "pg_restore", tgt, args...); err != nil {
 		return fmt.Errorf("restore indexes, constraints and triggers: %w", err)
