@@ -63,13 +63,13 @@
 // route, from one pgxpool per route endpoint, created when first needed
 // with the host application's pool settings and credentials
 // (RouterConfig.PoolConfig). While the route is paused, Acquire waits,
-// bounded by the caller's context and the hold limit (DefaultHoldLimit),
+// bounded by the caller's context and the hold limit (HoldLimitDefault),
 // instead of failing; when the route moves, new work goes to the new pool
 // and the old pool closes once its connections are back. InFlight reports
 // the connections a tenant has out, so a cutover can tell when the host's
 // in-process work has drained after a pause. Every Acquire re-evaluates the
 // route from the provider's memory, and waiting callers re-evaluate every
-// DefaultPollInterval: provider events only wake them sooner, nothing
+// PollIntervalDefault: provider events only wake them sooner, nothing
 // depends on an event arriving.
 //
 // # Measured

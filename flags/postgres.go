@@ -19,14 +19,14 @@ import (
 )
 
 const (
-	// DefaultSchema is the schema of the route table in the control
+	// SchemaDefault is the schema of the route table in the control
 	// database, unless PostgresOptions.Schema says otherwise.
-	DefaultSchema = "daisychain"
+	SchemaDefault = "daisychain"
 
-	// DefaultPingInterval is how long the listening connection may stay
+	// PingIntervalDefault is how long the listening connection may stay
 	// quiet before the provider checks it with a ping, unless
 	// PostgresOptions.PingInterval says otherwise.
-	DefaultPingInterval = 5 * time.Second
+	PingIntervalDefault = 5 * time.Second
 
 	// ListenerApplicationName is the application_name of the listening
 	// connection when the connection string sets none, so that it can be
@@ -53,10 +53,10 @@ var migrations = []string{
 // PostgresOptions are optional settings of a PostgresProvider; nil means
 // defaults.
 type PostgresOptions struct {
-	// Schema holds the route table. Default DefaultSchema. At most 56
+	// Schema holds the route table. Default SchemaDefault. At most 56
 	// bytes: the notification channel is "<schema>.routes".
 	Schema string
-	// PingInterval: see DefaultPingInterval.
+	// PingInterval: see PingIntervalDefault.
 	PingInterval time.Duration
 	// Logger receives connection losses and recoveries. Default:
 	// discarded.
@@ -114,13 +114,13 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 		o = *opts
 	}
 	if o.Schema == "" {
-		o.Schema = DefaultSchema
+		o.Schema = SchemaDefault
 	}
 	if len(o.Schema) > 56 {
 		return nil, fmt.Errorf("flags: schema name %q is longer than 56 bytes", o.Schema)
 	}
 	if o.PingInterval <= 0 {
-		o.PingInterval = DefaultPingInterval
+		o.PingInterval = PingIntervalDefault
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -12,10 +12,10 @@ import (
 	"github.com/daisychain-db/daisychain/fleet"
 )
 
-// DefaultCatalogTTL is how long a Resolver reuses what the catalog said
+// CatalogTTLDefault is how long a Resolver reuses what the catalog said
 // about an instance, or about where a tenant without a published route
 // lives, unless ResolverOptions.CatalogTTL says otherwise.
-const DefaultCatalogTTL = 2 * time.Second
+const CatalogTTLDefault = 2 * time.Second
 
 // FlagClient is what a Resolver needs of an OpenFeature client;
 // *openfeature.Client has it. If the client also implements
@@ -29,7 +29,7 @@ type FlagClient interface {
 type ResolverOptions struct {
 	// CatalogTTL is how long a catalog answer is reused. Only answers that
 	// let a route through are reused: an unknown instance or a changed
-	// endpoint is always asked again. Default DefaultCatalogTTL; negative:
+	// endpoint is always asked again. Default CatalogTTLDefault; negative:
 	// ask the catalog every time.
 	CatalogTTL time.Duration
 }
@@ -66,7 +66,7 @@ func NewResolver(client FlagClient, catalog fleet.Catalog, opts *ResolverOptions
 		return nil, errors.New("flags: NewResolver needs a client and a catalog")
 	}
 	r := &Resolver{
-		client: client, catalog: catalog, ttl: DefaultCatalogTTL,
+		client: client, catalog: catalog, ttl: CatalogTTLDefault,
 		seen: map[string]Route{}, instances: map[string]cached[fleet.Instance]{}, located: map[string]cached[Route]{},
 	}
 	if opts != nil && opts.CatalogTTL != 0 {

@@ -15,14 +15,14 @@ import (
 )
 
 const (
-	// DefaultHoldLimit bounds how long Router.Acquire waits while a
+	// HoldLimitDefault bounds how long Router.Acquire waits while a
 	// tenant's route is paused, unless RouterConfig.HoldLimit says
 	// otherwise. The caller's context bounds it too.
-	DefaultHoldLimit = 30 * time.Second
+	HoldLimitDefault = 30 * time.Second
 
-	// DefaultPollInterval is how often a waiting Router.Acquire
+	// PollIntervalDefault is how often a waiting Router.Acquire
 	// re-evaluates a paused route when no provider event wakes it first.
-	DefaultPollInterval = 5 * time.Millisecond
+	PollIntervalDefault = 5 * time.Millisecond
 )
 
 // RouterConfig configures a Router.
@@ -41,12 +41,12 @@ type RouterConfig struct {
 	PoolConfig func(ctx context.Context, r Route) (*pgxpool.Config, error)
 
 	// HoldLimit bounds how long Acquire waits while the route is paused;
-	// then it fails with ErrPaused. Default DefaultHoldLimit; negative:
+	// then it fails with ErrPaused. Default HoldLimitDefault; negative:
 	// fail at once.
 	HoldLimit time.Duration
 
 	// PollInterval is how often a waiting Acquire re-evaluates the route
-	// from the provider's memory. Default DefaultPollInterval.
+	// from the provider's memory. Default PollIntervalDefault.
 	PollInterval time.Duration
 
 	// Logger receives route changes (Info) and pool lifecycle (Debug).
@@ -132,10 +132,10 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 		open:       map[*routePool]bool{},
 	}
 	if r.holdLimit == 0 {
-		r.holdLimit = DefaultHoldLimit
+		r.holdLimit = HoldLimitDefault
 	}
 	if r.poll <= 0 {
-		r.poll = DefaultPollInterval
+		r.poll = PollIntervalDefault
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)

@@ -102,16 +102,16 @@ type Options struct {
 	NoOwner bool
 	// MaxRetainedWAL bounds the WAL (bytes) the source may retain for the
 	// stream's slot; the stream is aborted with ErrWALLimit before it is
-	// passed (at 90%). 0 means DefaultMaxRetainedWAL; negative disables
+	// passed (at 90%). 0 means MaxRetainedWALDefault; negative disables
 	// the guard.
 	MaxRetainedWAL int64
 	// Logger receives progress messages. Default: discarded.
 	Logger *slog.Logger
 }
 
-// DefaultMaxRetainedWAL is the retained-WAL limit when
+// MaxRetainedWALDefault is the retained-WAL limit when
 // Options.MaxRetainedWAL is 0.
-const DefaultMaxRetainedWAL int64 = 8 << 30
+const MaxRetainedWALDefault int64 = 8 << 30
 
 // Validate checks the fields every provider needs.
 func (s Spec) Validate() error {

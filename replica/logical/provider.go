@@ -115,7 +115,7 @@ func (p *Provider) env(spec replica.Spec) (*env, error) {
 	}
 	switch {
 	case spec.MaxRetainedWAL == 0:
-		e.maxWAL = replica.DefaultMaxRetainedWAL
+		e.maxWAL = replica.MaxRetainedWALDefault
 	case spec.MaxRetainedWAL > 0:
 		e.maxWAL = spec.MaxRetainedWAL
 	}
