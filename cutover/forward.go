@@ -148,7 +148,7 @@ func (r *run) catchUp(ctx context.Context) (any, error) {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w after %s (phase %s, %d of %d tables copied, lag %d bytes)",
 				ErrCatchUpTimeout, r.m.cfg.CatchUpTimeout, p.Phase, p.TablesDone, p.TablesTotal, p.LagBytes)
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -213,12 +213,34 @@ func (r *run) publish(ctx context.Context, inst fleet.Instance, paused bool) (ep
 	route := flags.RouteTo(inst, r.p.Database, r.epoch+1)
 	route.Paused = paused
 	r.routeTouched = true // even a failed Publish may have committed
-	if err := r.m.cfg.Publisher.Publish(ctx, r.p.Tenant, route); err != nil {
-		if errors.Is(err, flags.ErrStaleEpoch) {
-			return epochDetail{}, fmt.Errorf("%w: %v", ErrRouteConflict, err)
-		}
+	err := r.m.cfg.Publisher.Publish(ctx, r.p.Tenant, route)
+	if errors.Is(err, flags.ErrStaleEpoch) && r.catchUpEpoch(ctx) {
+		// An earlier Publish of this move committed after all.
+		route.Epoch = r.epoch + 1
+		err = r.m.cfg.Publisher.Publish(ctx, r.p.Tenant, route)
+	}
+	if errors.Is(err, flags.ErrStaleEpoch) {
+		return epochDetail{}, fmt.Errorf("%w: %v", ErrRouteConflict, err)
+	}
+	if err != nil {
 		return epochDetail{}, err
 	}
 	r.epoch = route.Epoch
 	return epochDetail{Epoch: route.Epoch, Instance: inst.ID, Paused: paused}, nil
+}
+
+// catchUpEpoch reads the tenant's published route and, if it is one this
+// move could have published (to its source or target), takes its epoch
+// as the latest. It reports whether the epoch grew.
+func (r *run) catchUpEpoch(ctx context.Context) bool {
+	pr, ok := r.m.cfg.Publisher.(publishedReader)
+	if !ok {
+		return false
+	}
+	cur, found, err := pr.Published(ctx, r.p.Tenant)
+	if err != nil || !found || cur.Epoch <= r.epoch || (cur.Instance != r.p.Source && cur.Instance != r.p.Target) {
+		return false
+	}
+	r.epoch = cur.Epoch
+	return true
 }

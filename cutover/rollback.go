@@ -35,6 +35,18 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
+	if se != nil && se.Step == StepSwitch {
+		// A switch that failed may still have committed: then the
+		// target serves, and going back would lose what it took.
+		switched, err := r.m.switchWentThrough(ctx, r)
+		if err != nil {
+			return errors.Join(cause, fmt.Errorf("cutover: cannot tell whether the switch went through, so the move stays open for Resume: %w", err))
+		}
+		if switched {
+			r.closeWindow()
+			return r.afterSwitch(ctx)
+		}
+	}
 	err := r.step(ctx, StepRollback, func(ctx context.Context) (any, error) {
 		var errs []error
 		for i := len(r.held) - 1; i >= 0; i-- {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
+	"github.com/daisychain-db/daisychain/flags"
 )
 
 // assertServedBySource checks what a user checks after a rollback: the
@@ -198,4 +199,50 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Errorf("a dry run was journaled: %v", open)
 	}
 	assertServedBySource(t, f, nil)
+}
+
+// lostAckPublisher commits the switch's route but reports an error, as a
+// connection lost after COMMIT would.
+type lostAckPublisher struct {
+	*flags.PostgresProvider
+}
+
+func (p lostAckPublisher) Publish(ctx context.Context, tenant string, r flags.Route) error {
+	err := p.PostgresProvider.Publish(ctx, tenant, r)
+	if err == nil && !r.Paused && r.Instance == "pg-b" {
+		return errors.New("connection reset after COMMIT")
+	}
+	return err
+}
+
+// TestSwitchWithLostAcknowledgementGoesForward: a switch whose publish
+// committed but reported an error is not rolled back (the target already
+// serves): the move completes.
+func TestSwitchWithLostAcknowledgementGoesForward(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := startFleet(t)
+	mover, err := cutover.New(&cutover.Config{Catalog: f.Catalog, Publisher: lostAckPublisher{f.Publisher},
+		Routes: f.Routes, Journal: f.Journal, WindowBudget: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := cutovertest.StartWorkload(f.Router, "acme", 2)
+	rep, err := mover.Move(ctx, cutover.Request{Tenant: "acme", Target: "pg-b"})
+	stats := w.Stop()
+	if err != nil || rep.RolledBack {
+		t.Fatalf("Move: %v, rolled back %v", err, rep.RolledBack)
+	}
+	if tn, err := f.Catalog.Locate(ctx, "acme"); err != nil || tn.Instance != "pg-b" {
+		t.Errorf("catalog: %+v, %v", tn, err)
+	}
+	conn, err := f.Instances["pg-b"].Connect(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if missing, err := w.Missing(ctx, conn); err != nil || missing != 0 || stats.Errors != 0 {
+		t.Errorf("%d missing (%v), %d application errors", missing, err, stats.Errors)
+	}
+	assertNoReplicationObjects(t, f)
 }
