@@ -1,0 +1,15 @@
+// Package drain plans moving tenants off an instance (PlanDrain) and onto
+// one (PlanRefill), the two halves of the daisy chain in which every
+// instance of a fleet is drained below a threshold, converted, and
+// refilled.
+//
+// The planners are pure: they read a Snapshot of the fleet (instances
+// with their Limits, and each tenant's measured usage) and return a Plan
+// without touching a database. Measure builds a Snapshot from a live
+// fleet through its catalog. A Plan lists the moves in order, the usage of
+// every affected instance before and after, and an estimate of the time
+// the moves take; its String is the dry-run report.
+//
+// Planning keeps its own running totals, so each placement sees the ones
+// planned before it; the Snapshot itself is never modified.
+package drain

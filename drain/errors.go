@@ -1,0 +1,15 @@
+package drain
+
+import "errors"
+
+// Sentinel errors callers branch on with errors.Is.
+var (
+	// ErrInvalid: an argument is malformed; the error says which and how.
+	ErrInvalid = errors.New("drain: invalid argument")
+	// ErrUnplaced: the threshold cannot be reached because tenants that
+	// would have to move fit nowhere. The error is a *PlacementError.
+	ErrUnplaced = errors.New("drain: tenants could not be placed")
+	// ErrMaxMoves: DrainOpts.MaxMoves moves were planned and the
+	// threshold still does not hold.
+	ErrMaxMoves = errors.New("drain: move limit reached before the threshold holds")
+)
