@@ -1,7 +1,6 @@
 package cutover
 
 import (
-	"sync"
 	"time"
 
 	"github.com/daisychain-db/daisychain/replica"
@@ -36,61 +35,18 @@ type Event struct {
 	Err error
 }
 
-// SubscribeBufferDefault is the buffer of a subscription's channel. When
-// it is full, further events for that subscriber are dropped: a slow
-// subscriber never slows a move down.
-const SubscribeBufferDefault = 1024
-
-type subscription struct {
-	ch    chan *Event
-	kinds map[EventKind]bool // empty: all
-}
-
-type broker struct {
-	mu   sync.Mutex
-	subs map[*subscription]struct{}
-}
-
 // Subscribe returns a channel of the mover's events of the given kinds
 // (all kinds when none are given) and a function that ends the
 // subscription and closes the channel. Sending never blocks: events that
-// do not fit in the buffer are dropped.
+// do not fit in the channel's buffer (eventbus.BufferDefault, 1024) are
+// dropped, so a slow subscriber never slows a move down.
 func (m *Mover) Subscribe(kinds ...EventKind) (<-chan *Event, func()) {
-	s := &subscription{ch: make(chan *Event, SubscribeBufferDefault), kinds: map[EventKind]bool{}}
-	for _, k := range kinds {
-		s.kinds[k] = true
-	}
-	b := &m.events
-	b.mu.Lock()
-	if b.subs == nil {
-		b.subs = map[*subscription]struct{}{}
-	}
-	b.subs[s] = struct{}{}
-	b.mu.Unlock()
-	var once sync.Once
-	return s.ch, func() {
-		once.Do(func() {
-			b.mu.Lock()
-			delete(b.subs, s)
-			b.mu.Unlock()
-			close(s.ch)
-		})
-	}
+	return m.events.Subscribe(kinds...)
 }
 
-func (b *broker) emit(e *Event) {
+func (m *Mover) emit(e *Event) {
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for s := range b.subs {
-		if len(s.kinds) > 0 && !s.kinds[e.Kind] {
-			continue
-		}
-		select {
-		case s.ch <- e:
-		default:
-		}
-	}
+	m.events.Emit(e.Kind, e)
 }

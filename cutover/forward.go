@@ -97,7 +97,7 @@ func (r *run) windowSteps(ctx context.Context) error {
 
 func (r *run) openWindow() {
 	r.windowOpen = time.Now()
-	r.m.events.emit(&Event{Kind: EventWindowOpened, Move: r.p.Move, Tenant: r.p.Tenant})
+	r.m.emit(&Event{Kind: EventWindowOpened, Move: r.p.Move, Tenant: r.p.Tenant})
 }
 
 func (r *run) closeWindow() {
@@ -106,7 +106,7 @@ func (r *run) closeWindow() {
 	}
 	r.rep.Window = time.Since(r.windowOpen)
 	r.windowOpen = time.Time{}
-	r.m.events.emit(&Event{Kind: EventWindowClosed, Move: r.p.Move, Tenant: r.p.Tenant, Elapsed: r.rep.Window})
+	r.m.emit(&Event{Kind: EventWindowClosed, Move: r.p.Move, Tenant: r.p.Tenant, Elapsed: r.rep.Window})
 }
 
 func (r *run) startStream(ctx context.Context) (any, error) {
@@ -139,7 +139,7 @@ func (r *run) catchUp(ctx context.Context) (any, error) {
 		r.rep.BytesCopied = p.BytesCopied
 		if time.Since(lastEvent) >= time.Second {
 			lastEvent = time.Now()
-			r.m.events.emit(&Event{Kind: EventProgress, Move: r.p.Move, Tenant: r.p.Tenant, Step: StepCatchUp, Progress: &p})
+			r.m.emit(&Event{Kind: EventProgress, Move: r.p.Move, Tenant: r.p.Tenant, Step: StepCatchUp, Progress: &p})
 		}
 		if p.Phase == replica.PhaseStreaming && p.LagBytes <= r.m.cfg.CatchUpLag {
 			return map[string]int64{"lag_bytes": p.LagBytes, "bytes_copied": p.BytesCopied}, nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/eventbus"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -16,7 +17,7 @@ import (
 // tenants may run at once.
 type Mover struct {
 	cfg    Config
-	events broker
+	events eventbus.Bus[EventKind, *Event]
 }
 
 // New returns a Mover.
@@ -156,7 +157,7 @@ func (r *run) step(ctx context.Context, s Step, fn func(ctx context.Context) (de
 	if err := r.journal(ctx, s, StatusStarted, nil); err != nil {
 		return &StepError{Move: r.p.Move, Step: s, Err: err}
 	}
-	r.m.events.emit(&Event{Kind: EventStepStarted, Move: r.p.Move, Tenant: r.p.Tenant, Step: s})
+	r.m.emit(&Event{Kind: EventStepStarted, Move: r.p.Move, Tenant: r.p.Tenant, Step: s})
 	log.Debug("cutover: step started")
 	start := time.Now()
 	var detail any
@@ -174,7 +175,7 @@ func (r *run) step(ctx context.Context, s Step, fn func(ctx context.Context) (de
 		timing.Err, status, detail = err.Error(), StatusFailed, map[string]string{"error": err.Error()}
 	}
 	r.rep.Steps = append(r.rep.Steps, timing)
-	r.m.events.emit(&Event{Kind: EventStepFinished, Move: r.p.Move, Tenant: r.p.Tenant, Step: s, Elapsed: elapsed, Err: err})
+	r.m.emit(&Event{Kind: EventStepFinished, Move: r.p.Move, Tenant: r.p.Tenant, Step: s, Elapsed: elapsed, Err: err})
 	// The outcome is journaled even when ctx ended, or Resume would not
 	// know it.
 	if jerr := r.journal(context.WithoutCancel(ctx), s, status, detail); jerr != nil {

@@ -82,7 +82,7 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 	}); err != nil {
 		return errors.Join(cause, err)
 	}
-	r.m.events.emit(&Event{Kind: EventRolledBack, Move: r.p.Move, Tenant: r.p.Tenant, Err: cause})
+	r.m.emit(&Event{Kind: EventRolledBack, Move: r.p.Move, Tenant: r.p.Tenant, Err: cause})
 	return fmt.Errorf("%w: %w", ErrRolledBack, cause)
 }
 
