@@ -170,3 +170,13 @@ func (st *state) move(g int32, u *TenantUsage, from, to int) {
 	st.loc[g] = int32(to)
 	st.moved[to] = append(st.moved[to], g)
 }
+
+// find returns the instance's usage, or nil.
+func (s *Snapshot) find(id string) *InstanceUsage {
+	for i := range s.Instances {
+		if s.Instances[i].Instance.ID == id {
+			return &s.Instances[i]
+		}
+	}
+	return nil
+}

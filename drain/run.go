@@ -1,0 +1,255 @@
+package drain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/eventbus"
+)
+
+// ErrMovesFailed: some moves of a drain or refill failed (each was rolled
+// back or left for Resume); Result.Failed says which and why.
+var ErrMovesFailed = errors.New("drain: moves failed")
+
+// Config configures a Runner. Catalog and Mover are required.
+type Config struct {
+	// Catalog is measured for the snapshot the plans start from.
+	Catalog fleet.Catalog
+	// Mover runs each move.
+	Mover *cutover.Mover
+	// Concurrency is how many moves run at once. Default
+	// ConcurrencyDefault.
+	Concurrency int
+	// KeepSources keeps each moved tenant's source copy, fenced, for the
+	// rollback period (cutover.Mover.Retire ends it). Default false: a
+	// drain exists to free its instance, so each copy is retired as soon
+	// as its move is done.
+	KeepSources bool
+	// Measure is passed to Measure. Default: activity not sampled (a
+	// drain orders by size first), which keeps measuring fast.
+	Measure *MeasureOpts
+	// Logger receives each move's outcome. Default: discarded.
+	Logger *slog.Logger
+}
+
+// Runner runs drains and refills: it measures the fleet, plans, and moves
+// the tenants with cutover, several at a time.
+type Runner struct {
+	cfg    Config
+	events eventbus.Bus[EventKind, *Event]
+}
+
+// New returns a Runner.
+func New(cfg *Config) (*Runner, error) {
+	if cfg == nil || cfg.Catalog == nil || cfg.Mover == nil {
+		return nil, fmt.Errorf("%w: drain.New needs a Config with Catalog and Mover", ErrInvalid)
+	}
+	c := *cfg
+	if c.Concurrency < 0 {
+		return nil, fmt.Errorf("%w: Concurrency %d is negative", ErrInvalid, c.Concurrency)
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = ConcurrencyDefault
+	}
+	if c.Measure == nil {
+		c.Measure = &MeasureOpts{Interval: -1}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{cfg: c}, nil
+}
+
+// EventKind says what an Event reports.
+type EventKind string
+
+// Kinds of events.
+const (
+	EventMoveStarted  EventKind = "move_started"  // a tenant's move began
+	EventMoveFinished EventKind = "move_finished" // a tenant's move ended; Err is set if it failed
+	EventProgress     EventKind = "progress"      // after each move: counts and an estimate of the rest
+)
+
+// Event is something that happened in a drain or refill.
+type Event struct {
+	Kind EventKind
+	// Move is the move concerned (EventMoveStarted, EventMoveFinished).
+	Move Move
+	// Report of the finished move, if it ran.
+	Report *cutover.Report
+	Err    error
+	// Done, Failed and Total count moves; ETA estimates the rest from
+	// the pace so far.
+	Done, Failed, Total int
+	ETA                 time.Duration
+	At                  time.Time
+}
+
+// Subscribe returns a channel of the runner's events of the given kinds
+// (all when none are given) and a function that ends the subscription.
+// Sending never blocks; events that do not fit are dropped.
+func (r *Runner) Subscribe(kinds ...EventKind) (<-chan *Event, func()) {
+	return r.events.Subscribe(kinds...)
+}
+
+// MoveResult is one move's outcome.
+type MoveResult struct {
+	Move   Move
+	Report *cutover.Report
+	Err    error
+}
+
+// Result is what a drain or refill did.
+type Result struct {
+	Plan   *Plan
+	Moved  []MoveResult
+	Failed []MoveResult
+	// Before and After are the subject instance's totals as measured
+	// before planning and after the moves.
+	Before, After Totals
+	Elapsed       time.Duration
+}
+
+// Drain moves tenants off the instance until threshold holds on it, as
+// PlanDrain plans them from a fresh measurement. When the plan cannot
+// reach the threshold (tenants that fit nowhere), nothing moves and the
+// error says which tenants and why. When moves fail, the others still
+// run, and the error wraps ErrMovesFailed.
+func (r *Runner) Drain(ctx context.Context, instanceID string, threshold Threshold, opts *DrainOpts) (*Result, error) {
+	return r.run(ctx, instanceID, func(s *Snapshot) (*Plan, error) {
+		var o DrainOpts
+		if opts != nil {
+			o = *opts
+		}
+		o.Concurrency = r.cfg.Concurrency
+		return PlanDrain(s, instanceID, threshold, &o)
+	}, func(t Totals) error {
+		if !threshold.Holds(t) {
+			return fmt.Errorf("drain: %s holds %s after the moves, over the threshold %s", instanceID, formatTotals(t), threshold)
+		}
+		return nil
+	})
+}
+
+// Refill moves tenants onto the instance from sources, up to its Limits
+// or level, as PlanRefill plans them from a fresh measurement.
+func (r *Runner) Refill(ctx context.Context, instanceID string, sources []string, level Threshold, opts *RefillOpts) (*Result, error) {
+	return r.run(ctx, instanceID, func(s *Snapshot) (*Plan, error) {
+		var o RefillOpts
+		if opts != nil {
+			o = *opts
+		}
+		o.Concurrency = r.cfg.Concurrency
+		return PlanRefill(s, instanceID, sources, level, &o)
+	}, func(Totals) error { return nil })
+}
+
+// DryRun measures the fleet and returns the plan a Drain would run,
+// changing nothing.
+func (r *Runner) DryRun(ctx context.Context, instanceID string, threshold Threshold, opts *DrainOpts) (*Plan, error) {
+	s, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
+	if err != nil {
+		return nil, err
+	}
+	var o DrainOpts
+	if opts != nil {
+		o = *opts
+	}
+	o.Concurrency = r.cfg.Concurrency
+	return PlanDrain(s, instanceID, threshold, &o)
+}
+
+func (r *Runner) run(ctx context.Context, instanceID string, plan func(*Snapshot) (*Plan, error), check func(Totals) error) (*Result, error) {
+	start := time.Now()
+	s, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	if iu := s.find(instanceID); iu != nil {
+		res.Before = iu.Totals()
+	}
+	if res.Plan, err = plan(s); err != nil {
+		return res, err
+	}
+	r.execute(ctx, res)
+	after, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
+	if err != nil {
+		return res, err
+	}
+	if iu := after.find(instanceID); iu != nil {
+		res.After = iu.Totals()
+	}
+	res.Elapsed = time.Since(start)
+	var errs []error
+	if len(res.Failed) > 0 {
+		lines := make([]string, len(res.Failed))
+		for i, f := range res.Failed {
+			lines[i] = fmt.Sprintf("%s (%s -> %s): %v", f.Move.Tenant, f.Move.From, f.Move.To, f.Err)
+		}
+		errs = append(errs, fmt.Errorf("%w: %d of %d:\n  %s", ErrMovesFailed, len(res.Failed),
+			len(res.Plan.Moves), strings.Join(lines, "\n  ")))
+	}
+	if err := check(res.After); err != nil {
+		errs = append(errs, err)
+	}
+	return res, errors.Join(errs...)
+}
+
+// execute runs the plan's moves, Concurrency at a time, in plan order.
+func (r *Runner) execute(ctx context.Context, res *Result) {
+	moves := res.Plan.Moves
+	start := time.Now()
+	var mu sync.Mutex
+	sem := make(chan struct{}, r.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, m := range moves {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			r.events.Emit(EventMoveStarted, &Event{Kind: EventMoveStarted, Move: m, Total: len(moves), At: time.Now()})
+			rep, err := r.move(ctx, m)
+			mu.Lock()
+			defer mu.Unlock()
+			mr := MoveResult{Move: m, Report: rep, Err: err}
+			if err != nil {
+				res.Failed = append(res.Failed, mr)
+			} else {
+				res.Moved = append(res.Moved, mr)
+			}
+			done := len(res.Moved) + len(res.Failed)
+			eta := time.Duration(float64(time.Since(start)) / float64(done) * float64(len(moves)-done))
+			r.cfg.Logger.Info("drain: move ended", "tenant", m.Tenant, "from", m.From, "to", m.To, "err", err,
+				"done", done, "of", len(moves))
+			r.events.Emit(EventMoveFinished, &Event{Kind: EventMoveFinished, Move: m, Report: rep, Err: err,
+				Done: len(res.Moved), Failed: len(res.Failed), Total: len(moves), At: time.Now()})
+			r.events.Emit(EventProgress, &Event{Kind: EventProgress, Done: len(res.Moved), Failed: len(res.Failed),
+				Total: len(moves), ETA: eta, At: time.Now()})
+		})
+	}
+	wg.Wait()
+}
+
+func (r *Runner) move(ctx context.Context, m Move) (*cutover.Report, error) {
+	rep, err := r.cfg.Mover.Move(ctx, cutover.Request{Tenant: m.Tenant, Target: m.To})
+	if err != nil || r.cfg.KeepSources {
+		return rep, err
+	}
+	if err := r.cfg.Mover.Retire(ctx, rep.Move); err != nil {
+		return rep, fmt.Errorf("moved, but the source copy was not retired: %w", err)
+	}
+	return rep, nil
+}
