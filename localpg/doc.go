@@ -17,6 +17,10 @@
 // the first instance of a process takes about 1 s (initdb) and every
 // further one about 0.2 s until it accepts connections.
 //
+// StartFrom starts an instance from a data directory that a function
+// fills instead (pg_basebackup for a standby), with localpg's settings,
+// port and pg_hba.conf written over it.
+//
 // When the process runs as root, PostgreSQL refuses to start, so the
 // server runs as an unprivileged system user (Config.OSUser, default
 // "postgres") and the instance's directories are owned by it.

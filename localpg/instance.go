@@ -43,19 +43,8 @@ type Instance struct {
 // Start creates and starts an instance. A nil cfg means all defaults. On
 // error nothing is left behind: no process, no directory.
 func Start(ctx context.Context, cfg *Config) (*Instance, error) {
-	c := cfg.withDefaults()
-	if err := c.validate(); err != nil {
-		return nil, err
-	}
-	binDir, err := FindBinDir(c.BinDir)
+	c, binDir, as, err := resolve(cfg)
 	if err != nil {
-		return nil, err
-	}
-	as, err := lookupRunAs(c.OSUser)
-	if err != nil {
-		return nil, err
-	}
-	if err := as.checkReachable(c.BaseDir); err != nil {
 		return nil, err
 	}
 	tmpl, err := templateDir(binDir, c.BaseDir, as)
@@ -74,6 +63,27 @@ func Start(ctx context.Context, cfg *Config) (*Instance, error) {
 	return inst, nil
 }
 
+// resolve completes and checks cfg, finds the server binaries and the
+// system user the server runs as, and checks that it can reach BaseDir.
+func resolve(cfg *Config) (Config, string, *runAs, error) {
+	c := cfg.withDefaults()
+	if err := c.validate(); err != nil {
+		return c, "", nil, err
+	}
+	binDir, err := FindBinDir(c.BinDir)
+	if err != nil {
+		return c, "", nil, err
+	}
+	as, err := lookupRunAs(c.OSUser)
+	if err != nil {
+		return c, "", nil, err
+	}
+	if err := as.checkReachable(c.BaseDir); err != nil {
+		return c, "", nil, err
+	}
+	return c, binDir, as, nil
+}
+
 func (i *Instance) create(ctx context.Context, tmpl string) error {
 	if err := os.Chmod(i.dir, 0o755); err != nil {
 		return fmt.Errorf("localpg: %w", err)
@@ -90,8 +100,16 @@ func (i *Instance) create(ctx context.Context, tmpl string) error {
 	if err := i.as.chownTree(i.dir); err != nil {
 		return fmt.Errorf("localpg: %w", err)
 	}
-	// A chosen port may be taken between choosing and binding; try again
-	// with another one.
+	if err := i.startOnFreePort(ctx); err != nil {
+		return err
+	}
+	return i.setPassword(ctx)
+}
+
+// startOnFreePort writes postgresql.conf with a chosen port and starts the
+// server. A chosen port may be taken between choosing and binding; it
+// tries again with another one.
+func (i *Instance) startOnFreePort(ctx context.Context) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if i.port, err = i.choosePort(); err != nil {
@@ -104,7 +122,7 @@ func (i *Instance) create(ctx context.Context, tmpl string) error {
 		err = i.startLocked(ctx)
 		i.mu.Unlock()
 		if err == nil {
-			return i.setPassword(ctx)
+			return nil
 		}
 		if i.cfg.Port != 0 || !errors.Is(err, errPortInUse) {
 			return err
