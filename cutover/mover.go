@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/internal/eventbus"
 	"github.com/daisychain-db/daisychain/replica"
@@ -55,21 +54,19 @@ type plan struct {
 
 // run is one execution of a move, by Move or Resume.
 type run struct {
-	m      *Mover
+	*stepper
 	p      plan
 	tenant fleet.Tenant
 	src    fleet.Instance
 	tgt    fleet.Instance
-	rep    *Report
 	stream replica.Stream
-	epoch  int64 // the highest route epoch seen or published for the tenant
+	route  tenantRoute
 
 	windowOpen time.Time // zero while no window is open
 	held       []Fence   // fences held by this run, in order
 
-	// What a rollback must undo: a route may have been published, a
-	// stream may exist.
-	routeTouched, streamTouched bool
+	// What a rollback must undo besides the route: a stream may exist.
+	streamTouched bool
 }
 
 // Move moves a tenant to the target instance: preflight, stream, catch
@@ -123,10 +120,11 @@ func (m *Mover) prepare(ctx context.Context, req Request) (*run, error) {
 }
 
 func (m *Mover) newRun(p plan, tenant fleet.Tenant, src, tgt fleet.Instance) *run {
-	return &run{m: m, p: p, tenant: tenant, src: src, tgt: tgt, rep: &Report{
-		Move: p.Move, Tenant: p.Tenant, Source: p.Source, Target: p.Target,
-		Started: time.Now(), WindowBudget: m.cfg.WindowBudget, Verified: replica.VerifyOff,
-	}}
+	rep := &Report{Move: p.Move, Tenant: p.Tenant, Source: p.Source, Target: p.Target,
+		Started: time.Now(), WindowBudget: m.cfg.WindowBudget, Verified: replica.VerifyOff}
+	return &run{stepper: &stepper{m: m, move: p.Move, subject: p.Tenant, rep: rep},
+		p: p, tenant: tenant, src: src, tgt: tgt,
+		route: tenantRoute{tenant: p.Tenant, database: p.Database, ours: []string{p.Source, p.Target}}}
 }
 
 func (r *run) close() {
@@ -150,20 +148,28 @@ func (r *run) fenceTarget() FenceTarget {
 	return FenceTarget{Tenant: r.tenant, Instance: r.src}
 }
 
+// stepper journals and reports the steps of one move.
+type stepper struct {
+	m       *Mover
+	move    string
+	subject string // the tenant, or the instance being converted
+	rep     *Report
+}
+
 // step journals a step as started, runs it, and journals it as finished
 // (with the detail fn returns) or failed.
-func (r *run) step(ctx context.Context, s Step, fn func(ctx context.Context) (detail any, err error)) error {
-	log := r.m.cfg.Logger.With("move", r.p.Move, "tenant", r.p.Tenant, "step", s)
-	if err := r.journal(ctx, s, StatusStarted, nil); err != nil {
-		return &StepError{Move: r.p.Move, Step: s, Err: err}
+func (sp *stepper) step(ctx context.Context, s Step, fn func(ctx context.Context) (detail any, err error)) error {
+	log := sp.m.cfg.Logger.With("move", sp.move, "subject", sp.subject, "step", s)
+	if err := sp.journal(ctx, s, StatusStarted, nil); err != nil {
+		return &StepError{Move: sp.move, Step: s, Err: err}
 	}
-	r.m.emit(&Event{Kind: EventStepStarted, Move: r.p.Move, Tenant: r.p.Tenant, Step: s})
+	sp.m.emit(&Event{Kind: EventStepStarted, Move: sp.move, Tenant: sp.subject, Step: s})
 	log.Debug("cutover: step started")
 	start := time.Now()
 	var detail any
 	var err error
-	if hook := r.m.cfg.BeforeStep; hook != nil {
-		err = hook(ctx, r.p.Move, s)
+	if hook := sp.m.cfg.BeforeStep; hook != nil {
+		err = hook(ctx, sp.move, s)
 	}
 	if err == nil {
 		detail, err = fn(ctx)
@@ -174,22 +180,22 @@ func (r *run) step(ctx context.Context, s Step, fn func(ctx context.Context) (de
 	if err != nil {
 		timing.Err, status, detail = err.Error(), StatusFailed, map[string]string{"error": err.Error()}
 	}
-	r.rep.Steps = append(r.rep.Steps, timing)
-	r.m.emit(&Event{Kind: EventStepFinished, Move: r.p.Move, Tenant: r.p.Tenant, Step: s, Elapsed: elapsed, Err: err})
+	sp.rep.Steps = append(sp.rep.Steps, timing)
+	sp.m.emit(&Event{Kind: EventStepFinished, Move: sp.move, Tenant: sp.subject, Step: s, Elapsed: elapsed, Err: err})
 	// The outcome is journaled even when ctx ended, or Resume would not
 	// know it.
-	if jerr := r.journal(context.WithoutCancel(ctx), s, status, detail); jerr != nil {
+	if jerr := sp.journal(context.WithoutCancel(ctx), s, status, detail); jerr != nil {
 		err = errors.Join(err, jerr)
 	}
 	if err != nil {
 		log.Info("cutover: step failed", "elapsed", elapsed, "error", err)
-		return &StepError{Move: r.p.Move, Step: s, Err: err}
+		return &StepError{Move: sp.move, Step: s, Err: err}
 	}
 	log.Info("cutover: step finished", "elapsed", elapsed)
 	return nil
 }
 
-func (r *run) journal(ctx context.Context, s Step, status Status, detail any) error {
+func (sp *stepper) journal(ctx context.Context, s Step, status Status, detail any) error {
 	var raw json.RawMessage
 	if detail != nil {
 		b, err := json.Marshal(detail)
@@ -198,50 +204,11 @@ func (r *run) journal(ctx context.Context, s Step, status Status, detail any) er
 		}
 		raw = b
 	}
-	_, err := r.m.cfg.Journal.Append(ctx, Entry{Move: r.p.Move, Step: s, Status: status, Detail: raw})
+	_, err := sp.m.cfg.Journal.Append(ctx, Entry{Move: sp.move, Step: s, Status: status, Detail: raw})
 	return err
-}
-
-// epochDetail is journaled by the steps that publish a route.
-type epochDetail struct {
-	Epoch    int64  `json:"epoch"`
-	Instance string `json:"instance"`
-	Paused   bool   `json:"paused"`
 }
 
 // publish makes the tenant's route point at inst with the next epoch.
 func (r *run) publish(ctx context.Context, inst fleet.Instance, paused bool) (epochDetail, error) {
-	route := flags.RouteTo(inst, r.p.Database, r.epoch+1)
-	route.Paused = paused
-	r.routeTouched = true // even a failed Publish may have committed
-	err := r.m.cfg.Publisher.Publish(ctx, r.p.Tenant, route)
-	if errors.Is(err, flags.ErrStaleEpoch) && r.catchUpEpoch(ctx) {
-		// An earlier Publish of this move committed after all.
-		route.Epoch = r.epoch + 1
-		err = r.m.cfg.Publisher.Publish(ctx, r.p.Tenant, route)
-	}
-	if errors.Is(err, flags.ErrStaleEpoch) {
-		return epochDetail{}, fmt.Errorf("%w: %v", ErrRouteConflict, err)
-	}
-	if err != nil {
-		return epochDetail{}, err
-	}
-	r.epoch = route.Epoch
-	return epochDetail{Epoch: route.Epoch, Instance: inst.ID, Paused: paused}, nil
-}
-
-// catchUpEpoch reads the tenant's published route and, if it is one this
-// move could have published (to its source or target), takes its epoch
-// as the latest. It reports whether the epoch grew.
-func (r *run) catchUpEpoch(ctx context.Context) bool {
-	pr, ok := r.m.cfg.Publisher.(publishedReader)
-	if !ok {
-		return false
-	}
-	cur, found, err := pr.Published(ctx, r.p.Tenant)
-	if err != nil || !found || cur.Epoch <= r.epoch || (cur.Instance != r.p.Source && cur.Instance != r.p.Target) {
-		return false
-	}
-	r.epoch = cur.Epoch
-	return true
+	return r.m.publishRoute(ctx, &r.route, inst, paused)
 }

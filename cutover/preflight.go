@@ -14,7 +14,7 @@ func (r *run) preflight(ctx context.Context) (any, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %d problem(s):\n  - %s", ErrPreflight, len(problems), strings.Join(problems, "\n  - "))
 	}
-	return map[string]int64{"route_epoch": r.epoch}, nil
+	return map[string]int64{"route_epoch": r.route.epoch}, nil
 }
 
 // preflightProblems checks, read-only, everything the move needs: the
@@ -35,7 +35,7 @@ func (r *run) preflightProblems(ctx context.Context) []string {
 		add("route: tenant %q's route is paused (epoch %d): another move may be under way; Resume it or publish an unpaused route",
 			r.p.Tenant, route.Epoch)
 	}
-	r.epoch = max(r.epoch, route.Epoch)
+	r.route.epoch = max(r.route.epoch, route.Epoch)
 
 	if err := r.checkSourceDatabase(ctx); err != nil {
 		add("%v", err)

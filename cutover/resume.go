@@ -75,19 +75,19 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 		}
 		var d epochDetail
 		if json.Unmarshal(e.Detail, &d) == nil {
-			r.epoch = max(r.epoch, d.Epoch)
+			r.route.epoch = max(r.route.epoch, d.Epoch)
 		}
 	}
-	_, r.routeTouched = seen[StepPause]
+	_, r.route.touched = seen[StepPause]
 	if _, ok := seen[StepSwitch]; ok {
-		r.routeTouched = true
+		r.route.touched = true
 	}
 	_, r.streamTouched = seen[StepStream]
 	if _, ok := seen[StepFence]; ok {
 		r.held = m.cfg.Fences // Release is idempotent
 	}
 	if route, err := m.cfg.Routes.Resolve(ctx, p.Tenant); err == nil {
-		r.epoch = max(r.epoch, route.Epoch)
+		r.route.epoch = max(r.route.epoch, route.Epoch)
 	}
 
 	switched := seen[StepSwitch] == StatusFinished
@@ -113,24 +113,11 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 // switchWentThrough reads the tenant's route: the switch went through if
 // it points at the target, unpaused.
 func (m *Mover) switchWentThrough(ctx context.Context, r *run) (bool, error) {
-	var route flags.Route
-	if pr, ok := m.cfg.Publisher.(publishedReader); ok {
-		got, found, err := pr.Published(ctx, r.p.Tenant)
-		if err != nil {
-			return false, err
-		}
-		if !found {
-			return false, nil
-		}
-		route = got
-	} else {
-		got, err := m.cfg.Routes.Resolve(ctx, r.p.Tenant)
-		if err != nil {
-			return false, err
-		}
-		route = got
+	route, found, err := m.currentRoute(ctx, r.p.Tenant)
+	if err != nil || !found {
+		return false, err
 	}
-	r.epoch = max(r.epoch, route.Epoch)
+	r.route.epoch = max(r.route.epoch, route.Epoch)
 	return route.Instance == r.p.Target && !route.Paused, nil
 }
 
@@ -175,7 +162,7 @@ func (m *Mover) closeUnplanned(ctx context.Context, moveID string, entries []Ent
 	rep := &Report{Move: moveID, Started: entries[0].At, Resumed: true, RolledBack: true,
 		RollbackReason: "interrupted before the plan was recorded; nothing was changed"}
 	if last := entries[len(entries)-1]; !last.Step.terminal() {
-		r := &run{m: m, p: plan{Move: moveID}, rep: rep}
+		r := &stepper{m: m, move: moveID, rep: rep}
 		if err := r.step(ctx, StepRolledBack, func(context.Context) (any, error) {
 			return map[string]string{"reason": rep.RollbackReason}, nil
 		}); err != nil {

@@ -58,7 +58,7 @@ func (m *Mover) Retire(ctx context.Context, moveID string) error {
 	if err != nil {
 		return fmt.Errorf("cutover: retire %q: %w", moveID, err)
 	}
-	r := &run{m: m, p: p, rep: &Report{}}
+	r := &stepper{m: m, move: moveID, subject: p.Tenant, rep: &Report{}}
 	return r.step(ctx, StepRetire, func(ctx context.Context) (any, error) {
 		conn, err := connectAdmin(ctx, src, p.Database)
 		if err != nil {

@@ -55,7 +55,7 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 			}
 		}
 		var published *epochDetail
-		if r.routeTouched {
+		if r.route.touched {
 			d, err := r.publish(ctx, r.src, false)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("route back to %s: %w", r.p.Source, err))
