@@ -23,6 +23,9 @@ const (
 	CatchUpLagDefault int64 = 1 << 20
 	// CatchUpTimeoutDefault bounds the copy and catch-up before the window.
 	CatchUpTimeoutDefault = time.Hour
+	// LockWaitDefault bounds how long a move waits for another mover of
+	// the same tenant to let go of it.
+	LockWaitDefault = 10 * time.Second
 	// DrainGraceDefault bounds how long in-flight work on the source may
 	// take to finish once the route is paused, before the fence ends it.
 	DrainGraceDefault = 2 * time.Second
@@ -79,6 +82,13 @@ type Config struct {
 	// false: the stream is aborted and its target database dropped.
 	KeepStreamOnRollback bool
 
+	// LockWait bounds how long Move and Resume wait for the tenant's lock
+	// (held by the journal, for journals that can) while another mover has
+	// it; then they fail with ErrMoveInProgress. A mover that crashed
+	// holds it until the control database notices, within about 25 s.
+	// Default LockWaitDefault; negative: do not wait.
+	LockWait time.Duration
+
 	// BeforeStep, if set, runs once a step is journaled as started and
 	// before it runs. Returning an error fails the step: before the switch
 	// the move rolls back. For approvals, and for tests that force
@@ -128,6 +138,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.CatchUpTimeout == 0 {
 		out.CatchUpTimeout = CatchUpTimeoutDefault
+	}
+	if out.LockWait == 0 {
+		out.LockWait = LockWaitDefault
 	}
 	if out.DrainGrace == 0 {
 		out.DrainGrace = DrainGraceDefault

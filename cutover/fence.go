@@ -15,6 +15,12 @@ import (
 type FenceTarget struct {
 	Tenant   fleet.Tenant
 	Instance fleet.Instance
+	// Spare lists backends of the source that a fence must leave alone:
+	// the stream's own sessions, which read the source inside the window
+	// and deliver its last changes (the logical stream reports them with
+	// FencePIDs). Nil means the stream did not say; DatabaseFence then
+	// leaves every replication session running.
+	Spare []uint32
 }
 
 // Fence holds and releases writes to a tenant's source database. Both
@@ -32,19 +38,34 @@ type Fence interface {
 	Release(ctx context.Context, t FenceTarget) error
 }
 
+// SettleDefault is how long DatabaseFence waits after a round that found
+// no session left before it checks once more (see DatabaseFence.Settle).
+const SettleDefault = 25 * time.Millisecond
+
 // DatabaseFence is the authoritative fence: Hold makes the source database
 // refuse new connections (ALLOW_CONNECTIONS false, which binds superusers
-// too), ends every client session connected to it, and returns once they
-// are gone. After it returns, no session on any connection can commit a
-// write to the database; uncommitted transactions of the ended sessions
-// are rolled back, and their clients were never told they committed.
-// Replication connections (the stream's WAL sender) are left running.
+// too), ends every session connected to it except the ones in
+// FenceTarget.Spare, and returns once they are gone. After it returns, no
+// session can commit a write to the database; uncommitted transactions of
+// the ended sessions are rolled back, and their clients were never told
+// they committed.
+//
+// Which sessions it ends: with FenceTarget.Spare set, every backend of the
+// database but those (client sessions, replication sessions, background
+// workers); without it, client sessions only, so a replication=database
+// session that some client opened before the fence could still write.
 //
 // Release allows connections again. Preflight checks that the database
 // allowed them before, so that is exactly the state Hold found.
 //
 // The admin role of the instance must own the database or be a superuser.
-type DatabaseFence struct{}
+type DatabaseFence struct {
+	// Settle: a backend that passed the connection check just before
+	// the ALTER shows in pg_stat_activity only once its startup is done,
+	// so Hold returns only after two rounds that found no session, Settle
+	// apart. Default SettleDefault.
+	Settle time.Duration
+}
 
 var _ Fence = DatabaseFence{}
 
@@ -52,7 +73,7 @@ var _ Fence = DatabaseFence{}
 func (DatabaseFence) Name() string { return "database" }
 
 // Hold implements Fence.
-func (DatabaseFence) Hold(ctx context.Context, t FenceTarget) error {
+func (f DatabaseFence) Hold(ctx context.Context, t FenceTarget) error {
 	conn, err := connectAdmin(ctx, t.Instance, t.Tenant.Database)
 	if err != nil {
 		return err
@@ -62,29 +83,50 @@ func (DatabaseFence) Hold(ctx context.Context, t FenceTarget) error {
 	if _, err := conn.Exec(ctx, "ALTER DATABASE "+db+" WITH ALLOW_CONNECTIONS false"); err != nil {
 		return fmt.Errorf("cutover: database fence on %s: refuse connections to %s: %w", t.Instance.ID, db, err)
 	}
-	// Sessions that connected before the ALTER are ended; a connection
-	// attempt racing with it is caught by the next round.
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
+	settle := f.Settle
+	if settle <= 0 {
+		settle = SettleDefault
+	}
+	spare := make([]int64, len(t.Spare))
+	for i, pid := range t.Spare {
+		spare[i] = int64(pid)
+	}
+	emptyRounds := 0
 	for {
 		var left int
 		err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid))
 			FROM pg_stat_activity
-			WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()`,
-			t.Tenant.Database).Scan(&left)
+			WHERE datname = $1 AND pid <> pg_backend_pid()
+			  AND ($2::int8[] IS NULL AND backend_type = 'client backend'
+			       OR $2::int8[] IS NOT NULL AND pid <> ALL($2::int8[]))`,
+			t.Tenant.Database, nilIfEmpty(spare, t.Spare == nil)).Scan(&left)
 		if err != nil {
 			return fmt.Errorf("cutover: database fence on %s: end sessions of %s: %w", t.Instance.ID, db, err)
 		}
+		wait := 5 * time.Millisecond
 		if left == 0 {
-			return nil
+			if emptyRounds++; emptyRounds == 2 {
+				return nil
+			}
+			wait = settle
+		} else {
+			emptyRounds = 0
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("cutover: database fence on %s: %d session(s) of %s still ending: %w",
 				t.Instance.ID, left, db, ctx.Err())
-		case <-tick.C:
+		case <-time.After(wait):
 		}
 	}
+}
+
+// nilIfEmpty passes "no list" as SQL NULL.
+func nilIfEmpty(pids []int64, none bool) any {
+	if none {
+		return nil
+	}
+	return pids
 }
 
 // Release implements Fence.

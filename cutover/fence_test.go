@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/fleet"
@@ -86,5 +87,61 @@ func TestDatabaseFenceStopsBypassingWriters(t *testing.T) {
 	}
 	if rows != 0 || !allow {
 		t.Errorf("after Release: %d rows written during the fence (want 0), datallowconn=%v (want true)", rows, allow)
+	}
+}
+
+// TestDatabaseFenceEndsReplicationSessionsButSpared: with a list of
+// sessions to spare (the stream's), the fence also ends replication
+// sessions, which can run SQL, and leaves the spared ones alone.
+func TestDatabaseFenceEndsReplicationSessionsButSpared(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	inst := localpgtest.Start(t, nil)
+	localpgtest.CreateDatabase(t, inst, "tenant")
+	target := cutover.FenceTarget{
+		Tenant:   fleet.Tenant{ID: "t", Database: "tenant", Instance: "src"},
+		Instance: fleet.Instance{ID: "src", Admin: inst.ConnString("postgres")},
+	}
+	setup, err := inst.Connect(ctx, "tenant")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer setup.Close(ctx)
+	if _, err := setup.Exec(ctx, "CREATE TABLE w (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgconn.ParseConfig(inst.ConnString("tenant"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	repl, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repl.Close(ctx)
+	if _, err := repl.Exec(ctx, "INSERT INTO w VALUES (1)").ReadAll(); err != nil {
+		t.Fatalf("a replication session could not write before the fence: %v", err)
+	}
+	spared, err := inst.Connect(ctx, "tenant")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spared.Close(ctx)
+	target.Spare = []uint32{spared.PgConn().PID()}
+
+	if err := (cutover.DatabaseFence{}).Hold(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	defer (cutover.DatabaseFence{}).Release(ctx, target)
+	if _, err := repl.Exec(ctx, "INSERT INTO w VALUES (2)").ReadAll(); err == nil {
+		t.Error("a replication session wrote after the fence")
+	}
+	var n int
+	if err := spared.QueryRow(ctx, "SELECT count(*) FROM w").Scan(&n); err != nil {
+		t.Fatalf("the spared session was ended: %v", err)
+	}
+	if n != 1 {
+		t.Errorf("%d rows, want 1", n)
 	}
 }

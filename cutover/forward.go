@@ -87,6 +87,7 @@ func (r *run) windowSteps(ctx context.Context) error {
 	return r.step(context.WithoutCancel(ctx), StepSwitch, func(ctx context.Context) (any, error) {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
+		r.switchAttempted = true
 		d, err := r.publish(ctx, r.tgt, false)
 		if err == nil {
 			r.closeWindow()
@@ -185,16 +186,33 @@ func (r *run) drain(ctx context.Context) (any, error) {
 	}
 }
 
+// fencePIDer is the optional capability of a replica.Stream to name the
+// source backends it needs inside the window (replica/logical has it).
+type fencePIDer interface {
+	FencePIDs(ctx context.Context) ([]uint32, error)
+}
+
 func (r *run) holdFences(ctx context.Context) (any, error) {
+	target := r.fenceTarget()
+	if fp, ok := r.stream.(fencePIDer); ok {
+		pids, err := fp.FencePIDs(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("the stream's sessions to spare: %w", err)
+		}
+		target.Spare = pids
+	}
 	var names []string
 	for _, f := range r.m.cfg.Fences {
 		// Recorded before Hold: a Hold that fails half-way is still
 		// released.
 		r.held = append(r.held, f)
-		if err := f.Hold(ctx, r.fenceTarget()); err != nil {
+		if err := f.Hold(ctx, target); err != nil {
 			return nil, fmt.Errorf("fence %s: %w", f.Name(), err)
 		}
 		names = append(names, f.Name())
+	}
+	if err := r.checkPrepared(ctx); err != nil {
+		return nil, err
 	}
 	if !r.m.cfg.NoRoutePause {
 		r.rep.Fences = append([]string{"route pause"}, names...)
@@ -221,9 +239,7 @@ func (r *run) afterSwitch(ctx context.Context) error {
 	if err := r.step(ctx, StepCatalog, r.recordInCatalog); err != nil {
 		return err
 	}
-	if err := r.step(ctx, StepFinishStream, func(ctx context.Context) (any, error) {
-		return nil, r.stream.Finish(ctx)
-	}); err != nil {
+	if err := r.step(ctx, StepFinishStream, r.finishStream); err != nil {
 		return err
 	}
 	return r.step(ctx, StepDone, func(context.Context) (any, error) { return nil, nil })
@@ -238,4 +254,25 @@ func (r *run) recordInCatalog(ctx context.Context) (any, error) {
 		}
 	}
 	return nil, err
+}
+
+// checkPrepared refuses a window with prepared transactions in the source
+// database: they are not streamed (they are decoded only when committed),
+// and once the database is fenced they can be committed nowhere.
+// Preflight checked too, but one may have been prepared since.
+func (r *run) checkPrepared(ctx context.Context) error {
+	conn, err := connectAdmin(ctx, r.src, r.p.Database)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_xacts WHERE database = $1", r.p.Database).Scan(&n); err != nil {
+		return fmt.Errorf("count prepared transactions: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%d prepared transaction(s) in %q appeared during the move: COMMIT PREPARED or ROLLBACK PREPARED them on the source, then move again",
+			n, r.p.Database)
+	}
+	return nil
 }

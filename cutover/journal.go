@@ -61,6 +61,7 @@ type MemoryJournal struct {
 	mu      sync.Mutex
 	entries map[string][]Entry
 	order   []string
+	locks   map[string]bool
 }
 
 var _ Journal = (*MemoryJournal)(nil)

@@ -190,3 +190,46 @@ func assertNoReplicationObjects(t *testing.T, f *cutovertest.Fleet) {
 		}
 	}
 }
+
+// TestOneMoverPerTenant: while a move of a tenant runs, another Move of it
+// and a Resume of the running move (from another mover, as another
+// process would) are refused.
+func TestOneMoverPerTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := startFleet(t)
+	reached, release := make(chan struct{}), make(chan struct{})
+	first, err := f.Mover(&cutover.Config{BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
+		if s == cutover.StepCatchUp {
+			close(reached)
+			<-release
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := first.Move(ctx, cutover.Request{ID: "first", Tenant: "acme", Target: "pg-b"})
+		done <- err
+	}()
+	<-reached
+	second, err := f.Mover(&cutover.Config{LockWait: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := second.Move(ctx, cutover.Request{ID: "second", Tenant: "acme", Target: "pg-b"}); !errors.Is(err, cutover.ErrMoveInProgress) {
+		t.Errorf("a second Move during the first: %v, want ErrMoveInProgress", err)
+	}
+	if _, err := second.Resume(ctx, "first"); !errors.Is(err, cutover.ErrMoveInProgress) {
+		t.Errorf("Resume of a running move: %v, want ErrMoveInProgress", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("the first move: %v", err)
+	}
+	if _, err := f.Journal.Entries(ctx, "second"); !errors.Is(err, cutover.ErrMoveNotFound) {
+		t.Errorf("the refused move was journaled: %v", err)
+	}
+}

@@ -65,8 +65,9 @@ type run struct {
 	windowOpen time.Time // zero while no window is open
 	held       []Fence   // fences held by this run, in order
 
-	// What a rollback must undo besides the route: a stream may exist.
-	streamTouched bool
+	// What a rollback must undo besides the route: a stream may exist;
+	// a switch may have committed.
+	streamTouched, switchAttempted bool
 }
 
 // Move moves a tenant to the target instance: preflight, stream, catch
@@ -80,6 +81,11 @@ func (m *Mover) Move(ctx context.Context, req Request) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := m.lockTenant(ctx, r.p.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	defer r.close()
 	err = r.forward(ctx)
 	r.rep.Finished = time.Now()
@@ -124,7 +130,7 @@ func (m *Mover) newRun(p plan, tenant fleet.Tenant, src, tgt fleet.Instance) *ru
 		Started: time.Now(), WindowBudget: m.cfg.WindowBudget, Verified: replica.VerifyOff}
 	return &run{stepper: &stepper{m: m, move: p.Move, subject: p.Tenant, rep: rep},
 		p: p, tenant: tenant, src: src, tgt: tgt,
-		route: tenantRoute{tenant: p.Tenant, database: p.Database, ours: []string{p.Source, p.Target}}}
+		route: tenantRoute{tenant: p.Tenant, database: p.Database, move: p.Move}}
 }
 
 func (r *run) close() {

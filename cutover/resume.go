@@ -39,6 +39,15 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	if p.Move == "" {
 		return m.closeUnplanned(ctx, moveID, entries)
 	}
+	unlock, err := m.lockTenant(ctx, p.Tenant)
+	if err != nil {
+		return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
+	}
+	defer unlock()
+	// Read again under the lock: the move may have ended meanwhile.
+	if entries, err = m.cfg.Journal.Entries(ctx, moveID); err != nil {
+		return nil, err
+	}
 	tenant, err := m.cfg.Catalog.Locate(ctx, p.Tenant)
 	if err != nil {
 		return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
@@ -91,12 +100,7 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	}
 
 	switched := seen[StepSwitch] == StatusFinished
-	_, rollingBack := seen[StepRollback]
-	if _, started := seen[StepSwitch]; started && !switched && !rollingBack {
-		if switched, err = m.switchWentThrough(ctx, r); err != nil {
-			return r.rep, fmt.Errorf("cutover: resume %q: cannot tell whether the switch went through: %w", moveID, err)
-		}
-	}
+	_, r.switchAttempted = seen[StepSwitch]
 	if switched {
 		err = r.resumeForward(ctx, seen)
 	} else {
@@ -110,15 +114,21 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	return r.rep, err
 }
 
-// switchWentThrough reads the tenant's route: the switch went through if
-// it points at the target, unpaused.
+// switchWentThrough reads the tenant's route back from the Publisher:
+// the switch went through if it points at the target, unpaused, published
+// by this move. Only an authoritative read can tell, so a Publisher
+// without Published makes it an error rather than a guess.
 func (m *Mover) switchWentThrough(ctx context.Context, r *run) (bool, error) {
-	route, found, err := m.currentRoute(ctx, r.p.Tenant)
+	pr, ok := m.cfg.Publisher.(publishedReader)
+	if !ok {
+		return false, fmt.Errorf("the Publisher (%T) cannot read routes back (it has no Published method)", m.cfg.Publisher)
+	}
+	route, found, err := pr.Published(ctx, r.p.Tenant)
 	if err != nil || !found {
 		return false, err
 	}
 	r.route.epoch = max(r.route.epoch, route.Epoch)
-	return route.Instance == r.p.Target && !route.Paused, nil
+	return route.Move == r.p.Move && route.Instance == r.p.Target && !route.Paused, nil
 }
 
 // resumeForward completes a switched move.
@@ -129,7 +139,7 @@ func (r *run) resumeForward(ctx context.Context, seen map[Step]Status) error {
 		}
 	}
 	if seen[StepFinishStream] != StatusFinished {
-		if err := r.step(ctx, StepFinishStream, r.finishStreamWithoutHandle); err != nil {
+		if err := r.step(ctx, StepFinishStream, r.finishStream); err != nil {
 			return err
 		}
 	}
@@ -142,9 +152,12 @@ type streamFinisher interface {
 	Finish(ctx context.Context, spec replica.Spec) error
 }
 
-// finishStreamWithoutHandle finishes the stream of a move resumed after
-// its switch.
-func (r *run) finishStreamWithoutHandle(ctx context.Context) (any, error) {
+// finishStream finishes the stream, through the handle this run holds or,
+// in a move resumed after its switch, without one.
+func (r *run) finishStream(ctx context.Context) (any, error) {
+	if r.stream != nil {
+		return nil, r.stream.Finish(ctx)
+	}
 	if f, ok := r.m.cfg.Provider.(streamFinisher); ok {
 		return nil, f.Finish(ctx, r.spec())
 	}

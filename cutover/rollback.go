@@ -35,7 +35,7 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
-	if se != nil && se.Step == StepSwitch {
+	if r.switchAttempted {
 		// A switch that failed may still have committed: then the
 		// target serves, and going back would lose what it took.
 		switched, err := r.m.switchWentThrough(ctx, r)
@@ -47,6 +47,10 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 			return r.afterSwitch(ctx)
 		}
 	}
+	// In this order, each step only once the one before it worked: the
+	// fences down, then the route back to the source, and only with the
+	// source serving again, the target's copy dropped. A failure leaves
+	// the move open for Resume with nothing lost.
 	err := r.step(ctx, StepRollback, func(ctx context.Context) (any, error) {
 		var errs []error
 		for i := len(r.held) - 1; i >= 0; i-- {
@@ -54,24 +58,24 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 				errs = append(errs, fmt.Errorf("release fence %s: %w", r.held[i].Name(), err))
 			}
 		}
+		if len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
 		var published *epochDetail
 		if r.route.touched {
 			d, err := r.publish(ctx, r.src, false)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("route back to %s: %w", r.p.Source, err))
-			} else {
-				published = &d
+				return nil, fmt.Errorf("route back to %s: %w", r.p.Source, err)
 			}
+			published = &d
 		}
-		if len(errs) == 0 {
-			r.closeWindow()
-		}
+		r.closeWindow()
 		if r.streamTouched && !r.p.KeepStream {
 			if err := r.abortStream(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("abort stream: %w", err))
+				return nil, fmt.Errorf("abort stream (the source serves again): %w", err)
 			}
 		}
-		return map[string]any{"reason": reason, "route": published}, errors.Join(errs...)
+		return map[string]any{"reason": reason, "route": published}, nil
 	})
 	if err != nil {
 		return errors.Join(cause, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/fleet"
@@ -13,8 +12,8 @@ import (
 // tenantRoute is what a move knows of one tenant's route.
 type tenantRoute struct {
 	tenant, database string
-	// ours are the instances this move may route the tenant to.
-	ours []string
+	// move is the ID of the move publishing.
+	move string
 	// epoch is the highest epoch seen or published for the tenant.
 	epoch int64
 	// touched: a route may have been published (a rollback must
@@ -33,7 +32,7 @@ type epochDetail struct {
 // publishRoute makes the tenant's route point at inst with the next epoch.
 func (m *Mover) publishRoute(ctx context.Context, tr *tenantRoute, inst fleet.Instance, paused bool) (epochDetail, error) {
 	route := flags.RouteTo(inst, tr.database, tr.epoch+1)
-	route.Paused = paused
+	route.Paused, route.Move = paused, tr.move
 	tr.touched = true // even a failed Publish may have committed
 	err := m.cfg.Publisher.Publish(ctx, tr.tenant, route)
 	if errors.Is(err, flags.ErrStaleEpoch) && m.catchUpEpoch(ctx, tr) {
@@ -51,16 +50,17 @@ func (m *Mover) publishRoute(ctx context.Context, tr *tenantRoute, inst fleet.In
 	return epochDetail{Tenant: tr.tenant, Epoch: route.Epoch, Instance: inst.ID, Paused: paused}, nil
 }
 
-// catchUpEpoch reads the tenant's published route and, if it is one this
-// move could have published, takes its epoch as the latest. It reports
-// whether the epoch grew.
+// catchUpEpoch reads the tenant's published route and, if this move
+// published it (a Publish that reported an error but committed), takes
+// its epoch as the latest. It reports whether the epoch grew. A route of
+// anyone else is a conflict the caller reports.
 func (m *Mover) catchUpEpoch(ctx context.Context, tr *tenantRoute) bool {
 	pr, ok := m.cfg.Publisher.(publishedReader)
 	if !ok {
 		return false
 	}
 	cur, found, err := pr.Published(ctx, tr.tenant)
-	if err != nil || !found || cur.Epoch <= tr.epoch || !slices.Contains(tr.ours, cur.Instance) {
+	if err != nil || !found || cur.Epoch <= tr.epoch || cur.Move != tr.move {
 		return false
 	}
 	tr.epoch = cur.Epoch

@@ -76,6 +76,9 @@ type Route struct {
 	Paused bool `json:"paused"`
 	// Epoch orders the routes of one tenant.
 	Epoch int64 `json:"epoch"`
+	// Move names the move that published the route, if any: for audit,
+	// and so that a move resumed after a crash recognizes its own routes.
+	Move string `json:"move,omitempty"`
 }
 
 // RouteTo returns an unpaused route to database on inst, at epoch.
@@ -124,7 +127,7 @@ func (r Route) Validate() error {
 // types (strings, float64-compatible int64, bool) that any OpenFeature hook
 // or provider can carry.
 func (r Route) FlagValue() map[string]any {
-	return map[string]any{
+	v := map[string]any{
 		"instance": r.Instance,
 		"endpoint": map[string]any{
 			"host":     r.Endpoint.Host,
@@ -134,6 +137,10 @@ func (r Route) FlagValue() map[string]any {
 		"paused": r.Paused,
 		"epoch":  r.Epoch,
 	}
+	if r.Move != "" {
+		v["move"] = r.Move
+	}
+	return v
 }
 
 // DecodeRoute turns a flag's object value into a Route and validates it.
@@ -221,6 +228,10 @@ func decodeMap(m map[string]any) (Route, error) {
 	}
 	r.Epoch, err = getInt(m, "epoch")
 	field("epoch", err)
+	if mv, ok := m["move"]; ok && mv != nil {
+		r.Move, err = getString(m, "move")
+		field("move", err)
+	}
 	if len(errs) > 0 {
 		return Route{}, fmt.Errorf("%w: %s", ErrInvalidRoute, strings.Join(errs, "; "))
 	}
