@@ -49,6 +49,10 @@ type Config struct {
 
 	// Provider streams the tenant database. Default: &logical.Provider{}.
 	Provider replica.Provider
+	// Converter builds the converted replica of a whole instance, for
+	// Convert. Default nil: Convert refuses (replica/physical's
+	// Converter builds a local streaming standby).
+	Converter replica.Converter
 	// Journal records every step. Default: a new MemoryJournal, which
 	// does not survive a crash of this process: use a PostgresJournal in
 	// production.

@@ -51,7 +51,9 @@ func (r *run) windowSteps(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := r.step(ctx, StepDrain, r.drain); err != nil {
+	if err := r.step(ctx, StepDrain, func(ctx context.Context) (any, error) {
+		return r.m.drainDatabase(ctx, r.src, r.p.Database)
+	}); err != nil {
 		return err
 	}
 	if err := r.step(ctx, StepFence, r.holdFences); err != nil {
@@ -158,21 +160,21 @@ func (r *run) catchUp(ctx context.Context) (any, error) {
 // database is inside a transaction or running a statement: the work the
 // paused route let in has finished. What is still running then is ended
 // by the fence.
-func (r *run) drain(ctx context.Context) (any, error) {
-	if r.m.cfg.DrainGrace < 0 {
+func (m *Mover) drainDatabase(ctx context.Context, src fleet.Instance, database string) (any, error) {
+	if m.cfg.DrainGrace < 0 {
 		return nil, nil
 	}
-	conn, err := connectAdmin(ctx, r.src, r.p.Database)
+	conn, err := connectAdmin(ctx, src, database)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	deadline := time.Now().Add(r.m.cfg.DrainGrace)
+	deadline := time.Now().Add(m.cfg.DrainGrace)
 	for {
 		var busy int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = $1 AND backend_type = 'client backend' AND state <> 'idle'
-			AND pid <> pg_backend_pid()`, r.p.Database).Scan(&busy); err != nil {
+			AND pid <> pg_backend_pid()`, database).Scan(&busy); err != nil {
 			return nil, fmt.Errorf("count in-flight sessions: %w", err)
 		}
 		if busy == 0 || time.Now().After(deadline) {

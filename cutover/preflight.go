@@ -37,7 +37,7 @@ func (r *run) preflightProblems(ctx context.Context) []string {
 	}
 	r.route.epoch = max(r.route.epoch, route.Epoch)
 
-	if err := r.checkSourceDatabase(ctx); err != nil {
+	if err := checkSourceDatabase(ctx, r.src, r.p.Database); err != nil {
 		add("%v", err)
 	}
 	if err := r.checkCapacity(ctx); err != nil {
@@ -57,8 +57,8 @@ func (r *run) preflightProblems(ctx context.Context) []string {
 // checkSourceDatabase: the database fence must find the database open to
 // connections (so releasing it restores exactly that), and prepared
 // transactions would be left behind on the source by a move.
-func (r *run) checkSourceDatabase(ctx context.Context) error {
-	conn, err := connectAdmin(ctx, r.src, r.p.Database)
+func checkSourceDatabase(ctx context.Context, src fleet.Instance, database string) error {
+	conn, err := connectAdmin(ctx, src, database)
 	if err != nil {
 		return err
 	}
@@ -67,18 +67,18 @@ func (r *run) checkSourceDatabase(ctx context.Context) error {
 	var prepared int
 	err = conn.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_and(datallowconn), false),
 		(SELECT count(*) FROM pg_prepared_xacts WHERE database = $1)
-		FROM pg_database WHERE datname = $1`, r.p.Database).Scan(&exists, &allow, &prepared)
+		FROM pg_database WHERE datname = $1`, database).Scan(&exists, &allow, &prepared)
 	switch {
 	case err != nil:
-		return fmt.Errorf("source database %q: %w", r.p.Database, err)
+		return fmt.Errorf("source database %q: %w", database, err)
 	case !exists:
-		return fmt.Errorf("source database %q does not exist on %s: fix the catalog", r.p.Database, r.src)
+		return fmt.Errorf("source database %q does not exist on %s: fix the catalog", database, src)
 	case !allow:
 		return fmt.Errorf("source database %q does not allow connections (is it fenced by an earlier move? Resume that move): "+
-			"ALTER DATABASE ... ALLOW_CONNECTIONS true if it should serve", r.p.Database)
+			"ALTER DATABASE ... ALLOW_CONNECTIONS true if it should serve", database)
 	case prepared > 0:
 		return fmt.Errorf("source database %q has %d prepared transaction(s): COMMIT PREPARED or ROLLBACK PREPARED them first",
-			r.p.Database, prepared)
+			database, prepared)
 	}
 	return nil
 }

@@ -29,8 +29,12 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 		return nil, err
 	}
 	var p plan
+	var cp convertPlan
 	for _, e := range entries {
 		if e.Step == StepPlan && e.Status == StatusFinished {
+			if err := json.Unmarshal(e.Detail, &cp); err == nil && cp.Kind == "convert" {
+				return m.resumeConversion(ctx, moveID, cp)
+			}
 			if err := json.Unmarshal(e.Detail, &p); err != nil {
 				return nil, fmt.Errorf("cutover: resume %q: the journaled plan is unreadable: %w", moveID, err)
 			}
@@ -184,4 +188,26 @@ func (m *Mover) closeUnplanned(ctx context.Context, moveID string, entries []Ent
 	}
 	rep.Finished = time.Now()
 	return rep, nil
+}
+
+// resumeConversion takes the locks of a conversion's tenants and resumes
+// it.
+func (m *Mover) resumeConversion(ctx context.Context, moveID string, p convertPlan) (*Report, error) {
+	for _, t := range p.Tenants {
+		unlock, err := m.lockTenant(ctx, t.ID)
+		if err != nil {
+			return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
+		}
+		defer unlock()
+	}
+	entries, err := m.cfg.Journal.Entries(ctx, moveID)
+	if err != nil {
+		return nil, err
+	}
+	if last := entries[len(entries)-1]; last.Step.terminal() {
+		rep := &Report{Move: moveID, Source: p.Instance, Target: p.NewInstance, Resumed: true,
+			RolledBack: last.Step == StepRolledBack, Finished: time.Now()}
+		return rep, nil
+	}
+	return m.resumeConvert(ctx, entries, p)
 }

@@ -5,6 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/open-feature/go-sdk/openfeature"
@@ -14,6 +19,8 @@ import (
 	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/replica"
+	"github.com/daisychain-db/daisychain/replica/physical"
 )
 
 // FleetConfig configures a Fleet; nil means defaults.
@@ -38,6 +45,43 @@ type Fleet struct {
 	Router          *flags.Router // the application's
 
 	appRoutes *flags.PostgresProvider
+
+	mu          sync.Mutex
+	conversions []*physical.Conversion
+}
+
+// Converter returns a converter of the fleet's instances into local
+// streaming replicas (replica/physical), whose replicas Close stops.
+func (f *Fleet) Converter() replica.Converter { return trackingConverter{f} }
+
+type trackingConverter struct{ f *Fleet }
+
+func (t trackingConverter) Start(ctx context.Context, spec replica.ConvertSpec) (replica.Conversion, error) {
+	// The replica's roles and passwords are the source's; a password in
+	// its config makes localpg authenticate TCP with SCRAM, not trust.
+	conv := &physical.Converter{Replica: localpg.Config{Name: "converted", Password: "(the source's)"}}
+	c, err := conv.Start(ctx, spec)
+	if err == nil {
+		if pc, ok := c.(*physical.Conversion); ok {
+			t.f.mu.Lock()
+			t.f.conversions = append(t.f.conversions, pc)
+			t.f.mu.Unlock()
+		}
+	}
+	return c, err
+}
+
+// ReplicaInstance returns the local instance of a converted replica
+// whose endpoint port is port, or nil.
+func (f *Fleet) ReplicaInstance(port int) *localpg.Instance {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conversions {
+		if inst := c.Instance(); inst != nil && inst.Port() == port {
+			return inst
+		}
+	}
+	return nil
 }
 
 // Control is what a mover needs of the control database: catalog,
@@ -100,8 +144,19 @@ func (c *Control) Close() error {
 }
 
 // passwordOf is the superuser password of a Fleet's instance: real
-// authentication, and a secret that must never show in output.
-func passwordOf(name string) string { return "pw-" + name + "-secret" }
+// authentication, and a secret that must never show in output. A
+// converted replica keeps its source's roles, so instance "pg-a.1" (the
+// naming ConvertedID gives) has pg-a's password.
+func passwordOf(name string) string {
+	base, _, _ := strings.Cut(name, ".")
+	return "pw-" + base + "-secret"
+}
+
+// ConvertedID names the n-th converted replica of an instance.
+func ConvertedID(instance string, n int) string {
+	base, _, _ := strings.Cut(instance, ".")
+	return fmt.Sprintf("%s.%d", base, n)
+}
 
 // StartFleet starts the instances and wires everything. On error nothing
 // is left running.
@@ -174,11 +229,10 @@ func (c *Control) client(ctx context.Context, p openfeature.FeatureProvider) (*o
 // poolConfig is the application's configuration: its own credentials for
 // each instance.
 func (f *Fleet) poolConfig(_ context.Context, r flags.Route) (*pgxpool.Config, error) {
-	inst, ok := f.Instances[r.Instance]
-	if !ok {
-		return nil, fmt.Errorf("cutovertest: no credentials for instance %q", r.Instance)
-	}
-	cfg, err := pgxpool.ParseConfig(inst.ConnString(r.Endpoint.Database))
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(localpg.SuperuserDefault, passwordOf(r.Instance)),
+		Host: net.JoinHostPort(r.Endpoint.Host, strconv.Itoa(r.Endpoint.Port)), Path: "/" + r.Endpoint.Database,
+		RawQuery: "sslmode=disable"}
+	cfg, err := pgxpool.ParseConfig(u.String())
 	if err != nil {
 		return nil, err
 	}
@@ -234,6 +288,13 @@ func (f *Fleet) Close() error {
 	for _, inst := range f.Instances {
 		errs = append(errs, inst.Close())
 	}
+	f.mu.Lock()
+	for _, c := range f.conversions {
+		if inst := c.Instance(); inst != nil {
+			errs = append(errs, inst.Close())
+		}
+	}
+	f.mu.Unlock()
 	if f.ControlInstance != nil {
 		errs = append(errs, f.ControlInstance.Close())
 	}
