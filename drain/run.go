@@ -24,6 +24,9 @@ type Config struct {
 	Catalog fleet.Catalog
 	// Mover runs each move.
 	Mover *cutover.Mover
+	// Journal is the Mover's journal; Chain records its stages in it.
+	// Required by Chain and ResumeChain only.
+	Journal cutover.Journal
 	// Concurrency is how many moves run at once. Default
 	// ConcurrencyDefault.
 	Concurrency int
@@ -123,6 +126,10 @@ type Result struct {
 // error says which tenants and why. When moves fail, the others still
 // run, and the error wraps ErrMovesFailed.
 func (r *Runner) Drain(ctx context.Context, instanceID string, threshold Threshold, opts *DrainOpts) (*Result, error) {
+	return r.drain(ctx, instanceID, threshold, opts, moveHooks{})
+}
+
+func (r *Runner) drain(ctx context.Context, instanceID string, threshold Threshold, opts *DrainOpts, hooks moveHooks) (*Result, error) {
 	return r.run(ctx, instanceID, func(s *Snapshot) (*Plan, error) {
 		var o DrainOpts
 		if opts != nil {
@@ -135,12 +142,16 @@ func (r *Runner) Drain(ctx context.Context, instanceID string, threshold Thresho
 			return fmt.Errorf("drain: %s holds %s after the moves, over the threshold %s", instanceID, formatTotals(t), threshold)
 		}
 		return nil
-	})
+	}, hooks)
 }
 
 // Refill moves tenants onto the instance from sources, up to its Limits
 // or level, as PlanRefill plans them from a fresh measurement.
 func (r *Runner) Refill(ctx context.Context, instanceID string, sources []string, level Threshold, opts *RefillOpts) (*Result, error) {
+	return r.refill(ctx, instanceID, sources, level, opts, moveHooks{})
+}
+
+func (r *Runner) refill(ctx context.Context, instanceID string, sources []string, level Threshold, opts *RefillOpts, hooks moveHooks) (*Result, error) {
 	return r.run(ctx, instanceID, func(s *Snapshot) (*Plan, error) {
 		var o RefillOpts
 		if opts != nil {
@@ -148,7 +159,7 @@ func (r *Runner) Refill(ctx context.Context, instanceID string, sources []string
 		}
 		o.Concurrency = r.cfg.Concurrency
 		return PlanRefill(s, instanceID, sources, level, &o)
-	}, func(Totals) error { return nil })
+	}, func(Totals) error { return nil }, hooks)
 }
 
 // DryRun measures the fleet and returns the plan a Drain would run,
@@ -166,7 +177,15 @@ func (r *Runner) DryRun(ctx context.Context, instanceID string, threshold Thresh
 	return PlanDrain(s, instanceID, threshold, &o)
 }
 
-func (r *Runner) run(ctx context.Context, instanceID string, plan func(*Snapshot) (*Plan, error), check func(Totals) error) (*Result, error) {
+// moveHooks let a chain name and record each move before it starts.
+type moveHooks struct {
+	// id names the move of m; nil lets cutover name it.
+	id func(m Move) string
+	// started records a move about to start; an error skips it.
+	started func(ctx context.Context, moveID string) error
+}
+
+func (r *Runner) run(ctx context.Context, instanceID string, plan func(*Snapshot) (*Plan, error), check func(Totals) error, hooks moveHooks) (*Result, error) {
 	start := time.Now()
 	s, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
 	if err != nil {
@@ -179,7 +198,7 @@ func (r *Runner) run(ctx context.Context, instanceID string, plan func(*Snapshot
 	if res.Plan, err = plan(s); err != nil {
 		return res, err
 	}
-	r.execute(ctx, res)
+	r.execute(ctx, res, hooks)
 	after, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
 	if err != nil {
 		return res, err
@@ -204,7 +223,7 @@ func (r *Runner) run(ctx context.Context, instanceID string, plan func(*Snapshot
 }
 
 // execute runs the plan's moves, Concurrency at a time, in plan order.
-func (r *Runner) execute(ctx context.Context, res *Result) {
+func (r *Runner) execute(ctx context.Context, res *Result, hooks moveHooks) {
 	moves := res.Plan.Moves
 	start := time.Now()
 	var mu sync.Mutex
@@ -221,7 +240,7 @@ func (r *Runner) execute(ctx context.Context, res *Result) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			r.events.Emit(EventMoveStarted, &Event{Kind: EventMoveStarted, Move: m, Total: len(moves), At: time.Now()})
-			rep, err := r.move(ctx, m)
+			rep, err := r.move(ctx, m, hooks)
 			mu.Lock()
 			defer mu.Unlock()
 			mr := MoveResult{Move: m, Report: rep, Err: err}
@@ -243,8 +262,17 @@ func (r *Runner) execute(ctx context.Context, res *Result) {
 	wg.Wait()
 }
 
-func (r *Runner) move(ctx context.Context, m Move) (*cutover.Report, error) {
-	rep, err := r.cfg.Mover.Move(ctx, cutover.Request{Tenant: m.Tenant, Target: m.To})
+func (r *Runner) move(ctx context.Context, m Move, hooks moveHooks) (*cutover.Report, error) {
+	req := cutover.Request{Tenant: m.Tenant, Target: m.To}
+	if hooks.id != nil {
+		req.ID = hooks.id(m)
+	}
+	if hooks.started != nil {
+		if err := hooks.started(ctx, req.ID); err != nil {
+			return nil, err
+		}
+	}
+	rep, err := r.cfg.Mover.Move(ctx, req)
 	if err != nil || r.cfg.KeepSources {
 		return rep, err
 	}

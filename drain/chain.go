@@ -1,0 +1,298 @@
+package drain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/daisychain-db/daisychain/cutover"
+)
+
+// Journal steps of a chain. A chain is journaled under its ID like a move,
+// and ends with cutover.StepDone.
+const (
+	stepChainPlan    cutover.Step = "chain_plan"    // the chain as asked
+	stepChainDrain   cutover.Step = "chain_drain"   // an instance drained under the threshold
+	stepChainConvert cutover.Step = "chain_convert" // the instance converted
+	stepChainRefill  cutover.Step = "chain_refill"  // the converted instance refilled from the spares
+	stepChainMove    cutover.Step = "chain_move"    // a tenant move of a stage is about to start
+)
+
+// ChainRequest asks for the daisy chain over instances.
+type ChainRequest struct {
+	// ID names the chain; ResumeChain takes it. Default: "chain-" and the
+	// start time.
+	ID string
+	// Instances to convert, in order.
+	Instances []string
+	// Spares are the spare capacity: instances that take the tenants
+	// drained from the first instance before any is converted, and give
+	// them back to each converted instance. The chain never places a
+	// tenant elsewhere than on a spare or an instance it converted.
+	Spares []string
+	// Threshold each instance is drained under before it is converted
+	// (the files it may hold, say).
+	Threshold Threshold
+	// NewID names the converted replica of an instance. Default: the ID
+	// with ".1" appended.
+	NewID func(old string) string
+}
+
+// chainPlan is a chain as journaled.
+type chainPlan struct {
+	ID        string            `json:"id"`
+	Instances []string          `json:"instances"`
+	Spares    []string          `json:"spares"`
+	Threshold Threshold         `json:"threshold"`
+	NewIDs    map[string]string `json:"new_ids"`
+}
+
+// Stage is what the chain did for one instance.
+type Stage struct {
+	Instance, Converted string
+	Drain               *Result
+	Convert             *cutover.Report
+	Refill              *Result
+}
+
+// ChainResult is what a chain did.
+type ChainResult struct {
+	ID     string
+	Stages []Stage
+}
+
+// Chain runs the daisy chain: for each instance in order, drain it under
+// the threshold onto the spares and the instances already converted,
+// convert it (cutover.Mover.Convert: every remaining tenant at once), then
+// refill the converted instance from the spares, up to its limits. The
+// peak extra capacity is the spares'. Each stage is journaled in the
+// Mover's journal under the chain's ID; ResumeChain goes on after a crash.
+func (r *Runner) Chain(ctx context.Context, req ChainRequest) (*ChainResult, error) {
+	if r.cfg.Journal == nil {
+		return nil, fmt.Errorf("%w: Config.Journal is nil: a chain needs the Mover's journal to resume", ErrInvalid)
+	}
+	if len(req.Instances) == 0 || len(req.Spares) == 0 {
+		return nil, fmt.Errorf("%w: ChainRequest needs Instances and Spares", ErrInvalid)
+	}
+	if req.Threshold.IsZero() {
+		return nil, fmt.Errorf("%w: ChainRequest.Threshold sets no limit", ErrInvalid)
+	}
+	for _, s := range req.Spares {
+		if slices.Contains(req.Instances, s) {
+			return nil, fmt.Errorf("%w: instance %q is both in the chain and a spare", ErrInvalid, s)
+		}
+	}
+	for _, id := range append(slices.Clone(req.Instances), req.Spares...) {
+		if _, err := r.cfg.Catalog.Instance(ctx, id); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
+	newID := req.NewID
+	if newID == nil {
+		newID = func(old string) string { return old + ".1" }
+	}
+	p := chainPlan{ID: req.ID, Instances: req.Instances, Spares: req.Spares, Threshold: req.Threshold, NewIDs: map[string]string{}}
+	if p.ID == "" {
+		p.ID = "chain-" + time.Now().UTC().Format("20060102T150405.000")
+	}
+	for _, id := range req.Instances {
+		p.NewIDs[id] = newID(id)
+	}
+	if err := r.chainJournal(ctx, p.ID, stepChainPlan, cutover.StatusFinished, p); err != nil {
+		return nil, err
+	}
+	return r.runChain(ctx, p, nil)
+}
+
+// ResumeChain goes on with a chain after a crash: moves it had started are
+// resumed (completed or rolled back), the stage it was in is run again
+// from a fresh measurement, and the chain continues.
+func (r *Runner) ResumeChain(ctx context.Context, chainID string) (*ChainResult, error) {
+	if r.cfg.Journal == nil {
+		return nil, fmt.Errorf("%w: Config.Journal is nil", ErrInvalid)
+	}
+	entries, err := r.cfg.Journal.Entries(ctx, chainID)
+	if err != nil {
+		return nil, err
+	}
+	var p chainPlan
+	done := map[string]bool{} // "<step> <instance>" finished
+	var started []string
+	for _, e := range entries {
+		var d struct {
+			Instance string `json:"instance"`
+			Move     string `json:"move"`
+		}
+		_ = json.Unmarshal(e.Detail, &d)
+		switch {
+		case e.Step == stepChainPlan:
+			if err := json.Unmarshal(e.Detail, &p); err != nil {
+				return nil, fmt.Errorf("drain: resume chain %q: unreadable plan: %w", chainID, err)
+			}
+		case e.Step == stepChainMove:
+			started = append(started, d.Move)
+		case e.Status == cutover.StatusFinished:
+			done[string(e.Step)+" "+d.Instance] = true
+		}
+	}
+	if p.ID == "" {
+		return nil, fmt.Errorf("drain: resume chain %q: no plan in the journal", chainID)
+	}
+	if entries[len(entries)-1].Step == cutover.StepDone {
+		return &ChainResult{ID: chainID}, nil
+	}
+	// Settle every move the chain started and did not see end.
+	for _, id := range started {
+		es, err := r.cfg.Journal.Entries(ctx, id)
+		if errors.Is(err, cutover.ErrMoveNotFound) {
+			continue // recorded, then the crash came before it began
+		}
+		if err != nil {
+			return nil, err
+		}
+		if last := es[len(es)-1].Step; last == cutover.StepDone || last == cutover.StepRolledBack || last == cutover.StepRetire {
+			continue
+		}
+		if _, err := r.cfg.Mover.Resume(ctx, id); err != nil {
+			return nil, fmt.Errorf("drain: resume chain %q: move %q: %w", chainID, id, err)
+		}
+	}
+	return r.runChain(ctx, p, done)
+}
+
+// runChain runs the stages not in done.
+func (r *Runner) runChain(ctx context.Context, p chainPlan, done map[string]bool) (*ChainResult, error) {
+	res := &ChainResult{ID: p.ID}
+	var converted []string
+	for i, inst := range p.Instances {
+		stage := Stage{Instance: inst, Converted: p.NewIDs[inst]}
+		// Tenants may go to the spares and to the instances converted so
+		// far, nowhere else.
+		open := append(slices.Clone(p.Spares), converted...)
+		if !done[string(stepChainDrain)+" "+inst] {
+			exclude, err := r.excludeAllBut(ctx, append(open, inst))
+			if err != nil {
+				return res, err
+			}
+			hooks := r.chainHooks(p.ID, fmt.Sprintf("%d-drain", i))
+			if err := r.chainStage(ctx, p.ID, stepChainDrain, inst, func(ctx context.Context) error {
+				var err error
+				stage.Drain, err = r.drain(ctx, inst, p.Threshold, &DrainOpts{Exclude: exclude}, hooks)
+				return err
+			}); err != nil {
+				return res, err
+			}
+		}
+		if !done[string(stepChainConvert)+" "+inst] {
+			if err := r.chainStage(ctx, p.ID, stepChainConvert, inst, func(ctx context.Context) error {
+				var err error
+				stage.Convert, err = r.convert(ctx, p, inst)
+				return err
+			}); err != nil {
+				return res, err
+			}
+		}
+		converted = append(converted, p.NewIDs[inst])
+		if !done[string(stepChainRefill)+" "+inst] {
+			hooks := r.chainHooks(p.ID, fmt.Sprintf("%d-refill", i))
+			if err := r.chainStage(ctx, p.ID, stepChainRefill, inst, func(ctx context.Context) error {
+				var err error
+				stage.Refill, err = r.refill(ctx, p.NewIDs[inst], p.Spares, Threshold{}, nil, hooks)
+				return err
+			}); err != nil {
+				return res, err
+			}
+		}
+		res.Stages = append(res.Stages, stage)
+	}
+	return res, r.chainJournal(ctx, p.ID, cutover.StepDone, cutover.StatusFinished, map[string]int{"instances": len(p.Instances)})
+}
+
+// convert converts inst, or finishes a conversion a crash interrupted.
+func (r *Runner) convert(ctx context.Context, p chainPlan, inst string) (*cutover.Report, error) {
+	id := p.ID + "-convert-" + inst
+	if _, err := r.cfg.Journal.Entries(ctx, id); err == nil {
+		rep, err := r.cfg.Mover.Resume(ctx, id)
+		if err != nil || !rep.RolledBack {
+			return rep, err
+		}
+		id += "-again-" + time.Now().UTC().Format("150405.000")
+	}
+	return r.cfg.Mover.Convert(ctx, cutover.ConvertRequest{ID: id, Instance: inst, NewInstance: p.NewIDs[inst]})
+}
+
+// chainHooks names a stage's moves after the chain and records each in
+// the chain's journal before it starts, so ResumeChain can settle it.
+func (r *Runner) chainHooks(chainID, stage string) moveHooks {
+	return moveHooks{
+		id: func(m Move) string {
+			return fmt.Sprintf("%s-%s-%s-%s", chainID, stage, m.Tenant, time.Now().UTC().Format("150405.000000"))
+		},
+		started: func(ctx context.Context, moveID string) error {
+			return r.chainJournal(ctx, chainID, stepChainMove, cutover.StatusStarted, map[string]string{"move": moveID})
+		},
+	}
+}
+
+func (r *Runner) chainStage(ctx context.Context, chainID string, step cutover.Step, inst string, fn func(context.Context) error) error {
+	detail := map[string]string{"instance": inst}
+	if err := r.chainJournal(ctx, chainID, step, cutover.StatusStarted, detail); err != nil {
+		return err
+	}
+	r.cfg.Logger.Info("drain: chain stage", "chain", chainID, "stage", step, "instance", inst)
+	if err := fn(ctx); err != nil {
+		detail["error"] = err.Error()
+		return errors.Join(fmt.Errorf("drain: chain %q: %s of %s: %w", chainID, step, inst, err),
+			r.chainJournal(context.WithoutCancel(ctx), chainID, step, cutover.StatusFailed, detail))
+	}
+	return r.chainJournal(ctx, chainID, step, cutover.StatusFinished, detail)
+}
+
+func (r *Runner) chainJournal(ctx context.Context, chainID string, step cutover.Step, status cutover.Status, detail any) error {
+	b, err := json.Marshal(detail)
+	if err != nil {
+		return err
+	}
+	_, err = r.cfg.Journal.Append(ctx, cutover.Entry{Move: chainID, Step: step, Status: status, Detail: b})
+	return err
+}
+
+// excludeAllBut lists every catalog instance not in keep.
+func (r *Runner) excludeAllBut(ctx context.Context, keep []string) ([]string, error) {
+	all, err := r.cfg.Catalog.Instances(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, inst := range all {
+		if !slices.Contains(keep, inst.ID) {
+			out = append(out, inst.ID)
+		}
+	}
+	return out, nil
+}
+
+// String summarizes a chain result.
+func (c *ChainResult) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "chain %s:\n", c.ID)
+	for _, s := range c.Stages {
+		moved := func(res *Result) int {
+			if res == nil {
+				return 0
+			}
+			return len(res.Moved)
+		}
+		window := time.Duration(0)
+		if s.Convert != nil {
+			window = s.Convert.Window
+		}
+		fmt.Fprintf(&b, "  %s: drained %d tenants, converted to %s (window %s), refilled %d\n",
+			s.Instance, moved(s.Drain), s.Converted, window.Round(time.Millisecond), moved(s.Refill))
+	}
+	return b.String()
+}
