@@ -26,7 +26,8 @@ var (
 	ErrVerifyMismatch = errors.New("replica: target differs from source")
 	// ErrWALLimit: the source retained more WAL for the stream than
 	// Spec.MaxRetainedWAL allows, so the stream was aborted to protect the
-	// source's disk.
+	// source's disk: its replication objects are dropped, its target
+	// database stays until Abort.
 	ErrWALLimit = errors.New("replica: retained WAL limit reached, stream aborted")
 	// ErrSlotLost: the stream's replication slot disappeared from the
 	// source while its subscription exists: changes may be lost, so the
@@ -97,6 +98,11 @@ type Options struct {
 	// refusing them. This changes the source and makes updates and
 	// deletes of those tables log whole rows.
 	SetReplicaIdentityFull bool
+	// SkipUnlogged streams a database with unlogged tables, which
+	// logical replication does not copy: they are created empty on the
+	// target, and Verify leaves them out. Without it, preflight refuses
+	// them.
+	SkipUnlogged bool
 	// NoOwner restores the schema without owners and privileges (owned by
 	// the target admin), for targets that lack the source's roles.
 	NoOwner bool

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -20,6 +22,27 @@ type querier interface {
 
 func collect[T any](rows pgx.Rows) ([]T, error) { return pgx.CollectRows(rows, pgx.RowTo[T]) }
 
+// sessionParams are the settings of every connection the stream opens,
+// sent at startup so they hold from the first statement on. They fix the
+// text form of values, which Verify's checksums hash (ROW(t.*)::text), so
+// that source and target format alike whatever their defaults are.
+var sessionParams = map[string]string{
+	"TimeZone":           "UTC",
+	"DateStyle":          "ISO",
+	"IntervalStyle":      "postgres",
+	"extra_float_digits": "3",
+	"bytea_output":       "hex",
+	"lc_monetary":        "C",
+}
+
+// setSessionParams adds sessionParams to a connection's startup
+// parameters; they override the connection string's options.
+func setSessionParams(params map[string]string) {
+	for k, v := range sessionParams {
+		params[k] = v
+	}
+}
+
 // connect opens one connection. Errors name the endpoint and database,
 // never the password.
 func connect(ctx context.Context, ci conninfo, what string) (*pgx.Conn, error) {
@@ -27,6 +50,7 @@ func connect(ctx context.Context, ci conninfo, what string) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s connection string is invalid", what)
 	}
+	setSessionParams(cfg.RuntimeParams)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s database %q at %s: %w", what, ci["dbname"], ci.Endpoint(), err)
@@ -52,9 +76,15 @@ func sqlState(err error) string {
 }
 
 // transient reports whether err may go away by retrying: a connection
-// that failed or broke (a restarting server), or an object in use.
+// that failed or broke (a restarting server), or an object in use. A
+// program that failed (pg_restore: *exec.ExitError) is not: it printed
+// why, and running it again mostly fails again (see stream.retryable).
 func transient(err error) bool {
 	if err == nil {
+		return false
+	}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
 		return false
 	}
 	var pgErr *pgconn.PgError
@@ -93,6 +123,7 @@ func (e *env) connectHeld(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source connection string is invalid")
 	}
+	setSessionParams(cfg.RuntimeParams)
 	cfg.RuntimeParams["replication"] = "database"
 	cfg.RuntimeParams["application_name"] = "daisychain " + e.name
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
@@ -101,4 +132,21 @@ func (e *env) connectHeld(ctx context.Context) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("connect to source database %q at %s in WAL sender mode: %w", e.srcDB["dbname"], e.srcDB.Endpoint(), err)
 	}
 	return conn, nil
+}
+
+// formatStatement builds a statement on the server with format(): %I
+// quotes an identifier, %L a literal, as the server's settings require
+// (standard_conforming_strings included). For utility statements, which
+// take no parameters. Each arg is passed as text.
+func formatStatement(ctx context.Context, q querier, format string, args ...string) (string, error) {
+	params := make([]string, len(args))
+	values := make([]any, 0, len(args)+1)
+	values = append(values, format)
+	for i, a := range args {
+		params[i] = fmt.Sprintf(", $%d::text", i+2)
+		values = append(values, a)
+	}
+	var stmt string
+	err := q.QueryRow(ctx, "SELECT format($1"+strings.Join(params, "")+")", values...).Scan(&stmt)
+	return stmt, err
 }

@@ -11,10 +11,12 @@
 //     and a subscription need it), wal_level=logical, free replication
 //     slots and WAL senders on the source and logical replication workers
 //     on the target (one each for the stream, plus one per parallel table
-//     copy), a replica identity on every table, large objects, extensions
-//     and roles the schema needs on the target, encoding and locale, the
-//     target database absent or empty, pg_dump's version. Every problem is
-//     listed, each with what to fix; a non-empty target is never written.
+//     copy), a replica identity on every table, unlogged tables (not
+//     replicated: Options.SkipUnlogged goes on without them), large
+//     objects, extensions and roles the schema needs on the target,
+//     encoding and locale, the target database absent or empty, pg_dump's
+//     version. Every problem is listed, each with what to fix; a non-empty
+//     target is never written.
 //  2. The target database is created (with the source's encoding and
 //     locale) unless it exists empty, and the stream's state is written as
 //     its comment: whether the stream created it, how far it got, the
@@ -27,9 +29,18 @@
 //     copy_data = true: source and target may be the same server.
 //  5. In the background: once every table has finished its initial copy,
 //     the rest of the schema (indexes, constraints, triggers) is restored
-//     with pg_restore --jobs; meanwhile the WAL guard aborts the stream
-//     with replica.ErrWALLimit when the slot's retained WAL reaches 90% of
-//     Options.MaxRetainedWAL.
+//     with pg_restore --jobs, and the materialized views populated on the
+//     source are refreshed on the target (the schema dump creates them
+//     empty); then the stream streams. A foreign key is built once both its
+//     tables are kept by the apply worker (state r), so that they agree. A
+//     pg_restore that keeps failing while the target is up stops the
+//     stream with its error (Progress reports it); cancelling one ends its
+//     workers too. Meanwhile the WAL guard stops the stream with
+//     replica.ErrWALLimit when the slot's retained WAL reaches 90% of
+//     Options.MaxRetainedWAL: it drops the subscription and the slots,
+//     never the target database (Abort drops it), and the stream cannot be
+//     resumed. Once WaitFor has succeeded the cutover is in its window and
+//     the guard is off: the cutover finishes or aborts the stream.
 //
 // Object names are "dc_" + up to 40 characters of the stream ID folded to
 // [a-z0-9_] + "_" + 12 hex digits of its SHA-256: valid identifiers and
@@ -47,13 +58,15 @@
 // # The cutover
 //
 // Barrier writes a logical message to the source database in a transaction
-// of its own and returns its position. WaitFor returns when the target has
-// applied and flushed everything before it: either the slot's
-// confirmed_flush_lsn has passed it, or the target's apply worker has
-// received the stream beyond it (it applies in order) and the target's
-// WAL has been flushed since, by the same worker. The second test makes
-// the wait after a fence the replication delay (about 10 ms on a local
-// pair) instead of the subscriber's feedback timer (up to a second).
+// of its own, flushed at commit, and returns its position. WaitFor returns
+// when the target has applied and flushed everything before it: either the
+// slot's confirmed_flush_lsn has passed it, or the target's apply worker
+// has received the stream beyond it (it applies in order) and the target's
+// WAL has been flushed since, by the same worker: WaitFor commits a
+// transaction that writes WAL with synchronous_commit = local, whatever
+// the target's own setting. The second test makes the wait after a fence
+// the replication delay (about 10 ms on a local pair) instead of the
+// subscriber's feedback timer (up to a second).
 //
 // A fence may close the source database: refuse new connections (even
 // a superuser's) and end every client session in it, as cutover's
@@ -64,10 +77,22 @@
 // drops the publication) fall back to a connection to the tenant
 // database that the stream holds from Start on in WAL sender mode
 // (replication=database): fences leave WAL senders running. It costs one
-// WAL sender, which preflight counts. Provider.Finish and Provider.Abort
-// have no such connection: on a fenced source they drop the slots and
-// leave the publication (harmless without a slot) with a warning, until
-// they run again after the fence.
+// WAL sender, which preflight counts. A fence that ends every session of
+// the database, WAL senders included, must spare the held connection and
+// the WAL senders of the stream's slots: the stream names their PIDs with
+// FencePIDs, an optional capability found by type assertion:
+//
+//	interface{ FencePIDs(ctx context.Context) ([]uint32, error) }
+//
+// Provider.Finish and Provider.Abort have no such connection: on a fenced
+// source they drop the slots and leave the publication (harmless without
+// a slot) with a warning, until they run again after the fence.
+//
+// Every connection the stream opens sets TimeZone, DateStyle,
+// IntervalStyle, extra_float_digits, bytea_output and lc_monetary at
+// startup, so values print alike on both servers whatever their defaults
+// (Verify's checksums hash rows as text). The subscription's connection
+// string, with the source's password, is kept out of the target's log.
 //
 // Options.SetReplicaIdentityFull is the explicit way to stream tables
 // without a primary key; it changes the source (REPLICA IDENTITY FULL).
@@ -94,7 +119,8 @@
 // Both scale with the bytes read and the CPUs free on each server; data
 // not in the cache adds the disk read (a sequential scan at the disk's
 // speed). Checksums are order-independent (a sum over the rows) and name
-// each table that differs.
+// each table that differs. Materialized views are not compared: each
+// side's holds its query's result as of its own last refresh.
 //
 // # How fast
 //

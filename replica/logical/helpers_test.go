@@ -55,17 +55,23 @@ func execSQL(t testing.TB, inst *localpg.Instance, db string, sqls ...string) {
 
 func queryInt(t testing.TB, inst *localpg.Instance, db, q string, args ...any) int64 {
 	t.Helper()
+	return queryValue[int64](t, inst, db, q, args...)
+}
+
+// queryValue returns the one value q returns.
+func queryValue[T any](t testing.TB, inst *localpg.Instance, db, q string, args ...any) T {
+	t.Helper()
 	ctx := testCtx(t, time.Minute)
 	conn, err := inst.Connect(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	var n int64
-	if err := conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+	var v T
+	if err := conn.QueryRow(ctx, q, args...).Scan(&v); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
-	return n
+	return v
 }
 
 func databaseExists(t testing.TB, inst *localpg.Instance, db string) bool {
@@ -112,6 +118,23 @@ func waitPhase(t testing.TB, st replica.Stream, want replica.Phase, timeout time
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// startStreaming starts sp and waits until it streams. The stream is
+// aborted when the test ends, and that must work.
+func startStreaming(t testing.TB, sp replica.Spec) replica.Stream {
+	t.Helper()
+	st, err := provider.Start(testCtx(t, 2*time.Minute), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Abort(testCtx(t, time.Minute)); err != nil {
+			t.Errorf("abort: %v", err)
+		}
+	})
+	waitPhase(t, st, replica.PhaseStreaming, time.Minute)
+	return st
 }
 
 // catchUp fences nothing: it takes a barrier and waits for it.

@@ -3,8 +3,13 @@ package logical
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
@@ -36,6 +41,7 @@ func TestFingerprintSeesDDL(t *testing.T) {
 		`ALTER TABLE "Tab ""X"" Ä" REPLICA IDENTITY FULL`,
 		`ALTER TABLE "Tab ""X"" Ä" ADD COLUMN "a long column name, longer than a name" text`,
 		`ALTER TABLE "Tab ""X"" Ä" ADD COLUMN z int`, // beyond 63 bytes of the definition
+		`ALTER TABLE "Tab ""X"" Ä" SET UNLOGGED`,     // no longer replicated
 	}
 	prev, err := fingerprint(ctx, conn)
 	if err != nil {
@@ -104,4 +110,60 @@ func TestPosition(t *testing.T) {
 	if _, err := replica.ParsePosition("nope"); err == nil {
 		t.Error("accepted nope")
 	}
+}
+
+// Cancelling a program pgTool runs ends the processes it forked too (as
+// pg_restore --jobs does), not the program alone. The program here is a
+// shell script standing in for pg_restore: it starts a child and waits.
+func TestPgToolCancelEndsProcessGroup(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "child.pid")
+	script := "#!/bin/sh\nsleep 300 &\necho $! > " + pidFile + "\nwait\n"
+	if err := os.WriteFile(filepath.Join(dir, "pg_restore"), []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pgTool(ctx, dir, "pg_restore", conninfo{"dbname": "x"}) }()
+	var child int
+	for deadline := time.Now().Add(10 * time.Second); child == 0; time.Sleep(10 * time.Millisecond) {
+		b, _ := os.ReadFile(pidFile)
+		child, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		if time.Now().After(deadline) {
+			t.Fatal("the script did not start its child")
+		}
+	}
+	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
+	cancel()
+	// The group ends on SIGTERM: pgTool returns without waiting out
+	// toolWaitDelay (the child holds the program's stderr open while it
+	// lives), and the child is gone.
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("pgTool succeeded although cancelled")
+		}
+	case <-time.After(toolWaitDelay):
+		t.Fatal("pgTool still waits for the program's child after the cancel")
+	}
+	for deadline := time.Now().Add(5 * time.Second); alive(child); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the program's child outlived the cancel")
+		}
+	}
+}
+
+// alive reports whether process pid runs (exists and is not a zombie
+// waiting for a parent that does not reap).
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true // no /proc: trust kill
+	}
+	_, after, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(after, "Z")
 }

@@ -33,11 +33,6 @@ func objectName(id string) string {
 
 func ident(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
 
-// literal quotes s as an SQL string literal (standard_conforming_strings
-// on, which every supported server has by default); used where a utility
-// statement takes no parameters.
-func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
 // marker is the stream's durable state, kept as the comment of the target
 // database: what Start needs to resume (whether the stream created the
 // database, how far it got, the schema fingerprint taken at start).
@@ -59,6 +54,7 @@ const (
 	markCopy     = "copy"     // subscription exists, initial copy running
 	markIndexes  = "indexes"  // post-data restore started
 	markComplete = "complete" // post-data restored: target schema complete
+	markAborted  = "aborted"  // the WAL guard dropped the replication: Abort is all that is left
 )
 
 func parseMarker(comment string) (*marker, bool) {

@@ -40,6 +40,7 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 	defer closeConn(tgt)
 
 	// The target database: this stream's, absent, empty, or refused.
+	aborted := false
 	if tgt != nil {
 		var comment *string
 		err := tgt.QueryRow(ctx, `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1`,
@@ -54,6 +55,10 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 				if m.Stream != e.name {
 					r.Add("target database", "target database %q belongs to another stream (%s): choose another TargetDatabase or abort that stream",
 						e.spec.TargetDatabase, m.ID)
+				} else if m.Phase == markAborted {
+					aborted = true
+					r.Add("stream", "stream %q was stopped by the WAL guard (%v): its replication is gone and target database %q is incomplete or stale: Abort the stream (Provider.Abort) and start it again",
+						e.spec.ID, replica.ErrWALLimit, e.spec.TargetDatabase)
 				} else {
 					f.marker = m
 				}
@@ -86,7 +91,7 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 					maxWorkers-usedWorkers, need)
 			}
 		}
-		if f.targetExists && !resume {
+		if f.targetExists && !resume && !aborted {
 			e.checkTargetEmpty(ctx, r)
 		}
 	}
@@ -155,6 +160,21 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 		}
 	}
 
+	rows, err := src.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' AND `+userSchemas+` AND `+notExtensionMember("pg_class", "c.oid")+`
+		ORDER BY 1`)
+	unlogged, err := collectErr[string](rows, err)
+	switch {
+	case err != nil:
+		r.Add("unlogged tables", "cannot list the source's unlogged tables: %v", err)
+	case len(unlogged) > 0 && e.spec.SkipUnlogged:
+		r.Notes = append(r.Notes, "unlogged tables are not replicated, they stay empty on the target: "+strings.Join(unlogged, ", "))
+	case len(unlogged) > 0:
+		r.Add("unlogged tables", "unlogged tables are not replicated: %s: make them logged (ALTER TABLE ... SET LOGGED) or set Options.SkipUnlogged",
+			strings.Join(unlogged, ", "))
+	}
+
 	var largeObjects int64
 	if err := src.QueryRow(ctx, `SELECT count(*) FROM pg_largeobject_metadata`).Scan(&largeObjects); err != nil {
 		r.Add("large objects", "cannot count large objects: %v", err)
@@ -173,7 +193,7 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 		return
 	}
 	// Extensions the tenant uses must be installable on the target.
-	rows, err := src.Query(ctx, `SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`)
+	rows, err = src.Query(ctx, `SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`)
 	exts, err2 := collectErr[string](rows, err)
 	if err2 != nil {
 		r.Add("extensions", "cannot list the source's extensions: %v", err2)

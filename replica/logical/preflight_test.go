@@ -160,3 +160,32 @@ func TestPreflightRolesAndLargeObjects(t *testing.T) {
 	assertNoReplicationObjects(t, src, "t")
 	assertNoReplicationObjects(t, dst)
 }
+
+// Unlogged tables are not replicated: refused, named; with
+// Options.SkipUnlogged the stream goes on, they are empty on the target,
+// and Verify leaves them out.
+func TestPreflightUnlogged(t *testing.T) {
+	t.Parallel()
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 100)
+	execSQL(t, src, "t", `CREATE UNLOGGED TABLE "Sitzungen Ä" (id int PRIMARY KEY, data text)`,
+		`INSERT INTO "Sitzungen Ä" SELECT i, 'x' FROM generate_series(1, 10) i`)
+	sp := spec("unlogged", src, "t", dst, "t")
+	startRefused(t, sp, src, dst, false, "unlogged tables", `public."Sitzungen Ä"`, "SET LOGGED", "SkipUnlogged")
+
+	sp.SkipUnlogged = true
+	ctx := testCtx(t, 2*time.Minute)
+	report, err := provider.Preflight(ctx, sp)
+	if err != nil || !report.OK() || len(report.Notes) != 1 || !strings.Contains(report.Notes[0], `public."Sitzungen Ä"`) {
+		t.Fatalf("preflight with SkipUnlogged: %v %+v", err, report)
+	}
+	st := startStreaming(t, sp)
+	catchUp(t, st, time.Minute)
+	if err := st.Verify(ctx, replica.VerifyChecksums); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryInt(t, dst, "t", `SELECT count(*) FROM "Sitzungen Ä"`); n != 0 {
+		t.Errorf("the unlogged table has %d rows on the target, want 0 (not replicated)", n)
+	}
+}

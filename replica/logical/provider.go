@@ -199,6 +199,10 @@ func (p *Provider) Finish(ctx context.Context, spec replica.Spec) error {
 	if err != nil {
 		return fmt.Errorf("logical: finish %s: %w", spec, err)
 	}
+	if m != nil && m.Phase == markAborted {
+		return fmt.Errorf("logical: finish %s: %w: the WAL guard stopped the stream and the target is incomplete or stale: Abort it",
+			spec, replica.ErrWALLimit)
+	}
 	if m != nil && m.Phase != markComplete {
 		return fmt.Errorf("logical: finish %s: %w (the target's schema is not complete: resume the stream with Start and wait for it, or Abort)",
 			spec, replica.ErrNotReady)
@@ -293,6 +297,7 @@ func newPool(ctx context.Context, ci conninfo) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connection string for %q is invalid", ci["dbname"])
 	}
+	setSessionParams(cfg.ConnConfig.RuntimeParams)
 	cfg.MaxConns = 6
 	cfg.MinConns = 0
 	cfg.HealthCheckPeriod = 10 * time.Second
@@ -335,9 +340,12 @@ func (e *env) createTargetDB(ctx context.Context, f *facts) error {
 		return err
 	}
 	defer closeConn(conn)
-	q := "CREATE DATABASE " + ident(e.spec.TargetDatabase) + " TEMPLATE template0"
-	if f.encoding != "" {
-		q += " ENCODING " + literal(f.encoding) + " LC_COLLATE " + literal(f.collate) + " LC_CTYPE " + literal(f.ctype)
+	q, err := formatStatement(ctx, conn, "CREATE DATABASE %I TEMPLATE template0", e.spec.TargetDatabase)
+	if err == nil && f.encoding != "" {
+		q, err = formatStatement(ctx, conn, "%s ENCODING %L LC_COLLATE %L LC_CTYPE %L", q, f.encoding, f.collate, f.ctype)
+	}
+	if err != nil {
+		return err
 	}
 	if _, err := conn.Exec(ctx, q); err != nil {
 		return fmt.Errorf("create target database %q: %w", e.spec.TargetDatabase, err)
@@ -354,7 +362,11 @@ func (e *env) writeMarker(ctx context.Context, m *marker) error {
 			return err
 		}
 		defer closeConn(conn)
-		_, err = conn.Exec(ctx, "COMMENT ON DATABASE "+ident(e.spec.TargetDatabase)+" IS "+literal(m.json()))
+		q, err := formatStatement(ctx, conn, "COMMENT ON DATABASE %I IS %L", e.spec.TargetDatabase, m.json())
+		if err != nil {
+			return err
+		}
+		_, err = conn.Exec(ctx, q)
 		return err
 	})
 }
@@ -473,10 +485,7 @@ func (s *stream) createReplication(ctx context.Context) error {
 	err := s.tgt.QueryRow(ctx, `SELECT oid FROM pg_subscription WHERE subname = $1
 		AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, name).Scan(&subOID)
 	if err == pgx.ErrNoRows {
-		q := "CREATE SUBSCRIPTION " + ident(name) + " CONNECTION " + literal(s.e.srcSub.String()) +
-			" PUBLICATION " + ident(name) + " WITH (create_slot = false, slot_name = " + literal(name) +
-			", copy_data = true, enabled = true)"
-		if _, err := s.tgt.Exec(ctx, q); err != nil {
+		if err := s.createSubscription(ctx); err != nil {
 			// The server's error does not repeat the connection string.
 			return fmt.Errorf("create subscription: %w", err)
 		}
@@ -488,6 +497,38 @@ func (s *stream) createReplication(ctx context.Context) error {
 	}
 	s.m.SubOID = subOID
 	return nil
+}
+
+// createSubscription creates the subscription. Its connection string
+// holds the source's password, so the statement is built on the server
+// (format's %L quotes it whatever standard_conforming_strings is) and run
+// in a transaction that keeps it out of the target's log, even when it
+// fails. With create_slot = false, CREATE SUBSCRIPTION may run in a
+// transaction block. pg_stat_statements, where loaded, is told not to
+// keep it (setting the parameter of a module that is not loaded is
+// harmless).
+func (s *stream) createSubscription(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, s.tgt, func(tx pgx.Tx) error {
+		for _, set := range []string{
+			"SET LOCAL log_statement = 'none'",
+			"SET LOCAL log_min_error_statement = 'panic'",
+			"SET LOCAL log_min_duration_statement = -1",
+			"SET LOCAL log_min_duration_sample = -1",
+			"SET LOCAL pg_stat_statements.track_utility = off",
+		} {
+			if _, err := tx.Exec(ctx, set); err != nil {
+				return err
+			}
+		}
+		q, err := formatStatement(ctx, tx, `CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I
+			WITH (create_slot = false, slot_name = %L, copy_data = true, enabled = true)`,
+			s.e.name, s.e.srcSub.String(), s.e.name, s.e.name)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, q)
+		return err
+	})
 }
 
 // checkReplication makes sure a resumed stream's slot and subscription

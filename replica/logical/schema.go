@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/daisychain-db/daisychain/replica"
 )
@@ -71,6 +73,13 @@ func clientMajor(binDir string) (int, error) {
 // pgTool runs pg_dump or pg_restore against ci. The password travels in
 // the environment, not on the command line, where other users could see
 // it.
+//
+// The program runs in a process group of its own, and cancelling ctx
+// sends SIGTERM to the whole group: pg_restore --jobs forks workers, which
+// killing the parent alone would leave running, and on SIGTERM each of
+// them cancels its query on the server (an index build would otherwise go
+// on there until it ends). Whatever is left of the group when the
+// leader and the output are done, or after toolWaitDelay, is killed.
 func pgTool(ctx context.Context, binDir, program string, ci conninfo, args ...string) error {
 	args = append(args, "--dbname="+ci.Without("password").String())
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, program), args...)
@@ -80,10 +89,30 @@ func pgTool(ctx context.Context, binDir, program string, ci conninfo, args ...st
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	inGroup(cmd)
+	err := cmd.Run()
+	if ctx.Err() != nil && cmd.Process != nil {
+		// Members that outlived the leader keep the group's ID in use,
+		// so this reaches only them.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w: %s", program, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
+}
+
+// toolWaitDelay is how long a cancelled program's process group has to
+// exit after SIGTERM before it is killed.
+const toolWaitDelay = 10 * time.Second
+
+// inGroup makes cmd the leader of a new process group that its context's
+// end terminates as a whole (see pgTool). The members share the leader's
+// stderr, so Wait waits for them too, up to WaitDelay.
+func inGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = toolWaitDelay
 }
 
 // dumpSchema writes the source database's schema (no publications or
@@ -250,6 +279,7 @@ SELECT 'relation ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname), c
 	WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
 	|| coalesce(' view ' || CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END, '')
 	|| coalesce(' partition ' || pg_get_expr(c.relpartbound, c.oid), '')
+	|| CASE WHEN c.relpersistence = 'u' THEN ' unlogged' ELSE '' END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ` + userSchemas + ` AND ` + notExtensionMember("pg_class", "c.oid") + `
 UNION ALL

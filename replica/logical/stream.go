@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -42,6 +45,9 @@ type stream struct {
 
 	cancel context.CancelFunc
 	bgDone chan struct{}
+	// guardOff is set once WaitFor succeeded: the cutover is in its
+	// window, and the stream ends by its Finish or Abort.
+	guardOff atomic.Bool
 
 	// opMu serializes Finish, Abort, Close and the guard's abort. Take it
 	// only after stopBackground: the guard takes it before it exits.
@@ -124,6 +130,7 @@ func (s *stream) run(ctx context.Context) {
 func (s *stream) work(ctx context.Context) {
 	tick := time.NewTicker(s.e.poll)
 	defer tick.Stop()
+	var failures restoreFailures
 	for {
 		phase, err := s.state()
 		if err != nil || (phase != replica.PhaseCopy && phase != replica.PhaseIndexes) {
@@ -133,7 +140,7 @@ func (s *stream) work(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if !transient(err) {
+			if !s.retryable(ctx, err, &failures) {
 				s.mu.Lock()
 				s.bgErr = fmt.Errorf("logical: stream %q: %w", s.e.spec.ID, err)
 				s.mu.Unlock()
@@ -141,6 +148,8 @@ func (s *stream) work(ctx context.Context) {
 				return
 			}
 			s.e.log.Debug("logical: will retry", "err", err)
+		} else {
+			failures = restoreFailures{}
 		}
 		select {
 		case <-ctx.Done():
@@ -148,6 +157,46 @@ func (s *stream) work(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// A pg_restore that fails while the target is up is run again until it
+// has failed restoreTries times in a row over at least restoreRetryFor;
+// then its error stops the stream. Its failure can pass (a deadlock with
+// the apply worker), and it says why only in words, in the target's
+// language.
+const restoreTries = 3
+
+var restoreRetryFor = 30 * time.Second // a variable for the tests
+
+// restoreFailures counts a run of failed pg_restores.
+type restoreFailures struct {
+	n     int
+	first time.Time
+}
+
+// retryable reports whether the background work should try again after
+// err: a transient error, or a pg_restore that failed while the target
+// was down (a restart) or not yet often and long enough (see
+// restoreTries). Otherwise the error stops the stream and Progress
+// reports it.
+func (s *stream) retryable(ctx context.Context, err error, f *restoreFailures) bool {
+	if transient(err) {
+		return true
+	}
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if perr := s.tgt.Ping(pctx); perr != nil && ctx.Err() == nil {
+		return true
+	}
+	if f.n == 0 {
+		f.first = time.Now()
+	}
+	f.n++
+	return f.n < restoreTries || time.Since(f.first) < restoreRetryFor
 }
 
 // advance builds the indexes, constraints and triggers of the tables
@@ -161,7 +210,13 @@ func (s *stream) advance(ctx context.Context, phase replica.Phase) error {
 		if err != nil {
 			return err
 		}
-		ready := map[string]bool{}
+		// A table in state s (sync done) holds its data as of its own
+		// copy, which may be ahead of the apply worker; in state r the
+		// apply worker keeps it, at the same position as every other
+		// table in r. An index needs its table whole (s or r); a foreign
+		// key reads two tables, which must agree (both r), else its
+		// validation can fail on a row the other table does not have yet.
+		synced, applied := map[string]bool{}, map[string]bool{}
 		total := 0
 		for rows.Next() {
 			var name, state string
@@ -170,17 +225,20 @@ func (s *stream) advance(ctx context.Context, phase replica.Phase) error {
 				return err
 			}
 			total++
-			if state == "r" || state == "s" {
-				ready[name] = true
-			}
+			synced[name] = state == "r" || state == "s"
+			applied[name] = state == "r"
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if len(ready) < total {
+		if countTrue(applied) < total {
 			var batch []int
 			for i, it := range s.post {
-				if !s.postDone[i] && len(it.tables) > 0 && allIn(it.tables, ready) {
+				need := synced
+				if len(it.tables) > 1 {
+					need = applied
+				}
+				if !s.postDone[i] && len(it.tables) > 0 && allIn(it.tables, need) {
 					batch = append(batch, i)
 				}
 			}
@@ -206,6 +264,9 @@ func (s *stream) advance(ctx context.Context, phase replica.Phase) error {
 		}
 	}
 	if err := s.restorePost(ctx, rest); err != nil {
+		return err
+	}
+	if err := s.refreshMatviews(ctx); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -249,6 +310,60 @@ func (s *stream) restorePost(ctx context.Context, items []int) error {
 	return nil
 }
 
+// refreshMatviews populates the target's materialized views that are
+// populated on the source: pg_dump --schema-only creates them WITH NO
+// DATA, and logical replication does not carry them. Each is computed
+// from the target's tables, which the initial copy has filled. They go
+// in creation order, and those that fail (one that reads another not yet
+// populated) again after the others, until a pass populates none.
+func (s *stream) refreshMatviews(ctx context.Context) error {
+	var views []string
+	err := s.readSource(ctx, func(q querier, _ int) (err error) {
+		rows, err := q.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind = 'm' AND c.relispopulated AND `+userSchemas+` AND `+notExtensionMember("pg_class", "c.oid")+`
+			ORDER BY c.oid`)
+		views, err = collectErr[string](rows, err)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("list the source's materialized views: %w", err)
+	}
+	t0 := time.Now()
+	for pending := views; len(pending) > 0; {
+		var failed []string
+		var errs []error
+		for _, v := range pending {
+			// v is quoted by quote_ident above.
+			if _, err := s.tgt.Exec(ctx, "REFRESH MATERIALIZED VIEW "+v); err != nil {
+				if transient(err) || ctx.Err() != nil {
+					return err
+				}
+				failed = append(failed, v)
+				errs = append(errs, fmt.Errorf("%s: %w", v, err))
+			}
+		}
+		if len(failed) == len(pending) {
+			return fmt.Errorf("refresh materialized views on the target: %w", errors.Join(errs...))
+		}
+		pending = failed
+	}
+	if len(views) > 0 {
+		s.e.log.Info("logical: materialized views refreshed", "count", len(views), "took", time.Since(t0))
+	}
+	return nil
+}
+
+func countTrue(set map[string]bool) int {
+	n := 0
+	for _, v := range set {
+		if v {
+			n++
+		}
+	}
+	return n
+}
+
 func allIn(names []string, set map[string]bool) bool {
 	for _, n := range names {
 		if !set[n] {
@@ -258,11 +373,11 @@ func allIn(names []string, set map[string]bool) bool {
 	return true
 }
 
-// guard aborts the stream when the source retains too much WAL for it:
-// it stops the work (stopWork), then cleans up. It reports whether it
-// did.
+// guard stops the stream when the source retains too much WAL for it:
+// it stops the work (stopWork), then the replication (stopReplication),
+// and reports whether it did. It is off once WaitFor succeeded.
 func (s *stream) guard(ctx context.Context, stopWork func()) bool {
-	if s.e.maxWAL <= 0 {
+	if s.e.maxWAL <= 0 || s.guardOff.Load() {
 		return false
 	}
 	var retained *int64
@@ -282,13 +397,40 @@ func (s *stream) guard(ctx context.Context, stopWork func()) bool {
 	defer cancel()
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	if err := s.e.cleanup(cctx, s.m.Created, s.heldConn()); err != nil {
+	if err := s.stopReplication(cctx); err != nil {
 		s.mu.Lock()
-		s.bgErr = errors.Join(werr, fmt.Errorf("clean up: %w", err))
+		s.bgErr = errors.Join(werr, fmt.Errorf("drop the subscription and slots: %w", err))
 		s.mu.Unlock()
 	}
 	s.setPhase(replica.PhaseAborted)
 	return true
+}
+
+// stopReplication is the guard's abort: it marks the stream aborted in
+// the target's marker, then drops the subscription, the slots (which
+// frees the source's WAL) and the publication. The target database, and
+// its marker, stay: the guard never drops a database, which could be the
+// one the cutover just switched to. Abort drops it (when the stream
+// created it); Start refuses the stream. The slots go even when the
+// target cannot be reached (a target that is down is one reason WAL
+// piles up): protecting the source comes first, and Abort drops the
+// subscription later.
+func (s *stream) stopReplication(ctx context.Context) error {
+	s.mu.Lock()
+	s.m.Phase = markAborted
+	s.mu.Unlock()
+	var errs []error
+	tctx, cancel := context.WithTimeout(ctx, 15*time.Second) // the target's part, bounded
+	if err := s.e.writeMarker(tctx, s.m); err != nil {
+		errs = append(errs, fmt.Errorf("mark the stream aborted on the target: %w", err))
+	}
+	subOID := s.m.SubOID
+	if err := retry(tctx, 15*time.Second, func() error { return s.e.dropSubscription(tctx, &subOID) }); err != nil {
+		errs = append(errs, fmt.Errorf("drop subscription: %w", err))
+	}
+	cancel()
+	errs = append(errs, s.e.dropSourceObjects(ctx, subOID, s.heldConn()))
+	return errors.Join(errs...)
 }
 
 // stopBackground ends the background work and waits for it.
@@ -451,7 +593,14 @@ func (s *stream) Barrier(ctx context.Context) (replica.Position, error) {
 	}
 	var lsn string
 	err := retry(ctx, 30*time.Second, func() error {
-		return s.adm.QueryRow(ctx, `SELECT pg_logical_emit_message(true, 'daisychain', $1)::text`, "barrier "+s.e.spec.ID).Scan(&lsn)
+		return pgx.BeginFunc(ctx, s.adm, func(tx pgx.Tx) error {
+			// The WAL sender sends only flushed WAL: flush at commit
+			// even where the source's sessions commit asynchronously.
+			if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = local"); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, `SELECT pg_logical_emit_message(true, 'daisychain', $1)::text`, "barrier "+s.e.spec.ID).Scan(&lsn)
+		})
 	})
 	if err != nil {
 		err2 := retry(ctx, 30*time.Second, func() error {
@@ -473,15 +622,18 @@ func (s *stream) Barrier(ctx context.Context) (replica.Position, error) {
 //   - the target's apply worker has received the stream beyond pos
 //     (pg_stat_subscription.received_lsn > pos): it handles messages in
 //     order, so every transaction that committed before pos is applied;
-//     WaitFor then flushes the target's WAL (a transaction that takes an
-//     ID) and checks that the worker did not restart meanwhile, which
-//     makes them durable.
+//     WaitFor then flushes the target's WAL (see flushTarget) and checks
+//     that the worker did not restart meanwhile, which makes them
+//     durable.
 //
 // The second way exists because the subscriber commits asynchronously and
 // reports its flush position only when something wakes it, which can
 // take a second when all is quiet after the fence. While it waits,
 // WaitFor writes empty logical messages on the source, so the WAL sender
 // keeps sending the subscriber its position.
+//
+// Once WaitFor has succeeded, the WAL guard is off for this handle: the
+// cutover is in its window, and it finishes or aborts the stream.
 func (s *stream) WaitFor(ctx context.Context, pos replica.Position) error {
 	interval := min(s.e.poll, 10*time.Millisecond)
 	for {
@@ -492,6 +644,9 @@ func (s *stream) WaitFor(ctx context.Context, pos replica.Position) error {
 		if phase == replica.PhaseStreaming {
 			done, err := s.applied(ctx, pos)
 			if done {
+				// The cutover is in its window: from now on only
+				// Finish or Abort end the stream, never the guard.
+				s.guardOff.Store(true)
 				return nil
 			}
 			if err != nil && !transient(err) {
@@ -524,7 +679,10 @@ func (s *stream) applied(ctx context.Context, pos replica.Position) (bool, error
 			return true, nil
 		}
 	}
-	const worker = `SELECT pid, received_lsn::text FROM pg_stat_subscription WHERE subid = $1 AND relid IS NULL AND pid IS NOT NULL`
+	worker := `SELECT pid, received_lsn::text FROM pg_stat_subscription WHERE subid = $1 AND relid IS NULL AND pid IS NOT NULL`
+	if s.e.tgtMajor >= 16 {
+		worker += ` AND leader_pid IS NULL` // not a parallel apply worker
+	}
 	var pid1, pid2 int
 	var received, received2 *string
 	if err := s.tgt.QueryRow(ctx, worker, s.m.SubOID).Scan(&pid1, &received); err != nil {
@@ -539,8 +697,7 @@ func (s *stream) applied(ctx context.Context, pos replica.Position) (bool, error
 	if got, err := replica.ParsePosition(*received); err != nil || got <= pos {
 		return false, err
 	}
-	var x any
-	if err := s.tgt.QueryRow(ctx, `SELECT txid_current()`).Scan(&x); err != nil {
+	if err := flushTarget(ctx, s.tgt); err != nil {
 		return false, err
 	}
 	if err := s.tgt.QueryRow(ctx, worker, s.m.SubOID).Scan(&pid2, &received2); err != nil {
@@ -550,6 +707,60 @@ func (s *stream) applied(ctx context.Context, pos replica.Position) (bool, error
 		return false, err
 	}
 	return pid1 == pid2, nil
+}
+
+// flushTarget makes durable every transaction the target committed
+// before it, by committing a transaction that writes WAL (a transactional
+// logical message, which no one on the target decodes) with
+// synchronous_commit = local: its commit waits for the WAL to be flushed
+// up to its commit record, which follows theirs. The apply worker
+// commits with the subscription's synchronous_commit, off by default;
+// the target may run every session with synchronous_commit off, hence
+// the SET; and a transaction that writes no WAL (one that only takes an
+// ID, txid_current()) commits without a flush whatever the setting.
+func flushTarget(ctx context.Context, tgt *pgxpool.Pool) error {
+	return pgx.BeginFunc(ctx, tgt, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = local"); err != nil {
+			return err
+		}
+		var x any
+		return tx.QueryRow(ctx, `SELECT pg_logical_emit_message(true, 'daisychain', 'flush')`).Scan(&x)
+	})
+}
+
+// FencePIDs returns the backend PIDs on the source server that the
+// stream needs to survive a fence of its database: its held connection
+// to the tenant database (WAL sender mode, see doc.go) and the WAL
+// senders serving its slot and its subscription's table-sync slots. A
+// fence that ends every session of the database spares these. It is an
+// optional capability of the stream, found by type assertion:
+//
+//	interface{ FencePIDs(ctx context.Context) ([]uint32, error) }
+//
+// A WAL sender restarts under another PID when its subscriber
+// reconnects, so call it right before ending sessions. The held
+// connection is left out while it is broken.
+func (s *stream) FencePIDs(ctx context.Context) ([]uint32, error) {
+	if _, err := s.state(); err != nil {
+		return nil, err
+	}
+	var pids []uint32
+	s.heldMu.Lock()
+	if s.held != nil && !s.held.IsClosed() {
+		pids = append(pids, s.held.PgConn().PID())
+	}
+	s.heldMu.Unlock()
+	rows, err := s.adm.Query(ctx, `SELECT active_pid::int8 FROM pg_replication_slots
+		WHERE (slot_name = $1 OR slot_name LIKE $2) AND active_pid IS NOT NULL`, s.e.name, syncSlotPattern(s.m.SubOID))
+	senders, err := collectErr[int64](rows, err)
+	if err != nil {
+		return nil, fmt.Errorf("logical: fence PIDs: %w", err)
+	}
+	for _, p := range senders {
+		pids = append(pids, uint32(p))
+	}
+	slices.Sort(pids)
+	return slices.Compact(pids), nil
 }
 
 // nudge writes an empty logical message on the source, after which the
@@ -831,10 +1042,7 @@ func (e *env) dropSubscription(ctx context.Context, subOID *uint32) error {
 // sender that has not noticed the subscription is gone has its sender
 // terminated.
 func (e *env) dropSourceObjects(ctx context.Context, subOID uint32, held *heldConn) error {
-	syncPattern := "-" // matches nothing
-	if subOID != 0 {
-		syncPattern = fmt.Sprintf("pg\\_%d\\_sync\\_%%", subOID)
-	}
+	syncPattern := syncSlotPattern(subOID)
 	tries := 0
 	err := retry(ctx, time.Minute, func() error {
 		conn, err := connect(ctx, e.srcAdmin, "source")
@@ -886,6 +1094,16 @@ func (e *env) dropSourceObjects(ctx context.Context, subOID uint32, held *heldCo
 		return nil
 	}
 	return fmt.Errorf("drop the publication on the source: %w", err)
+}
+
+// syncSlotPattern is the LIKE pattern of the table-sync slots of
+// subscription subOID on the source (pg_<subid>_sync_<relid>_<sysid>);
+// it matches nothing when subOID is 0 (not known).
+func syncSlotPattern(subOID uint32) string {
+	if subOID == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("pg\\_%d\\_sync\\_%%", subOID)
 }
 
 var errHeldGone = errors.New("the stream's WAL sender connection to the source is gone")

@@ -1,6 +1,7 @@
 package logical_test
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -230,41 +231,51 @@ func TestRestartAndResume(t *testing.T) {
 	assertNoReplicationObjects(t, dst, "tenant")
 }
 
-// A stalled subscriber makes the source retain WAL; the guard aborts the
-// stream before the limit and removes everything.
+// A stalled subscriber makes the source retain WAL; the guard stops the
+// stream before the limit: it drops the subscription and the slot, never
+// the target database (it could be the one a cutover just switched to).
+// The stopped stream cannot be resumed or finished; Abort drops its
+// target. A stream whose WaitFor succeeded (a cutover in its window) is
+// left to its cutover.
 func TestWALGuard(t *testing.T) {
 	t.Parallel()
 	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
 	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "big", 100)
+	createTenant(t, src, "window", 100)
 	sp := spec("guarded", src, "big", dst, "big")
-	sp.MaxRetainedWAL = 16 << 20
+	sp.MaxRetainedWAL = 4 << 20
+	inWindow := spec("in its window", src, "window", dst, "window")
+	inWindow.MaxRetainedWAL = 4 << 20
 	ctx := testCtx(t, 2*time.Minute)
 	st, err := provider.Start(ctx, sp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	waitPhase(t, st, replica.PhaseStreaming, time.Minute)
-	// Stall the subscriber, then write more WAL than the limit.
-	var sub string
-	conn, err := dst.Connect(ctx, "big")
+	win, err := provider.Start(ctx, inWindow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := conn.QueryRow(ctx, `SELECT subname FROM pg_subscription`).Scan(&sub); err != nil {
-		t.Fatal(err)
+	defer func() {
+		if err := win.Abort(testCtx(t, time.Minute)); err != nil {
+			t.Error(err)
+		}
+	}()
+	waitPhase(t, st, replica.PhaseStreaming, time.Minute)
+	waitPhase(t, win, replica.PhaseStreaming, time.Minute)
+	catchUp(t, win, time.Minute)
+	// Stall both subscribers, then write more WAL than the limit.
+	for _, db := range []string{"big", "window"} {
+		execSQL(t, dst, db, `DO $$ BEGIN EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', (SELECT subname FROM pg_subscription
+			WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()))); END $$`)
 	}
-	if _, err := conn.Exec(ctx, `ALTER SUBSCRIPTION `+sub+` DISABLE`); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(ctx)
-	execSQL(t, src, "big", `INSERT INTO orders (kunde, amount, note) SELECT 1, i, repeat('w', 200) FROM generate_series(1, 100000) i`)
+	execSQL(t, src, "big", `INSERT INTO orders (kunde, amount, note) SELECT 1, i, repeat('w', 200) FROM generate_series(1, 30000) i`)
 	for {
 		p, _ := st.Progress(ctx)
 		if p.Err != nil {
-			if !isErr(p.Err, replica.ErrWALLimit) {
-				t.Fatalf("stream stopped with %v, want ErrWALLimit", p.Err)
+			if !isErr(p.Err, replica.ErrWALLimit) || p.Phase != replica.PhaseAborted {
+				t.Fatalf("stream stopped with %v in phase %s, want ErrWALLimit, aborted", p.Err, p.Phase)
 			}
 			t.Log(p.Err)
 			break
@@ -277,10 +288,89 @@ func TestWALGuard(t *testing.T) {
 	if err := st.WaitFor(ctx, 1); !isErr(err, replica.ErrWALLimit) {
 		t.Errorf("WaitFor after the guard: %v", err)
 	}
-	assertNoReplicationObjects(t, src, "big")
-	assertNoReplicationObjects(t, dst)
+	if n := queryInt(t, src, "postgres", `SELECT count(*) FROM pg_replication_slots WHERE database = 'big'`); n != 0 {
+		t.Errorf("the guard left %d slots", n)
+	}
+	if n := queryInt(t, dst, "postgres", `SELECT count(*) FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid
+		WHERE d.datname = 'big'`); n != 0 {
+		t.Errorf("the guard left the subscription")
+	}
+	if !databaseExists(t, dst, "big") {
+		t.Fatal("the guard dropped the target database")
+	}
+	if n := queryInt(t, dst, "big", `SELECT count(*) FROM orders`); n != 100 {
+		t.Errorf("the target has %d orders after the guard, want the 100 it had", n)
+	}
+
+	// The stream in its window was not touched, although its slot
+	// retains as much WAL.
+	time.Sleep(5 * provider.PollInterval)
+	if p, err := win.Progress(ctx); err != nil || p.Err != nil || p.Phase != replica.PhaseStreaming || p.RetainedWALBytes < inWindow.MaxRetainedWAL {
+		t.Errorf("the stream in its window: %v, progress %+v", err, p)
+	}
+
+	// Neither resumed nor finished: only Abort is left.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.Start(ctx, sp); !isErr(err, replica.ErrPreflight) || !strings.Contains(err.Error(), "WAL guard") {
+		t.Errorf("Start after the guard: %v, want ErrPreflight naming the WAL guard", err)
+	}
+	if err := provider.Finish(ctx, sp); !isErr(err, replica.ErrWALLimit) {
+		t.Errorf("Finish after the guard: %v, want ErrWALLimit", err)
+	}
+	if err := provider.Abort(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
 	if databaseExists(t, dst, "big") {
-		t.Error("the guard left the target database the stream created")
+		t.Error("Abort left the target database the stream created")
+	}
+	if n := queryInt(t, src, "big", `SELECT count(*) FROM pg_publication`); n != 0 {
+		t.Errorf("%d publications left in the source database", n)
+	}
+}
+
+// WaitFor's answer is durable on a target whose sessions commit without
+// waiting for the WAL flush (synchronous_commit = off; the WAL writer
+// flushes only every 10 s here): when it returns, the target's WAL is
+// flushed beyond the commit of every transaction applied (the
+// subscription's replication origin records the last one's end).
+func TestWaitForDurableWithoutSynchronousCommit(t *testing.T) {
+	t.Parallel()
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Settings: map[string]string{
+		"synchronous_commit": "off", "wal_writer_delay": "10s"}})
+	createTenant(t, src, "t", 100)
+	ctx := testCtx(t, 2*time.Minute)
+	st := startStreaming(t, spec("async target", src, "t", dst, "t"))
+	dstConn, err := dst.Connect(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dstConn.Close(ctx)
+	// The apply worker also commits when it marks a table's copy done
+	// (the origin records those commits too): wait until it has.
+	for queryInt(t, dst, "t", `SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'`) > 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i := range 5 {
+		execSQL(t, src, "t", fmt.Sprintf(`INSERT INTO orders (kunde, amount, note) VALUES (1, %d, 'durable')`, i))
+		catchUp(t, st, time.Minute)
+		var n int
+		var flushed bool
+		var flush, applied string
+		if err := dstConn.QueryRow(ctx, `SELECT (SELECT count(*)::int FROM orders WHERE note = 'durable'),
+				pg_current_wal_flush_lsn() >= o.local_lsn, pg_current_wal_flush_lsn()::text, o.local_lsn::text
+			FROM pg_replication_origin_status o JOIN pg_subscription s ON o.external_id = 'pg_' || s.oid`).
+			Scan(&n, &flushed, &flush, &applied); err != nil {
+			t.Fatal(err)
+		}
+		if n != i+1 {
+			t.Fatalf("after WaitFor %d: the target has %d of %d rows", i, n, i+1)
+		}
+		if !flushed {
+			t.Fatalf("after WaitFor %d: the target's WAL is flushed to %s, the last applied commit ends at %s", i, flush, applied)
+		}
 	}
 }
 
@@ -293,16 +383,7 @@ func TestWaitForIsExactAndQuick(t *testing.T) {
 	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 1000)
 	ctx := testCtx(t, 2*time.Minute)
-	st, err := provider.Start(ctx, spec("wait-for", src, "t", dst, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := st.Abort(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	waitPhase(t, st, replica.PhaseStreaming, time.Minute)
+	st := startStreaming(t, spec("wait-for", src, "t", dst, "t"))
 	srcConn, err := src.Connect(ctx, "t")
 	if err != nil {
 		t.Fatal(err)
@@ -397,7 +478,32 @@ func TestUnderDatabaseFence(t *testing.T) {
 	waitPhase(t, st, replica.PhaseStreaming, time.Minute)
 	catchUp(t, st, time.Minute)
 
+	// The stream names the sessions it needs on the source: its held
+	// connection and its slot's WAL sender, live WAL senders in the
+	// tenant database.
+	fencer, ok := st.(interface {
+		FencePIDs(ctx context.Context) ([]uint32, error)
+	})
+	if !ok {
+		t.Fatal("the stream has no FencePIDs")
+	}
+	pids, err := fencer.FencePIDs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := queryInt(t, src, "postgres", `SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)
+		AND datname = $2 AND backend_type = 'walsender'`, pids, db); n != 2 || len(pids) != 2 {
+		t.Errorf("FencePIDs %v: %d of them are WAL senders in %q, want 2", pids, n, db)
+	}
+	if n := queryInt(t, src, "postgres", `SELECT count(*) FROM pg_replication_slots WHERE active_pid = ANY($1)`, pids); n != 1 {
+		t.Errorf("FencePIDs %v: %d of them serve a slot, want 1", pids, n)
+	}
+
+	// The fence ends every other session of the database, whatever its kind.
 	fence(t, src, db, true)
+	n := queryInt(t, src, "postgres", `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = $1 AND NOT pid = ANY($2)`, db, pids)
+	t.Logf("the fence spared %v and ended %d more sessions", pids, n)
 	w.stop()
 	if _, err := src.Connect(ctx, db); err == nil {
 		t.Fatal("the fence lets connections in")

@@ -22,7 +22,17 @@ type tableSum struct {
 // tables) is read once on each side, source and target at the same time,
 // several tables at once. The checksum is the sum over all rows of a
 // 64-bit hash of the row's text form: independent of row order and
-// physical layout, and it changes when any value of any row does.
+// physical layout, and it changes when any value of any row does. The
+// text form does not depend on either server's defaults: every
+// connection of the stream sets the settings it depends on (see
+// sessionParams).
+//
+// Unlogged tables are left out with Options.SkipUnlogged (they are not
+// replicated). Materialized views are left out: a materialized view
+// holds its query's result as of its last refresh, the source's as of
+// whenever it was refreshed there, the target's as of the end of the
+// initial copy, so they differ whenever the source's is stale, and
+// neither is wrong.
 func (s *stream) Verify(ctx context.Context, level replica.VerifyLevel) error {
 	if _, err := s.state(); err != nil {
 		return err
@@ -34,18 +44,20 @@ func (s *stream) Verify(ctx context.Context, level replica.VerifyLevel) error {
 		return fmt.Errorf("logical: verify: unknown level %s", level)
 	}
 	return s.readSource(ctx, func(src querier, parallel int) error {
-		return verifyDatabases(ctx, src, s.tgt, level, parallel)
+		return verifyDatabases(ctx, src, s.tgt, level, parallel, s.e.spec.SkipUnlogged)
 	})
 }
 
 // verifyDatabases compares the tables of src and tgt, parallel tables at
-// a time (src must allow that many concurrent queries). A failed query
-// is the error; differences are ErrVerifyMismatch.
-func verifyDatabases(ctx context.Context, src querier, tgt *pgxpool.Pool, level replica.VerifyLevel, parallel int) error {
+// a time (src must allow that many concurrent queries), the unlogged
+// ones too unless skipUnlogged. A failed query is the error; differences
+// are ErrVerifyMismatch.
+func verifyDatabases(ctx context.Context, src querier, tgt *pgxpool.Pool, level replica.VerifyLevel, parallel int, skipUnlogged bool) error {
 	rows, err := src.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind = 'r' AND `+userSchemas+` AND `+notExtensionMember("pg_class", "c.oid")+`
-		ORDER BY pg_relation_size(c.oid) DESC`)
+		AND (c.relpersistence = 'p' OR NOT $1)
+		ORDER BY pg_relation_size(c.oid) DESC`, skipUnlogged)
 	tables, err := collectErr[string](rows, err)
 	if err != nil {
 		return fmt.Errorf("logical: verify: list tables: %w", err)
