@@ -91,19 +91,11 @@ func (m *Mover) Convert(ctx context.Context, req ConvertRequest) (*Report, error
 	}
 	p := convertPlan{Kind: "convert", Move: id, Instance: src.ID, NewInstance: req.NewInstance, Limits: limits, Tenants: tenants}
 	r := m.newConvertRun(p, src)
-	var unlocks []func()
-	defer func() {
-		for _, u := range unlocks {
-			u()
-		}
-	}()
-	for _, t := range tenants {
-		u, err := m.lockTenant(ctx, t.ID)
-		if err != nil {
-			return nil, err
-		}
-		unlocks = append(unlocks, u)
+	unlock, err := m.lockTenants(ctx, tenantIDs(tenants)...)
+	if err != nil {
+		return nil, err
 	}
+	defer unlock()
 	err = r.forward(ctx)
 	r.rep.Finished = time.Now()
 	return r.rep, err
@@ -512,4 +504,12 @@ func (m *Mover) resumeConvert(ctx context.Context, entries []Entry, p convertPla
 	}
 	r.rep.Finished = time.Now()
 	return r.rep, err
+}
+
+func tenantIDs(ts []fleet.Tenant) []string {
+	ids := make([]string, len(ts))
+	for i, t := range ts {
+		ids[i] = t.ID
+	}
+	return ids
 }

@@ -81,7 +81,7 @@ func (m *Mover) Move(ctx context.Context, req Request) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := m.lockTenant(ctx, r.p.Tenant)
+	unlock, err := m.lockTenants(ctx, r.p.Tenant)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	if p.Move == "" {
 		return m.closeUnplanned(ctx, moveID, entries)
 	}
-	unlock, err := m.lockTenant(ctx, p.Tenant)
+	unlock, err := m.lockTenants(ctx, p.Tenant)
 	if err != nil {
 		return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
 	}
@@ -193,13 +193,11 @@ func (m *Mover) closeUnplanned(ctx context.Context, moveID string, entries []Ent
 // resumeConversion takes the locks of a conversion's tenants and resumes
 // it.
 func (m *Mover) resumeConversion(ctx context.Context, moveID string, p convertPlan) (*Report, error) {
-	for _, t := range p.Tenants {
-		unlock, err := m.lockTenant(ctx, t.ID)
-		if err != nil {
-			return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
-		}
-		defer unlock()
+	unlock, err := m.lockTenants(ctx, tenantIDs(p.Tenants)...)
+	if err != nil {
+		return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
 	}
+	defer unlock()
 	entries, err := m.cfg.Journal.Entries(ctx, moveID)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,17 +56,37 @@ type WorkloadStats struct {
 // StartWorkload starts workers goroutines that each insert one row per
 // transaction into daisychain_workload through router, until Stop.
 func StartWorkload(router *flags.Router, tenant string, workers int) *Workload {
+	return StartPacedWorkload(router, tenant, workers, 0)
+}
+
+// StartPacedWorkload is StartWorkload with a pause after each write, for
+// many tenants on a small machine.
+func StartPacedWorkload(router *flags.Router, tenant string, workers int, pause time.Duration) *Workload {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Workload{router: router, tenant: tenant, cancel: cancel, acked: make([][]int64, workers),
-		base: time.Now().UnixMicro() * 100}
+		base: processBase + workerIDs.Add(int64(workers)) - int64(workers)}
 	for i := range workers {
-		w.wg.Go(func() { w.work(ctx, i) })
+		w.wg.Go(func() { w.work(ctx, i, pause) })
 	}
 	return w
 }
 
-func (w *Workload) work(ctx context.Context, worker int) {
+// Worker IDs are unique across the workloads of a process (workerIDs)
+// and across processes writing one tenant (processBase).
+var (
+	processBase = time.Now().UnixMicro() * 1000
+	workerIDs   atomic.Int64
+)
+
+func (w *Workload) work(ctx context.Context, worker int, pause time.Duration) {
 	for seq := int64(1); ctx.Err() == nil; seq++ {
+		if pause > 0 && seq > 1 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+		}
 		err := w.router.Do(ctx, w.tenant, func(c *pgxpool.Conn) error {
 			_, err := c.Exec(ctx, `INSERT INTO daisychain_workload (worker, seq) VALUES ($1, $2)`, w.base+int64(worker), seq)
 			return err

@@ -1,0 +1,228 @@
+// Command daisychain runs the daisy chain on throwaway local PostgreSQL
+// instances while an application writes to every tenant: each instance
+// is drained under a file-count threshold onto a spare (and the
+// instances already converted), converted onto a streaming replica of
+// itself in one window for all its remaining tenants, and refilled from
+// the spare.
+//
+//	go run ./examples/daisychain
+//	go run ./examples/daisychain -json
+//
+// It starts five localpg instances (control, pg-1, pg-2, pg-3 and the
+// spare pg-s) and 30 tenants of varied sizes, and needs only Go and the
+// PostgreSQL server package.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/cutover/cutovertest"
+	"github.com/daisychain-db/daisychain/drain"
+	"github.com/daisychain-db/daisychain/fleet"
+)
+
+// summary is the -json output.
+type summary struct {
+	TenantsMoved       int     `json:"tenants_moved"`
+	InstancesConverted int     `json:"instances_converted"`
+	WindowP50MS        float64 `json:"window_p50_ms"`
+	WindowMaxMS        float64 `json:"window_max_ms"`
+	AppWindowMaxMS     float64 `json:"app_window_max_ms"`
+	AppErrors          int64   `json:"app_errors"`
+	AcknowledgedWrites int64   `json:"acknowledged_writes"`
+	MissingWrites      int64   `json:"missing_writes"`
+	SpareTenantsAtEnd  int     `json:"spare_tenants_at_end"`
+	TotalMS            float64 `json:"total_ms"`
+}
+
+const (
+	tenantsPerInstance = 10
+	fileThreshold      = 1600 // each tenant database holds about 300 relation files
+)
+
+func main() {
+	asJSON := flag.Bool("json", false, "print one JSON object instead of the readable report")
+	flag.Parse()
+	log.SetFlags(0)
+	s, err := run(context.Background(), os.Stdout, *asJSON)
+	if err != nil {
+		log.Fatalf("daisychain: %v", err)
+	}
+	if s.AppErrors != 0 || s.MissingWrites != 0 {
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
+	start := time.Now()
+	say := func(format string, args ...any) {
+		if !asJSON {
+			fmt.Fprintf(out, format+"\n", args...)
+		}
+	}
+	chain := []string{"pg-1", "pg-2", "pg-3"}
+	say("starting local PostgreSQL instances: control, %v and the spare pg-s ...", chain)
+	f, err := cutovertest.StartFleet(ctx, &cutovertest.FleetConfig{
+		Instances: append(slices.Clone(chain), "pg-s"),
+		Limits:    fleet.Limits{MaxFiles: 4000, MaxTenants: 20},
+	})
+	if err != nil {
+		return summary{}, err
+	}
+	defer f.Close()
+
+	say("creating %d tenants of varied sizes, and an application writing to each through the Router ...",
+		tenantsPerInstance*len(chain))
+	var workloads []*cutovertest.Workload
+	for i, inst := range chain {
+		for j := range tenantsPerInstance {
+			id := fmt.Sprintf("tenant-%02d", i*tenantsPerInstance+j)
+			rows := 200 * (1 + (i*tenantsPerInstance+j)%7) * (1 + j%3)
+			schema := fmt.Sprintf(`CREATE TABLE accounts (id serial PRIMARY KEY, name text NOT NULL);
+				CREATE TABLE events (id bigserial PRIMARY KEY, account_id int REFERENCES accounts, body text);
+				CREATE INDEX events_account ON events (account_id);
+				INSERT INTO accounts (name) SELECT 'a' || g FROM generate_series(1, 50) g;
+				INSERT INTO events (account_id, body) SELECT 1 + g %% 50, repeat('e', 100) FROM generate_series(1, %d) g;`, rows)
+			if err := f.AddTenant(ctx, id, id, inst, schema); err != nil {
+				return summary{}, err
+			}
+			workloads = append(workloads, cutovertest.StartPacedWorkload(f.Router, id, 1, 20*time.Millisecond))
+		}
+	}
+
+	mover, err := f.Mover(&cutover.Config{Converter: f.Converter(), WindowBudget: 30 * time.Second})
+	if err != nil {
+		return summary{}, err
+	}
+	runner, err := drain.New(&drain.Config{Catalog: f.Catalog, Mover: mover, Journal: f.Journal})
+	if err != nil {
+		return summary{}, err
+	}
+	var windows []time.Duration
+	moveEvents, stopMoves := runner.Subscribe(drain.EventMoveFinished)
+	stepEvents, stopSteps := mover.Subscribe(cutover.EventWindowClosed)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for moveEvents != nil || stepEvents != nil {
+			select {
+			case e, ok := <-moveEvents:
+				if !ok {
+					moveEvents = nil
+					continue
+				}
+				status := "ok"
+				if e.Err != nil {
+					status = "failed: " + e.Err.Error()
+				}
+				say("  moved %-9s %-6s -> %-6s %s (%d/%d)", e.Move.Tenant, e.Move.From, e.Move.To, status, e.Done+e.Failed, e.Total)
+			case e, ok := <-stepEvents:
+				if !ok {
+					stepEvents = nil
+					continue
+				}
+				windows = append(windows, e.Elapsed)
+			}
+		}
+	}()
+	for _, w := range workloads {
+		w.ResetGap()
+	}
+	say("running the chain over %v with spare pg-s, threshold %d files per instance before conversion:", chain, fileThreshold)
+	res, chainErr := runner.Chain(ctx, drain.ChainRequest{Instances: chain, Spares: []string{"pg-s"},
+		Threshold: drain.Threshold{MaxFiles: fileThreshold}})
+	stopMoves()
+	stopSteps()
+	<-done
+	time.Sleep(200 * time.Millisecond)
+
+	var s summary
+	for _, w := range workloads {
+		stats := w.Stop()
+		s.AcknowledgedWrites += stats.Acknowledged
+		s.AppErrors += stats.Errors
+		s.AppWindowMaxMS = max(s.AppWindowMaxMS, ms(stats.MaxGap))
+	}
+	if res != nil {
+		for _, st := range res.Stages {
+			if st.Drain != nil {
+				s.TenantsMoved += len(st.Drain.Moved)
+			}
+			if st.Refill != nil {
+				s.TenantsMoved += len(st.Refill.Moved)
+			}
+			if st.Convert != nil && !st.Convert.RolledBack {
+				s.InstancesConverted++
+			}
+		}
+	}
+	for i, w := range workloads {
+		id := fmt.Sprintf("tenant-%02d", i)
+		missing, err := missingWrites(ctx, f, id, w)
+		if err != nil {
+			return s, err
+		}
+		s.MissingWrites += missing
+	}
+	if on, err := f.Catalog.Tenants(ctx, "pg-s"); err == nil {
+		s.SpareTenantsAtEnd = len(on)
+	}
+	slices.Sort(windows)
+	if len(windows) > 0 {
+		s.WindowP50MS = ms(windows[len(windows)/2])
+		s.WindowMaxMS = ms(windows[len(windows)-1])
+	}
+	s.TotalMS = ms(time.Since(start))
+	if asJSON {
+		if err := json.NewEncoder(out).Encode(s); err != nil {
+			return s, err
+		}
+	} else {
+		if res != nil {
+			say("\n%s", res)
+		}
+		say("%d tenant moves and %d conversions; windows as the library measured them: p50 %.0f ms, max %.0f ms",
+			s.TenantsMoved, s.InstancesConverted, s.WindowP50MS, s.WindowMaxMS)
+		say("application: %d acknowledged writes, %d errors, longest pause of one tenant's writes %.0f ms; %d writes missing",
+			s.AcknowledgedWrites, s.AppErrors, s.AppWindowMaxMS, s.MissingWrites)
+		say("spare pg-s holds %d tenants at the end; done in %s", s.SpareTenantsAtEnd, time.Since(start).Round(time.Second))
+	}
+	return s, chainErr
+}
+
+// missingWrites counts the tenant's acknowledged writes missing where
+// the catalog says it lives now.
+func missingWrites(ctx context.Context, f *cutovertest.Fleet, tenant string, w *cutovertest.Workload) (int64, error) {
+	tn, err := f.Catalog.Locate(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	inst, err := f.Catalog.Instance(ctx, tn.Instance)
+	if err != nil {
+		return 0, err
+	}
+	local := f.Instances[tn.Instance]
+	if local == nil {
+		local = f.ReplicaInstance(inst.Endpoint.Port)
+	}
+	if local == nil {
+		return 0, fmt.Errorf("no local instance for %s", tn.Instance)
+	}
+	conn, err := local.Connect(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	return w.Missing(ctx, conn)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
