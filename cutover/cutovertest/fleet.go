@@ -56,11 +56,16 @@ func (f *Fleet) Converter() replica.Converter { return trackingConverter{f} }
 
 type trackingConverter struct{ f *Fleet }
 
-func (t trackingConverter) Start(ctx context.Context, spec replica.ConvertSpec) (replica.Conversion, error) {
+// LocalConverter returns the converter Fleet.Converter uses, without
+// the Fleet's tracking: for a process that attaches with OpenControl.
+func LocalConverter() replica.Converter {
 	// The replica's roles and passwords are the source's; a password in
 	// its config makes localpg authenticate TCP with SCRAM, not trust.
-	conv := &physical.Converter{Replica: localpg.Config{Name: "converted", Password: "(the source's)"}}
-	c, err := conv.Start(ctx, spec)
+	return &physical.Converter{Replica: localpg.Config{Name: "converted", Password: "(the source's)"}}
+}
+
+func (t trackingConverter) Start(ctx context.Context, spec replica.ConvertSpec) (replica.Conversion, error) {
+	c, err := LocalConverter().Start(ctx, spec)
 	if err == nil {
 		if pc, ok := c.(*physical.Conversion); ok {
 			t.f.mu.Lock()
