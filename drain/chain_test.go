@@ -87,8 +87,20 @@ func TestChainUnderWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := runner.Chain(ctx, drain.ChainRequest{ID: "chain-1", Instances: []string{"pg-a", "pg-b"},
-		Spares: []string{"pg-s"}, Threshold: drain.Threshold{MaxTenants: 1}})
+	req := drain.ChainRequest{ID: "chain-1", Instances: []string{"pg-a", "pg-b"},
+		Spares: []string{"pg-s"}, Threshold: drain.Threshold{MaxTenants: 1}}
+	plan, err := runner.DryRunChain(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("dry run:\n%s", plan)
+	if len(plan.Stages) != 2 || len(plan.Stages[0].Drain.Moves) != 2 || plan.PeakSpare.Tenants > 4 {
+		t.Errorf("dry run: %s", plan)
+	}
+	if open, _ := f.Journal.Open(ctx); len(open) != 0 {
+		t.Errorf("a dry run journaled: %v", open)
+	}
+	res, err := runner.Chain(ctx, req)
 	if err != nil {
 		t.Fatalf("chain: %v", err)
 	}

@@ -8,9 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/daisychain-db/daisychain/internal/pgretry"
 )
 
 // querier is what the helpers need of a connection or pool.
@@ -75,43 +76,19 @@ func sqlState(err error) string {
 	return ""
 }
 
-// transient reports whether err may go away by retrying: a connection
-// that failed or broke (a restarting server), or an object in use. A
-// program that failed (pg_restore: *exec.ExitError) is not: it printed
-// why, and running it again mostly fails again (see stream.retryable).
+// transient reports whether err may go away by retrying (see
+// pgretry.Transient). A program that failed (pg_restore: *exec.ExitError)
+// is not: it printed why, and running it again mostly fails again (see
+// stream.retryable).
 func transient(err error) bool {
-	if err == nil {
-		return false
-	}
 	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		return false
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code[:2] {
-		case "08", "57", "53", "40": // connection, operator intervention (shutdown), resources, rollback
-			return true
-		}
-		return pgErr.Code == "55006" // object in use (an active slot)
-	}
-	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	return !errors.As(err, &exitErr) && pgretry.Transient(err)
 }
 
 // retry runs op until it succeeds, fails permanently, or ctx ends, with
 // exponential backoff between tries.
 func retry(ctx context.Context, maxElapsed time.Duration, op func() error) error {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 50 * time.Millisecond
-	b.MaxInterval = time.Second
-	b.MaxElapsedTime = maxElapsed
-	return backoff.Retry(func() error {
-		err := op()
-		if err != nil && !transient(err) {
-			return backoff.Permanent(err)
-		}
-		return err
-	}, backoff.WithContext(b, ctx))
+	return pgretry.Retry(ctx, maxElapsed, 50*time.Millisecond, transient, op)
 }
 
 // connectHeld opens a connection to the source tenant database in WAL

@@ -1,35 +1,16 @@
 package logical
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/daisychain-db/daisychain/replica"
 )
 
-// objectName derives the name of the stream's publication, slot and
-// subscription from its ID: "dc_", up to 40 characters of the ID folded
-// to [a-z0-9_], "_" and 12 hex digits of the ID's SHA-256. It is a valid
-// unquoted identifier and slot name of at most 56 bytes, and distinct IDs
-// get distinct names.
-func objectName(id string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(id) {
-		if b.Len() >= 40 {
-			break
-		}
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	sum := sha256.Sum256([]byte(id))
-	return "dc_" + b.String() + "_" + hex.EncodeToString(sum[:6])
-}
+// objectName names the stream's publication, slot and subscription:
+// replica.ObjectName with prefix "dc", at most 56 bytes.
+func objectName(id string) string { return replica.ObjectName("dc", id) }
 
 func ident(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
 

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/daisychain-db/daisychain/replica"
+
+	"github.com/daisychain-db/daisychain/internal/pgretry"
 )
 
 // Barrier implements replica.Conversion: the end of a logical message
@@ -104,7 +106,7 @@ func (cv *Conversion) WaitFor(ctx context.Context, pos replica.Position) error {
 			return fmt.Errorf("physical: %s: wait for %s: %w: promoted at %s", cv.e.spec, pos, replica.ErrClosed, at)
 		case replica.PhaseStreaming:
 			if conn == nil {
-				if conn, err = cv.connectReplica(ctx); err != nil && !transient(err) {
+				if conn, err = cv.connectReplica(ctx); err != nil && !pgretry.Transient(err) {
 					return fmt.Errorf("physical: %s: wait for %s: %w", cv.e.spec, pos, err)
 				}
 			}
@@ -116,7 +118,7 @@ func (cv *Conversion) WaitFor(ctx context.Context, pos replica.Position) error {
 					cv.waited = true
 					cv.mu.Unlock()
 					return nil
-				case err != nil && !transient(err):
+				case err != nil && !pgretry.Transient(err):
 					return fmt.Errorf("physical: %s: wait for %s: %w", cv.e.spec, pos, err)
 				case err != nil:
 					closeConn(conn)

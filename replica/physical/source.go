@@ -2,15 +2,13 @@ package physical
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/daisychain-db/daisychain/internal/connstring"
+	"github.com/daisychain-db/daisychain/internal/pgretry"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -63,37 +61,10 @@ func closeConn(conn *pgx.Conn) {
 	}
 }
 
-// transient reports whether err may go away when tried again: a lost
-// connection, a server shutting down, an active slot.
-func transient(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code[:2] {
-		case "08", "57", "53", "40": // connection, operator intervention, resources, rollback
-			return true
-		}
-		return pgErr.Code == "55006" // object in use: a slot still active
-	}
-	return true // network errors
-}
-
 // retry runs op until it succeeds, fails permanently, or maxElapsed or
 // ctx ends, with exponential backoff between tries.
 func retry(ctx context.Context, maxElapsed time.Duration, op func() error) error {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 20 * time.Millisecond
-	b.MaxInterval = time.Second
-	b.MaxElapsedTime = maxElapsed
-	return backoff.Retry(func() error {
-		err := op()
-		if err != nil && !transient(err) {
-			return backoff.Permanent(err)
-		}
-		return err
-	}, backoff.WithContext(b, ctx))
+	return pgretry.Retry(ctx, maxElapsed, 20*time.Millisecond, pgretry.Transient, op)
 }
 
 // dropSlot drops the conversion's slot on the source; a slot that is
