@@ -52,9 +52,8 @@ type convertRun struct {
 	conv    replica.Conversion
 	newInst fleet.Instance
 
-	windowOpen                                time.Time
-	held                                      []Fence
-	replicaTouched, promoted, switchAttempted bool
+	held                     []Fence
+	replicaTouched, promoted bool
 }
 
 // Convert moves every tenant of an instance at once onto a converted
@@ -135,8 +134,7 @@ func (r *convertRun) forward(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.m.cfg.WindowBudget)
 	defer cancel()
-	r.windowOpen = time.Now()
-	r.m.emit(&Event{Kind: EventWindowOpened, Move: r.p.Move, Tenant: r.p.Instance})
+	r.openWindow()
 	if err := r.window(wctx); err != nil {
 		if errors.Is(wctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("%w (%s): %w", ErrBudgetExceeded, r.m.cfg.WindowBudget, err)
@@ -273,18 +271,8 @@ func (r *convertRun) window(ctx context.Context) error {
 	if err := r.step(ctx, StepRegister, r.register); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return r.step(context.WithoutCancel(ctx), StepSwitch, func(ctx context.Context) (any, error) {
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		r.switchAttempted = true
-		d, err := r.publishAll(ctx, r.newInst, false)
-		if err == nil {
-			r.closeWindow()
-		}
-		return d, err
+	return r.switchStep(ctx, func(ctx context.Context) (any, error) {
+		return r.publishAll(ctx, r.newInst, false)
 	})
 }
 
@@ -317,15 +305,6 @@ func (r *convertRun) publishAll(ctx context.Context, inst fleet.Instance, paused
 	return ds, nil
 }
 
-func (r *convertRun) closeWindow() {
-	if r.windowOpen.IsZero() {
-		return
-	}
-	r.rep.Window = time.Since(r.windowOpen)
-	r.windowOpen = time.Time{}
-	r.m.emit(&Event{Kind: EventWindowClosed, Move: r.p.Move, Tenant: r.p.Instance, Elapsed: r.rep.Window})
-}
-
 func (r *convertRun) assignAll(ctx context.Context) (any, error) {
 	for _, t := range r.p.Tenants {
 		err := r.m.cfg.Catalog.Assign(ctx, t.ID, r.p.NewInstance, &fleet.AssignOpts{From: r.p.Instance})
@@ -345,11 +324,7 @@ func (r *convertRun) assignAll(ctx context.Context) (any, error) {
 // with the care of a tenant move's rollback: fences down, routes back,
 // and only then the replica removed.
 func (r *convertRun) rollback(ctx context.Context, cause error) error {
-	reason := cause.Error()
-	var se *StepError
-	if errors.As(cause, &se) {
-		reason = fmt.Sprintf("%s: %v", se.Step, se.Err)
-	}
+	reason, _ := r.rollbackReason(cause)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
 	if r.switchAttempted {
@@ -396,14 +371,7 @@ func (r *convertRun) rollback(ctx context.Context, cause error) error {
 	if err != nil {
 		return errors.Join(cause, err)
 	}
-	r.rep.RolledBack, r.rep.RollbackReason = true, reason
-	if err := r.step(ctx, StepRolledBack, func(context.Context) (any, error) {
-		return map[string]string{"reason": reason}, nil
-	}); err != nil {
-		return errors.Join(cause, err)
-	}
-	r.m.emit(&Event{Kind: EventRolledBack, Move: r.p.Move, Tenant: r.p.Instance, Err: cause})
-	return fmt.Errorf("%w: %w", ErrRolledBack, cause)
+	return r.rolledBack(ctx, cause, reason)
 }
 
 func (r *convertRun) abortReplica(ctx context.Context) error {

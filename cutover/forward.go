@@ -80,36 +80,9 @@ func (r *run) windowSteps(ctx context.Context) error {
 	if err := r.step(ctx, StepVerify, r.verify); err != nil {
 		return err
 	}
-	// Past this check the switch runs to its end even if the budget runs
-	// out meanwhile: a publish cut off half-way would leave its outcome
-	// unknown.
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return r.step(context.WithoutCancel(ctx), StepSwitch, func(ctx context.Context) (any, error) {
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		r.switchAttempted = true
-		d, err := r.publish(ctx, r.tgt, false)
-		if err == nil {
-			r.closeWindow()
-		}
-		return d, err
+	return r.switchStep(ctx, func(ctx context.Context) (any, error) {
+		return r.publish(ctx, r.tgt, false)
 	})
-}
-
-func (r *run) openWindow() {
-	r.windowOpen = time.Now()
-	r.m.emit(&Event{Kind: EventWindowOpened, Move: r.p.Move, Tenant: r.p.Tenant})
-}
-
-func (r *run) closeWindow() {
-	if r.windowOpen.IsZero() {
-		return
-	}
-	r.rep.Window = time.Since(r.windowOpen)
-	r.windowOpen = time.Time{}
-	r.m.emit(&Event{Kind: EventWindowClosed, Move: r.p.Move, Tenant: r.p.Tenant, Elapsed: r.rep.Window})
 }
 
 func (r *run) startStream(ctx context.Context) (any, error) {

@@ -62,12 +62,10 @@ type run struct {
 	stream replica.Stream
 	route  tenantRoute
 
-	windowOpen time.Time // zero while no window is open
-	held       []Fence   // fences held by this run, in order
+	held []Fence // fences held by this run, in order
 
-	// What a rollback must undo besides the route: a stream may exist;
-	// a switch may have committed.
-	streamTouched, switchAttempted bool
+	// What a rollback must undo besides the route: a stream may exist.
+	streamTouched bool
 }
 
 // Move moves a tenant to the target instance: preflight, stream, catch
@@ -160,6 +158,72 @@ type stepper struct {
 	move    string
 	subject string // the tenant, or the instance being converted
 	rep     *Report
+
+	windowOpen time.Time // zero while no window is open
+	// switchAttempted: a switch was published, perhaps with its outcome
+	// unknown; a rollback must first find out whether it went through.
+	switchAttempted bool
+}
+
+// switchStep runs the switch, which publishes the route(s) to the target.
+// Once it starts it runs to its end whatever the window's context does
+// (bounded on its own): a publish cut off half-way would leave its outcome
+// unknown.
+func (sp *stepper) switchStep(ctx context.Context, publish func(context.Context) (any, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return sp.step(context.WithoutCancel(ctx), StepSwitch, func(ctx context.Context) (any, error) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		sp.switchAttempted = true
+		d, err := publish(ctx)
+		if err == nil {
+			sp.closeWindow()
+		}
+		return d, err
+	})
+}
+
+func (sp *stepper) openWindow() {
+	sp.windowOpen = time.Now()
+	sp.m.emit(&Event{Kind: EventWindowOpened, Move: sp.move, Tenant: sp.subject})
+}
+
+// closeWindow records the window's length in the report, once.
+func (sp *stepper) closeWindow() {
+	if sp.windowOpen.IsZero() {
+		return
+	}
+	sp.rep.Window = time.Since(sp.windowOpen)
+	sp.windowOpen = time.Time{}
+	sp.m.emit(&Event{Kind: EventWindowClosed, Move: sp.move, Tenant: sp.subject, Elapsed: sp.rep.Window})
+}
+
+// rolledBack ends a move whose rollback worked: the report, the terminal
+// journal entry, the event, and cause wrapped in ErrRolledBack.
+func (sp *stepper) rolledBack(ctx context.Context, cause error, reason string) error {
+	sp.rep.RolledBack, sp.rep.RollbackReason = true, reason
+	if err := sp.step(ctx, StepRolledBack, func(context.Context) (any, error) {
+		return map[string]string{"reason": reason}, nil
+	}); err != nil {
+		return errors.Join(cause, err)
+	}
+	sp.m.emit(&Event{Kind: EventRolledBack, Move: sp.move, Tenant: sp.subject, Err: cause})
+	return fmt.Errorf("%w: %w", ErrRolledBack, cause)
+}
+
+// rollbackReason says why, for the report and the journal.
+func (sp *stepper) rollbackReason(cause error) (string, *StepError) {
+	reason := cause.Error()
+	var se *StepError
+	if errors.As(cause, &se) {
+		reason = fmt.Sprintf("%s: %v", se.Step, se.Err)
+	}
+	if errors.Is(cause, ErrBudgetExceeded) {
+		reason = fmt.Sprintf("window budget of %s exceeded at %s", sp.m.cfg.WindowBudget, reason)
+	}
+	return reason, se
 }
 
 // step journals a step as started, runs it, and journals it as finished

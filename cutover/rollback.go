@@ -25,14 +25,7 @@ type streamAborter interface {
 // the rollback's own failure, in which case the move stays open in the
 // journal for Resume.
 func (r *run) rollback(ctx context.Context, cause error) error {
-	reason := cause.Error()
-	var se *StepError
-	if errors.As(cause, &se) {
-		reason = fmt.Sprintf("%s: %v", se.Step, se.Err)
-	}
-	if errors.Is(cause, ErrBudgetExceeded) {
-		reason = fmt.Sprintf("window budget of %s exceeded at %s", r.m.cfg.WindowBudget, reason)
-	}
+	reason, _ := r.rollbackReason(cause)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
 	if r.switchAttempted {
@@ -80,14 +73,7 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 	if err != nil {
 		return errors.Join(cause, err)
 	}
-	r.rep.RolledBack, r.rep.RollbackReason = true, reason
-	if err := r.step(ctx, StepRolledBack, func(context.Context) (any, error) {
-		return map[string]string{"reason": reason}, nil
-	}); err != nil {
-		return errors.Join(cause, err)
-	}
-	r.m.emit(&Event{Kind: EventRolledBack, Move: r.p.Move, Tenant: r.p.Tenant, Err: cause})
-	return fmt.Errorf("%w: %w", ErrRolledBack, cause)
+	return r.rolledBack(ctx, cause, reason)
 }
 
 func (r *run) abortStream(ctx context.Context) error {
