@@ -263,8 +263,11 @@ func (r *convertRun) window(ctx context.Context) error {
 	// From the promotion on, the old instance's copy stays the way back
 	// until the switch; the promoted replica is what the switch opens.
 	if err := r.step(ctx, StepPromote, func(ctx context.Context) (any, error) {
+		if err := r.conv.Promote(ctx); err != nil {
+			return nil, err
+		}
 		r.promoted = true
-		return nil, r.conv.Promote(ctx)
+		return nil, nil
 	}); err != nil {
 		return err
 	}
@@ -348,15 +351,24 @@ func (r *convertRun) rollback(ctx context.Context, cause error) error {
 				}
 			}
 		}
+		// Every tenant gets its route back even if one fails; the
+		// replica goes only when all did.
+		var errs []error
 		for i := range r.routes {
 			if !r.routes[i].touched {
 				continue
 			}
 			if _, err := r.m.publishRoute(ctx, &r.routes[i], r.src, false); err != nil {
-				return nil, fmt.Errorf("route %q back to %s: %w", r.routes[i].tenant, r.p.Instance, err)
+				errs = append(errs, fmt.Errorf("route %q back to %s: %w", r.routes[i].tenant, r.p.Instance, err))
 			}
 		}
+		if len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
 		r.closeWindow()
+		// A replica that was not promoted (or whose promotion is not
+		// known to have happened) goes; the converter refuses to remove
+		// one that really is promoted.
 		if r.replicaTouched && !r.promoted {
 			if err := r.abortReplica(ctx); err != nil {
 				return nil, fmt.Errorf("remove the replica (the old instance serves again): %w", err)
@@ -447,13 +459,29 @@ func (m *Mover) resumeConvert(ctx context.Context, entries []Entry, p convertPla
 			}
 		}
 	}
-	for i := range r.routes {
-		if _, ok := seen[StepPause]; ok {
-			r.routes[i].touched = true
+	// The journal has a publishing step's epochs only once it finished:
+	// read each route back, and take it as this conversion's to undo only
+	// if this conversion published it.
+	if _, ok := seen[StepPause]; ok {
+		pr, ok := m.cfg.Publisher.(publishedReader)
+		if !ok {
+			return r.rep, fmt.Errorf("cutover: resume %q: the Publisher (%T) cannot read routes back (it has no Published method)", p.Move, m.cfg.Publisher)
+		}
+		for i := range r.routes {
+			route, found, err := pr.Published(ctx, r.routes[i].tenant)
+			if err != nil {
+				return r.rep, fmt.Errorf("cutover: resume %q: %w", p.Move, err)
+			}
+			if found {
+				r.routes[i].epoch = max(r.routes[i].epoch, route.Epoch)
+				if route.Move == p.Move {
+					r.routes[i].touched = true
+				}
+			}
 		}
 	}
 	_, r.replicaTouched = seen[StepReplica]
-	_, r.promoted = seen[StepPromote]
+	r.promoted = seen[StepPromote] == StatusFinished
 	_, r.switchAttempted = seen[StepSwitch]
 	if _, ok := seen[StepFence]; ok {
 		r.held = m.cfg.Fences

@@ -85,6 +85,9 @@ func (j *MemoryJournal) TryLock(_ context.Context, keys ...string) (func(), erro
 // pool, which the move needs for its appends) for as long as the move
 // runs: if the process dies, the connection and the locks go with it.
 func (j *PostgresJournal) TryLock(ctx context.Context, keys ...string) (func(), error) {
+	if len(keys) == 0 {
+		return func() {}, nil
+	}
 	cfg := j.pool.Config().ConnConfig.Copy()
 	// If this host dies without closing the connection, the server must
 	// notice soon, or the locks would outlive the mover by hours.

@@ -102,6 +102,15 @@ func (r *Runner) Chain(ctx context.Context, req ChainRequest) (*ChainResult, err
 	for _, id := range req.Instances {
 		p.NewIDs[id] = newID(id)
 	}
+	// Plan the whole chain first: a threshold it cannot reach, or an
+	// instance it cannot refill, is refused before anything is moved.
+	snap, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := PlanChain(snap, req); err != nil {
+		return nil, fmt.Errorf("drain: chain %q cannot be planned, so nothing was moved: %w", p.ID, err)
+	}
 	if err := r.chainJournal(ctx, p.ID, stepChainPlan, cutover.StatusFinished, p); err != nil {
 		return nil, err
 	}
@@ -145,7 +154,10 @@ func (r *Runner) ResumeChain(ctx context.Context, chainID string) (*ChainResult,
 	if entries[len(entries)-1].Step == cutover.StepDone {
 		return &ChainResult{ID: chainID}, nil
 	}
-	// Settle every move the chain started and did not see end.
+	// Settle every move and conversion the chain started: complete or
+	// roll back what a crash interrupted, and retire the source copies
+	// of tenant moves that are done (as Drain does), so that the next
+	// measurement sees the instances as they really are.
 	for _, id := range started {
 		es, err := r.cfg.Journal.Entries(ctx, id)
 		if errors.Is(err, cutover.ErrMoveNotFound) {
@@ -154,11 +166,20 @@ func (r *Runner) ResumeChain(ctx context.Context, chainID string) (*ChainResult,
 		if err != nil {
 			return nil, err
 		}
-		if last := es[len(es)-1].Step; last == cutover.StepDone || last == cutover.StepRolledBack || last == cutover.StepRetire {
-			continue
+		last := es[len(es)-1].Step
+		if last != cutover.StepDone && last != cutover.StepRolledBack && last != cutover.StepRetire {
+			rep, err := r.cfg.Mover.Resume(ctx, id)
+			if err != nil {
+				return nil, fmt.Errorf("drain: resume chain %q: move %q: %w", chainID, id, err)
+			}
+			if !rep.RolledBack {
+				last = cutover.StepDone
+			}
 		}
-		if _, err := r.cfg.Mover.Resume(ctx, id); err != nil {
-			return nil, fmt.Errorf("drain: resume chain %q: move %q: %w", chainID, id, err)
+		if last == cutover.StepDone && !r.cfg.KeepSources && !isConversion(es) {
+			if err := r.cfg.Mover.Retire(ctx, id); err != nil {
+				return nil, fmt.Errorf("drain: resume chain %q: retire move %q: %w", chainID, id, err)
+			}
 		}
 	}
 	return r.runChain(ctx, p, done)
@@ -212,17 +233,55 @@ func (r *Runner) runChain(ctx context.Context, p chainPlan, done map[string]bool
 	return res, r.chainJournal(ctx, p.ID, cutover.StepDone, cutover.StatusFinished, map[string]int{"instances": len(p.Instances)})
 }
 
-// convert converts inst, or finishes a conversion a crash interrupted.
+// convert converts inst, or returns the conversion of inst that an
+// earlier run of the chain completed. Each conversion's ID is recorded in
+// the chain's journal before it starts, so ResumeChain settles one that a
+// crash interrupted (it has then rolled back or completed).
 func (r *Runner) convert(ctx context.Context, p chainPlan, inst string) (*cutover.Report, error) {
-	id := p.ID + "-convert-" + inst
-	if _, err := r.cfg.Journal.Entries(ctx, id); err == nil {
-		rep, err := r.cfg.Mover.Resume(ctx, id)
-		if err != nil || !rep.RolledBack {
-			return rep, err
+	entries, err := r.cfg.Journal.Entries(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	attempts := 0
+	for _, e := range entries {
+		var d struct {
+			Move    string `json:"move"`
+			Convert string `json:"convert"`
 		}
-		id += "-again-" + time.Now().UTC().Format("150405.000")
+		if e.Step != stepChainMove || json.Unmarshal(e.Detail, &d) != nil || d.Convert != inst {
+			continue
+		}
+		attempts++
+		es, err := r.cfg.Journal.Entries(ctx, d.Move)
+		if errors.Is(err, cutover.ErrMoveNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if es[len(es)-1].Step == cutover.StepDone {
+			return r.cfg.Mover.Resume(ctx, d.Move) // over: its outcome
+		}
+	}
+	id := fmt.Sprintf("%s-convert-%s-%d", p.ID, inst, attempts+1)
+	if err := r.chainJournal(ctx, p.ID, stepChainMove, cutover.StatusStarted,
+		map[string]string{"move": id, "convert": inst}); err != nil {
+		return nil, err
 	}
 	return r.cfg.Mover.Convert(ctx, cutover.ConvertRequest{ID: id, Instance: inst, NewInstance: p.NewIDs[inst]})
+}
+
+// isConversion reports whether a journal is a conversion's.
+func isConversion(entries []cutover.Entry) bool {
+	for _, e := range entries {
+		if e.Step == cutover.StepPlan && e.Status == cutover.StatusFinished {
+			var d struct {
+				Kind string `json:"kind"`
+			}
+			return json.Unmarshal(e.Detail, &d) == nil && d.Kind == "convert"
+		}
+	}
+	return false
 }
 
 // chainHooks names a stage's moves after the chain and records each in
