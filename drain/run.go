@@ -185,6 +185,21 @@ type moveHooks struct {
 	started func(ctx context.Context, moveID string) error
 }
 
+// DryRunRefill measures the fleet and returns the plan a Refill would
+// run, changing nothing.
+func (r *Runner) DryRunRefill(ctx context.Context, instanceID string, sources []string, level Threshold, opts *RefillOpts) (*Plan, error) {
+	s, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
+	if err != nil {
+		return nil, err
+	}
+	var o RefillOpts
+	if opts != nil {
+		o = *opts
+	}
+	o.Concurrency = r.cfg.Concurrency
+	return PlanRefill(s, instanceID, sources, level, &o)
+}
+
 func (r *Runner) run(ctx context.Context, instanceID string, plan func(*Snapshot) (*Plan, error), check func(Totals) error, hooks moveHooks) (*Result, error) {
 	start := time.Now()
 	s, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)

@@ -97,6 +97,11 @@ func TestDrainUnderWrites(t *testing.T) {
 		}
 	}
 
+	// A refill's dry run: pg-c is full, so nothing would move onto it.
+	if plan, err := runner.DryRunRefill(ctx, "pg-c", []string{"pg-a"}, drain.Threshold{}, nil); err != nil || len(plan.Moves) != 0 {
+		t.Errorf("refill dry run onto a full instance: %v, %v", plan, err)
+	}
+
 	// Nothing fits any more: refused, nothing moves.
 	open, _ := f.Journal.Open(ctx)
 	res, err = runner.Drain(ctx, "pg-a", drain.Threshold{MaxTenants: 1}, nil)
