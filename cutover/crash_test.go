@@ -1,14 +1,9 @@
 package cutover_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,13 +25,9 @@ type crashChild struct {
 // tenant and, once the chosen step is journaled as started, says so and
 // waits to be killed.
 func TestCrashChild(t *testing.T) {
-	raw := os.Getenv(crashChildEnv)
-	if raw == "" {
-		return
-	}
 	var c crashChild
-	if err := json.Unmarshal([]byte(raw), &c); err != nil {
-		t.Fatal(err)
+	if !cutovertest.ChildArg(t, crashChildEnv, &c) {
+		return
 	}
 	ctx := context.Background()
 	control, err := cutovertest.OpenControl(ctx, c.ControlURL)
@@ -47,8 +38,7 @@ func TestCrashChild(t *testing.T) {
 		WindowBudget: time.Minute,
 		BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
 			if s == c.Step {
-				fmt.Printf("REACHED %s\n", s)
-				select {} // until SIGKILL
+				cutovertest.Reached(string(s)) // and wait for SIGKILL
 			}
 			return nil
 		},
@@ -59,37 +49,6 @@ func TestCrashChild(t *testing.T) {
 	_, err = mover.Move(ctx, cutover.Request{ID: c.Move, Tenant: c.Tenant, Target: "pg-b"})
 	fmt.Printf("MOVE ENDED WITHOUT REACHING %s: %v\n", c.Step, err)
 	os.Exit(3)
-}
-
-// runCrashChild runs the move in a child process and kills it with
-// SIGKILL in the middle of step.
-func runCrashChild(t *testing.T, c crashChild) {
-	t.Helper()
-	raw, _ := json.Marshal(c)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestCrashChild$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+string(raw))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(out)
-	var seen []string
-	for lines.Scan() {
-		seen = append(seen, lines.Text())
-		if strings.HasPrefix(lines.Text(), "REACHED ") {
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			_ = cmd.Wait()
-			return
-		}
-	}
-	_ = cmd.Wait()
-	t.Fatalf("child never reached %s:\n%s", c.Step, strings.Join(seen, "\n"))
 }
 
 // TestCrashAtEveryStep kills a move with SIGKILL in the middle of each
@@ -125,7 +84,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 		w := cutovertest.StartWorkload(f.Router, tenant, 2)
 		time.Sleep(100 * time.Millisecond)
 		move := "crash-" + tenant
-		runCrashChild(t, crashChild{ControlURL: f.URL, Move: move, Tenant: tenant, Step: step})
+		cutovertest.KillChildAt(t, "TestCrashChild", crashChildEnv, crashChild{ControlURL: f.URL, Move: move, Tenant: tenant, Step: step})
 
 		rep, err := mover.Resume(ctx, move)
 		if err != nil {

@@ -1,14 +1,10 @@
 package drain_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,13 +24,9 @@ type chainChild struct {
 // the chain and, in the middle of pg-a's conversion, says so and waits to
 // be killed.
 func TestChainChild(t *testing.T) {
-	raw := os.Getenv(chainChildEnv)
-	if raw == "" {
-		return
-	}
 	var c chainChild
-	if err := json.Unmarshal([]byte(raw), &c); err != nil {
-		t.Fatal(err)
+	if !cutovertest.ChildArg(t, chainChildEnv, &c) {
+		return
 	}
 	ctx := context.Background()
 	control, err := cutovertest.OpenControl(ctx, c.ControlURL)
@@ -48,8 +40,7 @@ func TestChainChild(t *testing.T) {
 		WindowBudget: time.Minute,
 		BeforeStep: func(_ context.Context, move string, s cutover.Step) error {
 			if strings.HasPrefix(move, c.Chain+"-convert-pg-a") && s == cutover.StepFence {
-				fmt.Printf("REACHED %s %s\n", move, s)
-				select {}
+				cutovertest.Reached(move + " " + string(s))
 			}
 			return nil
 		},
@@ -78,33 +69,7 @@ func TestChainResumedAfterKill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f, workloads := chainFleet(t)
-	raw, _ := json.Marshal(chainChild{ControlURL: f.URL, Chain: "chain-k"})
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, os.Args[0], "-test.run", "^TestChainChild$")
-	cmd.Env = append(os.Environ(), chainChildEnv+"="+string(raw))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(out)
-	killed := false
-	for lines.Scan() {
-		if strings.HasPrefix(lines.Text(), "REACHED ") {
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			killed = true
-			break
-		}
-		t.Logf("child: %s", lines.Text())
-	}
-	_ = cmd.Wait()
-	if !killed {
-		t.Fatal("the child never reached the conversion's fence")
-	}
+	cutovertest.KillChildAt(t, "TestChainChild", chainChildEnv, chainChild{ControlURL: f.URL, Chain: "chain-k"})
 
 	mover, err := f.Mover(&cutover.Config{Converter: f.Converter(), WindowBudget: 30 * time.Second})
 	if err != nil {
