@@ -51,15 +51,21 @@ func Start(ctx context.Context, cfg *Config) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	return build(c, binDir, as, "started", func(inst *Instance) error { return inst.create(ctx, tmpl) })
+}
+
+// build makes the instance's directory and runs create in it; if create
+// fails, it closes the instance, so nothing is left behind.
+func build(c Config, binDir string, as *runAs, what string, create func(*Instance) error) (*Instance, error) {
 	dir, err := os.MkdirTemp(c.BaseDir, "localpg-"+c.Name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("localpg: %w", err)
 	}
 	inst := &Instance{cfg: c, binDir: binDir, as: as, dir: dir}
-	if err := inst.create(ctx, tmpl); err != nil {
+	if err := create(inst); err != nil {
 		return nil, errors.Join(err, inst.Close())
 	}
-	c.Logger.Info("localpg: started", "instance", inst.cfg.Name, "port", inst.port, "dir", dir)
+	c.Logger.Info("localpg: "+what, "instance", c.Name, "port", inst.port, "dir", dir)
 	return inst, nil
 }
 

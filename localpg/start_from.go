@@ -49,16 +49,8 @@ func StartFrom(ctx context.Context, cfg *Config, fill func(ctx context.Context, 
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(c.BaseDir, "localpg-"+c.Name+"-")
-	if err != nil {
-		return nil, fmt.Errorf("localpg: %w", err)
-	}
-	inst := &Instance{cfg: c, binDir: binDir, as: as, dir: dir}
-	if err := inst.createFrom(ctx, fill); err != nil {
-		return nil, errors.Join(err, inst.Close())
-	}
-	c.Logger.Info("localpg: started from a filled data directory", "instance", inst.cfg.Name, "port", inst.port, "dir", dir)
-	return inst, nil
+	return build(c, binDir, as, "started from a filled data directory",
+		func(inst *Instance) error { return inst.createFrom(ctx, fill) })
 }
 
 func (i *Instance) createFrom(ctx context.Context, fill func(ctx context.Context, inst *Instance) error) error {
