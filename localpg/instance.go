@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/daisychain-db/daisychain/internal/connstring"
 )
 
 // Host is the address every instance listens on.
@@ -447,16 +449,12 @@ func (i *Instance) String() string {
 // LogValue keeps the password out of structured logs.
 func (i *Instance) LogValue() slog.Value { return slog.StringValue(i.String()) }
 
-// Redact returns a URL connection string with its password replaced by
-// "xxxxx". A string that is not a URL is returned as "[redacted]", since it
-// cannot be shown safely.
-func Redact(connString string) string {
-	u, err := url.Parse(connString)
-	if err != nil || u.Scheme == "" {
-		return "[redacted]"
-	}
-	return u.Redacted()
-}
+// Redact returns a connection string, in either of libpq's forms, with
+// every password it carries replaced by "xxxxx": a URL's userinfo and its
+// password parameter, or the password keyword. A string that cannot be
+// parsed comes back as "[unparsable connection string]", since no part of
+// it can be shown safely.
+func Redact(connString string) string { return connstring.Redact(connString) }
 
 // Connect opens a connection as the superuser to database.
 func (i *Instance) Connect(ctx context.Context, database string) (*pgx.Conn, error) {
