@@ -66,9 +66,10 @@
 // bounded by the caller's context and the hold limit (HoldLimitDefault),
 // instead of failing; when the route moves, new work goes to the new pool
 // and the old pool closes once its connections are back. InFlight reports
-// the connections a tenant has out, so a cutover can tell when the host's
-// in-process work has drained after a pause. Every Acquire re-evaluates the
-// route from the provider's memory, and waiting callers re-evaluate every
+// the connections a tenant has out of this Router, for the host's own
+// monitoring (a cutover drains by watching the source's sessions, which
+// counts every process). Every Acquire re-evaluates the route from the
+// provider's memory, and waiting callers re-evaluate every
 // PollIntervalDefault: provider events only wake them sooner, nothing
 // depends on an event arriving.
 //

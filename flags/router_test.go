@@ -3,6 +3,7 @@ package flags_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -252,7 +253,9 @@ type fleetInstance struct {
 }
 
 // TestRouterUnderLoad flips and pauses a tenant's route while callers
-// keep working: no caller sees an error, and nothing stays in flight.
+// keep working: no caller sees an error, every caller makes progress,
+// work reaches the new instance after every flip, and nothing stays in
+// flight.
 func TestRouterUnderLoad(t *testing.T) {
 	ctx := context.Background()
 	e := newPGEnv(t)
@@ -268,10 +271,14 @@ func TestRouterUnderLoad(t *testing.T) {
 	}
 	defer r.Close()
 
+	const workers = 6
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var calls atomic.Int64
-	for range 6 {
+	stopWorkers := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopWorkers()            // before r.Close, also when the test fails early
+	var done [workers]atomic.Int64 // calls completed, by worker
+	var onA, onB atomic.Int64      // calls completed, by the instance that served them
+	for w := range workers {
 		wg.Go(func() {
 			for {
 				select {
@@ -279,23 +286,28 @@ func TestRouterUnderLoad(t *testing.T) {
 					return
 				default:
 				}
+				var port int
 				err := r.Do(ctx, "t1", func(c *pgxpool.Conn) error {
-					_, err := c.Exec(ctx, "SELECT pg_sleep(0.001)")
-					return err
+					return c.QueryRow(ctx, "SELECT inet_server_port() FROM pg_sleep(0.001)").Scan(&port)
 				})
 				if err != nil {
-					t.Errorf("caller: %v", err)
+					t.Errorf("caller %d: %v", w, err)
 					return
 				}
-				calls.Add(1)
+				done[w].Add(1)
+				if port == e.a.Port() {
+					onA.Add(1)
+				} else {
+					onB.Add(1)
+				}
 			}
 		})
 	}
 	epoch := int64(0)
 	for i := range 10 {
-		to := e.instA
+		to, served := e.instA, &onA
 		if i%2 == 0 {
-			to = e.instB
+			to, served = e.instB, &onB
 		}
 		epoch++
 		pause := flags.RouteTo(to, "tenant_1", epoch)
@@ -305,17 +317,56 @@ func TestRouterUnderLoad(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 		epoch++
+		before := served.Load()
 		if err := routes.Publish(ctx, "t1", flags.RouteTo(to, "tenant_1", epoch)); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		waitFor(t, fmt.Sprintf("work on %s after flip %d", to.ID, i+1), 10*time.Second,
+			func() bool { return served.Load() > before })
 	}
-	close(stop)
-	wg.Wait()
+	// Every caller got through the flips too, not just some of them.
+	for w := range workers {
+		mark := done[w].Load()
+		waitFor(t, fmt.Sprintf("caller %d to complete calls after the last flip", w), 10*time.Second,
+			func() bool { return done[w].Load() > mark })
+	}
+	stopWorkers()
 	if n := r.InFlight("t1"); n != 0 {
 		t.Errorf("InFlight = %d after every caller stopped", n)
 	}
-	t.Logf("%d calls through 10 flips", calls.Load())
+	t.Logf("%d calls on A and %d on B through 10 flips", onA.Load(), onB.Load())
 	// The last route is on A: B's pool closes.
 	waitFor(t, "B's pool to close", 5*time.Second, func() bool { return clientConns(t, e.b, routerApp) == 0 })
+}
+
+// TestRouterDefaultSSLMode: a connection string that leaves sslmode at
+// its default (prefer) works with a server without TLS, as it does with
+// plain pgx: the Router keeps pgx's plaintext fallback, pointed at the
+// route's endpoint, not at the string's host (here a port nobody
+// listens on).
+func TestRouterDefaultSSLMode(t *testing.T) {
+	ctx := context.Background()
+	e := newPGEnv(t)
+	res, err := flags.NewResolver(flagstest.Client(t, flags.NewMemoryProvider()), e.catalog, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := flags.NewRouter(&flags.RouterConfig{Resolver: res,
+		PoolConfig: flags.PoolConfigFrom("postgres://postgres@127.0.0.1:1,127.0.0.2:2/elsewhere?application_name=" + routerApp)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := r.Acquire(ctx, "t1")
+	if err != nil {
+		t.Fatalf("Acquire with sslmode left at prefer: %v", err)
+	}
+	defer c.Release()
+	var db string
+	if err := c.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if p := serverPort(t, c); p != e.a.Port() || db != "tenant_1" {
+		t.Errorf("connected to port %d database %s, want A's %d and tenant_1", p, db, e.a.Port())
+	}
 }
