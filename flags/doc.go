@@ -26,16 +26,24 @@
 // and NOTIFY in one transaction, and follows LISTEN on a dedicated
 // connection, evaluating from memory. Both refuse a route whose epoch is
 // not newer than the tenant's current one (ErrStaleEpoch), so two
-// publishers can never move a tenant backwards.
+// publishers can never move a tenant backwards. Given the fleet catalog
+// (MemoryOptions.Catalog, PostgresOptions.Catalog), they also refuse a
+// route to an instance it does not know (ErrUnknownInstance) or to another
+// endpoint than its own for the instance (ErrEndpointMismatch), and
+// publish nothing.
 //
 // # Reading: Resolver
 //
 // A Resolver evaluates the route through an OpenFeature client the caller
 // passes (never the global singleton), falls back to the catalog when no
-// route is published for the tenant (epoch 0), refuses a route to an
-// instance the catalog does not know (ErrUnknownInstance) or to another
-// endpoint than the catalog's (ErrEndpointMismatch), and never returns an
-// older epoch than one it returned before.
+// route is published for the tenant (epoch 0), and never returns an older
+// epoch than one it returned before. A flag must never send traffic
+// somewhere unknown, and a bad flag must not become an outage: a route
+// that is malformed, names an instance the catalog does not know, or
+// another endpoint than the catalog's is refused, the Resolver keeps
+// serving the tenant's last valid route (or the catalog's), and it emits
+// EventRouteRefused (Resolver.Subscribe). Catalog lookups that fail with a
+// transient error are retried briefly (CatalogRetryDefault).
 //
 // Any OpenFeature provider can serve the reads. To keep a host
 // application's own provider for its other flags, layer the routes

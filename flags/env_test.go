@@ -43,6 +43,23 @@ func newPGEnv(tb testing.TB) *pgEnv {
 	return e
 }
 
+// newOneEnv is newPGEnv with instance A only (b, instB are zero): for
+// tests that need one server.
+func newOneEnv(tb testing.TB) *pgEnv {
+	tb.Helper()
+	e := &pgEnv{a: localpgtest.Start(tb, &localpg.Config{Name: "a"})}
+	localpgtest.CreateDatabase(tb, e.a, "tenant_1")
+	localpgtest.CreateDatabase(tb, e.a, "control")
+	e.control = e.a.ConnString("control")
+	e.catalog = fleet.NewMemoryCatalog()
+	e.instA = flagstest.Register(tb, e.catalog, "pg-a", e.a)
+	if err := e.catalog.AddTenant(context.Background(), fleet.Tenant{ID: "t1", Database: "tenant_1", Instance: "pg-a"}); err != nil {
+		tb.Fatal(err)
+	}
+	e.byID = map[string]*localpg.Instance{"pg-a": e.a}
+	return e
+}
+
 func (e *pgEnv) provider(tb testing.TB) *flags.PostgresProvider {
 	tb.Helper()
 	p, err := flags.NewPostgresProvider(context.Background(), e.control, nil)

@@ -180,8 +180,9 @@ func (r *Router) Route(ctx context.Context, tenantID string) (Route, error) {
 // Acquire returns a connection to the tenant's database where its route
 // says; release it with Release. While the route is paused, Acquire waits
 // until it is not, the context ends, or the hold limit passes (ErrPaused).
-// Resolver errors (ErrUnknownInstance, ErrEndpointMismatch...) are
-// returned as they are.
+// Resolver errors (fleet.ErrTenantNotFound, a flag evaluation error, an
+// unreachable catalog) are returned as they are; a refused route is not
+// an error (the Resolver serves the last valid one).
 //
 // A connection is counted in InFlight until it is released. Do not Hijack
 // it: a hijacked connection stays counted, and keeps its pool open, until

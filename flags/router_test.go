@@ -172,25 +172,56 @@ func TestPausedRouteHoldsAcquire(t *testing.T) {
 	}
 }
 
-func TestRouterRefusesUnknownInstance(t *testing.T) {
+// TestRouterSurvivesBadRoute: a route to an instance the catalog does not
+// know, written by a publisher without a catalog (or any other writer),
+// is not an outage: the Router keeps serving the tenant where its last
+// valid route says (never trying the rogue endpoint, which would fail),
+// and the Resolver reports the refusal.
+func TestRouterSurvivesBadRoute(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	e := newPGEnv(t)
-	pub := e.provider(t)
-	r, _ := e.router(t, flags.RouterConfig{})
-	rogue := flags.RouteTo(e.instB, "tenant_1", 1)
-	rogue.Instance = "pg-rogue"
+	e := newOneEnv(t)
+	pub := e.provider(t) // no catalog: publishes what it is given
+	p := e.provider(t)
+	res, err := flags.NewResolver(flagstest.Client(t, p), e.catalog, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, stop := res.Subscribe()
+	defer stop()
+	r, err := flags.NewRouter(&flags.RouterConfig{Resolver: res,
+		PoolConfig: flagstest.PoolConfig(e.byID, "application_name="+routerApp+"&pool_max_conns=4")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := pub.Publish(ctx, "t1", flags.RouteTo(e.instA, "tenant_1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "epoch 1", 5*time.Second, func() bool { route, _ := r.Route(ctx, "t1"); return route.Epoch == 1 })
+
+	rogue := flags.Route{Instance: "pg-rogue", Endpoint: flags.Endpoint{Host: "127.0.0.1", Port: 1, Database: "tenant_1"}, Epoch: 2}
 	if err := pub.Publish(ctx, "t1", rogue); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the refusal", 5*time.Second, func() bool {
-		c, err := r.Acquire(ctx, "t1")
-		if err == nil {
-			c.Release()
+	waitFor(t, "the provider to hold the rogue route", 5*time.Second, func() bool { got, _ := p.Lookup("t1"); return got == rogue })
+	for range 3 {
+		if err := r.Do(ctx, "t1", func(c *pgxpool.Conn) error {
+			if port := serverPort(t, c); port != e.a.Port() {
+				t.Errorf("served by port %d, want A's %d", port, e.a.Port())
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("Acquire with a rogue route published: %v", err)
 		}
-		return errors.Is(err, flags.ErrUnknownInstance)
-	})
-	if n := clientConns(t, e.b, routerApp); n != 0 {
-		t.Errorf("%d router connections on B after a refused route", n)
+	}
+	select {
+	case ev := <-events:
+		if ev.Kind != flags.EventRouteRefused || ev.Refused != rogue || ev.Serving.Epoch != 1 || !errors.Is(ev.Err, flags.ErrUnknownInstance) {
+			t.Errorf("event %s refused %v serving %v (%v)", ev.Kind, ev.Refused, ev.Serving, ev.Err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no event for the refused route")
 	}
 	if n := r.InFlight("t1"); n != 0 {
 		t.Errorf("InFlight = %d", n)
@@ -345,8 +376,9 @@ func TestRouterUnderLoad(t *testing.T) {
 // route's endpoint, not at the string's host (here a port nobody
 // listens on).
 func TestRouterDefaultSSLMode(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	e := newPGEnv(t)
+	e := newOneEnv(t)
 	res, err := flags.NewResolver(flagstest.Client(t, flags.NewMemoryProvider()), e.catalog, nil)
 	if err != nil {
 		t.Fatal(err)
