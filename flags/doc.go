@@ -26,16 +26,24 @@
 // and NOTIFY in one transaction, and follows LISTEN on a dedicated
 // connection, evaluating from memory. Both refuse a route whose epoch is
 // not newer than the tenant's current one (ErrStaleEpoch), so two
-// publishers can never move a tenant backwards.
+// publishers can never move a tenant backwards. Given the fleet catalog
+// (MemoryOptions.Catalog, PostgresOptions.Catalog), they also refuse a
+// route to an instance it does not know (ErrUnknownInstance) or to another
+// endpoint than its own for the instance (ErrEndpointMismatch), and
+// publish nothing.
 //
 // # Reading: Resolver
 //
 // A Resolver evaluates the route through an OpenFeature client the caller
 // passes (never the global singleton), falls back to the catalog when no
-// route is published for the tenant (epoch 0), refuses a route to an
-// instance the catalog does not know (ErrUnknownInstance) or to another
-// endpoint than the catalog's (ErrEndpointMismatch), and never returns an
-// older epoch than one it returned before.
+// route is published for the tenant (epoch 0), and never returns an older
+// epoch than one it returned before. A flag must never send traffic
+// somewhere unknown, and a bad flag must not become an outage: a route
+// that is malformed, names an instance the catalog does not know, or
+// another endpoint than the catalog's is refused, the Resolver keeps
+// serving the tenant's last valid route (or the catalog's), and it emits
+// EventRouteRefused (Resolver.Subscribe). Catalog lookups that fail with a
+// transient error are retried briefly (CatalogRetryDefault).
 //
 // Any OpenFeature provider can serve the reads. To keep a host
 // application's own provider for its other flags, layer the routes
@@ -66,9 +74,10 @@
 // bounded by the caller's context and the hold limit (HoldLimitDefault),
 // instead of failing; when the route moves, new work goes to the new pool
 // and the old pool closes once its connections are back. InFlight reports
-// the connections a tenant has out, so a cutover can tell when the host's
-// in-process work has drained after a pause. Every Acquire re-evaluates the
-// route from the provider's memory, and waiting callers re-evaluate every
+// the connections a tenant has out of this Router, for the host's own
+// monitoring (a cutover drains by watching the source's sessions, which
+// counts every process). Every Acquire re-evaluates the route from the
+// provider's memory, and waiting callers re-evaluate every
 // PollIntervalDefault: provider events only wake them sooner, nothing
 // depends on an event arriving.
 //

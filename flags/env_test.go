@@ -28,18 +28,28 @@ const routerApp = "flags-test-router"
 
 func newPGEnv(tb testing.TB) *pgEnv {
 	tb.Helper()
-	e := &pgEnv{a: localpgtest.Start(tb, &localpg.Config{Name: "a"}), b: localpgtest.Start(tb, &localpg.Config{Name: "b"})}
-	localpgtest.CreateDatabase(tb, e.a, "tenant_1")
+	e := newOneEnv(tb)
+	e.b = localpgtest.Start(tb, &localpg.Config{Name: "b"})
 	localpgtest.CreateDatabase(tb, e.b, "tenant_1")
+	e.instB = flagstest.Register(tb, e.catalog, "pg-b", e.b)
+	e.byID["pg-b"] = e.b
+	return e
+}
+
+// newOneEnv is newPGEnv with instance A only (b and instB are zero): for
+// tests that need one server.
+func newOneEnv(tb testing.TB) *pgEnv {
+	tb.Helper()
+	e := &pgEnv{a: localpgtest.Start(tb, &localpg.Config{Name: "a"})}
+	localpgtest.CreateDatabase(tb, e.a, "tenant_1")
 	localpgtest.CreateDatabase(tb, e.a, "control")
 	e.control = e.a.ConnString("control")
 	e.catalog = fleet.NewMemoryCatalog()
 	e.instA = flagstest.Register(tb, e.catalog, "pg-a", e.a)
-	e.instB = flagstest.Register(tb, e.catalog, "pg-b", e.b)
 	if err := e.catalog.AddTenant(context.Background(), fleet.Tenant{ID: "t1", Database: "tenant_1", Instance: "pg-a"}); err != nil {
 		tb.Fatal(err)
 	}
-	e.byID = map[string]*localpg.Instance{"pg-a": e.a, "pg-b": e.b}
+	e.byID = map[string]*localpg.Instance{"pg-a": e.a}
 	return e
 }
 

@@ -65,15 +65,19 @@ func ExampleResolver() {
 
 	rogue := flags.RouteTo(b, "acme", 3)
 	rogue.Instance = "pg-x" // not in the catalog
-	_ = routes.Publish(ctx, "acme", rogue)
-	_, err = resolver.Resolve(ctx, "acme")
+	checked := flags.NewMemoryProviderWithOptions(&flags.MemoryOptions{Catalog: catalog})
+	err = checked.Publish(ctx, "acme", rogue) // a publisher with the catalog refuses it
 	fmt.Println(errors.Is(err, flags.ErrUnknownInstance))
+
+	_ = routes.Publish(ctx, "acme", rogue) // one without publishes it...
+	show()                                 // ...and the Resolver keeps serving the last valid route
 	// Output:
 	// pg-a@10.0.0.1:5432/acme epoch 0
 	// pg-a@10.0.0.1:5432/acme epoch 1 (paused)
 	// pg-b@10.0.0.2:5432/acme epoch 2
 	// true
 	// true
+	// pg-b@10.0.0.2:5432/acme epoch 2
 }
 
 // Layer daisychain's routes over the host application's own provider with

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/internal/pgschema"
 )
 
@@ -61,6 +62,14 @@ type PostgresOptions struct {
 	// Logger receives connection losses and recoveries. Default:
 	// discarded.
 	Logger *slog.Logger
+	// Catalog, if set, is checked by Publish: a route to an instance it
+	// does not know is refused (ErrUnknownInstance), and so is one to
+	// another endpoint than its endpoint for the instance
+	// (ErrEndpointMismatch), before anything is written. Default nil: any
+	// valid route is published, and only Resolvers check it against their
+	// catalog (serving the last valid route instead of a refused one).
+	// Set it wherever a catalog is at hand.
+	Catalog fleet.Catalog
 }
 
 // PostgresProvider keeps routes in a table of the control database
@@ -90,6 +99,7 @@ type PostgresProvider struct {
 	ping      time.Duration
 	log       *slog.Logger
 	pid       atomic.Uint32 // backend of the listening connection
+	catalog   *catalogView  // nil: routes are not checked
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // stops the listener; nil when not listening
@@ -136,6 +146,9 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 		ping:      o.PingInterval,
 		log:       o.Logger,
 	}
+	if o.Catalog != nil {
+		p.catalog = newPublishCheck(o.Catalog)
+	}
 	if p.listenCfg.RuntimeParams["application_name"] == "" {
 		p.listenCfg.RuntimeParams["application_name"] = ListenerApplicationName
 	}
@@ -153,10 +166,11 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 // Publish implements Publisher: one statement inserts or updates the
 // tenant's row only if the epoch is greater, and notifies listeners in
 // the same transaction. An epoch not greater than the stored one is
-// ErrStaleEpoch. The route is also applied to this provider's memory at
-// once.
+// ErrStaleEpoch. With PostgresOptions.Catalog, a route the catalog does
+// not back is refused and nothing is written. The route is also applied
+// to this provider's memory at once.
 func (p *PostgresProvider) Publish(ctx context.Context, tenantID string, r Route) error {
-	if err := checkPublish(tenantID, r); err != nil {
+	if err := checkPublish(ctx, p.catalog, tenantID, r); err != nil {
 		return err
 	}
 	routeJSON, err := json.Marshal(r)

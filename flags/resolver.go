@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/open-feature/go-sdk/openfeature"
 
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/eventbus"
 )
 
 // CatalogTTLDefault is how long a Resolver reuses what the catalog said
@@ -27,35 +29,49 @@ type FlagClient interface {
 
 // ResolverOptions are optional settings of a Resolver; nil means defaults.
 type ResolverOptions struct {
-	// CatalogTTL is how long a catalog answer is reused. Only answers that
-	// let a route through are reused: an unknown instance or a changed
-	// endpoint is always asked again. Default CatalogTTLDefault; negative:
-	// ask the catalog every time.
+	// CatalogTTL is how long a catalog answer is reused: an instance, a
+	// tenant's location, and the refusal of a bad route (so that a bad
+	// flag costs the catalog one lookup per CatalogTTL, not one per
+	// Resolve). Default CatalogTTLDefault; negative: ask the catalog
+	// every time.
 	CatalogTTL time.Duration
+
+	// CatalogRetry bounds how long a catalog lookup that failed with a
+	// transient error (a lost connection, a server restarting) is tried
+	// again, with backoff, before Resolve returns the error. Default
+	// CatalogRetryDefault; negative: never.
+	CatalogRetry time.Duration
+
+	// Logger receives refused routes (Warn), once per route and tenant.
+	// Default: discarded.
+	Logger *slog.Logger
 }
 
 // Resolver reads tenants' routes: it evaluates RouteFlagKey through an
 // OpenFeature client with the tenant ID as targeting key, falls back to the
-// catalog when no route is published for the tenant, refuses a route to an
-// instance the catalog does not know (ErrUnknownInstance) or to another
-// endpoint than the catalog's for that instance (ErrEndpointMismatch), and
-// never goes back: a route with a lower epoch than one it returned before
-// for the tenant is ignored, and the newer one returned instead. It is safe
-// for concurrent use.
+// catalog when no route is published for the tenant, and never goes back:
+// a route with a lower epoch than one it returned before for the tenant is
+// ignored, and the newer one returned instead.
+//
+// A bad flag does not become an outage: a published route that is
+// malformed, names an instance the catalog does not know, or another
+// endpoint than the catalog's for that instance (a flag must never send
+// traffic somewhere unknown) is refused, and the Resolver keeps serving
+// the last valid route it returned for the tenant (or the catalog's, if
+// none), and emits EventRouteRefused (see Subscribe). Once the flag is
+// valid again (or the catalog has caught up, within CatalogTTL), it is
+// followed. Catalog lookups that fail with a transient error are retried
+// (CatalogRetry). It is safe for concurrent use.
 type Resolver struct {
 	client  FlagClient
-	catalog fleet.Catalog
-	ttl     time.Duration
+	catalog *catalogView
+	log     *slog.Logger
+	events  eventbus.Bus[EventKind, *ResolverEvent]
 
-	mu        sync.Mutex
-	seen      map[string]Route // newest route returned, by tenant
-	instances map[string]cached[fleet.Instance]
-	located   map[string]cached[Route] // catalog routes, by tenant
-}
-
-type cached[T any] struct {
-	v  T
-	at time.Time
+	mu      sync.Mutex
+	seen    map[string]Route // newest valid route returned, by tenant
+	refused map[string]Route // last route refused, by tenant, until a valid one comes
+	located map[string]cached[Route]
 }
 
 // NewResolver returns a Resolver evaluating through client (never the
@@ -65,30 +81,41 @@ func NewResolver(client FlagClient, catalog fleet.Catalog, opts *ResolverOptions
 	if client == nil || catalog == nil {
 		return nil, errors.New("flags: NewResolver needs a client and a catalog")
 	}
-	r := &Resolver{
-		client: client, catalog: catalog, ttl: CatalogTTLDefault,
-		seen: map[string]Route{}, instances: map[string]cached[fleet.Instance]{}, located: map[string]cached[Route]{},
+	var o ResolverOptions
+	if opts != nil {
+		o = *opts
 	}
-	if opts != nil && opts.CatalogTTL != 0 {
-		r.ttl = opts.CatalogTTL
+	if o.CatalogTTL == 0 {
+		o.CatalogTTL = CatalogTTLDefault
 	}
-	return r, nil
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Resolver{
+		client: client, catalog: newCatalogView(catalog, o.CatalogTTL, o.CatalogRetry, true), log: o.Logger,
+		seen: map[string]Route{}, refused: map[string]Route{}, located: map[string]cached[Route]{},
+	}, nil
 }
 
 // Resolve returns the tenant's route. A tenant without a published route
 // (the flag is not found, or has no value, for it) gets the catalog's: its
 // instance's endpoint and its database, epoch 0; a tenant the catalog does
-// not know either is an error wrapping fleet.ErrTenantNotFound. Any other
-// evaluation error is returned: the Resolver never guesses.
+// not know either is an error wrapping fleet.ErrTenantNotFound. A refused
+// route (see Resolver) is not an error. Any other evaluation error, or a
+// catalog that stays unreachable, is returned: the Resolver never guesses.
 func (r *Resolver) Resolve(ctx context.Context, tenantID string) (Route, error) {
 	d, err := r.client.ObjectValueDetails(ctx, RouteFlagKey, nil, openfeature.NewEvaluationContext(tenantID, nil))
 	var route Route
 	switch {
 	case err == nil && d.Value != nil:
-		if route, err = DecodeRoute(d.Value); err != nil {
-			return Route{}, fmt.Errorf("flags: route of tenant %q: %w", tenantID, err)
+		route, err = DecodeRoute(d.Value)
+		if err == nil {
+			err = r.catalog.check(ctx, route)
 		}
-		if err = r.check(ctx, route); err != nil {
+		if refusal(err) {
+			return r.refuse(ctx, tenantID, route, err)
+		}
+		if err != nil {
 			return Route{}, fmt.Errorf("flags: route of tenant %q: %w", tenantID, err)
 		}
 	case err == nil || d.ErrorCode == openfeature.FlagNotFoundCode:
@@ -101,6 +128,7 @@ func (r *Resolver) Resolve(ctx context.Context, tenantID string) (Route, error) 
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	delete(r.refused, tenantID)
 	if s, ok := r.seen[tenantID]; ok && s.Epoch > route.Epoch {
 		return s, nil
 	}
@@ -108,68 +136,58 @@ func (r *Resolver) Resolve(ctx context.Context, tenantID string) (Route, error) 
 	return route, nil
 }
 
-// check refuses a route the catalog does not back.
-func (r *Resolver) check(ctx context.Context, route Route) error {
-	inst, err := r.instance(ctx, route.Instance, false)
-	if err == nil && !sameEndpoint(inst, route) {
-		inst, err = r.instance(ctx, route.Instance, true) // the cached copy may be old
+// refuse returns what serves the tenant instead of bad, refused for why:
+// the last published route returned, else the catalog's.
+func (r *Resolver) refuse(ctx context.Context, tenantID string, bad Route, why error) (Route, error) {
+	r.mu.Lock()
+	serving, ok := r.seen[tenantID]
+	r.mu.Unlock()
+	if ok && serving.Epoch >= bad.Epoch && !errors.Is(why, ErrInvalidRoute) {
+		return serving, nil // older than what it serves: ignored anyway
 	}
-	switch {
-	case errors.Is(err, fleet.ErrInstanceNotFound):
-		return fmt.Errorf("%w: %q (route %s)", ErrUnknownInstance, route.Instance, route)
-	case err != nil:
-		return fmt.Errorf("flags: look up instance %q: %w", route.Instance, err)
-	case !sameEndpoint(inst, route):
-		return fmt.Errorf("%w: route %s, catalog %s", ErrEndpointMismatch, route, inst)
-	}
-	return nil
-}
-
-func sameEndpoint(inst fleet.Instance, route Route) bool {
-	return inst.Endpoint.Host == route.Endpoint.Host && inst.Endpoint.Port == route.Endpoint.Port
-}
-
-func (r *Resolver) instance(ctx context.Context, id string, fresh bool) (fleet.Instance, error) {
-	if !fresh && r.ttl > 0 {
-		r.mu.Lock()
-		c, ok := r.instances[id]
-		r.mu.Unlock()
-		if ok && time.Since(c.at) < r.ttl {
-			return c.v, nil
+	if !ok || serving.Epoch == 0 {
+		var err error
+		if serving, err = r.fromCatalog(ctx, tenantID); err != nil {
+			return Route{}, fmt.Errorf("flags: route of tenant %q: %w; and no valid route to serve instead: %w", tenantID, why, err)
 		}
 	}
-	inst, err := r.catalog.Instance(ctx, id)
-	if err != nil {
-		return fleet.Instance{}, err
+	r.mu.Lock()
+	last, told := r.refused[tenantID]
+	r.refused[tenantID] = bad
+	r.mu.Unlock()
+	if !told || last != bad {
+		r.log.Warn("flags: refused the published route; serving the last valid one", "tenant", tenantID,
+			"refused", bad.String(), "serving", serving.String(), "err", why)
+		r.emit(&ResolverEvent{Kind: EventRouteRefused, Tenant: tenantID, Refused: bad, Serving: serving, Err: why})
 	}
-	if r.ttl > 0 {
-		r.mu.Lock()
-		r.instances[id] = cached[fleet.Instance]{inst, time.Now()}
-		r.mu.Unlock()
-	}
-	return inst, nil
+	return serving, nil
 }
 
 // fromCatalog returns the route the catalog implies for a tenant.
 func (r *Resolver) fromCatalog(ctx context.Context, tenantID string) (Route, error) {
-	if r.ttl > 0 {
+	ttl := r.catalog.ttl
+	if ttl > 0 {
 		r.mu.Lock()
 		c, ok := r.located[tenantID]
 		r.mu.Unlock()
-		if ok && time.Since(c.at) < r.ttl {
+		if ok && time.Since(c.at) < ttl {
 			return c.v, nil
 		}
 	}
-	t, err := r.catalog.Locate(ctx, tenantID)
+	var t fleet.Tenant
+	err := r.catalog.ask(ctx, func() (err error) {
+		t, err = r.catalog.catalog.Locate(ctx, tenantID)
+		return err
+	})
 	if err != nil {
 		return Route{}, fmt.Errorf("flags: no route for tenant %q: %w", tenantID, err)
 	}
-	inst, err := r.instance(ctx, t.Instance, false)
+	inst, err := r.catalog.instance(ctx, t.Instance, false)
 	if err != nil {
 		return Route{}, fmt.Errorf("flags: tenant %q: instance %q: %w", tenantID, t.Instance, err)
 	}
 	route := RouteTo(inst, t.Database, 0)
-	if r.ttl > 0 {
+	if ttl > 0 {
 		r.mu.Lock()
 		r.located[tenantID] = cached[Route]{route, time.Now()}
 		r.mu.Unlock()

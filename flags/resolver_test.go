@@ -54,35 +54,72 @@ func TestResolverFallsBackToCatalog(t *testing.T) {
 	}
 }
 
-func TestResolverRefusesUnknownInstanceAndEndpoint(t *testing.T) {
+// TestResolverServesLastValidRoute: a flag to an instance the catalog
+// does not know, to another endpoint than the catalog's, or malformed is
+// refused without an outage: the Resolver serves the last valid route
+// (or the catalog's, if it has none) and says so once per bad route.
+func TestResolverServesLastValidRoute(t *testing.T) {
 	ctx := context.Background()
-	cat, a, _ := memCatalog(t)
-	p := flags.NewMemoryProvider()
-	res, _ := flags.NewResolver(flagstest.Client(t, p), cat, nil)
+	cat, a, b := memCatalog(t)
+	stub := &stubClient{}
+	res, _ := flags.NewResolver(stub, cat, &flags.ResolverOptions{CatalogTTL: -1})
+	events, stop := res.Subscribe(flags.EventRouteRefused)
+	defer stop()
 
+	// No valid route yet: the catalog's serves.
 	elsewhere := flags.RouteTo(a, "tenant_1", 1)
 	elsewhere.Instance = "pg-unknown"
-	if err := p.Publish(ctx, "t1", elsewhere); err != nil {
-		t.Fatal(err)
+	stub.set(elsewhere.FlagValue(), "")
+	if got, err := res.Resolve(ctx, "t1"); err != nil || got != flags.RouteTo(a, "tenant_1", 0) {
+		t.Errorf("route to an unknown instance, nothing valid before: %v, %v; want the catalog's", got, err)
 	}
-	if _, err := res.Resolve(ctx, "t1"); !errors.Is(err, flags.ErrUnknownInstance) {
-		t.Errorf("route to an unknown instance: %v, want ErrUnknownInstance", err)
+	expectRefusal(t, events, elsewhere, flags.RouteTo(a, "tenant_1", 0), flags.ErrUnknownInstance)
+
+	valid := flags.RouteTo(b, "tenant_1", 2)
+	stub.set(valid.FlagValue(), "")
+	if got, err := res.Resolve(ctx, "t1"); err != nil || got != valid {
+		t.Fatalf("valid route: %v, %v", got, err)
 	}
-	moved := flags.RouteTo(a, "tenant_1", 2)
+	moved := flags.RouteTo(a, "tenant_1", 3)
 	moved.Endpoint.Host = "evil.example"
-	if err := p.Publish(ctx, "t1", moved); err != nil {
-		t.Fatal(err)
+	stub.set(moved.FlagValue(), "")
+	for range 3 { // one event, however often it is resolved
+		if got, err := res.Resolve(ctx, "t1"); err != nil || got != valid {
+			t.Errorf("route to another endpoint: %v, %v; want the last valid %v", got, err, valid)
+		}
 	}
-	if _, err := res.Resolve(ctx, "t1"); !errors.Is(err, flags.ErrEndpointMismatch) {
-		t.Errorf("route to another endpoint: %v, want ErrEndpointMismatch", err)
+	expectRefusal(t, events, moved, valid, flags.ErrEndpointMismatch)
+	stub.set(map[string]any{"instance": "pg-a"}, "")
+	if got, err := res.Resolve(ctx, "t1"); err != nil || got != valid {
+		t.Errorf("malformed route: %v, %v; want the last valid %v", got, err, valid)
 	}
-	// Once the catalog knows the instance, the route goes through
-	// (refusals are never cached).
+	expectRefusal(t, events, flags.Route{}, valid, flags.ErrInvalidRoute)
+	select {
+	case e := <-events:
+		t.Errorf("unexpected event %+v", e)
+	default:
+	}
+
+	// Once the catalog knows the endpoint, the route is followed.
+	stub.set(moved.FlagValue(), "")
 	if err := cat.RegisterInstance(ctx, fleet.Instance{ID: "pg-a", Admin: "x", Endpoint: fleet.Endpoint{Host: "evil.example", Port: 5432}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := res.Resolve(ctx, "t1"); err != nil || got.Epoch != 2 {
-		t.Errorf("after the catalog caught up: %v, %v", got, err)
+	if got, err := res.Resolve(ctx, "t1"); err != nil || got != moved {
+		t.Errorf("after the catalog caught up: %v, %v; want %v", got, err, moved)
+	}
+}
+
+func expectRefusal(t *testing.T, events <-chan *flags.ResolverEvent, refused, serving flags.Route, why error) {
+	t.Helper()
+	select {
+	case e := <-events:
+		if e.Kind != flags.EventRouteRefused || e.Tenant != "t1" || e.Refused != refused || e.Serving != serving || !errors.Is(e.Err, why) {
+			t.Errorf("event %s tenant %s refused %v serving %v (%v); want route_refused t1 %v serving %v (%v)",
+				e.Kind, e.Tenant, e.Refused, e.Serving, e.Err, refused, serving, why)
+		}
+	default:
+		t.Errorf("no event for the refused route %v", refused)
 	}
 }
 
@@ -115,9 +152,5 @@ func TestResolverIgnoresOlderEpoch(t *testing.T) {
 	stub.set(nil, openfeature.ProviderNotReadyCode)
 	if _, err := res.Resolve(ctx, "t1"); err == nil {
 		t.Error("provider not ready: no error")
-	}
-	stub.set(map[string]any{"instance": "pg-a"}, "")
-	if _, err := res.Resolve(ctx, "t1"); !errors.Is(err, flags.ErrInvalidRoute) {
-		t.Errorf("malformed value: %v", err)
 	}
 }

@@ -35,10 +35,12 @@ var (
 	// greater than the tenant's current one.
 	ErrStaleEpoch = errors.New("flags: route epoch is not newer than the current one")
 	// ErrUnknownInstance: a route names an instance that the catalog does
-	// not know, so it is refused.
+	// not know, so it is refused: by a publisher with a catalog (an
+	// error), by a Resolver (an EventRouteRefused).
 	ErrUnknownInstance = errors.New("flags: route to an instance unknown to the catalog")
 	// ErrEndpointMismatch: a route's endpoint is not the endpoint the
-	// catalog records for its instance, so it is refused.
+	// catalog records for its instance, so it is refused, as
+	// ErrUnknownInstance.
 	ErrEndpointMismatch = errors.New("flags: route endpoint differs from the catalog's")
 	// ErrPaused: a tenant's route stayed paused longer than the Router's
 	// hold limit.

@@ -34,10 +34,13 @@ type RouterConfig struct {
 	// PoolConfig returns the host application's pool settings and
 	// credentials for a route's instance, as a config made by
 	// pgxpool.ParseConfig. Required. The Router then sets the
-	// connection's host, port and database to the route's endpoint (and
-	// drops fallback hosts), so a connection always goes where the route
-	// says. PoolConfigFrom covers a host with one connection string for
-	// every instance.
+	// connection's host, port and database to the route's endpoint, so a
+	// connection always goes where the route says: other hosts of a
+	// multi-host string are dropped, and the TLS settings of its first
+	// host are kept, in order (sslmode=prefer, the default, tries TLS and
+	// then plaintext, as pgx does), with the route's host as the server
+	// name that verify-full checks. PoolConfigFrom covers a host with one
+	// connection string for every instance.
 	PoolConfig func(ctx context.Context, r Route) (*pgxpool.Config, error)
 
 	// HoldLimit bounds how long Acquire waits while the route is paused;
@@ -177,8 +180,9 @@ func (r *Router) Route(ctx context.Context, tenantID string) (Route, error) {
 // Acquire returns a connection to the tenant's database where its route
 // says; release it with Release. While the route is paused, Acquire waits
 // until it is not, the context ends, or the hold limit passes (ErrPaused).
-// Resolver errors (ErrUnknownInstance, ErrEndpointMismatch...) are
-// returned as they are.
+// Resolver errors (fleet.ErrTenantNotFound, a flag evaluation error, an
+// unreachable catalog) are returned as they are; a refused route is not
+// an error (the Resolver serves the last valid one).
 //
 // A connection is counted in InFlight until it is released. Do not Hijack
 // it: a hijacked connection stays counted, and keeps its pool open, until
@@ -281,11 +285,14 @@ func (r *Router) Do(ctx context.Context, tenantID string, fn func(*pgxpool.Conn)
 	return fn(c)
 }
 
-// InFlight reports the tenant's work in flight: connections acquired and
-// not yet released, and Acquire calls already past the route check that
-// wait for a connection of the pool. Callers waiting while the route is
-// paused are not counted. A cutover waits for it to reach 0 after pausing
-// the route.
+// InFlight reports the tenant's work in flight through this Router:
+// connections acquired and not yet released, and Acquire calls already
+// past the route check that wait for a connection of the pool. Callers
+// waiting while the route is paused are not counted. It is for the host
+// application's own monitoring and shutdown: a cutover does not read it
+// (it cannot see the Routers of other processes); after pausing the route
+// it waits for the source database's sessions to go idle instead (see
+// cutover.Config.DrainGrace), which counts every client.
 func (r *Router) InFlight(tenantID string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -395,7 +402,7 @@ func (r *Router) createPool(ctx context.Context, route Route) error {
 		return fmt.Errorf("flags: pool config for instance %q: %w", route.Instance, err)
 	}
 	cc := cfg.ConnConfig
-	cc.Host, cc.Port, cc.Database, cc.Fallbacks = route.Endpoint.Host, uint16(route.Endpoint.Port), route.Endpoint.Database, nil
+	pointAt(&cc.Config, route.Endpoint)
 	rp := &routePool{key: keyOf(route), conns: map[*pgx.Conn]*tenantState{}}
 	var tracer pgx.QueryTracer = releaseTracer{r, rp}
 	if cc.Tracer != nil {

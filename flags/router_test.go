@@ -3,6 +3,7 @@ package flags_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -171,25 +172,56 @@ func TestPausedRouteHoldsAcquire(t *testing.T) {
 	}
 }
 
-func TestRouterRefusesUnknownInstance(t *testing.T) {
+// TestRouterSurvivesBadRoute: a route to an instance the catalog does not
+// know, written by a publisher without a catalog (or any other writer),
+// is not an outage: the Router keeps serving the tenant where its last
+// valid route says (never trying the rogue endpoint, which would fail),
+// and the Resolver reports the refusal.
+func TestRouterSurvivesBadRoute(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	e := newPGEnv(t)
-	pub := e.provider(t)
-	r, _ := e.router(t, flags.RouterConfig{})
-	rogue := flags.RouteTo(e.instB, "tenant_1", 1)
-	rogue.Instance = "pg-rogue"
+	e := newOneEnv(t)
+	pub := e.provider(t) // no catalog: publishes what it is given
+	p := e.provider(t)
+	res, err := flags.NewResolver(flagstest.Client(t, p), e.catalog, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, stop := res.Subscribe()
+	defer stop()
+	r, err := flags.NewRouter(&flags.RouterConfig{Resolver: res,
+		PoolConfig: flagstest.PoolConfig(e.byID, "application_name="+routerApp+"&pool_max_conns=4")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := pub.Publish(ctx, "t1", flags.RouteTo(e.instA, "tenant_1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "epoch 1", 5*time.Second, func() bool { route, _ := r.Route(ctx, "t1"); return route.Epoch == 1 })
+
+	rogue := flags.Route{Instance: "pg-rogue", Endpoint: flags.Endpoint{Host: "127.0.0.1", Port: 1, Database: "tenant_1"}, Epoch: 2}
 	if err := pub.Publish(ctx, "t1", rogue); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the refusal", 5*time.Second, func() bool {
-		c, err := r.Acquire(ctx, "t1")
-		if err == nil {
-			c.Release()
+	waitFor(t, "the provider to hold the rogue route", 5*time.Second, func() bool { got, _ := p.Lookup("t1"); return got == rogue })
+	for range 3 {
+		if err := r.Do(ctx, "t1", func(c *pgxpool.Conn) error {
+			if port := serverPort(t, c); port != e.a.Port() {
+				t.Errorf("served by port %d, want A's %d", port, e.a.Port())
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("Acquire with a rogue route published: %v", err)
 		}
-		return errors.Is(err, flags.ErrUnknownInstance)
-	})
-	if n := clientConns(t, e.b, routerApp); n != 0 {
-		t.Errorf("%d router connections on B after a refused route", n)
+	}
+	select {
+	case ev := <-events:
+		if ev.Kind != flags.EventRouteRefused || ev.Refused != rogue || ev.Serving.Epoch != 1 || !errors.Is(ev.Err, flags.ErrUnknownInstance) {
+			t.Errorf("event %s refused %v serving %v (%v)", ev.Kind, ev.Refused, ev.Serving, ev.Err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no event for the refused route")
 	}
 	if n := r.InFlight("t1"); n != 0 {
 		t.Errorf("InFlight = %d", n)
@@ -252,7 +284,9 @@ type fleetInstance struct {
 }
 
 // TestRouterUnderLoad flips and pauses a tenant's route while callers
-// keep working: no caller sees an error, and nothing stays in flight.
+// keep working: no caller sees an error, every caller makes progress,
+// work reaches the new instance after every flip, and nothing stays in
+// flight.
 func TestRouterUnderLoad(t *testing.T) {
 	ctx := context.Background()
 	e := newPGEnv(t)
@@ -268,10 +302,14 @@ func TestRouterUnderLoad(t *testing.T) {
 	}
 	defer r.Close()
 
+	const workers = 6
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var calls atomic.Int64
-	for range 6 {
+	stopWorkers := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopWorkers()            // before r.Close, also when the test fails early
+	var done [workers]atomic.Int64 // calls completed, by worker
+	var onA, onB atomic.Int64      // calls completed, by the instance that served them
+	for w := range workers {
 		wg.Go(func() {
 			for {
 				select {
@@ -279,23 +317,28 @@ func TestRouterUnderLoad(t *testing.T) {
 					return
 				default:
 				}
+				var port int
 				err := r.Do(ctx, "t1", func(c *pgxpool.Conn) error {
-					_, err := c.Exec(ctx, "SELECT pg_sleep(0.001)")
-					return err
+					return c.QueryRow(ctx, "SELECT inet_server_port() FROM pg_sleep(0.001)").Scan(&port)
 				})
 				if err != nil {
-					t.Errorf("caller: %v", err)
+					t.Errorf("caller %d: %v", w, err)
 					return
 				}
-				calls.Add(1)
+				done[w].Add(1)
+				if port == e.a.Port() {
+					onA.Add(1)
+				} else {
+					onB.Add(1)
+				}
 			}
 		})
 	}
 	epoch := int64(0)
 	for i := range 10 {
-		to := e.instA
+		to, served := e.instA, &onA
 		if i%2 == 0 {
-			to = e.instB
+			to, served = e.instB, &onB
 		}
 		epoch++
 		pause := flags.RouteTo(to, "tenant_1", epoch)
@@ -305,17 +348,57 @@ func TestRouterUnderLoad(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 		epoch++
+		before := served.Load()
 		if err := routes.Publish(ctx, "t1", flags.RouteTo(to, "tenant_1", epoch)); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		waitFor(t, fmt.Sprintf("work on %s after flip %d", to.ID, i+1), 10*time.Second,
+			func() bool { return served.Load() > before })
 	}
-	close(stop)
-	wg.Wait()
+	// Every caller got through the flips too, not just some of them.
+	for w := range workers {
+		mark := done[w].Load()
+		waitFor(t, fmt.Sprintf("caller %d to complete calls after the last flip", w), 10*time.Second,
+			func() bool { return done[w].Load() > mark })
+	}
+	stopWorkers()
 	if n := r.InFlight("t1"); n != 0 {
 		t.Errorf("InFlight = %d after every caller stopped", n)
 	}
-	t.Logf("%d calls through 10 flips", calls.Load())
+	t.Logf("%d calls on A and %d on B through 10 flips", onA.Load(), onB.Load())
 	// The last route is on A: B's pool closes.
 	waitFor(t, "B's pool to close", 5*time.Second, func() bool { return clientConns(t, e.b, routerApp) == 0 })
+}
+
+// TestRouterDefaultSSLMode: a connection string that leaves sslmode at
+// its default (prefer) works with a server without TLS, as it does with
+// plain pgx: the Router keeps pgx's plaintext fallback, pointed at the
+// route's endpoint, not at the string's host (here a port nobody
+// listens on).
+func TestRouterDefaultSSLMode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newOneEnv(t)
+	res, err := flags.NewResolver(flagstest.Client(t, flags.NewMemoryProvider()), e.catalog, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := flags.NewRouter(&flags.RouterConfig{Resolver: res,
+		PoolConfig: flags.PoolConfigFrom("postgres://postgres@127.0.0.1:1,127.0.0.2:2/elsewhere?application_name=" + routerApp)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := r.Acquire(ctx, "t1")
+	if err != nil {
+		t.Fatalf("Acquire with sslmode left at prefer: %v", err)
+	}
+	defer c.Release()
+	var db string
+	if err := c.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if p := serverPort(t, c); p != e.a.Port() || db != "tenant_1" {
+		t.Errorf("connected to port %d database %s, want A's %d and tenant_1", p, db, e.a.Port())
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -17,6 +18,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/daisychain-db/daisychain/internal/connstring"
 )
 
 // Host is the address every instance listens on.
@@ -140,6 +144,13 @@ func (i *Instance) startOnFreePort(ctx context.Context) error {
 // setPassword gives the superuser its password over the Unix socket,
 // which trusts local connections; until then, TCP connections cannot
 // authenticate at all.
+//
+// The password must not reach the server log, whatever the instance's
+// settings (log_statement = all, a slow-statement threshold of 0...): the
+// session starts with statement, duration and error-statement logging off
+// (the superuser may set them), and the password travels as a bound
+// parameter of a temporary function, so no statement text carries it, in
+// the log or in pg_stat_activity; ALTER ROLE runs inside the function.
 func (i *Instance) setPassword(ctx context.Context) error {
 	if i.cfg.Password == "" {
 		return nil
@@ -149,21 +160,44 @@ func (i *Instance) setPassword(ctx context.Context) error {
 		return fmt.Errorf("localpg: %w", err)
 	}
 	cfg.Host, cfg.Port, cfg.User, cfg.Database = i.SocketDir(), uint16(i.port), SuperuserDefault, "postgres"
+	maps.Copy(cfg.RuntimeParams, quietSession)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("localpg: %s: connect over the Unix socket to set the password: %w", i.cfg.Name, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	// ALTER ROLE takes no parameters; format('%L') quotes the literal.
-	var stmt string
-	if err := conn.QueryRow(ctx, "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
-		SuperuserDefault, i.cfg.Password).Scan(&stmt); err != nil {
+	if _, err := conn.Exec(ctx, `CREATE FUNCTION pg_temp.localpg_set_password(role text, password text)
+		RETURNS void LANGUAGE plpgsql AS $$
+		BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L', role, password); END $$`); err != nil {
 		return fmt.Errorf("localpg: %s: set the password: %w", i.cfg.Name, err)
 	}
-	if _, err := conn.Exec(ctx, stmt); err != nil {
+	if _, err := conn.Exec(ctx, "SELECT pg_temp.localpg_set_password($1, $2)", SuperuserDefault, i.cfg.Password); err != nil {
+		// The error's context quotes the ALTER ROLE statement, password
+		// included: keep only its message and code.
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return fmt.Errorf("localpg: %s: set the password: %s (SQLSTATE %s)", i.cfg.Name, pgErr.Message, pgErr.Code)
+		}
 		return fmt.Errorf("localpg: %s: set the password failed", i.cfg.Name)
 	}
 	return nil
+}
+
+// quietSession are the settings of a session that handles a password: no
+// statement, parameter, duration or parse tree reaches the server log,
+// and neither does an error (whose context may quote a statement).
+var quietSession = map[string]string{
+	"log_statement":                     "none",
+	"log_min_duration_statement":        "-1",
+	"log_min_duration_sample":           "-1",
+	"log_duration":                      "off",
+	"log_min_error_statement":           "panic",
+	"log_min_messages":                  "fatal",
+	"log_parameter_max_length":          "0",
+	"log_parameter_max_length_on_error": "0",
+	"debug_print_parse":                 "off",
+	"debug_print_rewritten":             "off",
+	"debug_print_plan":                  "off",
 }
 
 func (i *Instance) choosePort() (int, error) {
@@ -447,16 +481,12 @@ func (i *Instance) String() string {
 // LogValue keeps the password out of structured logs.
 func (i *Instance) LogValue() slog.Value { return slog.StringValue(i.String()) }
 
-// Redact returns a URL connection string with its password replaced by
-// "xxxxx". A string that is not a URL is returned as "[redacted]", since it
-// cannot be shown safely.
-func Redact(connString string) string {
-	u, err := url.Parse(connString)
-	if err != nil || u.Scheme == "" {
-		return "[redacted]"
-	}
-	return u.Redacted()
-}
+// Redact returns a connection string, in either of libpq's forms, with
+// every password it carries replaced by "xxxxx": a URL's userinfo and its
+// password parameter, or the password keyword. A string that cannot be
+// parsed comes back as "[unparsable connection string]", since no part of
+// it can be shown safely.
+func Redact(connString string) string { return connstring.Redact(connString) }
 
 // Connect opens a connection as the superuser to database.
 func (i *Instance) Connect(ctx context.Context, database string) (*pgx.Conn, error) {

@@ -16,15 +16,35 @@ func isURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
-// Redact returns s with its password replaced by "xxxxx"; a string that
-// cannot be parsed comes back as "[unparsable connection string]", since
-// no part of it can be shown safely.
+// Redact returns s with every password it carries (a URL's userinfo, a
+// URL's password parameter, a password keyword) replaced by "xxxxx", and
+// nothing else changed in meaning; a string without a password gets none.
+// A string that cannot be parsed comes back as "[unparsable connection
+// string]", since no part of it can be shown safely.
 func Redact(s string) string {
-	out, err := setPassword(s, "xxxxx", true)
-	if err != nil {
-		return "[unparsable connection string]"
+	const mask, unparsable = "xxxxx", "[unparsable connection string]"
+	if isURL(s) {
+		u, err := url.Parse(s)
+		if err != nil {
+			return unparsable
+		}
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), mask)
+		}
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", mask)
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
 	}
-	return out
+	kv, err := parseKeywords(s)
+	if err != nil {
+		return unparsable
+	}
+	if _, ok := kv["password"]; ok {
+		kv["password"] = mask
+	}
+	return kv.String()
 }
 
 // WithoutPassword returns s without any password.

@@ -11,12 +11,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/daisychain-db/daisychain/internal/pgbin"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -33,28 +33,15 @@ func notExtensionMember(classid, oidexpr string) string {
 		AND e.objid = %s AND e.deptype = 'e')`, classid, oidexpr)
 }
 
-// findBinDir returns the directory of pg_dump and pg_restore: explicit,
-// else the newest /usr/lib/postgresql/*/bin (Debian and Ubuntu, where the
-// programs on PATH are a version-picking wrapper), else the one on PATH.
+// findBinDir returns the directory of pg_dump and pg_restore, found as
+// localpg finds the server's (see pgbin.Find): explicit, else PATH, else
+// pg_config --bindir, else the newest /usr/lib/postgresql/*/bin.
 func findBinDir(explicit string) (string, error) {
-	if explicit != "" {
-		return explicit, nil
+	dir, err := pgbin.Find(explicit, "pg_dump", "pg_restore")
+	if err != nil {
+		return "", fmt.Errorf("logical: pg_dump/pg_restore: %w: install the PostgreSQL client package or set Provider.BinDir", err)
 	}
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_restore")
-	sort.Slice(matches, func(i, j int) bool { return majorOfPath(matches[i]) > majorOfPath(matches[j]) })
-	if len(matches) > 0 {
-		return filepath.Dir(matches[0]), nil
-	}
-	if p, err := exec.LookPath("pg_restore"); err == nil {
-		return filepath.Dir(p), nil
-	}
-	return "", fmt.Errorf("logical: pg_dump/pg_restore not found in /usr/lib/postgresql/*/bin or on PATH: " +
-		"install the PostgreSQL client package or set Provider.BinDir")
-}
-
-func majorOfPath(p string) float64 {
-	v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(filepath.Dir(p))), 64)
-	return v
+	return dir, nil
 }
 
 // clientMajor returns the major version of pg_dump in binDir.

@@ -1,0 +1,53 @@
+package flags_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/daisychain-db/daisychain/flags"
+	"github.com/daisychain-db/daisychain/flags/flagstest"
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
+)
+
+// TestResolverRetriesCatalog: when the catalog's connections are ended
+// (a failover, an operator's pg_terminate_backend), resolving a tenant
+// that only the catalog knows still succeeds: the dead connection's error
+// is retried, not handed to the application.
+func TestResolverRetriesCatalog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	inst := localpgtest.Start(t, &localpg.Config{Name: "control"})
+	localpgtest.CreateDatabase(t, inst, "control")
+	const app = "flags-test-catalog"
+	pool, err := pgxpool.New(ctx, inst.ConnString("control")+"&application_name="+app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	catalog, err := fleet.NewPostgresCatalog(ctx, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := flagstest.Register(t, catalog, "pg-a", inst)
+	if err := catalog.AddTenant(ctx, fleet.Tenant{ID: "t1", Database: "tenant_1", Instance: "pg-a"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := flags.NewResolver(flagstest.Client(t, flags.NewMemoryProvider()), catalog,
+		&flags.ResolverOptions{CatalogTTL: -1}) // every Resolve asks the catalog
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := flags.RouteTo(a, "tenant_1", 0)
+	if got, err := res.Resolve(ctx, "t1"); err != nil || got != want {
+		t.Fatalf("Resolve = %v, %v; want %v", got, err, want)
+	}
+
+	admin(t, inst, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", app)
+	if got, err := res.Resolve(ctx, "t1"); err != nil || got != want {
+		t.Errorf("after the catalog's connections were ended: %v, %v; want %v", got, err, want)
+	}
+}
