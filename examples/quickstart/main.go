@@ -10,7 +10,9 @@
 // "acme" on pg-a with a shop schema, runs an application that writes
 // through the Router on several connections without pause, moves the
 // tenant to pg-b with cutover, and prints a report. It needs only Go and
-// the PostgreSQL server package.
+// the PostgreSQL server package. It exits 1 if the move rolled back, a
+// write is missing, the application got an error, or the application
+// waited longer than the window budget.
 package main
 
 import (
@@ -56,9 +58,29 @@ func main() {
 	if err != nil {
 		log.Fatalf("quickstart: %v", err)
 	}
-	if s.MissingWrites != 0 || s.AppErrors != 0 {
+	if problems := s.problems(); len(problems) > 0 {
+		log.Printf("quickstart: %s", strings.Join(problems, "; "))
 		os.Exit(1)
 	}
+}
+
+// problems says what makes the run a failure: the exit status is 1 if
+// there is any, so a script (or CI) can rely on it.
+func (s summary) problems() []string {
+	var out []string
+	if s.RolledBack {
+		out = append(out, "the move rolled back: "+s.RollbackReason)
+	}
+	if s.MissingWrites > 0 {
+		out = append(out, fmt.Sprintf("%d acknowledged writes missing", s.MissingWrites))
+	}
+	if s.AppErrors > 0 {
+		out = append(out, fmt.Sprintf("the application got %d errors", s.AppErrors))
+	}
+	if s.WindowMS > s.WindowBudgetMS {
+		out = append(out, fmt.Sprintf("the application waited %.0f ms, over the %.0f ms window budget", s.WindowMS, s.WindowBudgetMS))
+	}
+	return out
 }
 
 func run(ctx context.Context, out io.Writer, asJSON bool, workers int) (summary, error) {

@@ -27,10 +27,32 @@ func TestQuickstart(t *testing.T) {
 			t.Errorf("JSON has no %q: %s", k, out.String())
 		}
 	}
+	if s["window_ms"].(float64) > s["window_budget_ms"].(float64) {
+		t.Errorf("the application waited longer than the window budget: %s", out.String())
+	}
 	if s["app_errors"] != 0.0 || s["missing_writes"] != 0.0 || s["rolled_back"] != false || s["acknowledged_writes"] == 0.0 {
 		t.Errorf("quickstart: %s", out.String())
 	}
 	if bytes.Contains(out.Bytes(), []byte("secret")) {
 		t.Error("the output shows a password")
+	}
+}
+
+// TestProblems checks the exit decision: each failure is named, and a
+// clean run has none.
+func TestProblems(t *testing.T) {
+	clean := summary{WindowMS: 80, WindowBudgetMS: 10000, AcknowledgedWrites: 10}
+	if p := clean.problems(); len(p) != 0 {
+		t.Errorf("clean run: %v", p)
+	}
+	for name, s := range map[string]summary{
+		"rolled back": {RolledBack: true, RollbackReason: "over budget", WindowBudgetMS: 10000},
+		"missing":     {MissingWrites: 1, WindowBudgetMS: 10000},
+		"errors":      {AppErrors: 2, WindowBudgetMS: 10000},
+		"over budget": {WindowMS: 10001, WindowBudgetMS: 10000},
+	} {
+		if p := s.problems(); len(p) != 1 {
+			t.Errorf("%s: problems %v, want one", name, p)
+		}
 	}
 }

@@ -1,0 +1,270 @@
+// Command embed is what an application that embeds daisychain writes
+// first: it wires the catalog, the route provider, an OpenFeature API,
+// the Resolver, the Router, the journal and the Mover by hand from
+// connection strings (host.go), serves a tenant through the Router while
+// it moves the tenant, and checks that every write it was told had
+// committed is on the target.
+//
+//	go run ./examples/embed
+//	go run ./examples/embed -control URL -instance pg-a=URL -instance pg-b=URL \
+//	    -tenant acme -database acme -from pg-a -to pg-b
+//
+// Without -control it starts throwaway local instances (control, pg-a,
+// pg-b) with localpg and creates the tenant database; the wiring sees only
+// their connection strings, as it would see a production fleet's. Against
+// servers of your own, the tenant's database must exist on -from; the
+// example creates its table daisychain_embed_writes in it and writes to
+// it, so point it at servers you can throw away.
+//
+// It exits 1 if the move rolled back, a write is missing, the application
+// got an error, or the application waited longer than the window budget.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/localpg"
+)
+
+// options are the command line.
+type options struct {
+	Control   string
+	Instances map[string]string
+	Tenant    string
+	Database  string
+	From, To  string
+	Writers   int
+	JSON      bool
+}
+
+// instanceFlags collects -instance id=URL.
+type instanceFlags map[string]string
+
+func (f instanceFlags) String() string { return fmt.Sprint(len(f), " instances") }
+func (f instanceFlags) Set(v string) error {
+	id, conn, ok := strings.Cut(v, "=")
+	if !ok || id == "" || conn == "" {
+		return errors.New("want -instance id=connection-string")
+	}
+	f[id] = conn
+	return nil
+}
+
+func main() {
+	o := options{Instances: instanceFlags{}}
+	flag.StringVar(&o.Control, "control", "", "control database connection string (default: start local throwaway instances)")
+	flag.Var(instanceFlags(o.Instances), "instance", "id=admin-connection-string of a tenant instance (repeat)")
+	flag.StringVar(&o.Tenant, "tenant", "acme", "tenant ID")
+	flag.StringVar(&o.Database, "database", "acme", "the tenant's database name")
+	flag.StringVar(&o.From, "from", "pg-a", "instance the tenant is on")
+	flag.StringVar(&o.To, "to", "pg-b", "instance to move it to")
+	flag.IntVar(&o.Writers, "writers", 4, "application connections writing without pause")
+	flag.BoolVar(&o.JSON, "json", false, "print one JSON object")
+	flag.Parse()
+	log.SetFlags(0)
+
+	ctx := context.Background()
+	if o.Control == "" {
+		if len(o.Instances) > 0 {
+			log.Fatal("embed: -instance needs -control")
+		}
+		stop, err := startLocal(ctx, &o)
+		if err != nil {
+			log.Fatalf("embed: %v", err)
+		}
+		defer stop()
+	}
+	res, err := run(ctx, os.Stdout, o)
+	if err != nil {
+		log.Printf("embed: %v", err)
+		os.Exit(1)
+	}
+	if problems := res.problems(); len(problems) > 0 {
+		log.Printf("embed: %s", strings.Join(problems, "; "))
+		os.Exit(1)
+	}
+}
+
+// result is what the application and the library saw.
+type result struct {
+	Tenant             string  `json:"tenant"`
+	From               string  `json:"from"`
+	To                 string  `json:"to"`
+	Move               string  `json:"move"`
+	WindowMS           float64 `json:"window_ms"`
+	LibraryWindowMS    float64 `json:"library_window_ms"`
+	WindowBudgetMS     float64 `json:"window_budget_ms"`
+	AcknowledgedWrites int64   `json:"acknowledged_writes"`
+	AppErrors          int64   `json:"app_errors"`
+	FirstAppError      string  `json:"first_app_error,omitempty"`
+	MissingWrites      int64   `json:"missing_writes"`
+	RolledBack         bool    `json:"rolled_back"`
+	RollbackReason     string  `json:"rollback_reason,omitempty"`
+}
+
+// problems says what makes the run a failure; none means it succeeded.
+func (r result) problems() []string {
+	var out []string
+	if r.RolledBack {
+		out = append(out, "the move rolled back: "+r.RollbackReason)
+	}
+	if r.MissingWrites > 0 {
+		out = append(out, fmt.Sprintf("%d acknowledged writes missing", r.MissingWrites))
+	}
+	if r.AppErrors > 0 {
+		out = append(out, fmt.Sprintf("the application got %d errors, the first: %s", r.AppErrors, r.FirstAppError))
+	}
+	if r.WindowMS > r.WindowBudgetMS {
+		out = append(out, fmt.Sprintf("the application waited %.0f ms, over the %.0f ms window budget", r.WindowMS, r.WindowBudgetMS))
+	}
+	return out
+}
+
+func run(ctx context.Context, out io.Writer, o options) (result, error) {
+	say := func(format string, args ...any) {
+		if !o.JSON {
+			fmt.Fprintf(out, format+"\n", args...)
+		}
+	}
+	host, err := OpenHost(ctx, HostConfig{Control: o.Control, Instances: o.Instances})
+	if err != nil {
+		return result{}, err
+	}
+	defer host.Close()
+
+	if err := host.Catalog.AddTenant(ctx, fleet.Tenant{ID: o.Tenant, Database: o.Database, Instance: o.From}); err != nil &&
+		!errors.Is(err, fleet.ErrTenantExists) {
+		return result{}, err
+	}
+	conn, err := host.Router.Acquire(ctx, o.Tenant)
+	if err != nil {
+		return result{}, err
+	}
+	_, err = conn.Exec(ctx, writesTable)
+	conn.Release()
+	if err != nil {
+		return result{}, fmt.Errorf("embed: create the application's table: %w", err)
+	}
+
+	say("application: %d connections writing to %s through the Router", o.Writers, o.Tenant)
+	app := startWriters(host.Router, o.Tenant, o.Writers)
+	time.Sleep(300 * time.Millisecond) // let the pools warm up before measuring gaps
+	app.resetGap()
+	say("moving %s from %s to %s ...", o.Tenant, o.From, o.To)
+	rep, moveErr := host.Mover.Move(ctx, cutover.Request{Tenant: o.Tenant, Target: o.To})
+	time.Sleep(300 * time.Millisecond) // writes after the switch, on the target
+	seen := app.stop()
+	if rep == nil {
+		return result{}, moveErr
+	}
+
+	// Every acknowledged write must be where the tenant lives now.
+	where, err := host.Catalog.Locate(ctx, o.Tenant)
+	if err != nil {
+		return result{}, err
+	}
+	inst, err := host.Catalog.Instance(ctx, where.Instance)
+	if err != nil {
+		return result{}, err
+	}
+	missing, err := countMissing(ctx, inst, where.Database, seen)
+	if err != nil {
+		return result{}, err
+	}
+	res := result{
+		Tenant: o.Tenant, From: o.From, To: o.To, Move: rep.Move,
+		WindowMS: ms(seen.maxGap), LibraryWindowMS: ms(rep.Window), WindowBudgetMS: ms(rep.WindowBudget),
+		AcknowledgedWrites: seen.acknowledged(), AppErrors: seen.errors, MissingWrites: missing,
+		RolledBack: rep.RolledBack, RollbackReason: rep.RollbackReason,
+	}
+	if seen.firstErr != nil {
+		res.FirstAppError = seen.firstErr.Error()
+	}
+	if o.JSON {
+		if err := json.NewEncoder(out).Encode(res); err != nil {
+			return res, err
+		}
+	} else {
+		say("%s", strings.TrimSpace(rep.String()))
+		say("application saw: %d acknowledged writes, %d errors, longest wait %.0f ms; %d missing on %s",
+			res.AcknowledgedWrites, res.AppErrors, res.WindowMS, res.MissingWrites, where.Instance)
+	}
+	if moveErr != nil && !errors.Is(moveErr, cutover.ErrRolledBack) {
+		return res, moveErr
+	}
+	return res, nil
+}
+
+// countMissing counts acknowledged writes absent from the tenant's
+// database on inst, connecting with the catalog's admin string.
+func countMissing(ctx context.Context, inst fleet.Instance, database string, seen writesSeen) (int64, error) {
+	cfg, err := pgx.ParseConfig(inst.Admin)
+	if err != nil {
+		return 0, fmt.Errorf("embed: instance %q: the connection string does not parse", inst.ID)
+	}
+	cfg.Database = database
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var missing int64
+	for worker, seqs := range seen.acked {
+		var n int64
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM unnest($1::bigint[]) s
+			WHERE NOT EXISTS (SELECT 1 FROM daisychain_embed_writes w WHERE w.writer = $2 AND w.seq = s)`,
+			seqs, seen.base+int64(worker)).Scan(&n); err != nil {
+			return 0, fmt.Errorf("embed: check acknowledged writes: %w", err)
+		}
+		missing += n
+	}
+	return missing, nil
+}
+
+// startLocal starts throwaway instances and fills o with their connection
+// strings, as a user's configuration would.
+func startLocal(ctx context.Context, o *options) (stop func(), err error) {
+	var started []*localpg.Instance
+	stop = func() {
+		for _, inst := range started {
+			_ = inst.Close()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	for _, name := range []string{"control", o.From, o.To} {
+		inst, err := localpg.Start(ctx, &localpg.Config{Name: name, Password: "pw-" + name + "-secret"})
+		if err != nil {
+			return nil, err
+		}
+		started = append(started, inst)
+	}
+	if err := started[0].CreateDatabase(ctx, "daisychain"); err != nil {
+		return nil, err
+	}
+	if err := started[1].CreateDatabase(ctx, o.Database); err != nil {
+		return nil, err
+	}
+	o.Control = started[0].ConnString("daisychain")
+	o.Instances[o.From] = started[1].ConnString("postgres")
+	o.Instances[o.To] = started[2].ConnString("postgres")
+	return stop, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestEmbed runs the example as a user would, against local instances it
+// reaches only by connection string, and checks what it promises.
+func TestEmbed(t *testing.T) {
+	ctx := context.Background()
+	o := options{Instances: instanceFlags{}, Tenant: "acme", Database: "acme", From: "pg-a", To: "pg-b", Writers: 4, JSON: true}
+	stop, err := startLocal(ctx, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	var out bytes.Buffer
+	res, err := run(ctx, &out, o)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var got result
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
+	}
+	if p := res.problems(); len(p) > 0 {
+		t.Errorf("the move did not hold its promises: %s\n%s", strings.Join(p, "; "), out.String())
+	}
+	if got.AcknowledgedWrites == 0 || got.Move == "" {
+		t.Errorf("no writes acknowledged or no move ID: %s", out.String())
+	}
+	if strings.Contains(out.String(), "secret") {
+		t.Error("the output shows a password")
+	}
+}
+
+// TestProblems checks the exit decision: each failure is named, and a
+// clean run has none.
+func TestProblems(t *testing.T) {
+	clean := result{WindowMS: 80, WindowBudgetMS: 5000, AcknowledgedWrites: 10}
+	if p := clean.problems(); len(p) != 0 {
+		t.Errorf("clean run: %v", p)
+	}
+	for name, r := range map[string]result{
+		"rolled back": {RolledBack: true, RollbackReason: "over budget", WindowBudgetMS: 5000},
+		"missing":     {MissingWrites: 1, WindowBudgetMS: 5000},
+		"errors":      {AppErrors: 2, FirstAppError: "boom", WindowBudgetMS: 5000},
+		"over budget": {WindowMS: 5001, WindowBudgetMS: 5000},
+	} {
+		if p := r.problems(); len(p) != 1 {
+			t.Errorf("%s: problems %v, want one", name, p)
+		}
+	}
+}
