@@ -80,7 +80,8 @@ type Config struct {
 	CatchUpTimeout time.Duration
 	// DrainGrace bounds the wait for in-flight work after the pause; it
 	// is part of the window, so it must be shorter than WindowBudget.
-	// Default DrainGraceDefault; negative: do not wait.
+	// Default DrainGraceDefault, or half of WindowBudget if that is
+	// shorter; negative: do not wait.
 	DrainGrace time.Duration
 	// Verify is how the target is compared with the source inside the
 	// window: replica.VerifyCounts (the default), VerifyChecksums or
@@ -150,9 +151,8 @@ func (c *Config) withDefaults() (Config, error) {
 			bad("Fences[%d]: %v", i, err)
 		}
 	}
-	budget, grace := cmp.Or(out.WindowBudget, WindowBudgetDefault), cmp.Or(out.DrainGrace, DrainGraceDefault)
-	if out.WindowBudget >= 0 && grace >= budget {
-		bad("DrainGrace (%s) must be shorter than WindowBudget (%s), which it is part of: lower DrainGrace or raise WindowBudget", grace, budget)
+	if budget := cmp.Or(out.WindowBudget, WindowBudgetDefault); out.DrainGrace >= budget && budget > 0 {
+		bad("DrainGrace (%s) must be shorter than WindowBudget (%s), which it is part of: lower DrainGrace or raise WindowBudget", out.DrainGrace, budget)
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
@@ -179,7 +179,7 @@ func (c *Config) withDefaults() (Config, error) {
 		out.LockWait = LockWaitDefault
 	}
 	if out.DrainGrace == 0 {
-		out.DrainGrace = DrainGraceDefault
+		out.DrainGrace = min(DrainGraceDefault, out.WindowBudget/2)
 	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)

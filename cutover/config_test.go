@@ -34,7 +34,6 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 		{"CatchUpLag", func(c *cutover.Config) { c.CatchUpLag = -1 }},
 		{"CatchUpTimeout", func(c *cutover.Config) { c.CatchUpTimeout = -time.Second }},
 		{"DrainGrace", func(c *cutover.Config) { c.DrainGrace = 5 * time.Second; c.WindowBudget = 5 * time.Second }},
-		{"DrainGrace", func(c *cutover.Config) { c.WindowBudget = time.Second }}, // the default grace, 2 s
 		{"Fences", func(c *cutover.Config) { c.Fences = []cutover.Fence{nil} }},
 	} {
 		cfg := good()
@@ -51,6 +50,11 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 	cfg.DrainGrace, cfg.WindowBudget = -1, time.Millisecond // no grace at all
 	if _, err := cutover.New(&cfg); err != nil {
 		t.Errorf("New with no drain grace and a short budget: %v", err)
+	}
+	cfg = good()
+	cfg.WindowBudget = time.Second // shorter than the default grace, which then shrinks
+	if _, err := cutover.New(&cfg); err != nil {
+		t.Errorf("New with a budget shorter than the default grace: %v", err)
 	}
 	cfg = good()
 	cfg.Routes = nil

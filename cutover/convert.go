@@ -552,11 +552,3 @@ func (m *Mover) resumeConvert(ctx context.Context, entries []Entry, p convertPla
 	r.rep.Finished = time.Now()
 	return r.rep, err
 }
-
-func tenantIDs(ts []fleet.Tenant) []string {
-	ids := make([]string, len(ts))
-	for i, t := range ts {
-		ids[i] = t.ID
-	}
-	return ids
-}

@@ -4,23 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/daisychain-db/daisychain/internal/pgretry"
 	"github.com/daisychain-db/daisychain/internal/pgschema"
 )
 
 // SchemaDefault is the control database schema of the journal unless
 // PostgresJournalConfig says otherwise; the same as the catalog's.
 const SchemaDefault = "daisychain"
-
-// ControlRetryDefault bounds how long a journal write, or a publish of a
-// route, is retried while its control database connection is lost (a
-// failover, a terminated session). The window's budget bounds it too.
-const ControlRetryDefault = 30 * time.Second
 
 var journalMigrations = []string{
 	`CREATE TABLE {{schema}}.journal (
@@ -59,8 +52,8 @@ type PostgresJournalConfig struct {
 // PostgresJournal is a Journal in the control database. Each Append is
 // one committed transaction, so an entry that Append returned survives a
 // crash of this process or of the control database. Appends and reads
-// lost with their connection are retried on another (up to
-// ControlRetryDefault); an append whose commit was cut off may then be
+// lost with their connection are retried on another (for up to 30 s);
+// an append whose commit was cut off may then be
 // written twice, which readers of a journal tolerate (a step's furthest
 // status is what counts).
 type PostgresJournal struct {
@@ -93,12 +86,9 @@ type refusal struct{ err error }
 func (r *refusal) Error() string { return r.err.Error() }
 func (r *refusal) Unwrap() error { return r.err }
 
-// retryControl runs op again while it fails for a lost connection.
-func retryControl(ctx context.Context, op func() error) error {
-	return pgretry.Retry(ctx, ControlRetryDefault, 20*time.Millisecond, func(err error) bool {
-		var r *refusal
-		return !errors.As(err, &r) && pgretry.Transient(err)
-	}, op)
+func isRefusal(err error) bool {
+	var r *refusal
+	return errors.As(err, &r)
 }
 
 // Append implements Journal.
@@ -108,7 +98,7 @@ func (j *PostgresJournal) Append(ctx context.Context, e Entry) (Entry, error) {
 	}
 	tries := 0
 	var out Entry
-	err := retryControl(ctx, func() error {
+	err := retryControl(ctx, isRefusal, func() error {
 		tries++
 		var err error
 		out, err = j.append(ctx, e, tries > 1)
@@ -181,7 +171,7 @@ func nullJSON(b []byte) any {
 // Entries implements Journal.
 func (j *PostgresJournal) Entries(ctx context.Context, moveID string) ([]Entry, error) {
 	var out []Entry
-	err := retryControl(ctx, func() error {
+	err := retryControl(ctx, nil, func() error {
 		rows, err := j.pool.Query(ctx, `SELECT j.move, m.kind, j.seq, j.step, j.status, j.at, coalesce(j.detail::text, '')
 			FROM `+j.schema+`.journal j JOIN `+j.schema+`.moves m USING (move) WHERE j.move = $1 ORDER BY j.seq`, moveID)
 		if err != nil {
@@ -213,7 +203,7 @@ func (j *PostgresJournal) Entries(ctx context.Context, moveID string) ([]Entry, 
 // Open implements Journal.
 func (j *PostgresJournal) Open(ctx context.Context, kind Kind) ([]string, error) {
 	var ids []string
-	err := retryControl(ctx, func() error {
+	err := retryControl(ctx, nil, func() error {
 		rows, err := j.pool.Query(ctx, `SELECT move FROM `+j.schema+`.moves WHERE open AND kind = $1 ORDER BY started, move`, string(kind))
 		if err != nil {
 			return err

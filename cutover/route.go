@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/fleet"
-	"github.com/daisychain-db/daisychain/internal/pgretry"
 )
 
 // tenantRoute is what a move knows of one tenant's route.
@@ -63,18 +61,18 @@ func (m *Mover) publishRoute(ctx context.Context, tr *tenantRoute, inst fleet.In
 }
 
 // publish publishes a route, trying again while the control database
-// connection is lost (up to ControlRetryDefault, and ctx): a failover or a
-// terminated session must not fail a switch. What the Publisher refused
-// for the route itself is final.
+// connection is lost (see retryControl): a failover or a terminated
+// session must not fail a switch. What the Publisher refused for the
+// route itself is final.
 func (m *Mover) publish(ctx context.Context, tenant string, route flags.Route) error {
-	return pgretry.Retry(ctx, ControlRetryDefault, 20*time.Millisecond, func(err error) bool {
-		for _, final := range []error{flags.ErrStaleEpoch, flags.ErrInvalidRoute, flags.ErrUnknownInstance,
+	return retryControl(ctx, func(err error) bool {
+		for _, refused := range []error{flags.ErrStaleEpoch, flags.ErrInvalidRoute, flags.ErrUnknownInstance,
 			flags.ErrEndpointMismatch, flags.ErrClosed} {
-			if errors.Is(err, final) {
-				return false
+			if errors.Is(err, refused) {
+				return true
 			}
 		}
-		return pgretry.Transient(err)
+		return false
 	}, func() error { return m.cfg.Publisher.Publish(ctx, tenant, route) })
 }
 
@@ -86,15 +84,4 @@ func (m *Mover) readPublished(ctx context.Context, tenant string) (flags.Route, 
 		return flags.Route{}, false, fmt.Errorf("the Publisher (%T) cannot read routes back (it has no Published method)", m.cfg.Publisher)
 	}
 	return pr.Published(ctx, tenant)
-}
-
-// currentRoute reads the tenant's route authoritatively when the
-// Publisher can (publishedReader), else through Routes; found is false
-// when no route was published.
-func (m *Mover) currentRoute(ctx context.Context, tenant string) (flags.Route, bool, error) {
-	if pr, ok := m.cfg.Publisher.(publishedReader); ok {
-		return pr.Published(ctx, tenant)
-	}
-	r, err := m.cfg.Routes.Resolve(ctx, tenant)
-	return r, err == nil, err
 }
