@@ -1,6 +1,7 @@
 package cutover
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,7 +59,10 @@ type Config struct {
 	// production.
 	Journal Journal
 	// Fences are held in order after the route is paused and released in
-	// reverse. Default: DatabaseFence, the authoritative one.
+	// reverse. Default: DatabaseFence, the authoritative one. The journal
+	// records which went up, so Resume releases those, not the ones
+	// configured then (a fence of another kind than the built-in ones is
+	// found again by its Name).
 	Fences []Fence
 	// NoRoutePause skips pausing the route: the window is then held by
 	// the fences alone, and applications see errors instead of waiting.
@@ -74,23 +78,27 @@ type Config struct {
 	// CatchUpTimeout bounds the stream's copy and catch-up. Default
 	// CatchUpTimeoutDefault.
 	CatchUpTimeout time.Duration
-	// DrainGrace bounds the wait for in-flight work after the pause.
-	// Default DrainGraceDefault; negative: do not wait.
+	// DrainGrace bounds the wait for in-flight work after the pause; it
+	// is part of the window, so it must be shorter than WindowBudget.
+	// Default DrainGraceDefault, or half of WindowBudget if that is
+	// shorter; negative: do not wait.
 	DrainGrace time.Duration
 	// Verify is how the target is compared with the source inside the
-	// window. Its cost grows with the tenant's size (see package replica);
-	// default replica.VerifyCounts.
+	// window: replica.VerifyCounts (the default), VerifyChecksums or
+	// VerifyOff. Its cost grows with the tenant's size (see package
+	// replica).
 	Verify replica.VerifyLevel
 	// KeepStreamOnRollback keeps the stream (and the target's copy)
 	// running after a rollback, so a retry need not copy again. Default
 	// false: the stream is aborted and its target database dropped.
 	KeepStreamOnRollback bool
 
-	// LockWait bounds how long Move and Resume wait for the tenant's lock
-	// (held by the journal, for journals that can) while another mover has
-	// it; then they fail with ErrMoveInProgress. A mover that crashed
-	// holds it until the control database notices, within about 25 s.
-	// Default LockWaitDefault; negative: do not wait.
+	// LockWait bounds how long Move, Convert and Resume wait for their
+	// locks (held by the journal, for journals that can: the tenant's,
+	// and the instances') while another mover has them; then they fail
+	// with ErrMoveInProgress or ErrInstanceBusy, naming the holder. A
+	// mover that crashed holds them until the control database notices,
+	// within about 25 s. Default LockWaitDefault; negative: do not wait.
 	LockWait time.Duration
 
 	// BeforeStep, if set, runs once a step is journaled as started and
@@ -104,26 +112,50 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// ErrInvalidConfig: New was given a Config it cannot work with; the error
+// names each field and what to fix.
+var ErrInvalidConfig = errors.New("cutover: invalid config")
+
 func (c *Config) withDefaults() (Config, error) {
 	if c == nil {
-		return Config{}, errors.New("cutover: New needs a Config with Catalog, Publisher and Routes")
+		return Config{}, fmt.Errorf("%w: New needs a Config with Catalog, Publisher and Routes", ErrInvalidConfig)
 	}
 	out := *c
 	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if out.Catalog == nil {
-		errs = append(errs, errors.New("Catalog is nil"))
+		bad("Catalog is nil: set the fleet.Catalog the tenants are in")
 	}
 	if out.Publisher == nil {
-		errs = append(errs, errors.New("Publisher is nil"))
+		bad("Publisher is nil: set the flags.Publisher of the routes")
 	}
 	if out.Routes == nil {
-		errs = append(errs, errors.New("Routes is nil"))
+		bad("Routes is nil: set a RouteReader (a *flags.Resolver)")
 	}
-	if out.WindowBudget < 0 || out.CatchUpLag < 0 || out.CatchUpTimeout < 0 {
-		errs = append(errs, errors.New("WindowBudget, CatchUpLag and CatchUpTimeout must not be negative"))
+	if _, err := out.Verify.MarshalText(); err != nil {
+		bad("Verify is %d: use replica.VerifyCounts, replica.VerifyChecksums or replica.VerifyOff", int(out.Verify))
+	}
+	if out.WindowBudget < 0 {
+		bad("WindowBudget is %s: it must not be negative (0 means %s)", out.WindowBudget, WindowBudgetDefault)
+	}
+	if out.CatchUpLag < 0 {
+		bad("CatchUpLag is %d: it must not be negative (0 means %d bytes)", out.CatchUpLag, CatchUpLagDefault)
+	}
+	if out.CatchUpTimeout < 0 {
+		bad("CatchUpTimeout is %s: it must not be negative (0 means %s)", out.CatchUpTimeout, CatchUpTimeoutDefault)
+	}
+	for i, f := range out.Fences {
+		if f == nil {
+			bad("Fences[%d] is nil: remove it", i)
+		} else if _, err := recordFences([]Fence{f}, nil); err != nil {
+			bad("Fences[%d]: %v", i, err)
+		}
+	}
+	if budget := cmp.Or(out.WindowBudget, WindowBudgetDefault); out.DrainGrace >= budget && budget > 0 {
+		bad("DrainGrace (%s) must be shorter than WindowBudget (%s), which it is part of: lower DrainGrace or raise WindowBudget", out.DrainGrace, budget)
 	}
 	if len(errs) > 0 {
-		return Config{}, fmt.Errorf("cutover: invalid config: %w", errors.Join(errs...))
+		return Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 	}
 	if out.Provider == nil {
 		out.Provider = &logical.Provider{}
@@ -147,7 +179,7 @@ func (c *Config) withDefaults() (Config, error) {
 		out.LockWait = LockWaitDefault
 	}
 	if out.DrainGrace == 0 {
-		out.DrainGrace = DrainGraceDefault
+		out.DrainGrace = min(DrainGraceDefault, out.WindowBudget/2)
 	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)

@@ -54,6 +54,9 @@ type convertRun struct {
 
 	held                     []Fence
 	replicaTouched, promoted bool
+	// registered: the new instance may be in the catalog (the register
+	// step started), so a rollback takes it out.
+	registered bool
 }
 
 // Convert moves every tenant of an instance at once onto a converted
@@ -62,6 +65,12 @@ type convertRun struct {
 // together to the new instance, which the catalog then records. The
 // budget, rollback, journal, report and Resume are those of Move; the old
 // instance is left fenced and intact.
+//
+// A request is refused, changing nothing, when its ID is already used
+// (ErrMoveIDUsed), when a tenant of the instance is being moved
+// (ErrMoveInProgress), or when a move onto or off the instance runs, or
+// it is being converted already (ErrInstanceBusy); the error names the
+// tenant or the instance and who holds it.
 func (m *Mover) Convert(ctx context.Context, req ConvertRequest) (*Report, error) {
 	if m.cfg.Converter == nil {
 		return nil, fmt.Errorf("%w: Config.Converter is nil: Convert needs one (replica/physical for local instances)", ErrPreflight)
@@ -89,15 +98,29 @@ func (m *Mover) Convert(ctx context.Context, req ConvertRequest) (*Report, error
 		limits = *req.Limits
 	}
 	p := convertPlan{Kind: "convert", Move: id, Instance: src.ID, NewInstance: req.NewInstance, Limits: limits, Tenants: tenants}
+	if err := m.checkIDUnused(ctx, id); err != nil {
+		return nil, err
+	}
 	r := m.newConvertRun(p, src)
-	unlock, err := m.lockTenants(ctx, tenantIDs(tenants)...)
+	locks, err := m.lock(ctx, fmt.Sprintf("conversion %q", id), p.locks()...)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer locks.Release()
+	r.locks, r.first = locks, true
 	err = r.forward(ctx)
 	r.rep.Finished = time.Now()
 	return r.rep, err
+}
+
+// locks are what a conversion holds: its instance and the new one for
+// itself, and every tenant of the instance.
+func (p convertPlan) locks() []Lock {
+	locks := []Lock{instanceLock(p.Instance, false), instanceLock(p.NewInstance, false)}
+	for _, t := range p.Tenants {
+		locks = append(locks, tenantLock(t.ID))
+	}
+	return locks
 }
 
 func (m *Mover) newConvertRun(p convertPlan, src fleet.Instance) *convertRun {
@@ -116,6 +139,9 @@ func (r *convertRun) spec() replica.ConvertSpec {
 
 func (r *convertRun) forward(ctx context.Context) error {
 	if err := r.step(ctx, StepPlan, func(context.Context) (any, error) { return r.p, nil }); err != nil {
+		if errors.Is(err, ErrMoveIDUsed) {
+			return err // someone else's journal: nothing of ours to undo
+		}
 		return r.rollback(ctx, err)
 	}
 	if err := r.step(ctx, StepPreflight, r.preflight); err != nil {
@@ -130,6 +156,9 @@ func (r *convertRun) forward(ctx context.Context) error {
 		return r.rollback(ctx, err)
 	}
 	if err := r.step(ctx, StepCatchUp, r.catchUp); err != nil {
+		return r.rollback(ctx, err)
+	}
+	if err := r.checkLocks(ctx); err != nil {
 		return r.rollback(ctx, err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.m.cfg.WindowBudget)
@@ -227,7 +256,15 @@ func (r *convertRun) window(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := r.step(ctx, StepFence, func(ctx context.Context) (any, error) {
+	targets := make([]FenceTarget, len(r.p.Tenants))
+	for i, t := range r.p.Tenants {
+		targets[i] = r.fenceTarget(t, r.src)
+	}
+	records, err := recordFences(r.m.cfg.Fences, targets)
+	if err != nil {
+		return err
+	}
+	if err := r.stepFrom(ctx, StepFence, fenceStart{Records: records}, func(ctx context.Context) (any, error) {
 		if !r.m.cfg.NoRoutePause {
 			r.rep.Fences = []string{"route pause"}
 		}
@@ -290,6 +327,7 @@ func (r *convertRun) register(ctx context.Context) (any, error) {
 			return nil, fmt.Errorf("open %q on the new instance: %w", t.Database, err)
 		}
 	}
+	r.registered = true // even a failed RegisterInstance may have committed
 	if err := r.m.cfg.Catalog.RegisterInstance(ctx, r.newInst); err != nil {
 		return nil, err
 	}
@@ -366,6 +404,17 @@ func (r *convertRun) rollback(ctx context.Context, cause error) error {
 			return nil, errors.Join(errs...)
 		}
 		r.closeWindow()
+		// No route leads to the new instance any more: out of the
+		// catalog with it, so that nothing is placed there and the
+		// conversion can be tried again under the same ID.
+		d := map[string]string{"reason": reason}
+		if r.registered {
+			err := r.m.cfg.Catalog.UnregisterInstance(ctx, r.p.NewInstance)
+			if err != nil && !errors.Is(err, fleet.ErrInstanceNotFound) {
+				return nil, fmt.Errorf("unregister the new instance %q (the old instance serves again): %w", r.p.NewInstance, err)
+			}
+			d["unregistered"] = r.p.NewInstance
+		}
 		// A replica that was not promoted (or whose promotion is not
 		// known to have happened) goes; the converter refuses to remove
 		// one that really is promoted.
@@ -374,7 +423,6 @@ func (r *convertRun) rollback(ctx context.Context, cause error) error {
 				return nil, fmt.Errorf("remove the replica (the old instance serves again): %w", err)
 			}
 		}
-		d := map[string]string{"reason": reason}
 		if r.promoted {
 			d["note"] = "the replica was promoted before the rollback: it is no longer a replica; remove it"
 		}
@@ -482,9 +530,12 @@ func (m *Mover) resumeConvert(ctx context.Context, entries []Entry, p convertPla
 	}
 	_, r.replicaTouched = seen[StepReplica]
 	r.promoted = seen[StepPromote] == StatusFinished
+	_, r.registered = seen[StepRegister]
 	_, r.switchAttempted = seen[StepSwitch]
 	if _, ok := seen[StepFence]; ok {
-		r.held = m.cfg.Fences
+		if r.held, err = m.heldBefore(entries); err != nil {
+			return r.rep, fmt.Errorf("cutover: resume %q: %w", p.Move, err)
+		}
 	}
 	if seen[StepSwitch] == StatusFinished {
 		if err := r.step(ctx, StepCatalog, r.assignAll); err != nil {
@@ -500,12 +551,4 @@ func (m *Mover) resumeConvert(ctx context.Context, entries []Entry, p convertPla
 	}
 	r.rep.Finished = time.Now()
 	return r.rep, err
-}
-
-func tenantIDs(ts []fleet.Tenant) []string {
-	ids := make([]string, len(ts))
-	for i, t := range ts {
-		ids[i] = t.ID
-	}
-	return ids
 }

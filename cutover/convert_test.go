@@ -2,12 +2,14 @@ package cutover_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
+	"github.com/daisychain-db/daisychain/fleet"
 )
 
 // TestConvertUnderWrites converts an instance with three tenants, each
@@ -36,9 +38,11 @@ func TestConvertUnderWrites(t *testing.T) {
 	}
 	newID := cutovertest.ConvertedID("pg-a", 1)
 	rep, err := mover.Convert(ctx, cutover.ConvertRequest{ID: "convert-1", Instance: "pg-a", NewInstance: newID})
-	time.Sleep(200 * time.Millisecond)
 	if err != nil {
 		t.Fatalf("convert: %v\n%s", err, rep)
+	}
+	for _, w := range workloads {
+		waitForAcks(t, w, 10) // writes go on, on the new instance
 	}
 	t.Logf("%s", rep)
 	newInst, err := f.Catalog.Instance(ctx, newID)
@@ -76,5 +80,53 @@ func TestConvertUnderWrites(t *testing.T) {
 	var slots int
 	if err := src.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots").Scan(&slots); err != nil || slots != 0 {
 		t.Errorf("%d slots left on the old instance (%v)", slots, err)
+	}
+}
+
+// TestConvertRolledBackAfterRegister: a conversion that fails after it
+// registered its new instance rolls back and takes the instance out of
+// the catalog, so nothing is placed there and the conversion can be tried
+// again under the same new ID, which then completes.
+func TestConvertRolledBackAfterRegister(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f, err := cutovertest.StartFleet(ctx, &cutovertest.FleetConfig{Instances: []string{"pg-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := f.AddTenant(ctx, "acme", "acme", "pg-a", shopSchema); err != nil {
+		t.Fatal(err)
+	}
+	newID := cutovertest.ConvertedID("pg-a", 1)
+	failing, err := f.Mover(&cutover.Config{Converter: f.Converter(), WindowBudget: 30 * time.Second,
+		BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
+			if s == cutover.StepSwitch {
+				return errors.New("injected failure after register")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := failing.Convert(ctx, cutover.ConvertRequest{ID: "convert-1", Instance: "pg-a", NewInstance: newID})
+	if !errors.Is(err, cutover.ErrRolledBack) {
+		t.Fatalf("Convert failing at its switch: %v\n%s", err, rep)
+	}
+	if _, err := f.Catalog.Instance(ctx, newID); !errors.Is(err, fleet.ErrInstanceNotFound) {
+		t.Errorf("the rolled-back conversion left %s in the catalog (%v)", newID, err)
+	}
+	if route, err := f.Routes.Resolve(ctx, "acme"); err != nil || route.Instance != "pg-a" || route.Paused {
+		t.Errorf("route after the rollback: %v, %v", route, err)
+	}
+	mover, err := f.Mover(&cutover.Config{Converter: f.Converter(), WindowBudget: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := mover.Convert(ctx, cutover.ConvertRequest{ID: "convert-2", Instance: "pg-a", NewInstance: newID}); err != nil {
+		t.Fatalf("the conversion tried again: %v\n%s", err, rep)
+	}
+	if tn, err := f.Catalog.Locate(ctx, "acme"); err != nil || tn.Instance != newID {
+		t.Errorf("catalog after the second conversion: %+v, %v", tn, err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 )
@@ -19,6 +21,9 @@ type crashChild struct {
 	Move       string       `json:"move"`
 	Tenant     string       `json:"tenant"`
 	Step       cutover.Step `json:"step"`
+	// PgBouncerAdmin, if set, adds a PgBouncerFence on this admin
+	// console to the database fence.
+	PgBouncerAdmin string `json:"pgbouncer_admin,omitempty"`
 }
 
 // TestCrashChild is the child's side of TestCrashAtEveryStep: it moves the
@@ -27,15 +32,20 @@ type crashChild struct {
 func TestCrashChild(t *testing.T) {
 	var c crashChild
 	if !cutovertest.ChildArg(t, crashChildEnv, &c) {
-		return
+		t.Skip("the child of TestCrashAtEveryStep and TestResumeReleasesJournaledFences: it runs in the process they start")
 	}
 	ctx := context.Background()
 	control, err := cutovertest.OpenControl(ctx, c.ControlURL)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var fences []cutover.Fence
+	if c.PgBouncerAdmin != "" {
+		fences = []cutover.Fence{cutover.DatabaseFence{}, cutover.PgBouncerFence{Admin: c.PgBouncerAdmin}}
+	}
 	mover, err := control.Mover(&cutover.Config{
 		WindowBudget: time.Minute,
+		Fences:       fences,
 		BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
 			if s == c.Step {
 				cutovertest.Reached(string(s)) // and wait for SIGKILL
@@ -82,7 +92,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := cutovertest.StartWorkload(f.Router, tenant, 2)
-		time.Sleep(100 * time.Millisecond)
+		waitForAcks(t, w, 10)
 		move := "crash-" + tenant
 		cutovertest.KillChildAt(t, "TestCrashChild", crashChildEnv, crashChild{ControlURL: f.URL, Move: move, Tenant: tenant, Step: step})
 
@@ -90,7 +100,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 		if err != nil {
 			t.Fatalf("crash at %s: Resume: %v", step, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		waitForAcks(t, w, 10) // writes go on where the tenant ended
 		stats := w.Stop()
 
 		want := "pg-a"
@@ -118,7 +128,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 			t.Errorf("crash at %s: %d of %d acknowledged writes missing on %s (%v)", step, missing, stats.Acknowledged, want, err)
 		}
 		assertNoReplicationObjects(t, f)
-		if open, _ := f.Journal.Open(ctx); len(open) != 0 {
+		if open, _ := f.Journal.Open(ctx, cutover.KindMove); len(open) != 0 {
 			t.Errorf("crash at %s: moves still open after Resume: %v", step, open)
 		}
 		t.Logf("crash at %-15s -> %s; application: %d writes, %d errors", step, want, stats.Acknowledged, stats.Errors)
@@ -126,4 +136,69 @@ func TestCrashAtEveryStep(t *testing.T) {
 			t.FailNow()
 		}
 	}
+}
+
+// TestResumeReleasesJournaledFences: a move killed with its fences up
+// (a PgBouncer PAUSE among them) is resumed by a mover configured with
+// other fences: Resume releases the fences the journal says went up, so
+// PgBouncer's clients are not held for ever.
+func TestResumeReleasesJournaledFences(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a child process")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	f := startFleet(t)
+	port := startPgBouncer(t, f.Instances["pg-a"], "acme")
+	admin := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/pgbouncer?sslmode=disable", port)
+	cutovertest.KillChildAt(t, "TestCrashChild", crashChildEnv, crashChild{ControlURL: f.URL, Move: "fenced",
+		Tenant: "acme", Step: cutover.StepBarrier, PgBouncerAdmin: admin})
+	if !pgBouncerPaused(t, admin, "acme") {
+		t.Fatal("the killed move left PgBouncer running: the test tests nothing")
+	}
+	mover, err := f.Mover(nil) // the database fence only
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := mover.Resume(ctx, "fenced")
+	if err != nil || !rep.RolledBack {
+		t.Fatalf("Resume: %v, report %v", err, rep)
+	}
+	if pgBouncerPaused(t, admin, "acme") {
+		t.Error("PgBouncer is still paused after Resume")
+	}
+	assertServedBySource(t, f, nil)
+}
+
+// pgBouncerPaused reads SHOW DATABASES on PgBouncer's admin console.
+func pgBouncerPaused(t *testing.T, admin, db string) bool {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(admin)
+	must(t, err)
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	must(t, err)
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SHOW DATABASES")
+	must(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		vals, err := rows.Values()
+		must(t, err)
+		var name, paused string
+		for i, fd := range rows.FieldDescriptions() {
+			switch fd.Name {
+			case "name":
+				name = fmt.Sprint(vals[i])
+			case "paused":
+				paused = fmt.Sprint(vals[i])
+			}
+		}
+		if name == db {
+			return paused == "1"
+		}
+	}
+	t.Fatalf("PgBouncer has no database %q", db)
+	return false
 }

@@ -13,6 +13,9 @@ import (
 // forward is the move, one step after the other.
 func (r *run) forward(ctx context.Context) error {
 	if err := r.step(ctx, StepPlan, func(context.Context) (any, error) { return r.p, nil }); err != nil {
+		if errors.Is(err, ErrMoveIDUsed) {
+			return err // someone else's journal: nothing of ours to undo
+		}
 		return r.rollback(ctx, err)
 	}
 	if err := r.step(ctx, StepPreflight, r.preflight); err != nil {
@@ -33,6 +36,9 @@ func (r *run) forward(ctx context.Context) error {
 // window holds writes, brings the target level with the source, and
 // switches the route, within the budget.
 func (r *run) window(ctx context.Context) error {
+	if err := r.checkLocks(ctx); err != nil {
+		return err
+	}
 	wctx, cancel := context.WithTimeout(ctx, r.m.cfg.WindowBudget)
 	defer cancel()
 	r.openWindow()
@@ -56,7 +62,11 @@ func (r *run) windowSteps(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := r.step(ctx, StepFence, r.holdFences); err != nil {
+	records, err := recordFences(r.m.cfg.Fences, []FenceTarget{r.fenceTarget()})
+	if err != nil {
+		return err
+	}
+	if err := r.stepFrom(ctx, StepFence, fenceStart{Records: records}, r.holdFences); err != nil {
 		return err
 	}
 	var barrier replica.Position

@@ -10,8 +10,16 @@ import (
 	"time"
 )
 
-// ErrMoveNotFound: the journal has no move with that ID.
-var ErrMoveNotFound = errors.New("cutover: move not found in journal")
+var (
+	// ErrMoveNotFound: the journal has no move with that ID.
+	ErrMoveNotFound = errors.New("cutover: move not found in journal")
+	// ErrMoveIDUsed: a move, conversion or chain with that ID was already
+	// journaled (finished, or open for Resume); a new one needs a new ID.
+	ErrMoveIDUsed = errors.New("cutover: the ID is already used")
+	// ErrNotAMove: the ID names a journal that is not a move's or a
+	// conversion's (a chain's, say), so Resume and Retire do not take it.
+	ErrNotAMove = errors.New("cutover: not a move or a conversion")
+)
 
 // Status is what an Entry says of its step.
 type Status string
@@ -23,11 +31,29 @@ const (
 	StatusFailed   Status = "failed"   // ran and failed; Detail says why
 )
 
+// Kind says what a journal records, so that each is resumed by what can
+// resume it.
+type Kind string
+
+// Kinds of journals.
+const (
+	// KindMove is a tenant move or a conversion: Mover.Resume takes it.
+	KindMove Kind = "move"
+	// KindChain is a daisy chain: drain.Runner.ResumeChain takes it.
+	KindChain Kind = "chain"
+)
+
 // Entry is one line of a move's journal.
 type Entry struct {
 	// Move is the move's ID.
 	Move string `json:"move"`
-	// Seq orders the move's entries; the journal assigns it.
+	// Kind of the journal. The first entry of a journal sets it (empty
+	// means KindMove); a later entry may leave it empty, and Append
+	// refuses one that names another kind. Entries sets it on each entry.
+	Kind Kind `json:"kind,omitempty"`
+	// Seq orders the move's entries; the journal assigns it. An entry
+	// appended with Seq 1 must begin its journal: Append refuses it with
+	// ErrMoveIDUsed, changing nothing, when the ID already has entries.
 	Seq int64 `json:"seq"`
 	// Step names the step.
 	Step Step `json:"step"`
@@ -40,6 +66,31 @@ type Entry struct {
 	Detail json.RawMessage `json:"detail,omitempty"`
 }
 
+// Terminal reports whether a journal that ends with e is over: a
+// terminal step (done, rolled back, retired) that finished. The step's
+// name alone says nothing: a Retire that failed, or a done cut off before
+// it finished, leaves its move open.
+func (e Entry) Terminal() bool {
+	return e.Status == StatusFinished && (e.Step == StepDone || e.Step == StepRolledBack || e.Step == StepRetire)
+}
+
+func (e Entry) check() error {
+	if e.Move == "" || e.Step == "" || e.Status == "" {
+		return fmt.Errorf("cutover: journal entry needs a move, a step and a status: %+v", e)
+	}
+	if e.Kind != "" && e.Kind != KindMove && e.Kind != KindChain {
+		return fmt.Errorf("cutover: journal entry of %q has unknown kind %q (want %q or %q)", e.Move, e.Kind, KindMove, KindChain)
+	}
+	return nil
+}
+
+func (e Entry) kind() Kind {
+	if e.Kind == "" {
+		return KindMove
+	}
+	return e.Kind
+}
+
 // Journal is the durable record of moves' steps, so that Resume after a
 // crash can complete or roll back a move. Implementations are safe for
 // concurrent use.
@@ -50,9 +101,19 @@ type Journal interface {
 	// Entries returns a move's entries in order, or an error wrapping
 	// ErrMoveNotFound.
 	Entries(ctx context.Context, moveID string) ([]Entry, error)
-	// Open lists the moves whose journal does not end in a terminal step
-	// (done or rolled back), oldest first: the ones to Resume.
-	Open(ctx context.Context) ([]string, error)
+	// Open lists the journals of a kind whose last entry is not
+	// Terminal, oldest first: for KindMove, the moves and conversions to
+	// Resume.
+	Open(ctx context.Context, kind Kind) ([]string, error)
+}
+
+// usedError is ErrMoveIDUsed for id, saying whether its journal is over.
+func usedError(id string, last Entry) error {
+	state := "open: Resume it"
+	if last.Terminal() {
+		state = fmt.Sprintf("over (%s)", last.Step)
+	}
+	return fmt.Errorf("%w: %q names a %s journal that is %s, or choose another ID", ErrMoveIDUsed, id, last.kind(), state)
 }
 
 // MemoryJournal is a Journal held in memory: for tests and for moves
@@ -61,28 +122,38 @@ type MemoryJournal struct {
 	mu      sync.Mutex
 	entries map[string][]Entry
 	order   []string
-	locks   map[string]bool
+	locks   memoryLocks
 }
 
 var _ Journal = (*MemoryJournal)(nil)
 
 // Append implements Journal.
 func (j *MemoryJournal) Append(_ context.Context, e Entry) (Entry, error) {
-	if e.Move == "" || e.Step == "" || e.Status == "" {
-		return Entry{}, fmt.Errorf("cutover: journal entry needs a move, a step and a status: %+v", e)
+	if err := e.check(); err != nil {
+		return Entry{}, err
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.entries == nil {
 		j.entries = map[string][]Entry{}
 	}
-	if _, ok := j.entries[e.Move]; !ok {
+	es, ok := j.entries[e.Move]
+	switch {
+	case ok && e.Seq == 1:
+		return Entry{}, usedError(e.Move, es[len(es)-1])
+	case ok && e.Kind != "" && e.Kind != es[0].Kind:
+		return Entry{}, fmt.Errorf("cutover: journal entry of %q has kind %q, the journal is a %s's", e.Move, e.Kind, es[0].Kind)
+	case !ok:
 		j.order = append(j.order, e.Move)
 	}
-	e.Seq = int64(len(j.entries[e.Move]) + 1)
+	e.Kind = e.kind()
+	if ok {
+		e.Kind = es[0].Kind
+	}
+	e.Seq = int64(len(es) + 1)
 	e.At = time.Now()
 	e.Detail = slices.Clone(e.Detail)
-	j.entries[e.Move] = append(j.entries[e.Move], e)
+	j.entries[e.Move] = append(es, e)
 	return e, nil
 }
 
@@ -98,13 +169,13 @@ func (j *MemoryJournal) Entries(_ context.Context, moveID string) ([]Entry, erro
 }
 
 // Open implements Journal.
-func (j *MemoryJournal) Open(context.Context) ([]string, error) {
+func (j *MemoryJournal) Open(_ context.Context, kind Kind) ([]string, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var out []string
 	for _, id := range j.order {
 		es := j.entries[id]
-		if !es[len(es)-1].Step.terminal() {
+		if es[0].Kind == kind && !es[len(es)-1].Terminal() {
 			out = append(out, id)
 		}
 	}

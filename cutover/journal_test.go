@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -88,11 +89,48 @@ func testJournal(t *testing.T, j cutover.Journal) {
 			t.Errorf("m3 entry %d has seq %d", i, e.Seq)
 		}
 	}
-	open, err := j.Open(ctx)
+	// Terminal by step and status together: a Retire that failed leaves
+	// its move open, one that finished closes it.
+	add("m4", cutover.StepDone, cutover.StatusFinished, nil)
+	add("m4", cutover.StepRetire, cutover.StatusStarted, nil)
+	add("m4", cutover.StepRetire, cutover.StatusFailed, map[string]string{"error": "unreachable"})
+	add("m5", cutover.StepDone, cutover.StatusFinished, nil)
+	add("m5", cutover.StepRetire, cutover.StatusStarted, nil)
+	add("m5", cutover.StepRetire, cutover.StatusFinished, nil)
+	// A chain's journal is of its own kind.
+	if _, err := j.Append(ctx, cutover.Entry{Move: "c1", Kind: cutover.KindChain, Seq: 1, Step: "chain_plan", Status: cutover.StatusFinished}); err != nil {
+		t.Fatal(err)
+	}
+	add("c1", "chain_drain", cutover.StatusStarted, nil)
+	if _, err := j.Append(ctx, cutover.Entry{Move: "c1", Kind: cutover.KindMove, Step: cutover.StepPlan, Status: cutover.StatusStarted}); err == nil {
+		t.Error("an entry of another kind was appended to a chain's journal")
+	}
+	if es, _ := j.Entries(ctx, "c1"); len(es) != 2 || es[0].Kind != cutover.KindChain || es[1].Kind != cutover.KindChain {
+		t.Errorf("chain entries %+v, want 2 of kind chain", es)
+	}
+	if es, _ := j.Entries(ctx, "m1"); es[0].Kind != cutover.KindMove {
+		t.Errorf("a kindless journal's kind is %q, want %q", es[0].Kind, cutover.KindMove)
+	}
+	// An entry with Seq 1 begins a journal, or is refused.
+	_, err = j.Append(ctx, cutover.Entry{Move: "m2", Seq: 1, Step: cutover.StepPlan, Status: cutover.StatusStarted})
+	if !errors.Is(err, cutover.ErrMoveIDUsed) || !strings.Contains(err.Error(), "rolled_back") {
+		t.Errorf("a first entry for a used ID: %v, want ErrMoveIDUsed saying how it ended", err)
+	}
+	if es, _ := j.Entries(ctx, "m2"); len(es) != 2 {
+		t.Errorf("the refused first entry was appended: %d entries", len(es))
+	}
+	if e, err := j.Append(ctx, cutover.Entry{Move: "m6", Seq: 1, Step: cutover.StepPlan, Status: cutover.StatusStarted}); err != nil || e.Seq != 1 {
+		t.Errorf("a first entry for a new ID: %+v, %v", e, err)
+	}
+
+	open, err := j.Open(ctx, cutover.KindMove)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(open, []string{"m1", "m3"}) {
-		t.Errorf("open moves %v, want [m1 m3] (m2 rolled back)", open)
+	if !slices.Equal(open, []string{"m1", "m3", "m4", "m6"}) {
+		t.Errorf("open moves %v, want [m1 m3 m4 m6] (m2 rolled back, m5 retired, c1 a chain)", open)
+	}
+	if open, err := j.Open(ctx, cutover.KindChain); err != nil || !slices.Equal(open, []string{"c1"}) {
+		t.Errorf("open chains %v (%v), want [c1]", open, err)
 	}
 }

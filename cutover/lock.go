@@ -4,89 +4,248 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrMoveInProgress: another move (or Resume) of the same tenant holds
-// its lock, in this process or another.
-var ErrMoveInProgress = errors.New("cutover: another move of this tenant is in progress")
+var (
+	// ErrMoveInProgress: another move (or Resume) of the same tenant holds
+	// its lock, in this process or another. The error names the tenant
+	// and the holder.
+	ErrMoveInProgress = errors.New("cutover: another move of this tenant is in progress")
+	// ErrInstanceBusy: the instance is being converted (no move onto or
+	// off it may start), or, for a Convert, a move onto or off it is in
+	// progress. The error names the instance and the holder.
+	ErrInstanceBusy = errors.New("cutover: the instance is busy")
+	// ErrLockLost: the session that held the move's locks ended (a
+	// failover of the control database, a terminated session), so
+	// another mover may hold them now: the move stopped before its window.
+	ErrLockLost = errors.New("cutover: the move's locks were lost")
+)
 
-// locker is the optional capability of a Journal to hold locks across
-// processes while a move runs, so that two movers (a Move and a Resume of
-// it, say) never act on one tenant at once. Both journals of this package
-// have it.
-type locker interface {
-	// TryLock takes every lock named in keys, or none, failing at once
-	// with ErrMoveInProgress. unlock releases them.
-	TryLock(ctx context.Context, keys ...string) (unlock func(), err error)
+// Lock names one lock that a move, a conversion or a chain holds while
+// it runs.
+type Lock struct {
+	// Key names what is locked ("daisychain.tenant:<id>", say).
+	Key string
+	// Shared locks of one key are held together; an exclusive one
+	// excludes every other.
+	Shared bool
 }
 
-// lockTenants takes the tenants' locks if the journal can hold them,
-// waiting up to LockWait for a holder to let go (a crashed mover's locks
-// last until the control database notices its connection is gone).
-func (m *Mover) lockTenants(ctx context.Context, tenants ...string) (func(), error) {
+// Lock keys: one mover per tenant; moves share their source and target
+// instances, which a conversion takes for itself.
+func tenantLock(id string) Lock { return Lock{Key: "daisychain.tenant:" + id} }
+
+func instanceLock(id string, shared bool) Lock {
+	return Lock{Key: "daisychain.instance:" + id, Shared: shared}
+}
+
+// LockConflict is one lock TryLock could not take.
+type LockConflict struct {
+	Lock Lock
+	// Holder is who holds it, as it named itself to TryLock; empty if it
+	// let go meanwhile or cannot be seen.
+	Holder string
+	// HolderShared: the holder's lock is shared.
+	HolderShared bool
+}
+
+// LockConflictError is TryLock's refusal: the locks others hold. None of
+// the locks asked for is then held.
+type LockConflictError struct{ Conflicts []LockConflict }
+
+func (e *LockConflictError) Error() string {
+	parts := make([]string, len(e.Conflicts))
+	for i, c := range e.Conflicts {
+		holder := c.Holder
+		if holder == "" {
+			holder = "another session"
+		}
+		mode := "exclusively"
+		if c.HolderShared {
+			mode = "shared"
+		}
+		parts[i] = fmt.Sprintf("%q held %s by %s", c.Lock.Key, mode, holder)
+	}
+	return "cutover: locks held elsewhere: " + strings.Join(parts, "; ")
+}
+
+// HeldLocks are locks TryLock took.
+type HeldLocks interface {
+	// Check returns nil while every lock is still held, and an error
+	// wrapping ErrLockLost once any is not.
+	Check(ctx context.Context) error
+	// Release lets go of them. It is idempotent.
+	Release()
+}
+
+// locker is the optional capability of a Journal to hold locks across
+// processes while a move runs, so that two movers never act on one
+// tenant at once, and no move touches an instance being converted. Both
+// journals of this package have it.
+type locker interface {
+	// TryLock takes every lock, or none, at once: a refusal is a
+	// *LockConflictError. holder names the taker in conflicts.
+	TryLock(ctx context.Context, holder string, locks ...Lock) (HeldLocks, error)
+}
+
+// noLocks stands for locks a journal cannot hold.
+type noLocks struct{}
+
+func (noLocks) Check(context.Context) error { return nil }
+func (noLocks) Release()                    {}
+
+// lock takes the locks if the journal can hold them, waiting up to
+// LockWait for holders to let go (a crashed mover's locks last until the
+// control database notices its connection is gone). A refusal names what
+// is held and by whom, and wraps ErrMoveInProgress (a tenant) or
+// ErrInstanceBusy (an instance).
+func (m *Mover) lock(ctx context.Context, holder string, locks ...Lock) (HeldLocks, error) {
 	l, ok := m.cfg.Journal.(locker)
 	if !ok {
-		return func() {}, nil
+		return noLocks{}, nil
 	}
-	keys := make([]string, len(tenants))
-	for i, t := range tenants {
-		keys[i] = "daisychain.tenant:" + t
+	var held HeldLocks
+	try := func() error {
+		h, err := l.TryLock(ctx, holder, locks...)
+		var conflict *LockConflictError
+		if err != nil && !errors.As(err, &conflict) {
+			return backoff.Permanent(err)
+		}
+		held = h
+		return err
 	}
-	deadline := time.Now().Add(m.cfg.LockWait)
-	for {
-		unlock, err := l.TryLock(ctx, keys...)
-		if err == nil {
-			return unlock, nil
+	var b backoff.BackOff = &backoff.StopBackOff{}
+	if m.cfg.LockWait > 0 {
+		eb := backoff.NewExponentialBackOff()
+		eb.InitialInterval, eb.MaxInterval, eb.MaxElapsedTime = 50*time.Millisecond, time.Second, m.cfg.LockWait
+		b = eb
+	}
+	err := backoff.Retry(try, backoff.WithContext(b, ctx))
+	var conflict *LockConflictError
+	if errors.As(err, &conflict) {
+		return nil, describeConflicts(conflict)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cutover: lock for %s: %w", holder, err)
+	}
+	return held, nil
+}
+
+// describeConflicts says what each conflict means to a mover.
+func describeConflicts(e *LockConflictError) error {
+	var errs []error
+	for _, c := range e.Conflicts {
+		holder := c.Holder
+		if holder == "" {
+			holder = "another mover (whose name cannot be read)"
 		}
-		if !errors.Is(err, ErrMoveInProgress) || time.Now().After(deadline) {
-			return nil, fmt.Errorf("tenants %q: %w", tenants, err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("tenants %q: %w: %w", tenants, err, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		switch {
+		case strings.HasPrefix(c.Lock.Key, "daisychain.tenant:"):
+			errs = append(errs, fmt.Errorf("%w: tenant %q is being moved by %s",
+				ErrMoveInProgress, strings.TrimPrefix(c.Lock.Key, "daisychain.tenant:"), holder))
+		case strings.HasPrefix(c.Lock.Key, "daisychain.instance:"):
+			what := "converting it"
+			if c.HolderShared {
+				what = "moving a tenant onto or off it"
+			}
+			errs = append(errs, fmt.Errorf("%w: instance %q is in use by %s (%s): wait for it to end",
+				ErrInstanceBusy, strings.TrimPrefix(c.Lock.Key, "daisychain.instance:"), holder, what))
+		default:
+			errs = append(errs, fmt.Errorf("lock %q is held by %s", c.Lock.Key, holder))
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// memoryLocks are a MemoryJournal's locks, within this process.
+type memoryLocks map[string][]memoryHold
+
+type memoryHold struct {
+	by     *memoryHeld
+	holder string
+	shared bool
+}
+
+type memoryHeld struct {
+	j    *MemoryJournal
+	once sync.Once
 }
 
 // TryLock implements locker, within this process.
-func (j *MemoryJournal) TryLock(_ context.Context, keys ...string) (func(), error) {
+func (j *MemoryJournal) TryLock(_ context.Context, holder string, locks ...Lock) (HeldLocks, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.locks == nil {
-		j.locks = map[string]bool{}
+		j.locks = memoryLocks{}
 	}
-	for _, k := range keys {
-		if j.locks[k] {
-			return nil, ErrMoveInProgress
+	var conflicts []LockConflict
+	for _, l := range locks {
+		for _, h := range j.locks[l.Key] {
+			if !l.Shared || !h.shared {
+				conflicts = append(conflicts, LockConflict{Lock: l, Holder: h.holder, HolderShared: h.shared})
+				break
+			}
 		}
 	}
-	for _, k := range keys {
-		j.locks[k] = true
+	if len(conflicts) > 0 {
+		return nil, &LockConflictError{Conflicts: conflicts}
 	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			j.mu.Lock()
-			for _, k := range keys {
-				delete(j.locks, k)
-			}
-			j.mu.Unlock()
-		})
-	}, nil
+	held := &memoryHeld{j: j}
+	for _, l := range locks {
+		j.locks[l.Key] = append(j.locks[l.Key], memoryHold{by: held, holder: holder, shared: l.Shared})
+	}
+	return held, nil
 }
+
+// Check implements HeldLocks: memory locks are lost only with the process.
+func (h *memoryHeld) Check(context.Context) error { return nil }
+
+// Release implements HeldLocks.
+func (h *memoryHeld) Release() {
+	h.once.Do(func() {
+		h.j.mu.Lock()
+		defer h.j.mu.Unlock()
+		for k, holds := range h.j.locks {
+			kept := holds[:0]
+			for _, x := range holds {
+				if x.by != h {
+					kept = append(kept, x)
+				}
+			}
+			if len(kept) == 0 {
+				delete(h.j.locks, k)
+			} else {
+				h.j.locks[k] = kept
+			}
+		}
+	})
+}
+
+// lockApplicationPrefix starts the application_name of a lock's session,
+// followed by the holder's name: how a conflict names its holder, and how
+// an operator finds it in pg_stat_activity.
+const lockApplicationPrefix = "daisychain-lock "
+
+// advisoryKey matches the pg_locks row of the advisory lock on
+// hashtextextended(key, 0), a bigint split in two oids.
+const advisoryKey = `l.locktype = 'advisory' AND l.objsubid = 1
+	AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND l.classid = ((hashtextextended(%[1]s, 0) >> 32) & 4294967295)::oid
+	AND l.objid = (hashtextextended(%[1]s, 0) & 4294967295)::oid`
 
 // TryLock implements locker with session advisory locks in the control
 // database, held on a connection of their own (not one of the journal's
 // pool, which the move needs for its appends) for as long as the move
 // runs: if the process dies, the connection and the locks go with it.
-func (j *PostgresJournal) TryLock(ctx context.Context, keys ...string) (func(), error) {
-	if len(keys) == 0 {
-		return func() {}, nil
+func (j *PostgresJournal) TryLock(ctx context.Context, holder string, locks ...Lock) (HeldLocks, error) {
+	if len(locks) == 0 {
+		return noLocks{}, nil
 	}
 	cfg := j.pool.Config().ConnConfig.Copy()
 	// If this host dies without closing the connection, the server must
@@ -94,23 +253,99 @@ func (j *PostgresJournal) TryLock(ctx context.Context, keys ...string) (func(), 
 	cfg.RuntimeParams["tcp_keepalives_idle"] = "10"
 	cfg.RuntimeParams["tcp_keepalives_interval"] = "5"
 	cfg.RuntimeParams["tcp_keepalives_count"] = "3"
-	cfg.RuntimeParams["application_name"] = "daisychain-move-lock"
+	cfg.RuntimeParams["application_name"] = lockApplicationPrefix + holder // the server cuts it at 63 bytes
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cutover: lock: %w", err)
 	}
 	closeConn := func() { _ = conn.Close(context.Background()) }
-	var got bool
-	err = conn.QueryRow(ctx, `SELECT bool_and(pg_try_advisory_lock(hashtextextended(k, 0)))
-		FROM unnest($1::text[]) k`, keys).Scan(&got)
+	keys, shared := make([]string, len(locks)), make([]bool, len(locks))
+	for i, l := range locks {
+		keys[i], shared[i] = l.Key, l.Shared
+	}
+	rows, err := conn.Query(ctx, `SELECT k FROM unnest($1::text[], $2::bool[]) AS u(k, s)
+		WHERE NOT CASE WHEN s THEN pg_try_advisory_lock_shared(hashtextextended(k, 0))
+		               ELSE pg_try_advisory_lock(hashtextextended(k, 0)) END`, keys, shared)
+	var refused []string
+	if err == nil {
+		refused, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
 	if err != nil {
 		closeConn()
 		return nil, fmt.Errorf("cutover: lock: %w", err)
 	}
-	if !got {
-		closeConn() // releases the keys it did get
-		return nil, ErrMoveInProgress
+	if len(refused) > 0 {
+		conflicts := j.conflicts(ctx, conn, locks, refused)
+		closeConn() // releases the locks it did get
+		return nil, &LockConflictError{Conflicts: conflicts}
 	}
-	var once sync.Once
-	return func() { once.Do(closeConn) }, nil
+	return &postgresLocks{conn: conn, keys: keys, shared: shared}, nil
+}
+
+// conflicts names the holders of the refused locks, as far as
+// pg_stat_activity shows them.
+func (j *PostgresJournal) conflicts(ctx context.Context, conn *pgx.Conn, locks []Lock, refused []string) []LockConflict {
+	isRefused := map[string]bool{}
+	for _, k := range refused {
+		isRefused[k] = true
+	}
+	var out []LockConflict
+	for _, l := range locks {
+		if !isRefused[l.Key] {
+			continue
+		}
+		c := LockConflict{Lock: l}
+		var app *string
+		err := conn.QueryRow(ctx, `SELECT l.mode = 'ShareLock', a.application_name
+			FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE `+fmt.Sprintf(advisoryKey, "$1::text")+` AND l.granted AND l.pid <> pg_backend_pid()
+			ORDER BY l.mode = 'ExclusiveLock' DESC LIMIT 1`, l.Key).Scan(&c.HolderShared, &app)
+		if err == nil && app != nil {
+			c.Holder = strings.TrimPrefix(*app, lockApplicationPrefix)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// postgresLocks are advisory locks held by one session.
+type postgresLocks struct {
+	mu     sync.Mutex
+	conn   *pgx.Conn // nil once released
+	keys   []string
+	shared []bool
+}
+
+// Check implements HeldLocks: the session must be alive and hold every
+// lock, as pg_locks shows for its own pid.
+func (h *postgresLocks) Check(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conn == nil {
+		return fmt.Errorf("%w: they were released", ErrLockLost)
+	}
+	var n int
+	err := h.conn.QueryRow(ctx, `SELECT count(*) FROM unnest($1::text[], $2::bool[]) AS u(k, s)
+		JOIN pg_locks l ON `+fmt.Sprintf(advisoryKey, "u.k")+`
+		WHERE l.pid = pg_backend_pid() AND l.granted
+		  AND l.mode = CASE WHEN u.s THEN 'ShareLock' ELSE 'ExclusiveLock' END`, h.keys, h.shared).Scan(&n)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return fmt.Errorf("%w: the session that held them is gone: %v", ErrLockLost, err)
+	case n != len(h.keys):
+		return fmt.Errorf("%w: %d of its %d locks are no longer held", ErrLockLost, len(h.keys)-n, len(h.keys))
+	}
+	return nil
+}
+
+// Release implements HeldLocks.
+func (h *postgresLocks) Release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conn != nil {
+		_ = h.conn.Close(context.Background())
+		h.conn = nil
+	}
 }

@@ -50,7 +50,7 @@ func TestMoveUnderWrites(t *testing.T) {
 	}
 	events, unsubscribe := mover.Subscribe(cutover.EventWindowOpened, cutover.EventWindowClosed, cutover.EventStepFinished)
 	w := cutovertest.StartWorkload(f.Router, "acme", 4)
-	time.Sleep(300 * time.Millisecond)
+	waitForAcks(t, w, 20)
 	rep, err := mover.Move(ctx, cutover.Request{ID: "move-1", Tenant: "acme", Target: "pg-b"})
 	unsubscribe()
 	var kinds []string
@@ -64,11 +64,11 @@ func TestMoveUnderWrites(t *testing.T) {
 	if got := strings.Join(kinds, " "); !strings.Contains(got, "catch_up window_opened pause drain fence barrier wait_target sync_sequences verify window_closed switch catalog finish_stream done") {
 		t.Errorf("events: %s", got)
 	}
-	time.Sleep(300 * time.Millisecond)
-	stats := w.Stop()
 	if err != nil {
 		t.Fatalf("move: %v\n%s", err, rep)
 	}
+	waitForAcks(t, w, 20) // writes go on, on the target
+	stats := w.Stop()
 	t.Logf("%s", rep)
 	t.Logf("application: %d acknowledged writes, %d errors, longest gap %s", stats.Acknowledged, stats.Errors, stats.MaxGap)
 	if stats.Errors != 0 {
@@ -154,6 +154,17 @@ func TestRetireRefusesWhatIsNotDone(t *testing.T) {
 	}
 	if !databaseExists(t, f, "pg-a", "acme") {
 		t.Error("a refused Retire dropped the source")
+	}
+}
+
+// waitForAcks waits until the workload has n more acknowledged writes,
+// or fails the test.
+func waitForAcks(t *testing.T, w *cutovertest.Workload, n int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := w.WaitForAcks(ctx, n); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -74,16 +74,25 @@ type run struct {
 // wraps ErrRolledBack and the reason, and the report says so. After the
 // switch it only goes forward: a failure there leaves the move open in
 // the journal, and Resume completes it.
+//
+// A request is refused, changing nothing, when its ID is already used
+// (ErrMoveIDUsed), when another move of the tenant runs
+// (ErrMoveInProgress), or when the source or the target is being
+// converted (ErrInstanceBusy).
 func (m *Mover) Move(ctx context.Context, req Request) (*Report, error) {
 	r, err := m.prepare(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := m.lockTenants(ctx, r.p.Tenant)
+	if err := m.checkIDUnused(ctx, r.p.Move); err != nil {
+		return nil, err
+	}
+	locks, err := m.lock(ctx, fmt.Sprintf("move %q", r.p.Move), r.wantLocks()...)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer locks.Release()
+	r.locks, r.first = locks, true
 	defer r.close()
 	err = r.forward(ctx)
 	r.rep.Finished = time.Now()
@@ -123,6 +132,23 @@ func (m *Mover) prepare(ctx context.Context, req Request) (*run, error) {
 	return m.newRun(p, tenant, src, tgt), nil
 }
 
+// checkIDUnused refuses an ID that a journal already has, before anything
+// is locked or journaled (the first append checks again, atomically).
+func (m *Mover) checkIDUnused(ctx context.Context, id string) error {
+	es, err := m.cfg.Journal.Entries(ctx, id)
+	switch {
+	case errors.Is(err, ErrMoveNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	return usedError(id, es[len(es)-1])
+}
+
+// wantLocks are what a move of the tenant holds: the tenant, and a share of
+// its source and target, which no conversion may take meanwhile.
+func (r *run) wantLocks() []Lock { return movePlanLocks(r.p) }
+
 func (m *Mover) newRun(p plan, tenant fleet.Tenant, src, tgt fleet.Instance) *run {
 	rep := &Report{Move: p.Move, Tenant: p.Tenant, Source: p.Source, Target: p.Target,
 		Started: time.Now(), WindowBudget: m.cfg.WindowBudget, Verified: replica.VerifyOff}
@@ -159,6 +185,11 @@ type stepper struct {
 	subject string // the tenant, or the instance being converted
 	rep     *Report
 
+	// locks held by this run; checked before the window opens.
+	locks HeldLocks
+	// first: the next entry begins the journal (its ID must be new).
+	first bool
+
 	windowOpen time.Time // zero while no window is open
 	// switchAttempted: a switch was published, perhaps with its outcome
 	// unknown; a rollback must first find out whether it went through.
@@ -183,6 +214,18 @@ func (sp *stepper) switchStep(ctx context.Context, publish func(context.Context)
 		}
 		return d, err
 	})
+}
+
+// checkLocks stops a move whose locks were lost (their session ended)
+// before it opens its window: another mover may hold them now.
+func (sp *stepper) checkLocks(ctx context.Context) error {
+	if sp.locks == nil {
+		return nil
+	}
+	if err := sp.locks.Check(ctx); err != nil {
+		return fmt.Errorf("before the window of %q: %w; another mover may hold them now, so this one stops", sp.move, err)
+	}
+	return nil
 }
 
 func (sp *stepper) openWindow() {
@@ -229,8 +272,14 @@ func (sp *stepper) rollbackReason(cause error) (string, *StepError) {
 // step journals a step as started, runs it, and journals it as finished
 // (with the detail fn returns) or failed.
 func (sp *stepper) step(ctx context.Context, s Step, fn func(ctx context.Context) (detail any, err error)) error {
+	return sp.stepFrom(ctx, s, nil, fn)
+}
+
+// stepFrom is step with a detail in the started entry: what Resume must
+// know even if the step never finishes.
+func (sp *stepper) stepFrom(ctx context.Context, s Step, startDetail any, fn func(ctx context.Context) (detail any, err error)) error {
 	log := sp.m.cfg.Logger.With("move", sp.move, "subject", sp.subject, "step", s)
-	if err := sp.journal(ctx, s, StatusStarted, nil); err != nil {
+	if err := sp.journal(ctx, s, StatusStarted, startDetail); err != nil {
 		return &StepError{Move: sp.move, Step: s, Err: err}
 	}
 	sp.m.emit(&Event{Kind: EventStepStarted, Move: sp.move, Tenant: sp.subject, Step: s})
@@ -274,8 +323,15 @@ func (sp *stepper) journal(ctx context.Context, s Step, status Status, detail an
 		}
 		raw = b
 	}
-	_, err := sp.m.cfg.Journal.Append(ctx, Entry{Move: sp.move, Step: s, Status: status, Detail: raw})
-	return err
+	e := Entry{Move: sp.move, Kind: KindMove, Step: s, Status: status, Detail: raw}
+	if sp.first {
+		e.Seq = 1
+	}
+	if _, err := sp.m.cfg.Journal.Append(ctx, e); err != nil {
+		return err
+	}
+	sp.first = false
+	return nil
 }
 
 // publish makes the tenant's route point at inst with the next epoch.

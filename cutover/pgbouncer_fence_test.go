@@ -135,10 +135,28 @@ func TestPgBouncerFenceHoldsClients(t *testing.T) {
 		_, err := client.Exec(ctx, "INSERT INTO w VALUES (2)")
 		held <- err
 	}()
+	// PgBouncer counts the client as waiting: its statement is held.
+	admin, err := pgx.ParseConfig(fence.Admin)
+	must(t, err)
+	admin.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	console, err := pgx.ConnectConfig(ctx, admin)
+	must(t, err)
+	defer console.Close(ctx)
+	for deadline := time.Now().Add(30 * time.Second); waitingClients(t, console, db) == 0; {
+		select {
+		case err := <-held:
+			t.Fatalf("a client statement completed while the fence was held: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("PgBouncer never counted the client as waiting")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	select {
 	case err := <-held:
 		t.Fatalf("a client statement completed while the fence was held: %v", err)
-	case <-time.After(300 * time.Millisecond):
+	default:
 	}
 	var n int
 	must(t, direct.QueryRow(ctx, "SELECT count(*) FROM w").Scan(&n))
@@ -159,4 +177,32 @@ func TestPgBouncerFenceHoldsClients(t *testing.T) {
 	if err := fence.Hold(ctx, unknown); err == nil {
 		t.Error("Hold of a database PgBouncer does not know succeeded")
 	}
+}
+
+// waitingClients reads cl_waiting of db's pool from SHOW POOLS.
+func waitingClients(t *testing.T, console *pgx.Conn, db string) int {
+	t.Helper()
+	rows, err := console.Query(context.Background(), "SHOW POOLS")
+	must(t, err)
+	defer rows.Close()
+	waiting := 0
+	for rows.Next() {
+		vals, err := rows.Values()
+		must(t, err)
+		var name string
+		var n int
+		for i, fd := range rows.FieldDescriptions() {
+			switch fd.Name {
+			case "database":
+				name = fmt.Sprint(vals[i])
+			case "cl_waiting":
+				n, _ = strconv.Atoi(fmt.Sprint(vals[i]))
+			}
+		}
+		if name == db {
+			waiting += n
+		}
+	}
+	must(t, rows.Err())
+	return waiting
 }

@@ -22,9 +22,12 @@ type publishedReader interface {
 // Resume completes or rolls back a move after a crash, from its journal:
 // a move whose switch went through is completed (catalog, stream
 // finished); any other is rolled back, so the tenant is served by exactly
-// one instance. Resuming a move that is over returns its outcome.
+// one instance. A done move whose Retire was cut off or failed is
+// retired. Resuming a move that is over returns its outcome. An ID whose
+// journal is not a move's or a conversion's (a chain's) is refused with
+// ErrNotAMove, changing nothing.
 func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
-	entries, err := m.cfg.Journal.Entries(ctx, moveID)
+	entries, err := m.moveEntries(ctx, moveID)
 	if err != nil {
 		return nil, err
 	}
@@ -43,11 +46,11 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	if p.Move == "" {
 		return m.closeUnplanned(ctx, moveID, entries)
 	}
-	unlock, err := m.lockTenants(ctx, p.Tenant)
+	locks, err := m.lock(ctx, fmt.Sprintf("move %q", moveID), movePlanLocks(p)...)
 	if err != nil {
 		return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
 	}
-	defer unlock()
+	defer locks.Release()
 	// Read again under the lock: the move may have ended meanwhile.
 	if entries, err = m.cfg.Journal.Entries(ctx, moveID); err != nil {
 		return nil, err
@@ -70,7 +73,14 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	defer r.close()
 
 	last := entries[len(entries)-1]
-	if last.Step.terminal() {
+	if !last.Terminal() && isDone(entries) {
+		// Done, then a Retire that was cut off or failed: finish it.
+		if err := m.retire(ctx, moveID, p); err != nil {
+			return r.rep, err
+		}
+		last = Entry{Step: StepRetire, Status: StatusFinished}
+	}
+	if last.Terminal() {
 		r.rep.RolledBack = last.Step == StepRolledBack
 		if r.rep.RolledBack {
 			var d map[string]string
@@ -97,7 +107,11 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	}
 	_, r.streamTouched = seen[StepStream]
 	if _, ok := seen[StepFence]; ok {
-		r.held = m.cfg.Fences // Release is idempotent
+		// The fences that went up, whatever is configured now; Release
+		// is idempotent.
+		if r.held, err = m.heldBefore(entries); err != nil {
+			return r.rep, fmt.Errorf("cutover: resume %q: %w", moveID, err)
+		}
 	}
 	if route, err := m.cfg.Routes.Resolve(ctx, p.Tenant); err == nil {
 		r.route.epoch = max(r.route.epoch, route.Epoch)
@@ -116,6 +130,36 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	}
 	r.rep.Finished = time.Now()
 	return r.rep, err
+}
+
+// moveEntries returns the journal of a move or a conversion, refusing
+// any other kind with ErrNotAMove. Every move's journal begins with its
+// plan step.
+func (m *Mover) moveEntries(ctx context.Context, id string) ([]Entry, error) {
+	entries, err := m.cfg.Journal.Entries(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if k := entries[0].kind(); k != KindMove || entries[0].Step != StepPlan {
+		return nil, fmt.Errorf("%w: %q is the ID of a %s journal that begins with %s; a move's begins with %s",
+			ErrNotAMove, id, k, entries[0].Step, StepPlan)
+	}
+	return entries, nil
+}
+
+// isDone reports whether a move's done step finished.
+func isDone(entries []Entry) bool {
+	for _, e := range entries {
+		if e.Step == StepDone && e.Status == StatusFinished {
+			return true
+		}
+	}
+	return false
+}
+
+// movePlanLocks are the locks of a planned move (see run.wantLocks).
+func movePlanLocks(p plan) []Lock {
+	return []Lock{tenantLock(p.Tenant), instanceLock(p.Source, true), instanceLock(p.Target, true)}
 }
 
 // switchWentThrough reads the tenant's route back from the Publisher:
@@ -178,7 +222,7 @@ func (r *run) finishStream(ctx context.Context) (any, error) {
 func (m *Mover) closeUnplanned(ctx context.Context, moveID string, entries []Entry) (*Report, error) {
 	rep := &Report{Move: moveID, Started: entries[0].At, Resumed: true, RolledBack: true,
 		RollbackReason: "interrupted before the plan was recorded; nothing was changed"}
-	if last := entries[len(entries)-1]; !last.Step.terminal() {
+	if last := entries[len(entries)-1]; !last.Terminal() {
 		r := &stepper{m: m, move: moveID, rep: rep}
 		if err := r.step(ctx, StepRolledBack, func(context.Context) (any, error) {
 			return map[string]string{"reason": rep.RollbackReason}, nil
@@ -193,16 +237,16 @@ func (m *Mover) closeUnplanned(ctx context.Context, moveID string, entries []Ent
 // resumeConversion takes the locks of a conversion's tenants and resumes
 // it.
 func (m *Mover) resumeConversion(ctx context.Context, moveID string, p convertPlan) (*Report, error) {
-	unlock, err := m.lockTenants(ctx, tenantIDs(p.Tenants)...)
+	locks, err := m.lock(ctx, fmt.Sprintf("conversion %q", moveID), p.locks()...)
 	if err != nil {
 		return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
 	}
-	defer unlock()
+	defer locks.Release()
 	entries, err := m.cfg.Journal.Entries(ctx, moveID)
 	if err != nil {
 		return nil, err
 	}
-	if last := entries[len(entries)-1]; last.Step.terminal() {
+	if last := entries[len(entries)-1]; last.Terminal() {
 		rep := &Report{Move: moveID, Source: p.Instance, Target: p.NewInstance, Resumed: true,
 			RolledBack: last.Step == StepRolledBack, Finished: time.Now()}
 		return rep, nil

@@ -75,7 +75,7 @@ func TestResumeConversionCutInItsPause(t *testing.T) {
 	if r, _, _ := provider.Published(ctx, "t1"); r != earlier {
 		t.Errorf("t1 after Resume: %s, want the earlier move's route untouched", r)
 	}
-	if open, _ := journal.Open(ctx); len(open) != 0 {
+	if open, _ := journal.Open(ctx, cutover.KindMove); len(open) != 0 {
 		t.Errorf("open after Resume: %v", open)
 	}
 }

@@ -17,26 +17,81 @@ var ErrNotRetirable = errors.New("cutover: move cannot be retired")
 // database on the source, which the move left fenced and intact, freeing
 // its files and bytes there. It refuses, changing nothing, unless the
 // move is done and both the catalog and the published route have the
-// tenant on the move's target. Retiring a retired move does nothing.
+// tenant on the move's target. Retiring a retired move does nothing; a
+// Retire that failed (or was cut off) is done by the next one, or by
+// Resume, and leaves the move listed as open until then. An ID that is
+// not a move's is refused with ErrNotAMove.
 func (m *Mover) Retire(ctx context.Context, moveID string) error {
-	entries, err := m.cfg.Journal.Entries(ctx, moveID)
+	entries, err := m.moveEntries(ctx, moveID)
 	if err != nil {
 		return err
 	}
-	switch last := entries[len(entries)-1].Step; last {
-	case StepRetire:
-		return nil
-	case StepDone:
-	default:
-		return fmt.Errorf("%w: move %q ends with %s, not %s", ErrNotRetirable, moveID, last, StepDone)
+	p, err := journaledPlan(moveID, entries)
+	if err != nil {
+		return err
 	}
+	if retired(entries) {
+		return nil
+	}
+	if err := retirable(moveID, entries); err != nil {
+		return err
+	}
+	locks, err := m.lock(ctx, fmt.Sprintf("move %q", moveID), tenantLock(p.Tenant))
+	if err != nil {
+		return fmt.Errorf("cutover: retire %q: %w", moveID, err)
+	}
+	defer locks.Release()
+	return m.retire(ctx, moveID, p)
+}
+
+// retirable says whether a move's journal lets it be retired.
+func retirable(moveID string, entries []Entry) error {
+	if !isDone(entries) {
+		last := entries[len(entries)-1]
+		return fmt.Errorf("%w: move %q ends with %s (%s), and it is not %s", ErrNotRetirable, moveID, last.Step, last.Status, StepDone)
+	}
+	return nil
+}
+
+// retired reports whether a move's Retire finished.
+func retired(entries []Entry) bool {
+	for _, e := range entries {
+		if e.Step == StepRetire && e.Status == StatusFinished {
+			return true
+		}
+	}
+	return false
+}
+
+// journaledPlan reads a tenant move's plan from its journal.
+func journaledPlan(moveID string, entries []Entry) (plan, error) {
 	var p plan
 	for _, e := range entries {
 		if e.Step == StepPlan && e.Status == StatusFinished {
 			if err := json.Unmarshal(e.Detail, &p); err != nil {
-				return fmt.Errorf("cutover: retire %q: the journaled plan is unreadable: %w", moveID, err)
+				return plan{}, fmt.Errorf("cutover: retire %q: the journaled plan is unreadable: %w", moveID, err)
 			}
 		}
+	}
+	if p.Tenant == "" {
+		return plan{}, fmt.Errorf("%w: %q has no tenant move's plan (a conversion leaves its old instance to its owner)", ErrNotRetirable, moveID)
+	}
+	return p, nil
+}
+
+// retire drops the source copy of a done move, the caller holding the
+// tenant's lock.
+func (m *Mover) retire(ctx context.Context, moveID string, p plan) error {
+	// Read again under the lock: another Retire may have ended it.
+	entries, err := m.cfg.Journal.Entries(ctx, moveID)
+	if err != nil {
+		return err
+	}
+	if retired(entries) {
+		return nil
+	}
+	if err := retirable(moveID, entries); err != nil {
+		return err
 	}
 	tenant, err := m.cfg.Catalog.Locate(ctx, p.Tenant)
 	if err != nil {

@@ -89,7 +89,7 @@ func TestFailureInEachStepRollsBack(t *testing.T) {
 	if stats := w.Stop(); stats.Errors != 0 {
 		t.Errorf("the application saw %d errors over %d rollbacks; first: %v", stats.Errors, len(steps), stats.FirstError)
 	}
-	if open, err := f.Journal.Open(ctx); err != nil || len(open) != 0 {
+	if open, err := f.Journal.Open(ctx, cutover.KindMove); err != nil || len(open) != 0 {
 		t.Errorf("open moves after rollbacks: %v, %v", open, err)
 	}
 }
@@ -118,7 +118,7 @@ func TestBudgetExceededRollsBack(t *testing.T) {
 	}
 	w := cutovertest.StartWorkload(f.Router, "acme", 2)
 	rep, err := mover.Move(ctx, cutover.Request{Tenant: "acme", Target: "pg-b"})
-	time.Sleep(200 * time.Millisecond)
+	waitForAcks(t, w, 20) // writes go on, on the source
 	stats := w.Stop()
 	if !errors.Is(err, cutover.ErrBudgetExceeded) || !errors.Is(err, cutover.ErrRolledBack) {
 		t.Fatalf("Move: %v, want ErrBudgetExceeded and ErrRolledBack", err)
@@ -155,7 +155,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	if _, err := cutover.New(&cutover.Config{}); err == nil || !strings.Contains(err.Error(), "Catalog is nil") {
 		t.Errorf("New with an empty config: %v", err)
 	}
-	if open, _ := f.Journal.Open(ctx); len(open) != 0 {
+	if open, _ := f.Journal.Open(ctx, cutover.KindMove); len(open) != 0 {
 		t.Errorf("refused requests were journaled: %v", open)
 	}
 	assertServedBySource(t, f, nil)
@@ -195,7 +195,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if len(plan.Problems) == 0 || !strings.Contains(strings.Join(plan.Problems, "\n"), "no_key") {
 		t.Errorf("plan problems %q do not name table no_key", plan.Problems)
 	}
-	if open, _ := f.Journal.Open(ctx); len(open) != 0 {
+	if open, _ := f.Journal.Open(ctx, cutover.KindMove); len(open) != 0 {
 		t.Errorf("a dry run was journaled: %v", open)
 	}
 	assertServedBySource(t, f, nil)

@@ -30,15 +30,25 @@ type epochDetail struct {
 }
 
 // publishRoute makes the tenant's route point at inst with the next epoch.
+// A Publish lost with its connection is tried again (see publish).
 func (m *Mover) publishRoute(ctx context.Context, tr *tenantRoute, inst fleet.Instance, paused bool) (epochDetail, error) {
 	route := flags.RouteTo(inst, tr.database, tr.epoch+1)
 	route.Paused, route.Move = paused, tr.move
 	tr.touched = true // even a failed Publish may have committed
-	err := m.cfg.Publisher.Publish(ctx, tr.tenant, route)
-	if errors.Is(err, flags.ErrStaleEpoch) && m.catchUpEpoch(ctx, tr) {
-		// An earlier Publish of this move committed after all.
-		route.Epoch = tr.epoch + 1
-		err = m.cfg.Publisher.Publish(ctx, tr.tenant, route)
+	err := m.publish(ctx, tr.tenant, route)
+	if errors.Is(err, flags.ErrStaleEpoch) {
+		// A try whose acknowledgement was lost may have committed this
+		// very route, or an earlier Publish of this move a later epoch.
+		if cur, found, rerr := m.readPublished(ctx, tr.tenant); rerr == nil && found && cur.Move == tr.move {
+			switch {
+			case cur == route:
+				err = nil
+			case cur.Epoch > tr.epoch:
+				tr.epoch = cur.Epoch
+				route.Epoch = tr.epoch + 1
+				err = m.publish(ctx, tr.tenant, route)
+			}
+		}
 	}
 	if errors.Is(err, flags.ErrStaleEpoch) {
 		return epochDetail{}, fmt.Errorf("%w: %v", ErrRouteConflict, err)
@@ -50,30 +60,28 @@ func (m *Mover) publishRoute(ctx context.Context, tr *tenantRoute, inst fleet.In
 	return epochDetail{Tenant: tr.tenant, Epoch: route.Epoch, Instance: inst.ID, Paused: paused}, nil
 }
 
-// catchUpEpoch reads the tenant's published route and, if this move
-// published it (a Publish that reported an error but committed), takes
-// its epoch as the latest. It reports whether the epoch grew. A route of
-// anyone else is a conflict the caller reports.
-func (m *Mover) catchUpEpoch(ctx context.Context, tr *tenantRoute) bool {
-	pr, ok := m.cfg.Publisher.(publishedReader)
-	if !ok {
+// publish publishes a route, trying again while the control database
+// connection is lost (see retryControl): a failover or a terminated
+// session must not fail a switch. What the Publisher refused for the
+// route itself is final.
+func (m *Mover) publish(ctx context.Context, tenant string, route flags.Route) error {
+	return retryControl(ctx, func(err error) bool {
+		for _, refused := range []error{flags.ErrStaleEpoch, flags.ErrInvalidRoute, flags.ErrUnknownInstance,
+			flags.ErrEndpointMismatch, flags.ErrClosed} {
+			if errors.Is(err, refused) {
+				return true
+			}
+		}
 		return false
-	}
-	cur, found, err := pr.Published(ctx, tr.tenant)
-	if err != nil || !found || cur.Epoch <= tr.epoch || cur.Move != tr.move {
-		return false
-	}
-	tr.epoch = cur.Epoch
-	return true
+	}, func() error { return m.cfg.Publisher.Publish(ctx, tenant, route) })
 }
 
-// currentRoute reads the tenant's route authoritatively when the
-// Publisher can (publishedReader), else through Routes; found is false
-// when no route was published.
-func (m *Mover) currentRoute(ctx context.Context, tenant string) (flags.Route, bool, error) {
-	if pr, ok := m.cfg.Publisher.(publishedReader); ok {
-		return pr.Published(ctx, tenant)
+// readPublished reads the tenant's route back from the Publisher, if it
+// can (publishedReader).
+func (m *Mover) readPublished(ctx context.Context, tenant string) (flags.Route, bool, error) {
+	pr, ok := m.cfg.Publisher.(publishedReader)
+	if !ok {
+		return flags.Route{}, false, fmt.Errorf("the Publisher (%T) cannot read routes back (it has no Published method)", m.cfg.Publisher)
 	}
-	r, err := m.cfg.Routes.Resolve(ctx, tenant)
-	return r, err == nil, err
+	return pr.Published(ctx, tenant)
 }

@@ -102,6 +102,11 @@ func (r *Runner) Chain(ctx context.Context, req ChainRequest) (*ChainResult, err
 	for _, id := range req.Instances {
 		p.NewIDs[id] = newID(id)
 	}
+	if _, err := r.cfg.Journal.Entries(ctx, p.ID); err == nil {
+		return nil, fmt.Errorf("drain: chain %q: %w: ResumeChain it, or choose another ID", p.ID, cutover.ErrMoveIDUsed)
+	} else if !errors.Is(err, cutover.ErrMoveNotFound) {
+		return nil, err
+	}
 	// Plan the whole chain first: a threshold it cannot reach, or an
 	// instance it cannot refill, is refused before anything is moved.
 	snap, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
@@ -111,22 +116,44 @@ func (r *Runner) Chain(ctx context.Context, req ChainRequest) (*ChainResult, err
 	if _, err := PlanChain(snap, req); err != nil {
 		return nil, fmt.Errorf("drain: chain %q cannot be planned, so nothing was moved: %w", p.ID, err)
 	}
-	if err := r.chainJournal(ctx, p.ID, stepChainPlan, cutover.StatusFinished, p); err != nil {
+	locks, err := r.lockChain(ctx, p.ID)
+	if err != nil {
 		return nil, err
+	}
+	defer locks.Release()
+	// The plan begins the chain's journal: an ID already used is refused.
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.cfg.Journal.Append(ctx, cutover.Entry{Move: p.ID, Kind: cutover.KindChain, Seq: 1,
+		Step: stepChainPlan, Status: cutover.StatusFinished, Detail: b}); err != nil {
+		return nil, fmt.Errorf("drain: chain %q: %w", p.ID, err)
 	}
 	return r.runChain(ctx, p, nil)
 }
 
 // ResumeChain goes on with a chain after a crash: moves it had started are
-// resumed (completed or rolled back), the stage it was in is run again
-// from a fresh measurement, and the chain continues.
+// resumed (completed or rolled back, and retired if done), the stage it
+// was in is run again from a fresh measurement, and the chain continues.
+// While another Chain or ResumeChain of it runs, it is refused with
+// ErrChainInProgress; an ID that is not a chain's with ErrInvalid.
 func (r *Runner) ResumeChain(ctx context.Context, chainID string) (*ChainResult, error) {
 	if r.cfg.Journal == nil {
 		return nil, fmt.Errorf("%w: Config.Journal is nil", ErrInvalid)
 	}
+	locks, err := r.lockChain(ctx, chainID)
+	if err != nil {
+		return nil, err
+	}
+	defer locks.Release()
 	entries, err := r.cfg.Journal.Entries(ctx, chainID)
 	if err != nil {
 		return nil, err
+	}
+	if entries[0].Kind != cutover.KindChain {
+		return nil, fmt.Errorf("%w: %q is a %s's journal, not a chain's: resume it with cutover.Mover.Resume",
+			ErrInvalid, chainID, entries[0].Kind)
 	}
 	var p chainPlan
 	done := map[string]bool{} // "<step> <instance>" finished
@@ -151,7 +178,7 @@ func (r *Runner) ResumeChain(ctx context.Context, chainID string) (*ChainResult,
 	if p.ID == "" {
 		return nil, fmt.Errorf("drain: resume chain %q: no plan in the journal", chainID)
 	}
-	if entries[len(entries)-1].Step == cutover.StepDone {
+	if entries[len(entries)-1].Terminal() {
 		return &ChainResult{ID: chainID}, nil
 	}
 	// Settle every move and conversion the chain started: complete or
@@ -166,17 +193,18 @@ func (r *Runner) ResumeChain(ctx context.Context, chainID string) (*ChainResult,
 		if err != nil {
 			return nil, err
 		}
-		last := es[len(es)-1].Step
-		if last != cutover.StepDone && last != cutover.StepRolledBack && last != cutover.StepRetire {
+		// Open is by step and status together: a move whose Retire
+		// failed is open, and Resume retires it.
+		last := es[len(es)-1]
+		done := last.Terminal() && last.Step == cutover.StepDone
+		if !last.Terminal() {
 			rep, err := r.cfg.Mover.Resume(ctx, id)
 			if err != nil {
 				return nil, fmt.Errorf("drain: resume chain %q: move %q: %w", chainID, id, err)
 			}
-			if !rep.RolledBack {
-				last = cutover.StepDone
-			}
+			done = !rep.RolledBack
 		}
-		if last == cutover.StepDone && !r.cfg.KeepSources && !isConversion(es) {
+		if done && !r.cfg.KeepSources && !isConversion(es) {
 			if err := r.cfg.Mover.Retire(ctx, id); err != nil {
 				return nil, fmt.Errorf("drain: resume chain %q: retire move %q: %w", chainID, id, err)
 			}
@@ -259,7 +287,7 @@ func (r *Runner) convert(ctx context.Context, p chainPlan, inst string) (*cutove
 		if err != nil {
 			return nil, err
 		}
-		if es[len(es)-1].Step == cutover.StepDone {
+		if last := es[len(es)-1]; last.Terminal() && last.Step == cutover.StepDone {
 			return r.cfg.Mover.Resume(ctx, d.Move) // over: its outcome
 		}
 	}
@@ -316,9 +344,45 @@ func (r *Runner) chainJournal(ctx context.Context, chainID string, step cutover.
 	if err != nil {
 		return err
 	}
-	_, err = r.cfg.Journal.Append(ctx, cutover.Entry{Move: chainID, Step: step, Status: status, Detail: b})
+	_, err = r.cfg.Journal.Append(ctx, cutover.Entry{Move: chainID, Kind: cutover.KindChain, Step: step, Status: status, Detail: b})
 	return err
 }
+
+// chainLocker is the optional capability of a Journal to hold locks across
+// processes (cutover's journals have it).
+type chainLocker interface {
+	TryLock(ctx context.Context, holder string, locks ...cutover.Lock) (cutover.HeldLocks, error)
+}
+
+// lockChain takes the chain's lock, so that one process at a time runs
+// it, or refuses with ErrChainInProgress naming the holder.
+func (r *Runner) lockChain(ctx context.Context, chainID string) (cutover.HeldLocks, error) {
+	l, ok := r.cfg.Journal.(chainLocker)
+	if !ok {
+		return noLocks{}, nil
+	}
+	holder := fmt.Sprintf("chain %q", chainID)
+	held, err := l.TryLock(ctx, holder, cutover.Lock{Key: "daisychain.chain:" + chainID})
+	var conflict *cutover.LockConflictError
+	if errors.As(err, &conflict) {
+		by := conflict.Conflicts[0].Holder
+		if by == "" {
+			by = "another process"
+		}
+		return nil, fmt.Errorf("%w: chain %q is being run by %s (a crashed run's lock goes within about 25 s)",
+			ErrChainInProgress, chainID, by)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("drain: lock chain %q: %w", chainID, err)
+	}
+	return held, nil
+}
+
+// noLocks stands for the locks of a journal that cannot hold any.
+type noLocks struct{}
+
+func (noLocks) Check(context.Context) error { return nil }
+func (noLocks) Release()                    {}
 
 // excludeAllBut lists every catalog instance not in keep.
 func (r *Runner) excludeAllBut(ctx context.Context, keep []string) ([]string, error) {

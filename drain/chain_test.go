@@ -97,7 +97,7 @@ func TestChainUnderWrites(t *testing.T) {
 	if len(plan.Stages) != 2 || len(plan.Stages[0].Drain.Moves) != 2 || plan.PeakSpare.Tenants > 4 {
 		t.Errorf("dry run: %s", plan)
 	}
-	if open, _ := f.Journal.Open(ctx); len(open) != 0 {
+	if open := openJournals(t, f); len(open) != 0 {
 		t.Errorf("a dry run journaled: %v", open)
 	}
 	res, err := runner.Chain(ctx, req)
@@ -114,7 +114,7 @@ func TestChainUnderWrites(t *testing.T) {
 		}
 	}
 	checkChainEnd(t, f, workloads)
-	if open, _ := f.Journal.Open(ctx); len(open) != 0 {
+	if open := openJournals(t, f); len(open) != 0 {
 		t.Errorf("open moves after the chain: %v", open)
 	}
 }

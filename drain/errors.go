@@ -12,4 +12,7 @@ var (
 	// ErrMaxMoves: DrainOpts.MaxMoves moves were planned and the
 	// threshold still does not hold.
 	ErrMaxMoves = errors.New("drain: move limit reached before the threshold holds")
+	// ErrChainInProgress: another Chain or ResumeChain of the chain runs,
+	// in this process or another; the error names it and its holder.
+	ErrChainInProgress = errors.New("drain: the chain is in progress elsewhere")
 )

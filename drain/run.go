@@ -51,12 +51,22 @@ type Runner struct {
 
 // New returns a Runner.
 func New(cfg *Config) (*Runner, error) {
-	if cfg == nil || cfg.Catalog == nil || cfg.Mover == nil {
+	if cfg == nil {
 		return nil, fmt.Errorf("%w: drain.New needs a Config with Catalog and Mover", ErrInvalid)
 	}
 	c := *cfg
+	var errs []error
+	if c.Catalog == nil {
+		errs = append(errs, errors.New("Catalog is nil: set the fleet.Catalog to measure"))
+	}
+	if c.Mover == nil {
+		errs = append(errs, errors.New("Mover is nil: set the *cutover.Mover that runs the moves"))
+	}
 	if c.Concurrency < 0 {
-		return nil, fmt.Errorf("%w: Concurrency %d is negative", ErrInvalid, c.Concurrency)
+		errs = append(errs, fmt.Errorf("Concurrency is %d: it must not be negative (0 means %d)", c.Concurrency, ConcurrencyDefault))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: drain.New: %w", ErrInvalid, errors.Join(errs...))
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = ConcurrencyDefault

@@ -103,7 +103,7 @@ func TestDrainUnderWrites(t *testing.T) {
 	}
 
 	// Nothing fits any more: refused, nothing moves.
-	open, _ := f.Journal.Open(ctx)
+	open, _ := f.Journal.Open(ctx, cutover.KindMove)
 	res, err = runner.Drain(ctx, "pg-a", drain.Threshold{MaxTenants: 1}, nil)
 	var pe *drain.PlacementError
 	if !errors.As(err, &pe) || !errors.Is(err, drain.ErrUnplaced) || !strings.Contains(err.Error(), "max_tenants") {
@@ -115,7 +115,7 @@ func TestDrainUnderWrites(t *testing.T) {
 	if on, _ := f.Catalog.Tenants(ctx, "pg-a"); len(on) != 2 {
 		t.Errorf("pg-a holds %d tenants after a refused drain, want 2", len(on))
 	}
-	if after, _ := f.Journal.Open(ctx); len(after) != len(open) {
+	if after, _ := f.Journal.Open(ctx, cutover.KindMove); len(after) != len(open) {
 		t.Errorf("a refused drain journaled moves: %v", after)
 	}
 }

@@ -7,6 +7,13 @@ import "context"
 type Catalog interface {
 	// RegisterInstance adds an instance or updates the one with its ID.
 	RegisterInstance(ctx context.Context, inst Instance) error
+	// UnregisterInstance removes an instance that serves no tenant, so
+	// that nothing can be placed or routed there any more: what a
+	// conversion rolled back after registering its new instance undoes.
+	// An instance that still has tenants is refused with
+	// ErrInstanceInUse, an unknown one with ErrInstanceNotFound; nothing
+	// changes when it fails.
+	UnregisterInstance(ctx context.Context, id string) error
 	// Instances lists all instances, ordered by ID.
 	Instances(ctx context.Context) ([]Instance, error)
 	// Instance returns one instance, or an error wrapping

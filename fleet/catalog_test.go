@@ -47,6 +47,7 @@ func TestCatalogContract(t *testing.T) {
 			t.Run("assign", func(t *testing.T) { testAssign(t, newCatalog(t)) })
 			t.Run("bad input changes nothing", func(t *testing.T) { testBadInput(t, newCatalog(t)) })
 			t.Run("concurrent assign with From", func(t *testing.T) { testConcurrentAssign(t, newCatalog(t)) })
+			t.Run("unregister", func(t *testing.T) { testUnregister(t, newCatalog(t)) })
 		})
 	}
 }
@@ -176,6 +177,50 @@ func testConcurrentAssign(t *testing.T, cat fleet.Catalog) {
 	}
 	if won != 1 {
 		t.Errorf("%d movers won, want exactly 1", won)
+	}
+}
+
+// testUnregister: an instance that serves tenants is refused and kept;
+// an empty one goes, and with it every way to place or assign a tenant
+// there.
+func testUnregister(t *testing.T, cat fleet.Catalog) {
+	ctx := context.Background()
+	mustRegister(t, cat, instance("a", 5432), instance("b", 5433))
+	if err := cat.AddTenant(ctx, fleet.Tenant{ID: "t1", Database: "db1", Instance: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	err := cat.UnregisterInstance(ctx, "a")
+	if !errors.Is(err, fleet.ErrInstanceInUse) || !strings.Contains(err.Error(), `"a"`) || !strings.Contains(err.Error(), "1 tenant") {
+		t.Errorf("UnregisterInstance of an instance with a tenant: %v, want ErrInstanceInUse naming it and its 1 tenant", err)
+	}
+	if _, err := cat.Instance(ctx, "a"); err != nil {
+		t.Errorf("a refused UnregisterInstance removed the instance: %v", err)
+	}
+	if tn, err := cat.Locate(ctx, "t1"); err != nil || tn.Instance != "a" {
+		t.Errorf("a refused UnregisterInstance changed the tenant: %+v, %v", tn, err)
+	}
+	if err := cat.UnregisterInstance(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cat.Instance(ctx, "b"); !errors.Is(err, fleet.ErrInstanceNotFound) {
+		t.Errorf("Instance(b) after UnregisterInstance: %v, want ErrInstanceNotFound", err)
+	}
+	if insts, _ := cat.Instances(ctx); len(insts) != 1 || insts[0].ID != "a" {
+		t.Errorf("Instances after UnregisterInstance(b): %v", insts)
+	}
+	if err := cat.Assign(ctx, "t1", "b", nil); !errors.Is(err, fleet.ErrInstanceNotFound) {
+		t.Errorf("Assign to an unregistered instance: %v, want ErrInstanceNotFound", err)
+	}
+	if err := cat.UnregisterInstance(ctx, "b"); !errors.Is(err, fleet.ErrInstanceNotFound) {
+		t.Errorf("UnregisterInstance twice: %v, want ErrInstanceNotFound", err)
+	}
+	// Registered again, it is empty and can take the tenant.
+	mustRegister(t, cat, instance("b", 5433))
+	if err := cat.Assign(ctx, "t1", "b", &fleet.AssignOpts{From: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.UnregisterInstance(ctx, "a"); err != nil {
+		t.Errorf("UnregisterInstance of an instance its tenant left: %v", err)
 	}
 }
 

@@ -18,6 +18,9 @@ var (
 	// ErrAssignConflict: the tenant is not on the instance the caller
 	// expected (someone else moved it).
 	ErrAssignConflict = errors.New("fleet: tenant is not where expected")
+	// ErrInstanceInUse: the instance still serves tenants, so it cannot
+	// be unregistered; the error says how many.
+	ErrInstanceInUse = errors.New("fleet: instance still has tenants")
 	// ErrInvalid: an argument is malformed; the error says which.
 	ErrInvalid = errors.New("fleet: invalid argument")
 )

@@ -36,6 +36,26 @@ func (c *MemoryCatalog) RegisterInstance(_ context.Context, inst Instance) error
 	return nil
 }
 
+// UnregisterInstance implements Catalog.
+func (c *MemoryCatalog) UnregisterInstance(_ context.Context, id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.instances[id]; !ok {
+		return fmt.Errorf("fleet: unregister: %w: %q", ErrInstanceNotFound, id)
+	}
+	n := 0
+	for _, t := range c.tenants {
+		if t.Instance == id {
+			n++
+		}
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: instance %q serves %d tenant(s): move them off first", ErrInstanceInUse, id, n)
+	}
+	delete(c.instances, id)
+	return nil
+}
+
 // Instances implements Catalog.
 func (c *MemoryCatalog) Instances(context.Context) ([]Instance, error) {
 	c.mu.RLock()

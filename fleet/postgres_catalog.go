@@ -112,6 +112,27 @@ func (c *PostgresCatalog) RegisterInstance(ctx context.Context, inst Instance) e
 	return nil
 }
 
+// UnregisterInstance implements Catalog. The tenants' foreign key refuses
+// an instance that serves tenants, in the same statement, so a tenant
+// added or assigned to it concurrently cannot be left pointing nowhere.
+func (c *PostgresCatalog) UnregisterInstance(ctx context.Context, id string) error {
+	tag, err := c.pool.Exec(ctx, `DELETE FROM `+c.table("instances")+` WHERE id = $1`, id)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "23503": // foreign_key_violation
+		var n int
+		if qerr := c.pool.QueryRow(ctx, `SELECT count(*) FROM `+c.table("tenants")+` WHERE instance_id = $1`, id).Scan(&n); qerr != nil {
+			return fmt.Errorf("%w: instance %q serves tenants: move them off first", ErrInstanceInUse, id)
+		}
+		return fmt.Errorf("%w: instance %q serves %d tenant(s): move them off first", ErrInstanceInUse, id, n)
+	case err != nil:
+		return fmt.Errorf("fleet: unregister instance %q: %w", id, err)
+	case tag.RowsAffected() == 0:
+		return fmt.Errorf("fleet: unregister: %w: %q", ErrInstanceNotFound, id)
+	}
+	return nil
+}
+
 const instanceColumns = `id, admin, endpoint_host, endpoint_port, max_files, max_tenants, max_bytes`
 
 func (c *PostgresCatalog) scanInstance(ctx context.Context, row pgx.Row) (Instance, error) {

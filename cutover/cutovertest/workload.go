@@ -38,6 +38,8 @@ type Workload struct {
 	first   error
 	lastAck time.Time
 	maxGap  time.Duration
+	// acked is closed (and replaced) at each acknowledged write.
+	ackedCh chan struct{}
 }
 
 // WorkloadStats is what the application saw.
@@ -63,7 +65,7 @@ func StartWorkload(router *flags.Router, tenant string, workers int) *Workload {
 // many tenants on a small machine.
 func StartPacedWorkload(router *flags.Router, tenant string, workers int, pause time.Duration) *Workload {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Workload{router: router, tenant: tenant, cancel: cancel, acked: make([][]int64, workers),
+	w := &Workload{router: router, tenant: tenant, cancel: cancel, acked: make([][]int64, workers), ackedCh: make(chan struct{}),
 		base: processBase + workerIDs.Add(int64(workers)) - int64(workers)}
 	for i := range workers {
 		w.wg.Go(func() { w.work(ctx, i, pause) })
@@ -100,6 +102,8 @@ func (w *Workload) work(ctx context.Context, worker int, pause time.Duration) {
 				w.maxGap = max(w.maxGap, now.Sub(w.lastAck))
 			}
 			w.lastAck = now
+			close(w.ackedCh)
+			w.ackedCh = make(chan struct{})
 		case ctx.Err() == nil || !errors.Is(err, context.Canceled):
 			w.errs++
 			if w.first == nil {
@@ -119,6 +123,31 @@ func (w *Workload) Stats() WorkloadStats {
 		n += int64(len(a))
 	}
 	return WorkloadStats{Acknowledged: n, Errors: w.errs, FirstError: w.first, MaxGap: w.maxGap}
+}
+
+// WaitForAcks waits until n more writes than now are acknowledged: the
+// application is seen to write (before a move, or after one, so that
+// what follows the switch is checked too). It fails when ctx ends first.
+func (w *Workload) WaitForAcks(ctx context.Context, n int64) error {
+	target := w.Stats().Acknowledged + n
+	for {
+		w.mu.Lock()
+		got, ch := int64(0), w.ackedCh
+		for _, a := range w.acked {
+			got += int64(len(a))
+		}
+		errs, first := w.errs, w.first
+		w.mu.Unlock()
+		if got >= target {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cutovertest: %d of %d more writes acknowledged (%d errors, first: %v): %w",
+				got-(target-n), n, errs, first, ctx.Err())
+		case <-ch:
+		}
+	}
 }
 
 // ResetGap starts measuring MaxGap afresh (after a warm-up, say).
