@@ -111,10 +111,8 @@ func (r *run) checkCapacity(ctx context.Context) error {
 		if lim.MaxBytes > 0 && bytes > lim.MaxBytes {
 			problems = append(problems, fmt.Sprintf("%d bytes, limit %d", bytes, lim.MaxBytes))
 		}
-		if lim.MaxFiles > 0 && len(held.FilesUncounted) > 0 {
-			return fmt.Errorf("capacity: %w, and the files of %q on %s cannot be counted otherwise: they refuse connections "+
-				"(copies fenced by a move? Retire them); or GRANT EXECUTE ON FUNCTION pg_ls_dir(text, boolean, boolean) to the role",
-				fleet.ErrFileListingDenied, held.FilesUncounted, r.tgt.ID)
+		if err := fleet.FilesUncountedError(r.tgt, held.FilesUncounted); lim.MaxFiles > 0 && err != nil {
+			return fmt.Errorf("capacity: %w", err)
 		}
 		if lim.MaxFiles > 0 && files > lim.MaxFiles {
 			problems = append(problems, fmt.Sprintf("%d files, limit %d", files, lim.MaxFiles))

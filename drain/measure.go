@@ -146,8 +146,10 @@ func measureInstance(ctx context.Context, catalog fleet.Catalog, iu *InstanceUsa
 			return fmt.Errorf("drain: tenant %q: %w: %q is not on %s: fix the catalog",
 				t.ID, fleet.ErrDatabaseNotFound, t.Database, inst)
 		}
-		delete(on, t.Database)
 		iu.Tenants[i] = TenantUsage{ID: t.ID, Usage: u}
+	}
+	for _, t := range tenants {
+		delete(on, t.Database)
 	}
 	for _, u := range m.Databases {
 		if _, left := on[u.Database]; left && u.CountsAgainstLimits() {
@@ -165,13 +167,8 @@ func measureInstance(ctx context.Context, catalog fleet.Catalog, iu *InstanceUsa
 			uncounted = append(uncounted, u.Database)
 		}
 	}
-	if len(uncounted) > 0 {
-		// A threshold that holds without them may not hold on disk.
-		return fmt.Errorf("drain: %s: %w, and the files of %q cannot be counted otherwise: they refuse connections "+
-			"(copies fenced by a move? Retire them); or GRANT EXECUTE ON FUNCTION pg_ls_dir(text, boolean, boolean) to the role",
-			inst, fleet.ErrFileListingDenied, uncounted)
-	}
-	return nil
+	// A threshold that holds without them may not hold on disk.
+	return fleet.FilesUncountedError(inst, uncounted)
 }
 
 // measure measures, for one pass of the runner, the instances with the

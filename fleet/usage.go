@@ -152,52 +152,32 @@ func (o *UsageOpts) withDefaults() (UsageOpts, error) {
 // where the Admin role may list the data directory. A database asked for
 // by name that is not on the instance is ErrDatabaseNotFound.
 func MeasureUsage(ctx context.Context, inst Instance, opts *UsageOpts) ([]Usage, error) {
-	o, err := opts.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := parseAdmin(inst)
-	if err != nil {
-		return nil, err
-	}
-	admin, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("fleet: usage of %s: %w", inst, err)
-	}
-	defer admin.Close(context.WithoutCancel(ctx))
-	if len(o.Databases) == 0 {
-		if o.Databases, err = DiscoverDatabases(ctx, admin, o.Discover); err != nil {
+	return withAdmin(ctx, inst, opts, func(cfg *pgx.ConnConfig, admin *pgx.Conn, o *UsageOpts) ([]Usage, error) {
+		if len(o.Databases) == 0 {
+			var err error
+			if o.Databases, err = DiscoverDatabases(ctx, admin, o.Discover); err != nil {
+				return nil, err
+			}
+			if len(o.Databases) == 0 {
+				return []Usage{}, nil
+			}
+		}
+		m, err := measure(ctx, inst, cfg, admin, o)
+		if err != nil {
 			return nil, err
 		}
-		if len(o.Databases) == 0 {
-			return []Usage{}, nil
+		byName := make(map[string]Usage, len(m.Databases))
+		for _, u := range m.Databases {
+			byName[u.Database] = u
 		}
-	}
-	m, err := measure(ctx, inst, cfg, admin, &o)
-	if err != nil {
-		return nil, err
-	}
-	byName := make(map[string]Usage, len(m.Databases))
-	for _, u := range m.Databases {
-		byName[u.Database] = u
-	}
-	out := make([]Usage, len(o.Databases))
-	for i, db := range o.Databases {
-		u, ok := byName[db]
-		if !ok {
-			return nil, fmt.Errorf("%w: database %q is not on %s", ErrDatabaseNotFound, db, inst)
+		out := make([]Usage, len(o.Databases))
+		for i, db := range o.Databases {
+			u, ok := byName[db]
+			if !ok {
+				return nil, fmt.Errorf("%w: database %q is not on %s", ErrDatabaseNotFound, db, inst)
+			}
+			out[i] = u
 		}
-		out[i] = u
-	}
-	return out, nil
-}
-
-// parseAdmin parses the instance's Admin connection string.
-func parseAdmin(inst Instance) (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig(inst.Admin)
-	if err != nil {
-		// pgx's parse errors can quote the connection string.
-		return nil, fmt.Errorf("%w: instance %q: Admin is not a valid connection string", ErrInvalid, inst.ID)
-	}
-	return cfg, nil
+		return out, nil
+	})
 }
