@@ -91,8 +91,15 @@
 // Every connection the stream opens sets TimeZone, DateStyle,
 // IntervalStyle, extra_float_digits, bytea_output and lc_monetary at
 // startup, so values print alike on both servers whatever their defaults
-// (Verify's checksums hash rows as text). The subscription's connection
-// string, with the source's password, is kept out of the target's log.
+// (Verify's checksums hash rows as text).
+//
+// The subscription's connection string holds the source's password. It is
+// never the text of a statement: the target receives it as a bound
+// parameter of a temporary function that runs CREATE SUBSCRIPTION, so
+// pg_stat_activity (readable by pg_monitor members) and the target's log
+// show only the call, and an error raised inside it is raised again
+// without the statement. On the target it is then stored in
+// pg_subscription.subconninfo, which only superusers can read.
 //
 // Options.SetReplicaIdentityFull is the explicit way to stream tables
 // without a primary key; it changes the source (REPLICA IDENTITY FULL).

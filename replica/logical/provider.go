@@ -499,38 +499,6 @@ func (s *stream) createReplication(ctx context.Context) error {
 	return nil
 }
 
-// createSubscription creates the subscription. Its connection string
-// holds the source's password, so the statement is built on the server
-// (format's %L quotes it whatever standard_conforming_strings is) and run
-// in a transaction that keeps it out of the target's log, even when it
-// fails. With create_slot = false, CREATE SUBSCRIPTION may run in a
-// transaction block. pg_stat_statements, where loaded, is told not to
-// keep it (setting the parameter of a module that is not loaded is
-// harmless).
-func (s *stream) createSubscription(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, s.tgt, func(tx pgx.Tx) error {
-		for _, set := range []string{
-			"SET LOCAL log_statement = 'none'",
-			"SET LOCAL log_min_error_statement = 'panic'",
-			"SET LOCAL log_min_duration_statement = -1",
-			"SET LOCAL log_min_duration_sample = -1",
-			"SET LOCAL pg_stat_statements.track_utility = off",
-		} {
-			if _, err := tx.Exec(ctx, set); err != nil {
-				return err
-			}
-		}
-		q, err := formatStatement(ctx, tx, `CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I
-			WITH (create_slot = false, slot_name = %L, copy_data = true, enabled = true)`,
-			s.e.name, s.e.srcSub.String(), s.e.name, s.e.name)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, q)
-		return err
-	})
-}
-
 // checkReplication makes sure a resumed stream's slot and subscription
 // exist, and that the subscription is enabled.
 func (s *stream) checkReplication(ctx context.Context) error {

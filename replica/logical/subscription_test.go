@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/daisychain-db/daisychain/localpg"
 	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
@@ -53,4 +55,99 @@ func TestSubscriptionPasswordStaysOutOfTargetLog(t *testing.T) {
 			t.Errorf("the target's log shows %q", secret)
 		}
 	}
+}
+
+// The subscription's connection string holds the source's password, and
+// pg_stat_activity shows every session's statement to any pg_monitor
+// member on the target. A sampler reads pg_stat_activity on the target
+// throughout a stream's start; a lock on pg_subscription, held until the
+// sampler has seen the subscription's statement waiting for it, makes sure
+// it sees that statement.
+func TestSubscriptionPasswordNotInActivity(t *testing.T) {
+	t.Parallel()
+	const password = `activity-Secret-4711`
+	src := localpgtest.Start(t, &localpg.Config{Name: "src", Password: password})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 100)
+	ctx := testCtx(t, 2*time.Minute)
+
+	locker, err := dst.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close(ctx)
+	if _, err := locker.Exec(ctx, `BEGIN; LOCK TABLE pg_subscription IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	sampler, err := dst.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sampler.Close(ctx)
+	type sampled struct {
+		samples, waiting int
+		leaks            []string
+		err              error
+	}
+	done := make(chan sampled, 1)
+	stop := make(chan struct{})
+	go func() {
+		var s sampled
+		released := false
+		defer func() { done <- s }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			rows, err := sampler.Query(ctx, `SELECT coalesce(query, ''), coalesce(wait_event_type, '') FROM pg_stat_activity
+				WHERE pid <> pg_backend_pid()`)
+			if err != nil {
+				s.err = err
+				return
+			}
+			var query, wait string
+			_, err = pgx.ForEachRow(rows, []any{&query, &wait}, func() error {
+				if strings.Contains(query, password) {
+					s.leaks = append(s.leaks, query)
+				}
+				if wait == "Lock" {
+					s.waiting++
+				}
+				return nil
+			})
+			if err != nil {
+				s.err = err
+				return
+			}
+			s.samples++
+			if s.waiting > 0 && !released {
+				released = true
+				if _, err := locker.Exec(ctx, `COMMIT`); err != nil {
+					s.err = err
+					return
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	st, err := provider.Start(ctx, spec("activity", src, "t", dst, "t"))
+	close(stop)
+	s := <-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Abort(testCtx(t, time.Minute)) })
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	if s.waiting == 0 {
+		t.Fatalf("the sampler never saw the subscription being created (%d samples): the test proves nothing", s.samples)
+	}
+	if len(s.leaks) > 0 {
+		t.Errorf("pg_stat_activity on the target showed the source's password %d times, e.g. %s", len(s.leaks),
+			strings.ReplaceAll(s.leaks[0], password, "<password>"))
+	}
+	t.Logf("%d samples, %d with the subscription's statement", s.samples, s.waiting)
 }
