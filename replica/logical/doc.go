@@ -17,16 +17,17 @@
 //     encoding and locale, the target database absent or empty, pg_dump's
 //     version. Every problem is listed, each with what to fix; a non-empty
 //     target is never written.
-//  2. The target database is created (with the source's encoding and
-//     locale) unless it exists empty, and the stream's state is written as
-//     its comment: whether the stream created it, how far it got, the
-//     schema fingerprint.
+//  2. The publication FOR ALL TABLES is created on the source, with the
+//     stream's record as its comment (see below). The target database is
+//     created (with the source's encoding and locale) unless it exists
+//     empty, and the stream's state is written as its comment: whether
+//     the stream created it, how far it got, the schema fingerprint.
 //  3. Schema: pg_dump --schema-only of the source database; pg_restore, in
 //     one transaction, of the pre-data section plus the primary keys and
 //     replica-identity indexes, so applying changes finds rows by index.
-//  4. Publication FOR ALL TABLES and a pgoutput slot created explicitly on
-//     the source, then the subscription with create_slot = false and
-//     copy_data = true: source and target may be the same server.
+//  4. A pgoutput slot created explicitly on the source, then the
+//     subscription with create_slot = false and copy_data = true: source
+//     and target may be the same server.
 //  5. In the background: once every table has finished its initial copy,
 //     the rest of the schema (indexes, constraints, triggers) is restored
 //     with pg_restore --jobs, and the materialized views populated on the
@@ -45,6 +46,31 @@
 // Object names are "dc_" + up to 40 characters of the stream ID folded to
 // [a-z0-9_] + "_" + 12 hex digits of its SHA-256: valid identifiers and
 // slot names, at most 56 bytes, distinct for distinct IDs.
+//
+// # What is the stream's
+//
+// What the stream drops is what its own records say it made, never what
+// merely has the name it would give its objects. It keeps two: the
+// record, its publication's comment on the source, written in the
+// transaction that creates the publication (the first thing a new stream
+// makes), and the marker, the target database's comment. Before it makes
+// anything else it notes it in the record: the slot before it creates the
+// slot, a staging database before it creates that on the target. The
+// target database is created under a staging name derived from the ID,
+// gets its marker, and only then the target database's name: creating it
+// and making it the stream's are one durable fact, whenever the process
+// is killed. A new stream whose slot or publication name is taken by
+// something its records do not name is refused by preflight, naming it.
+//
+// Abort (and Finish) drop the slots and the publication on the source
+// even when the target cannot be reached (they give up on the target
+// after 15 s): the error then names what is left on the target, whose
+// marker still says it is the stream's, and Abort again, once the target
+// is back, removes it. The subscription is dropped without connecting to
+// the source (DISABLE, slot_name = NONE, and a connection string that
+// leads nowhere), so a table-sync worker stuck on the source cannot hold
+// the drop up; the stream drops its table-sync slots on the source
+// itself.
 //
 // Start with the ID of an existing stream reads the state from the target
 // database's comment and goes on from there: it never makes a second slot

@@ -14,6 +14,7 @@ import (
 // facts are what preflight learned that Start needs.
 type facts struct {
 	marker       *marker // the target database's stream marker, if this stream's
+	record       *record // the stream's record on the source: an earlier start left it
 	targetExists bool
 	noIdentity   []string // tables without a replica identity, schema-qualified and quoted
 	encoding     string
@@ -133,6 +134,9 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 			}
 		}
 		e.checkSource(ctx, src, tgt, r, f)
+		if !resume && !aborted {
+			e.checkNames(ctx, src, r, f)
+		}
 	}
 	if src != nil && tgt != nil && e.spec.SourceDatabase == e.spec.TargetDatabase {
 		// Copies of one data directory share the system identifier;
@@ -258,6 +262,30 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 				break
 			}
 		}
+	}
+}
+
+// checkNames refuses a new stream whose publication or slot name is
+// taken by something that is not the stream's: only the stream's record
+// (see ownership.go) makes them its own, and then they are what an
+// earlier start of it left.
+func (e *env) checkNames(ctx context.Context, src *pgx.Conn, r *replica.PreflightReport, f *facts) {
+	pub, err := e.readPublication(ctx, src)
+	if err != nil {
+		r.Add("publication", "%v", err)
+		return
+	}
+	f.record = pub.rec
+	if pub.exists && pub.rec == nil {
+		r.Add("publication", "publication %s exists in source database %q and is not this stream's (its comment does not record stream %q): "+
+			"drop it (DROP PUBLICATION %s) if nothing uses it, or choose another stream ID", e.name, e.spec.SourceDatabase, e.spec.ID, ident(e.name))
+	}
+	var n int
+	if err := src.QueryRow(ctx, `SELECT count(*)::int FROM pg_replication_slots WHERE slot_name = $1`, e.name).Scan(&n); err != nil {
+		r.Add("replication slots", "cannot list the source's replication slots: %v", err)
+	} else if n > 0 && (pub.rec == nil || !pub.rec.Slot) {
+		r.Add("replication slots", "replication slot %s exists on the source and is not this stream's (no record of the stream says it made it): "+
+			"drop it (SELECT pg_drop_replication_slot('%s')) if nothing uses it, or choose another stream ID", e.name, e.name)
 	}
 }
 

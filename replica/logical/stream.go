@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -429,7 +428,10 @@ func (s *stream) stopReplication(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("drop subscription: %w", err))
 	}
 	cancel()
-	errs = append(errs, s.e.dropSourceObjects(ctx, subOID, s.heldConn()))
+	// This handle made the slot and the publication (it got past
+	// createReplication), and knows the subscription.
+	own := owned{slot: true, publication: true, subOID: subOID, targetSystem: s.m.TargetSystem}
+	errs = append(errs, s.e.dropSourceObjects(ctx, own, s.heldConn()))
 	return errors.Join(errs...)
 }
 
@@ -751,7 +753,7 @@ func (s *stream) FencePIDs(ctx context.Context) ([]uint32, error) {
 	}
 	s.heldMu.Unlock()
 	rows, err := s.adm.Query(ctx, `SELECT active_pid::int8 FROM pg_replication_slots
-		WHERE (slot_name = $1 OR slot_name LIKE $2) AND active_pid IS NOT NULL`, s.e.name, syncSlotPattern(s.m.SubOID))
+		WHERE (slot_name = $1 OR slot_name LIKE $2) AND active_pid IS NOT NULL`, s.e.name, syncSlotPattern(s.m.SubOID, s.m.TargetSystem))
 	senders, err := collectErr[int64](rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("logical: fence PIDs: %w", err)
@@ -936,190 +938,3 @@ func (s *stream) Close() error {
 	return nil
 }
 
-// cleanup removes the stream's subscription (target), slots and
-// publication (source), and either the target database (dropTarget and
-// the marker says the stream created it) or its marker. Each step
-// tolerates what is already gone, so cleanup can be repeated.
-//
-// held, if not nil, is a connection to the source tenant database that
-// survives a fence; the publication is dropped through it when the
-// database refuses connections. Without one, a fenced source keeps the
-// publication (harmless without its slot: drop it, or call Abort or
-// Finish again, once the database accepts connections), and a warning is
-// logged.
-func (e *env) cleanup(ctx context.Context, dropTarget bool, held *heldConn) error {
-	var subOID uint32
-	var created, exists bool
-	err := retry(ctx, time.Minute, func() error {
-		adm, err := connect(ctx, e.tgtAdmin, "target")
-		if err != nil {
-			return err
-		}
-		defer closeConn(adm)
-		m, ex, err := e.readMarker(ctx, adm)
-		if err != nil {
-			return err
-		}
-		exists = ex
-		if m != nil {
-			subOID, created = m.SubOID, m.Created
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read the target's state: %w", err)
-	}
-	if exists {
-		if err := retry(ctx, time.Minute, func() error { return e.dropSubscription(ctx, &subOID) }); err != nil {
-			return fmt.Errorf("drop subscription: %w", err)
-		}
-	}
-	if err := e.dropSourceObjects(ctx, subOID, held); err != nil {
-		return err
-	}
-	if !exists {
-		return nil
-	}
-	return retry(ctx, time.Minute, func() error {
-		adm, err := connect(ctx, e.tgtAdmin, "target")
-		if err != nil {
-			return err
-		}
-		defer closeConn(adm)
-		if dropTarget && created {
-			_, err = adm.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(e.spec.TargetDatabase)+" WITH (FORCE)")
-			if err == nil {
-				e.log.Info("logical: target database dropped")
-			}
-			return err
-		}
-		m, _, err := e.readMarker(ctx, adm)
-		if err != nil || m == nil {
-			return err
-		}
-		_, err = adm.Exec(ctx, "COMMENT ON DATABASE "+ident(e.spec.TargetDatabase)+" IS NULL")
-		return err
-	})
-}
-
-// dropSubscription drops the subscription without touching the source
-// (its slot may be gone, the source may be down): disable, detach the
-// slot, drop. It records the subscription's OID for the sync slots.
-func (e *env) dropSubscription(ctx context.Context, subOID *uint32) error {
-	conn, err := connect(ctx, e.tgtDB, "target")
-	if err != nil {
-		if sqlState(err) == "3D000" { // database gone
-			return nil
-		}
-		return err
-	}
-	defer closeConn(conn)
-	var oid uint32
-	err = conn.QueryRow(ctx, `SELECT oid FROM pg_subscription WHERE subname = $1
-		AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, e.name).Scan(&oid)
-	if err == pgx.ErrNoRows {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	*subOID = oid
-	sub := ident(e.name)
-	for _, q := range []string{"ALTER SUBSCRIPTION " + sub + " DISABLE",
-		"ALTER SUBSCRIPTION " + sub + " SET (slot_name = NONE)", "DROP SUBSCRIPTION " + sub} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return err
-		}
-	}
-	e.log.Info("logical: subscription dropped")
-	return nil
-}
-
-// dropSourceObjects drops the stream's slot and the table-sync slots of
-// subscription subOID (if known), from the source's admin database (a
-// slot can be dropped from any database), then the publication, in the
-// tenant database (see cleanup for held). A slot still in use by a WAL
-// sender that has not noticed the subscription is gone has its sender
-// terminated.
-func (e *env) dropSourceObjects(ctx context.Context, subOID uint32, held *heldConn) error {
-	syncPattern := syncSlotPattern(subOID)
-	tries := 0
-	err := retry(ctx, time.Minute, func() error {
-		conn, err := connect(ctx, e.srcAdmin, "source")
-		if err != nil {
-			return err
-		}
-		defer closeConn(conn)
-		tries++
-		if tries > 3 {
-			_, _ = conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-				WHERE (slot_name = $1 OR slot_name LIKE $2) AND active_pid IS NOT NULL`, e.name, syncPattern)
-		}
-		_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-			WHERE slot_name = $1 OR slot_name LIKE $2`, e.name, syncPattern)
-		if sqlState(err) == "42704" { // dropped concurrently
-			return errors.New("slot dropped concurrently, look again")
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("drop the replication slots on the source: %w", err)
-	}
-	drop := "DROP PUBLICATION IF EXISTS " + ident(e.name)
-	err = retry(ctx, 10*time.Second, func() error {
-		conn, err := connect(ctx, e.srcDB, "source")
-		if err != nil {
-			if sqlState(err) == "55000" || sqlState(err) == "3D000" { // fenced, or gone
-				return backoff.Permanent(err)
-			}
-			return err
-		}
-		defer closeConn(conn)
-		_, err = conn.Exec(ctx, drop)
-		return err
-	})
-	if err == nil || sqlState(err) == "3D000" {
-		return nil
-	}
-	if held != nil {
-		if herr := held.exec(ctx, drop); herr == nil {
-			return nil
-		} else {
-			err = errors.Join(err, herr)
-		}
-	}
-	if sqlState(err) == "55000" || errors.Is(err, errHeldGone) {
-		e.log.Warn("logical: the source database refuses connections (fenced?): its publication stays until Finish or Abort runs again after the fence",
-			"publication", e.name)
-		return nil
-	}
-	return fmt.Errorf("drop the publication on the source: %w", err)
-}
-
-// syncSlotPattern is the LIKE pattern of the table-sync slots of
-// subscription subOID on the source (pg_<subid>_sync_<relid>_<sysid>);
-// it matches nothing when subOID is 0 (not known).
-func syncSlotPattern(subOID uint32) string {
-	if subOID == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("pg\\_%d\\_sync\\_%%", subOID)
-}
-
-var errHeldGone = errors.New("the stream's WAL sender connection to the source is gone")
-
-// heldConn gives cleanup the stream's held connection, used under its
-// lock.
-type heldConn struct{ s *stream }
-
-func (s *stream) heldConn() *heldConn { return &heldConn{s} }
-
-func (h *heldConn) exec(ctx context.Context, sql string) error {
-	h.s.heldMu.Lock()
-	defer h.s.heldMu.Unlock()
-	if h.s.held == nil || h.s.held.IsClosed() {
-		return errHeldGone
-	}
-	_, err := h.s.held.Exec(ctx, sql)
-	return err
-}
