@@ -937,4 +937,3 @@ func (s *stream) Close() error {
 	s.closeResources()
 	return nil
 }
-
