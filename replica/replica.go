@@ -30,8 +30,9 @@ var (
 	// database stays until Abort.
 	ErrWALLimit = errors.New("replica: retained WAL limit reached, stream aborted")
 	// ErrSlotLost: the stream's replication slot disappeared from the
-	// source while its subscription exists: changes may be lost, so the
-	// stream cannot go on. Abort it and start again.
+	// source, or the source invalidated it (pg_replication_slots.wal_status
+	// = 'lost': it retained more than max_slot_wal_keep_size): changes
+	// are lost, so the stream cannot go on. Abort it and start again.
 	ErrSlotLost = errors.New("replica: replication slot lost")
 	// ErrClosed: the stream was finished, aborted or closed.
 	ErrClosed = errors.New("replica: stream is closed")
@@ -111,6 +112,13 @@ type Options struct {
 	// passed (at 90%). 0 means MaxRetainedWALDefault; negative disables
 	// the guard.
 	MaxRetainedWAL int64
+	// AllowUnboundedSlotWAL lets a stream start on a source whose
+	// max_slot_wal_keep_size is -1 (unlimited). Without it, preflight
+	// refuses such a source: the stream's WAL guard runs only while this
+	// process does, and if the target stalls after it died, the slot keeps
+	// WAL until the source's disk is full. With a bound, the source
+	// invalidates the slot instead, and the stream fails with ErrSlotLost.
+	AllowUnboundedSlotWAL bool
 	// Logger receives progress messages. Default: discarded.
 	Logger *slog.Logger
 }

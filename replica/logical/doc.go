@@ -8,7 +8,11 @@
 //
 //  1. Preflight (also available alone, changing nothing): connections and
 //     privileges (superuser on both sides: a publication FOR ALL TABLES
-//     and a subscription need it), wal_level=logical, free replication
+//     and a subscription need it), wal_level=logical,
+//     max_slot_wal_keep_size set on the source (without a bound, a
+//     stalled target keeps WAL on the source until its disk is full once
+//     this process and its WAL guard are gone;
+//     Options.AllowUnboundedSlotWAL accepts that), free replication
 //     slots and WAL senders on the source and logical replication workers
 //     on the target (one each for the stream, plus one per parallel table
 //     copy), a replica identity on every table, unlogged tables (not
@@ -40,8 +44,10 @@
 //     replica.ErrWALLimit when the slot's retained WAL reaches 90% of
 //     Options.MaxRetainedWAL: it drops the subscription and the slots,
 //     never the target database (Abort drops it), and the stream cannot be
-//     resumed. Once WaitFor has succeeded the cutover is in its window and
-//     the guard is off: the cutover finishes or aborts the stream.
+//     resumed. A slot the source invalidated (wal_status lost) stops the
+//     stream with replica.ErrSlotLost at once. Once WaitFor has succeeded
+//     the cutover is in its window and the guard is off: the cutover
+//     finishes or aborts the stream.
 //
 // Object names are "dc_" + up to 40 characters of the stream ID folded to
 // [a-z0-9_] + "_" + 12 hex digits of its SHA-256: valid identifiers and

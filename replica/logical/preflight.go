@@ -112,6 +112,9 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 			if walLevel != "logical" {
 				r.Add("wal_level", "the source has wal_level=%s, logical replication needs wal_level=logical: run ALTER SYSTEM SET wal_level = logical on the source and restart it", walLevel)
 			}
+			if !resume {
+				e.checkSlotWALBound(ctx, src, r)
+			}
 			if !super {
 				r.Add("source privileges", "the source role %q is not a superuser, which a publication FOR ALL TABLES and reading every table need: connect as a superuser in Spec.Source", e.srcDB["user"])
 			}
@@ -265,6 +268,28 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 	}
 }
 
+// checkSlotWALBound requires max_slot_wal_keep_size on the source, unless
+// Options.AllowUnboundedSlotWAL accepts that there is none.
+func (e *env) checkSlotWALBound(ctx context.Context, src *pgx.Conn, r *replica.PreflightReport) {
+	var keepMB int64
+	if err := src.QueryRow(ctx, `SELECT setting::int8 FROM pg_settings WHERE name = 'max_slot_wal_keep_size'`).Scan(&keepMB); err != nil {
+		r.Add("max_slot_wal_keep_size", "cannot read the source's max_slot_wal_keep_size: %v", err)
+		return
+	}
+	switch {
+	case keepMB < 0 && !e.spec.AllowUnboundedSlotWAL:
+		// Twice the guard's limit: the guard acts first while it runs.
+		suggest := max(2*(e.maxWAL>>20), 1024)
+		r.Add("max_slot_wal_keep_size", "the source's max_slot_wal_keep_size is -1 (unlimited): the stream's WAL guard runs only while this process does, "+
+			"and if the target stalls after it died, the stream's slot keeps WAL until the source's disk is full and the source stops: "+
+			"bound it, above Options.MaxRetainedWAL, with room on the source's disk (ALTER SYSTEM SET max_slot_wal_keep_size = '%dMB'; SELECT pg_reload_conf()), "+
+			"or set Options.AllowUnboundedSlotWAL to accept the risk", suggest)
+	case keepMB >= 0 && e.maxWAL > 0 && keepMB<<20 < e.maxWAL:
+		r.Notes = append(r.Notes, fmt.Sprintf("the source's max_slot_wal_keep_size (%d MB) is below the stream's WAL limit (%d MB): "+
+			"a stalled stream fails with replica.ErrSlotLost (its slot invalidated) before the guard stops it", keepMB, e.maxWAL>>20))
+	}
+}
+
 // checkNames refuses a new stream whose publication or slot name is
 // taken by something that is not the stream's: only the stream's record
 // (see ownership.go) makes them its own, and then they are what an
@@ -358,5 +383,3 @@ func deref(s *string) string {
 	}
 	return *s
 }
-
-var _ = fmt.Sprintf

@@ -376,13 +376,20 @@ func allIn(names []string, set map[string]bool) bool {
 // it stops the work (stopWork), then the replication (stopReplication),
 // and reports whether it did. It is off once WaitFor succeeded.
 func (s *stream) guard(ctx context.Context, stopWork func()) bool {
-	if s.e.maxWAL <= 0 || s.guardOff.Load() {
+	if s.guardOff.Load() {
 		return false
 	}
 	var retained *int64
-	err := s.adm.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - restart_lsn)::int8 FROM pg_replication_slots
-		WHERE slot_name = $1`, s.e.name).Scan(&retained)
-	if err != nil || retained == nil || *retained < s.e.maxWAL/10*9 {
+	var walStatus *string
+	err := s.adm.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - restart_lsn)::int8, wal_status FROM pg_replication_slots
+		WHERE slot_name = $1`, s.e.name).Scan(&retained, &walStatus)
+	if err == nil && lost(walStatus) {
+		// Nothing to protect any more; what is left is Abort's.
+		s.fail(s.slotLost())
+		stopWork()
+		return true
+	}
+	if s.e.maxWAL <= 0 || err != nil || retained == nil || *retained < s.e.maxWAL/10*9 {
 		return false
 	}
 	werr := fmt.Errorf("%w: the source retains %d bytes of WAL for stream %q, close to the limit of %d (Options.MaxRetainedWAL): the target does not keep up or is stalled (see its log)",
@@ -403,6 +410,27 @@ func (s *stream) guard(ctx context.Context, stopWork func()) bool {
 	}
 	s.setPhase(replica.PhaseAborted)
 	return true
+}
+
+// lost reports whether a slot's wal_status says the source invalidated
+// it.
+func lost(walStatus *string) bool { return walStatus != nil && *walStatus == "lost" }
+
+func (s *stream) slotLost() error {
+	return fmt.Errorf("%w: the source invalidated slot %s (wal_status lost): it kept more WAL for the stream than the source's max_slot_wal_keep_size allows, "+
+		"so changes the target had not received are gone: Abort the stream and start it again", replica.ErrSlotLost, s.e.name)
+}
+
+// fail records err as what stopped the stream (unless something did
+// already) and returns what did.
+func (s *stream) fail(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bgErr == nil {
+		s.bgErr = fmt.Errorf("logical: stream %q: %w", s.e.spec.ID, err)
+		s.e.log.Error("logical: stream failed", "err", err)
+	}
+	return s.bgErr
 }
 
 // stopReplication is the guard's abort: it marks the stream aborted in
@@ -540,13 +568,18 @@ func (s *stream) Progress(ctx context.Context) (replica.Progress, error) {
 		}
 	}
 	var lag, retained *int64
-	err = s.adm.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8, (pg_current_wal_lsn() - restart_lsn)::int8
-		FROM pg_replication_slots WHERE slot_name = $1`, s.e.name).Scan(&lag, &retained)
+	var walStatus *string
+	err = s.adm.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8, (pg_current_wal_lsn() - restart_lsn)::int8, wal_status
+		FROM pg_replication_slots WHERE slot_name = $1`, s.e.name).Scan(&lag, &retained, &walStatus)
 	if err == pgx.ErrNoRows {
 		return p, fmt.Errorf("%w: slot %s", replica.ErrSlotLost, s.e.name)
 	}
 	if err != nil {
 		return p, fmt.Errorf("logical: progress: %w", err)
+	}
+	if lost(walStatus) && !s.guardOff.Load() { // in the window, the target has everything it needs
+		p.Err = s.fail(s.slotLost())
+		return p, nil
 	}
 	if lag != nil {
 		p.LagBytes = max(*lag, 0)
@@ -651,7 +684,7 @@ func (s *stream) WaitFor(ctx context.Context, pos replica.Position) error {
 				s.guardOff.Store(true)
 				return nil
 			}
-			if err != nil && !transient(err) {
+			if err != nil && (errors.Is(err, replica.ErrSlotLost) || !transient(err)) {
 				return fmt.Errorf("logical: wait for %s: %w", pos, err)
 			}
 			s.nudge(ctx)
@@ -668,13 +701,17 @@ func (s *stream) WaitFor(ctx context.Context, pos replica.Position) error {
 // applied reports whether the target has durably applied pos (see
 // WaitFor).
 func (s *stream) applied(ctx context.Context, pos replica.Position) (bool, error) {
-	var confirmed *string
-	err := s.adm.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, s.e.name).Scan(&confirmed)
+	var confirmed, walStatus *string
+	err := s.adm.QueryRow(ctx, `SELECT confirmed_flush_lsn::text, wal_status FROM pg_replication_slots WHERE slot_name = $1`,
+		s.e.name).Scan(&confirmed, &walStatus)
 	if err == pgx.ErrNoRows {
 		return false, fmt.Errorf("%w: slot %s", replica.ErrSlotLost, s.e.name)
 	}
 	if err != nil {
 		return false, err
+	}
+	if lost(walStatus) {
+		return false, s.slotLost()
 	}
 	if confirmed != nil {
 		if got, err := replica.ParsePosition(*confirmed); err == nil && got >= pos {

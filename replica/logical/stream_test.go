@@ -21,8 +21,8 @@ import (
 // capitals and non-ASCII letters everywhere (database, table, column).
 func TestStreamUnderLoad(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	srcDB, dstDB := `Tenant "Größe" DB`, `Mandant 'Ü' Kopie`
 	createTenant(t, src, srcDB, 20000)
 
@@ -102,7 +102,7 @@ func TestStreamUnderLoad(t *testing.T) {
 // it created and leaves no replication object.
 func TestSameServerAbort(t *testing.T) {
 	t.Parallel()
-	inst := localpgtest.Start(t, &localpg.Config{Name: "one"})
+	inst := startPG(t, &localpg.Config{Name: "one"})
 	createTenant(t, inst, "shop", 2000)
 	ctx := testCtx(t, 2*time.Minute)
 	st, err := provider.Start(ctx, spec("same-server", inst, "shop", inst, "shop copy"))
@@ -130,8 +130,8 @@ func TestSameServerAbort(t *testing.T) {
 // DDL on the source during the stream is caught by CheckSchema.
 func TestSchemaDrift(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "drift", 100)
 	ctx := testCtx(t, 2*time.Minute)
 	st, err := provider.Start(ctx, spec("drift", src, "drift", dst, "drift"))
@@ -163,8 +163,8 @@ func TestSchemaDrift(t *testing.T) {
 // without a second slot.
 func TestRestartAndResume(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "tenant", 20000)
 	w := startWriter(t, src, "tenant", 2)
 	sp := spec("resume-me", src, "tenant", dst, "tenant")
@@ -239,8 +239,8 @@ func TestRestartAndResume(t *testing.T) {
 // left to its cutover.
 func TestWALGuard(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "big", 100)
 	createTenant(t, src, "window", 100)
 	sp := spec("guarded", src, "big", dst, "big")
@@ -337,8 +337,8 @@ func TestWALGuard(t *testing.T) {
 // subscription's replication origin records the last one's end).
 func TestWaitForDurableWithoutSynchronousCommit(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Settings: map[string]string{
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst", Settings: map[string]string{
 		"synchronous_commit": "off", "wal_writer_delay": "10s"}})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 2*time.Minute)
@@ -379,8 +379,8 @@ func TestWaitForDurableWithoutSynchronousCommit(t *testing.T) {
 // returns, and the wait is short even right after a write.
 func TestWaitForIsExactAndQuick(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 1000)
 	ctx := testCtx(t, 2*time.Minute)
 	st := startStreaming(t, spec("wait-for", src, "t", dst, "t"))
@@ -417,8 +417,8 @@ func TestWaitForIsExactAndQuick(t *testing.T) {
 // handle.
 func TestExistingEmptyTargetAndProviderAbort(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	localpgtest.CreateDatabase(t, dst, "ready")
 	ctx := testCtx(t, 2*time.Minute)
@@ -464,8 +464,8 @@ func fence(t testing.TB, inst *localpg.Instance, db string, on bool) {
 // verify, finish.
 func TestUnderDatabaseFence(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	db := `Fenced "Ö" tenant`
 	createTenant(t, src, db, 5000)
 	w := startWriter(t, src, db, 2)
@@ -539,8 +539,8 @@ func TestUnderDatabaseFence(t *testing.T) {
 // after the switch): the target is kept, nothing of the stream remains.
 func TestProviderFinish(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 2*time.Minute)
 	sp := spec("finish-without-handle", src, "t", dst, "t")
@@ -563,5 +563,41 @@ func TestProviderFinish(t *testing.T) {
 	}
 	if err := provider.Finish(ctx, sp); err != nil {
 		t.Errorf("a second Finish: %v", err)
+	}
+}
+
+// A slot the source invalidates (it kept more WAL than
+// max_slot_wal_keep_size allows while the subscriber was stalled) fails
+// the stream at once with ErrSlotLost: Progress reports it and WaitFor
+// returns it instead of waiting for ever.
+func TestSlotLost(t *testing.T) {
+	t.Parallel()
+	src := startPG(t, &localpg.Config{Name: "src", Settings: map[string]string{"max_slot_wal_keep_size": "1MB"}})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 100)
+	sp := spec("lost", src, "t", dst, "t")
+	sp.MaxRetainedWAL = -1 // the stream's own guard is off: the source's bound acts
+	ctx := testCtx(t, 2*time.Minute)
+	st := startStreaming(t, sp)
+	execSQL(t, dst, "t", `DO $$ BEGIN EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', (SELECT subname FROM pg_subscription
+		WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()))); END $$`)
+	for i := 0; queryValue[string](t, src, "postgres", `SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1`,
+		replica.ObjectName("dc", sp.ID)) != "lost"; i++ {
+		if i == 20 {
+			t.Fatal("the source did not invalidate the slot")
+		}
+		execSQL(t, src, "t", `INSERT INTO orders (kunde, amount, note) SELECT 1, i, repeat('w', 200) FROM generate_series(1, 5000) i`,
+			`SELECT pg_switch_wal()`, `CHECKPOINT`)
+	}
+	wctx := testCtx(t, 30*time.Second)
+	pos, err := st.Barrier(wctx)
+	if err == nil {
+		err = st.WaitFor(wctx, pos)
+	}
+	if !isErr(err, replica.ErrSlotLost) {
+		t.Errorf("Barrier and WaitFor with the slot lost: %v, want ErrSlotLost", err)
+	}
+	if p, err := st.Progress(ctx); err != nil || !isErr(p.Err, replica.ErrSlotLost) {
+		t.Errorf("Progress with the slot lost: %v, %+v, want Err ErrSlotLost", err, p)
 	}
 }

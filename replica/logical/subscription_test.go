@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/daisychain-db/daisychain/localpg"
-	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -20,8 +19,8 @@ import (
 func TestSubscriptionPasswordStaysOutOfTargetLog(t *testing.T) {
 	t.Parallel()
 	const password, wrong = `pa\ss'wörd "x"`, `wrong\'secret`
-	src := localpgtest.Start(t, &localpg.Config{Name: "src", Password: password})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Settings: map[string]string{
+	src := startPG(t, &localpg.Config{Name: "src", Password: password})
+	dst := startPG(t, &localpg.Config{Name: "dst", Settings: map[string]string{
 		"log_statement": "all", "log_min_duration_statement": "0", "standard_conforming_strings": "off"}})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 2*time.Minute)
@@ -66,8 +65,8 @@ func TestSubscriptionPasswordStaysOutOfTargetLog(t *testing.T) {
 func TestSubscriptionPasswordNotInActivity(t *testing.T) {
 	t.Parallel()
 	const password = `activity-Secret-4711`
-	src := localpgtest.Start(t, &localpg.Config{Name: "src", Password: password})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src", Password: password})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 2*time.Minute)
 

@@ -147,14 +147,25 @@ func (cv *Conversion) checkSlot(ctx context.Context) error {
 		return nil // the source may be away for a moment; the wait goes on
 	}
 	defer closeConn(conn)
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, cv.e.slot).Scan(&n); err != nil {
-		return nil
-	}
-	if n == 0 {
+	var walStatus *string
+	err = conn.QueryRow(ctx, `SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1`, cv.e.slot).Scan(&walStatus)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%w: slot %s is gone from the source: the replica may miss WAL; Abort and start again", replica.ErrSlotLost, cv.e.slot)
 	}
-	return nil
+	if err != nil {
+		return nil
+	}
+	return slotLost(cv.e.slot, walStatus)
+}
+
+// slotLost is replica.ErrSlotLost when a slot's wal_status says the
+// source invalidated it, else nil.
+func slotLost(slot string, walStatus *string) error {
+	if walStatus == nil || *walStatus != "lost" {
+		return nil
+	}
+	return fmt.Errorf("%w: the source invalidated slot %s (wal_status lost): it kept more WAL for the replica than the source's "+
+		"max_slot_wal_keep_size allows, and the replica misses WAL it had not received: Abort and start again", replica.ErrSlotLost, slot)
 }
 
 // Promote implements replica.Conversion: pg_promote(wait => true) on the
