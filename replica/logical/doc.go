@@ -12,7 +12,13 @@
 //     max_slot_wal_keep_size set on the source (without a bound, a
 //     stalled target keeps WAL on the source until its disk is full once
 //     this process and its WAL guard are gone;
-//     Options.AllowUnboundedSlotWAL accepts that), free replication
+//     Options.AllowUnboundedSlotWAL accepts that), no transaction that
+//     has written open on the source server for longer than
+//     Options.LongTransactionLimit (creating a replication slot waits for
+//     every such transaction to end, in any database: the stream's own
+//     slot, and each table-sync slot of the initial copy, whose wait
+//     Progress.Blockers names; Options.WaitForLongTransactions starts
+//     anyway), free replication
 //     slots and WAL senders on the source and logical replication workers
 //     on the target (one each for the stream, plus one per parallel table
 //     copy), a replica identity on every table, unlogged tables (not

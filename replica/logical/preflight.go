@@ -114,6 +114,7 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 			}
 			if !resume {
 				e.checkSlotWALBound(ctx, src, r)
+				e.checkLongTransactions(ctx, src, r)
 			}
 			if !super {
 				r.Add("source privileges", "the source role %q is not a superuser, which a publication FOR ALL TABLES and reading every table need: connect as a superuser in Spec.Source", e.srcDB["user"])
@@ -288,6 +289,34 @@ func (e *env) checkSlotWALBound(ctx context.Context, src *pgx.Conn, r *replica.P
 		r.Notes = append(r.Notes, fmt.Sprintf("the source's max_slot_wal_keep_size (%d MB) is below the stream's WAL limit (%d MB): "+
 			"a stalled stream fails with replica.ErrSlotLost (its slot invalidated) before the guard stops it", keepMB, e.maxWAL>>20))
 	}
+}
+
+// checkLongTransactions refuses to start while a transaction that would
+// stall the stream (see blockers.go) has been open for longer than
+// Options.LongTransactionLimit, unless Options.WaitForLongTransactions.
+func (e *env) checkLongTransactions(ctx context.Context, src *pgx.Conn, r *replica.PreflightReport) {
+	if e.spec.WaitForLongTransactions {
+		return
+	}
+	limit := e.spec.LongTransactionLimit
+	if limit == 0 {
+		limit = replica.LongTransactionLimitDefault
+	}
+	long, err := longTransactions(ctx, src, limit)
+	if err != nil {
+		r.Add("long transactions", "cannot list the source's open transactions: %v", err)
+		return
+	}
+	if len(long) == 0 {
+		return
+	}
+	names := make([]string, len(long))
+	for i, b := range long {
+		names[i] = b.String()
+	}
+	r.Add("long transactions", "transactions open on the source server for longer than %s (Options.LongTransactionLimit) would stall the stream, "+
+		"whose replication slots wait for them to end: %s: commit or end them (SELECT pg_terminate_backend(pid)), "+
+		"or set Options.WaitForLongTransactions to start anyway and wait for them", limit, strings.Join(names, "; "))
 }
 
 // checkNames refuses a new stream whose publication or slot name is

@@ -577,6 +577,12 @@ func (s *stream) Progress(ctx context.Context) (replica.Progress, error) {
 	if err != nil {
 		return p, fmt.Errorf("logical: progress: %w", err)
 	}
+	if phase == replica.PhaseCopy && p.TablesDone < p.TablesTotal {
+		// Best effort: the copy's progress matters more than why it waits.
+		if b, err := s.slotBlockers(ctx); err == nil {
+			p.Blockers = b
+		}
+	}
 	if lost(walStatus) && !s.guardOff.Load() { // in the window, the target has everything it needs
 		p.Err = s.fail(s.slotLost())
 		return p, nil

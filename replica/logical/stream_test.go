@@ -601,3 +601,75 @@ func TestSlotLost(t *testing.T) {
 		t.Errorf("Progress with the slot lost: %v, %+v, want Err ErrSlotLost", err, p)
 	}
 }
+
+// A transaction left open on the source: preflight refuses to start
+// while it is older than the limit, naming it. One opened during the
+// copy stalls the table-sync workers, which wait for it while they create
+// their slots: Progress names it, and Abort does not wait for it.
+func TestLongTransaction(t *testing.T) {
+	t.Parallel()
+	src := startPG(t, &localpg.Config{Name: "src"})
+	// No table-sync workers until the transaction is open.
+	dst := startPG(t, &localpg.Config{Name: "dst", Settings: map[string]string{"max_sync_workers_per_subscription": "0"}})
+	createTenant(t, src, "t", 100)
+	ctx := testCtx(t, 3*time.Minute)
+	blocker, err := pgx.Connect(ctx, src.ConnString("t")+"&application_name=forgotten")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close(ctx)
+	open := func() {
+		t.Helper()
+		if _, err := blocker.Exec(ctx, `BEGIN; INSERT INTO orders (kunde, amount) VALUES (1, 1)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open()
+	pid := blocker.PgConn().PID()
+	sp := spec("long-tx", src, "t", dst, "t")
+	sp.LongTransactionLimit = time.Millisecond
+	time.Sleep(10 * time.Millisecond)
+	report, err := provider.Preflight(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := report.Err(); e == nil || !strings.Contains(e.Error(), fmt.Sprintf("pid %d", pid)) || !strings.Contains(e.Error(), `"forgotten"`) ||
+		!strings.Contains(e.Error(), "WaitForLongTransactions") {
+		t.Errorf("preflight with a long transaction: %v, want it named", e)
+	}
+	if _, err := blocker.Exec(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+
+	sp.LongTransactionLimit = 0
+	st, err := provider.Start(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	open()
+	execSQL(t, dst, "postgres", `ALTER SYSTEM SET max_sync_workers_per_subscription = 2`, `SELECT pg_reload_conf()`)
+	var p replica.Progress
+	for len(p.Blockers) == 0 {
+		if p, err = st.Progress(ctx); err != nil || p.Err != nil {
+			t.Fatal(err, p.Err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("Progress never named the transaction; last %+v", p)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if b := p.Blockers[0]; b.PID != int(pid) || b.Application != "forgotten" || b.Database != "t" || p.Phase != replica.PhaseCopy {
+		t.Errorf("progress %+v, want blocker pid %d (forgotten) in the copy", p, pid)
+	}
+	t.Log(p.Blockers)
+	actx := testCtx(t, time.Minute)
+	if err := st.Abort(actx); err != nil {
+		t.Fatal(err)
+	}
+	assertNoReplicationObjects(t, src, "t")
+	assertNoReplicationObjects(t, dst)
+	if _, err := blocker.Exec(ctx, `ROLLBACK`); err != nil {
+		t.Errorf("the open transaction was ended: %v", err)
+	}
+}
