@@ -34,6 +34,12 @@ var (
 	// = 'lost': it retained more than max_slot_wal_keep_size): changes
 	// are lost, so the stream cannot go on. Abort it and start again.
 	ErrSlotLost = errors.New("replica: replication slot lost")
+	// ErrNotStreaming: the stream is not connected end to end: no WAL
+	// sender on the source serves its slot to the target (the target
+	// cannot reach the source, or the source refuses it, as a fence with
+	// ALLOW_CONNECTIONS false does after a restart). Waiting would hold
+	// writes for nothing: roll back, or let it reconnect and try again.
+	ErrNotStreaming = errors.New("replica: the stream is not connected to the source")
 	// ErrClosed: the stream was finished, aborted or closed.
 	ErrClosed = errors.New("replica: stream is closed")
 	// ErrNotReady: the operation needs the initial copy to be complete.

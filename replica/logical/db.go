@@ -118,7 +118,7 @@ func (e *env) connectHeld(ctx context.Context) (*pgx.Conn, error) {
 	}
 	setSessionParams(cfg.RuntimeParams)
 	cfg.RuntimeParams["replication"] = "database"
-	cfg.RuntimeParams["application_name"] = "daisychain " + e.name
+	cfg.RuntimeParams["application_name"] = heldApplicationName(e.name)
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {

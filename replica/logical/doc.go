@@ -122,6 +122,23 @@
 //
 //	interface{ FencePIDs(ctx context.Context) ([]uint32, error) }
 //
+// A fence that refuses connections also refuses the stream's own
+// reconnection: after a source restart the subscriber, and the held
+// connection, cannot come back while it is up. So a cutover calls the
+// stream's Ready right before it fences (an optional capability:
+// interface{ Ready(ctx context.Context) error }); it returns once a WAL
+// sender streams the slot to the subscription, the target's apply worker
+// runs and the held connection is open, and fails with
+// replica.ErrNotStreaming after Provider.ReadyTimeout. Inside the window,
+// WaitFor fails with replica.ErrNotStreaming once no WAL sender has
+// served the slot for Provider.SenderGrace, so that a stream that lost
+// its connection rolls the cutover back instead of holding writes for the
+// whole budget. Sessions (interface{ Sessions() logical.SourceSessions })
+// names the roles and application names of the stream's sessions on the
+// source, for a fence that must let them in or spare them; FencePIDs
+// names their PIDs, which change when they reconnect, so a fence reads
+// it again before each round.
+//
 // Provider.Finish and Provider.Abort have no such connection: on a fenced
 // source they drop the slots and leave the publication (harmless without
 // a slot) with a warning, until they run again after the fence.

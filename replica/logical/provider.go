@@ -34,7 +34,22 @@ type Provider struct {
 	// PollInterval is how often a stream's background work looks at the
 	// copy and at the retained WAL. Default 250ms.
 	PollInterval time.Duration
+	// SenderGrace is how long WaitFor goes on while no WAL sender serves
+	// the stream's slot before it fails with replica.ErrNotStreaming: a
+	// subscriber whose source restarted reconnects within
+	// wal_retrieve_retry_interval (5 s by default). Default
+	// SenderGraceDefault.
+	SenderGrace time.Duration
+	// ReadyTimeout bounds how long a stream's Ready waits for the stream
+	// to be connected. Default ReadyTimeoutDefault.
+	ReadyTimeout time.Duration
 }
+
+// Defaults of the Provider's fields.
+const (
+	SenderGraceDefault  = 10 * time.Second
+	ReadyTimeoutDefault = 30 * time.Second
+)
 
 var _ replica.Provider = (*Provider)(nil)
 
@@ -47,6 +62,8 @@ type env struct {
 	jobs     int
 	mwm      string
 	poll     time.Duration
+	grace    time.Duration // Provider.SenderGrace
+	ready    time.Duration // Provider.ReadyTimeout
 	maxWAL   int64    // <= 0: no guard
 	srcAdmin conninfo // the database Spec.Source names (never the tenant database)
 	srcDB    conninfo // the source tenant database
@@ -112,6 +129,12 @@ func (p *Provider) env(spec replica.Spec) (*env, error) {
 	}
 	if e.poll <= 0 {
 		e.poll = 250 * time.Millisecond
+	}
+	if e.grace = p.SenderGrace; e.grace <= 0 {
+		e.grace = SenderGraceDefault
+	}
+	if e.ready = p.ReadyTimeout; e.ready <= 0 {
+		e.ready = ReadyTimeoutDefault
 	}
 	switch {
 	case spec.MaxRetainedWAL == 0:

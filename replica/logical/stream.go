@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -412,6 +413,16 @@ func (s *stream) guard(ctx context.Context, stopWork func()) bool {
 	return true
 }
 
+// pollBackoff paces a wait that looks again and again: from initial,
+// doubling, to at most max, for as long as the wait goes on.
+func pollBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = initial, max, 0
+	b.RandomizationFactor = 0
+	b.Reset()
+	return b
+}
+
 // lost reports whether a slot's wal_status says the source invalidated
 // it.
 func lost(walStatus *string) bool { return walStatus != nil && *walStatus == "lost" }
@@ -676,14 +687,15 @@ func (s *stream) Barrier(ctx context.Context) (replica.Position, error) {
 // Once WaitFor has succeeded, the WAL guard is off for this handle: the
 // cutover is in its window, and it finishes or aborts the stream.
 func (s *stream) WaitFor(ctx context.Context, pos replica.Position) error {
-	interval := min(s.e.poll, 10*time.Millisecond)
+	poll := pollBackoff(min(s.e.poll, 10*time.Millisecond), 100*time.Millisecond)
+	var silentSince time.Time
 	for {
 		phase, err := s.state()
 		if err != nil {
 			return err
 		}
 		if phase == replica.PhaseStreaming {
-			done, err := s.applied(ctx, pos)
+			done, sending, err := s.applied(ctx, pos)
 			if done {
 				// The cutover is in its window: from now on only
 				// Finish or Abort end the stream, never the guard.
@@ -693,35 +705,45 @@ func (s *stream) WaitFor(ctx context.Context, pos replica.Position) error {
 			if err != nil && (errors.Is(err, replica.ErrSlotLost) || !transient(err)) {
 				return fmt.Errorf("logical: wait for %s: %w", pos, err)
 			}
+			switch {
+			case err != nil:
+			case sending:
+				silentSince = time.Time{}
+			case silentSince.IsZero():
+				silentSince = time.Now()
+			case time.Since(silentSince) > s.e.grace:
+				return fmt.Errorf("logical: wait for %s: %w: no WAL sender has served slot %s for %s (Provider.SenderGrace): "+
+					"the target cannot reach the source, or the source refuses it (a fence with ALLOW_CONNECTIONS false does, after the source restarted)",
+					pos, replica.ErrNotStreaming, s.e.name, s.e.grace)
+			}
 			s.nudge(ctx)
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("logical: wait for %s (phase %s): %w", pos, phase, ctx.Err())
-		case <-time.After(interval):
+		case <-time.After(poll.NextBackOff()):
 		}
-		interval = min(interval*2, 100*time.Millisecond)
 	}
 }
 
 // applied reports whether the target has durably applied pos (see
-// WaitFor).
-func (s *stream) applied(ctx context.Context, pos replica.Position) (bool, error) {
+// WaitFor), and whether a WAL sender serves the stream's slot.
+func (s *stream) applied(ctx context.Context, pos replica.Position) (done, sending bool, err error) {
 	var confirmed, walStatus *string
-	err := s.adm.QueryRow(ctx, `SELECT confirmed_flush_lsn::text, wal_status FROM pg_replication_slots WHERE slot_name = $1`,
-		s.e.name).Scan(&confirmed, &walStatus)
+	err = s.adm.QueryRow(ctx, `SELECT confirmed_flush_lsn::text, wal_status, active_pid IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1`,
+		s.e.name).Scan(&confirmed, &walStatus, &sending)
 	if err == pgx.ErrNoRows {
-		return false, fmt.Errorf("%w: slot %s", replica.ErrSlotLost, s.e.name)
+		return false, false, fmt.Errorf("%w: slot %s", replica.ErrSlotLost, s.e.name)
 	}
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if lost(walStatus) {
-		return false, s.slotLost()
+		return false, false, s.slotLost()
 	}
 	if confirmed != nil {
 		if got, err := replica.ParsePosition(*confirmed); err == nil && got >= pos {
-			return true, nil
+			return true, sending, nil
 		}
 	}
 	worker := `SELECT pid, received_lsn::text FROM pg_stat_subscription WHERE subid = $1 AND relid IS NULL AND pid IS NOT NULL`
@@ -732,26 +754,26 @@ func (s *stream) applied(ctx context.Context, pos replica.Position) (bool, error
 	var received, received2 *string
 	if err := s.tgt.QueryRow(ctx, worker, s.m.SubOID).Scan(&pid1, &received); err != nil {
 		if err == pgx.ErrNoRows {
-			return false, nil // the apply worker is starting
+			return false, sending, nil // the apply worker is starting
 		}
-		return false, err
+		return false, sending, err
 	}
 	if received == nil {
-		return false, nil
+		return false, sending, nil
 	}
 	if got, err := replica.ParsePosition(*received); err != nil || got <= pos {
-		return false, err
+		return false, sending, err
 	}
 	if err := flushTarget(ctx, s.tgt); err != nil {
-		return false, err
+		return false, sending, err
 	}
 	if err := s.tgt.QueryRow(ctx, worker, s.m.SubOID).Scan(&pid2, &received2); err != nil {
 		if err == pgx.ErrNoRows {
-			return false, nil
+			return false, sending, nil
 		}
-		return false, err
+		return false, sending, err
 	}
-	return pid1 == pid2, nil
+	return pid1 == pid2, sending, nil
 }
 
 // flushTarget makes durable every transaction the target committed

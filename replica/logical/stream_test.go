@@ -14,6 +14,7 @@ import (
 	"github.com/daisychain-db/daisychain/localpg"
 	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
+	"github.com/daisychain-db/daisychain/replica/logical"
 )
 
 // Under concurrent inserts, updates and deletes, after the fence and the
@@ -672,4 +673,66 @@ func TestLongTransaction(t *testing.T) {
 	if _, err := blocker.Exec(ctx, `ROLLBACK`); err != nil {
 		t.Errorf("the open transaction was ended: %v", err)
 	}
+}
+
+// A source restarted before the window: Ready returns once the stream has
+// reconnected (its slot streams again, its held connection is back). A
+// source restarted under a fence that refuses connections keeps the
+// subscriber out: WaitFor fails with ErrNotStreaming after the grace
+// instead of holding the window for its whole budget.
+func TestReadyAndSenderLoss(t *testing.T) {
+	t.Parallel()
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 100)
+	ctx := testCtx(t, 3*time.Minute)
+	p := &logical.Provider{PollInterval: 100 * time.Millisecond, SenderGrace: 2 * time.Second}
+	st, err := p.Start(ctx, spec("ready", src, "t", dst, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Abort(testCtx(t, time.Minute)) })
+	waitPhase(t, st, replica.PhaseStreaming, time.Minute)
+	readier, ok := st.(interface{ Ready(ctx context.Context) error })
+	if !ok {
+		t.Fatal("the stream has no Ready")
+	}
+	if err := src.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := readier.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	name := replica.ObjectName("dc", "ready")
+	if n := queryInt(t, src, "postgres", `SELECT count(*) FROM pg_replication_slots sl JOIN pg_stat_replication r ON r.pid = sl.active_pid
+		WHERE sl.slot_name = $1`, name); n != 1 {
+		t.Error("Ready returned while the slot has no WAL sender")
+	}
+	pids, err := st.(interface {
+		FencePIDs(ctx context.Context) ([]uint32, error)
+	}).FencePIDs(ctx)
+	if err != nil || len(pids) != 2 {
+		t.Errorf("FencePIDs after Ready: %v %v, want the held connection and the WAL sender", pids, err)
+	}
+	sessions := st.(interface{ Sessions() logical.SourceSessions }).Sessions()
+	if n := queryInt(t, src, "postgres", `SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1) AND application_name = ANY($2)
+		AND usename = $3`, pids, sessions.ApplicationNames, sessions.SubscriptionRole); n != 2 {
+		t.Errorf("Sessions %+v names %d of the sessions FencePIDs names", sessions, n)
+	}
+
+	fence(t, src, "t", true)
+	if err := src.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := readier.Ready(testCtx(t, 3*time.Second)); err == nil {
+		t.Error("Ready under a fence that keeps the subscriber out")
+	}
+	pos, err := st.Barrier(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WaitFor(testCtx(t, 30*time.Second), pos); !isErr(err, replica.ErrNotStreaming) {
+		t.Errorf("WaitFor without a WAL sender: %v, want ErrNotStreaming", err)
+	}
+	fence(t, src, "t", false)
 }
