@@ -64,12 +64,12 @@ type env struct {
 	poll     time.Duration
 	grace    time.Duration // Provider.SenderGrace
 	ready    time.Duration // Provider.ReadyTimeout
-	maxWAL   int64    // <= 0: no guard
-	srcAdmin conninfo // the database Spec.Source names (never the tenant database)
-	srcDB    conninfo // the source tenant database
-	srcSub   conninfo // the source tenant database as the target server reaches it
-	tgtAdmin conninfo // the target server's maintenance database
-	tgtDB    conninfo // the target tenant database
+	maxWAL   int64         // <= 0: no guard
+	srcAdmin conninfo      // the database Spec.Source names (never the tenant database)
+	srcDB    conninfo      // the source tenant database
+	srcSub   conninfo      // the source tenant database as the target server reaches it
+	tgtAdmin conninfo      // the target server's maintenance database
+	tgtDB    conninfo      // the target tenant database
 	log      *slog.Logger
 
 	srcMajor, tgtMajor int

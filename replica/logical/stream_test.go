@@ -693,7 +693,9 @@ func TestReadyAndSenderLoss(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = st.Abort(testCtx(t, time.Minute)) })
 	waitPhase(t, st, replica.PhaseStreaming, time.Minute)
-	readier, ok := st.(interface{ Ready(ctx context.Context) error })
+	readier, ok := st.(interface {
+		Ready(ctx context.Context) error
+	})
 	if !ok {
 		t.Fatal("the stream has no Ready")
 	}

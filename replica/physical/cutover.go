@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/daisychain-db/daisychain/replica"
@@ -86,7 +87,11 @@ func endOfLastRecord(insert replica.Position, block, segment int64) replica.Posi
 // runs it waits for the copy. Every few seconds it checks that the slot
 // still exists on the source (replica.ErrSlotLost otherwise).
 func (cv *Conversion) WaitFor(ctx context.Context, pos replica.Position) error {
-	interval := min(cv.poll, 5*time.Millisecond)
+	// From 5 ms, doubling, to the poll interval, for as long as it waits.
+	poll := backoff.NewExponentialBackOff()
+	poll.InitialInterval, poll.MaxInterval, poll.MaxElapsedTime = min(cv.poll, 5*time.Millisecond), cv.poll, 0
+	poll.RandomizationFactor = 0
+	poll.Reset()
 	var conn *pgx.Conn
 	defer func() { closeConn(conn) }()
 	lastSlotCheck := time.Now()
@@ -135,9 +140,8 @@ func (cv *Conversion) WaitFor(ctx context.Context, pos replica.Position) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("physical: %s: wait for %s (phase %s): %w", cv.e.spec, pos, phase, ctx.Err())
-		case <-time.After(interval):
+		case <-time.After(poll.NextBackOff()):
 		}
-		interval = min(interval*2, cv.poll)
 	}
 }
 
