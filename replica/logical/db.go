@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/daisychain-db/daisychain/internal/pgretry"
+	"github.com/daisychain-db/daisychain/replica"
 )
 
 // querier is what the helpers need of a connection or pool.
@@ -84,6 +85,11 @@ func transient(err error) bool {
 	if errors.Is(err, errTryAgain) {
 		return true
 	}
+	for _, final := range []error{replica.ErrSlotLost, replica.ErrNotStreaming, replica.ErrClosed, replica.ErrWALLimit, replica.ErrNotReady} {
+		if errors.Is(err, final) {
+			return false
+		}
+	}
 	var exitErr *exec.ExitError
 	return !errors.As(err, &exitErr) && pgretry.Transient(err)
 }
@@ -101,7 +107,7 @@ func retry(ctx context.Context, maxElapsed time.Duration, op func() error) error
 		last = op()
 		return last
 	})
-	if err != nil && last != nil && !errors.Is(err, last) {
+	if err != nil && last != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) && !errors.Is(last, ctx.Err()) {
 		return fmt.Errorf("%w (last try: %w)", err, last)
 	}
 	return err

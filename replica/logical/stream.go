@@ -506,12 +506,31 @@ func (s *stream) closeResources() {
 }
 
 // Progress implements replica.Stream.
+// A query that fails for a reason that may pass (a restarting source or
+// target) is tried again, for up to progressRetryFor; a caller's
+// cancellation is reported as such (errors.Is(err, context.Canceled)).
 func (s *stream) Progress(ctx context.Context) (replica.Progress, error) {
+	var p replica.Progress
+	err := retry(ctx, progressRetryFor, func() (err error) {
+		p, err = s.progress(ctx)
+		return err
+	})
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		err = fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return p, err
+}
+
+// progressRetryFor bounds how long Progress tries again.
+const progressRetryFor = 30 * time.Second
+
+// progress is one try of Progress.
+func (s *stream) progress(ctx context.Context) (replica.Progress, error) {
 	phase, err := s.state()
 	p := replica.Progress{Phase: phase, Elapsed: time.Since(s.started), Err: err}
 	if err != nil {
 		if errors.Is(err, replica.ErrClosed) {
-			return p, err
+			return p, backoff.Permanent(err)
 		}
 		return p, nil
 	}

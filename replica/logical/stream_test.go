@@ -2,6 +2,7 @@ package logical_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -737,4 +738,38 @@ func TestReadyAndSenderLoss(t *testing.T) {
 		t.Errorf("WaitFor without a WAL sender: %v, want ErrNotStreaming", err)
 	}
 	fence(t, src, "t", false)
+}
+
+// Progress goes on through a restart of the target (its queries fail
+// for a moment and are tried again), and reports a caller's
+// cancellation as a cancellation.
+func TestProgressThroughRestart(t *testing.T) {
+	t.Parallel()
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 100)
+	ctx := testCtx(t, 2*time.Minute)
+	st := startStreaming(t, spec("progress-restart", src, "t", dst, "t"))
+	restarted := make(chan error, 1)
+	go func() { restarted <- dst.Restart(ctx) }()
+	calls := 0
+	for done := false; !done; calls++ {
+		select {
+		case err := <-restarted:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		default:
+		}
+		if p, err := st.Progress(ctx); err != nil || p.Err != nil {
+			t.Fatalf("Progress during a restart of the target (call %d): %v %v", calls, err, p.Err)
+		}
+	}
+	t.Logf("%d calls of Progress during the restart", calls)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := st.Progress(cctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Progress with a cancelled context: %v, want context.Canceled", err)
+	}
 }
