@@ -23,7 +23,8 @@
 //     on the target (one each for the stream, plus one per parallel table
 //     copy), a replica identity on every table, unlogged tables (not
 //     replicated: Options.SkipUnlogged goes on without them), large
-//     objects, extensions and roles the schema needs on the target,
+//     objects, no subscriptions in the source database (another move is
+//     filling it), extensions and roles the schema needs on the target,
 //     encoding and locale, the target database absent or empty, pg_dump's
 //     version. Every problem is listed, each with what to fix; a non-empty
 //     target is never written.

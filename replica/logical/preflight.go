@@ -183,6 +183,20 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 			strings.Join(unlogged, ", "))
 	}
 
+	// A database that subscribes is being filled by another move (or a
+	// replication someone set up): moving it now would copy a moving
+	// target and leave its subscription behind.
+	rows, err = src.Query(ctx, `SELECT quote_ident(subname) FROM pg_subscription
+		WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1`)
+	subs, err := collectErr[string](rows, err)
+	switch {
+	case err != nil:
+		r.Add("subscriptions", "cannot list the source database's subscriptions: %v", err)
+	case len(subs) > 0:
+		r.Add("subscriptions", "source database %q has subscriptions of its own (%s): it is being filled by another move or replication: "+
+			"let that finish (or drop them) before moving it", e.spec.SourceDatabase, strings.Join(subs, ", "))
+	}
+
 	var largeObjects int64
 	if err := src.QueryRow(ctx, `SELECT count(*) FROM pg_largeobject_metadata`).Scan(&largeObjects); err != nil {
 		r.Add("large objects", "cannot count large objects: %v", err)

@@ -200,3 +200,21 @@ func TestPreflightUnlogged(t *testing.T) {
 		t.Errorf("the unlogged table has %d rows on the target, want 0 (not replicated)", n)
 	}
 }
+
+// A source database with subscriptions of its own is being filled by
+// another move (or replication): preflight refuses it, naming them.
+func TestPreflightSourceWithSubscriptions(t *testing.T) {
+	t.Parallel()
+	inst := startPG(t, &localpg.Config{Name: "one"})
+	createTenant(t, inst, "t", 10)
+	execSQL(t, inst, "t", `CREATE SUBSCRIPTION "Filling it" CONNECTION 'dbname=elsewhere' PUBLICATION p
+		WITH (connect = false, enabled = false, create_slot = false, slot_name = NONE)`)
+	report, err := provider.Preflight(testCtx(t, time.Minute), spec("filled", inst, "t", inst, "copy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := report.Err(); e == nil || !strings.Contains(e.Error(), `"Filling it"`) || !strings.Contains(e.Error(), "subscriptions") {
+		t.Errorf("preflight of a source with a subscription: %v, want it named", e)
+	}
+	execSQL(t, inst, "t", `DROP SUBSCRIPTION "Filling it"`)
+}
