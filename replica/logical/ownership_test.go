@@ -1,6 +1,11 @@
 package logical_test
 
 import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -131,4 +136,38 @@ func TestCrashAfterCreateDatabase(t *testing.T) {
 		t.Errorf("Abort after the resumed Start left %d databases on the target", n)
 	}
 	assertNoReplicationObjects(t, src, "t")
+}
+
+// A run killed during its copy leaves its schema dump in the temporary
+// directory: the next Start removes the dumps whose owner process is
+// gone, and keeps those of live ones.
+func TestStaleDumpDirsRemoved(t *testing.T) {
+	t.Parallel()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	mkdump := func(owner int) string {
+		dir, err := os.MkdirTemp("", "daisychain-schema-dc_test_")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		for name, content := range map[string]string{"owner": strconv.Itoa(owner), "schema.dump": "x"} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	left, live := mkdump(dead.Process.Pid), mkdump(os.Getpid())
+	inst := startPG(t, &localpg.Config{Name: "one"})
+	createTenant(t, inst, "t", 10)
+	startStreaming(t, spec("sweeper", inst, "t", inst, "copy"))
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the dump of a dead run is still there: %v", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the dump of a live run was removed: %v", err)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -200,6 +199,7 @@ func (p *Provider) Abort(ctx context.Context, spec replica.Spec) error {
 	if err != nil {
 		return err
 	}
+	sweepDumpDirs(e.log)
 	return e.cleanup(ctx, true, nil)
 }
 
@@ -458,7 +458,8 @@ func (e *env) readMarker(ctx context.Context, conn *pgx.Conn) (*marker, bool, er
 }
 
 func (s *stream) dump(ctx context.Context) error {
-	dir, err := os.MkdirTemp("", "daisychain-schema-")
+	sweepDumpDirs(s.e.log)
+	dir, err := newDumpDir(s.e.name)
 	if err != nil {
 		return err
 	}
