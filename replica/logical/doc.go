@@ -26,7 +26,7 @@
 //     objects, no subscriptions in the source database (another move is
 //     filling it), extensions and roles the schema needs on the target,
 //     encoding and locale, the target database absent or empty, pg_dump's
-//     version. Every problem is listed, each with what to fix; a non-empty
+//     version, the target server's reach to the source (see Credentials). Every problem is listed, each with what to fix; a non-empty
 //     target is never written.
 //  2. The publication FOR ALL TABLES is created on the source, with the
 //     stream's record as its comment (see below). The target database is
@@ -59,6 +59,30 @@
 // Object names are "dc_" + up to 40 characters of the stream ID folded to
 // [a-z0-9_] + "_" + 12 hex digits of its SHA-256: valid identifiers and
 // slot names, at most 56 bytes, distinct for distinct IDs.
+//
+// # Credentials
+//
+// The stream connects to the source twice over: from this process
+// (Spec.Source, for the schema, the slot, the barrier) and from the target
+// server (the subscription). Supply the source's password in one of these
+// ways:
+//
+//   - in the connection string (Spec.Source, or Spec.SourceForTarget when
+//     the target reaches the source under another address or role);
+//   - in PGPASSWORD, or a passfile (PGPASSFILE, else ~/.pgpass), of this
+//     process: pgx finds it for this process's connections, and the
+//     stream carries what it resolves (the password, and the user, host
+//     and port when the string names none) into the subscription's
+//     connection string, since the target server's libpq sees the
+//     server's environment, not this one's;
+//   - no password, where the source's pg_hba.conf trusts (or
+//     certificate-authenticates) both this process and the target server.
+//
+// Preflight checks from the target that it reaches the source with the
+// subscription's connection string: it creates the subscription with
+// connect = true, create_slot = false, enabled = false and slot_name =
+// NONE, which connects to the source and makes nothing there, inside a
+// transaction on the target that it rolls back.
 //
 // # What is the stream's
 //

@@ -142,6 +142,14 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 			e.checkNames(ctx, src, r, f)
 		}
 	}
+	if tgt != nil && !resume && !aborted {
+		if err := e.probeSubscription(ctx, tgt); err != nil {
+			r.Add("target reaches source", "the target server cannot connect to source database %q at %s as %q with the subscription's connection string: %v: "+
+				"allow the target's address in the source's pg_hba.conf, supply the password (in Spec.SourceForTarget or Spec.Source, "+
+				"or PGPASSWORD or a passfile where this process runs), or set Spec.SourceForTarget to an address the target reaches",
+				e.spec.SourceDatabase, e.srcSub.Endpoint(), e.srcSub["user"], err)
+		}
+	}
 	if src != nil && tgt != nil && e.spec.SourceDatabase == e.spec.TargetDatabase {
 		// Copies of one data directory share the system identifier;
 		// the postmaster's start time tells them apart.

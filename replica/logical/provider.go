@@ -100,7 +100,7 @@ func (p *Provider) env(spec replica.Spec) (*env, error) {
 		spec: spec, name: objectName(spec.ID), binDir: binDir, jobs: p.Jobs, mwm: p.MaintenanceWorkMem, poll: p.PollInterval,
 		srcAdmin: src,
 		srcDB:    src.With("dbname", spec.SourceDatabase),
-		srcSub:   sub.With("dbname", spec.SourceDatabase),
+		srcSub:   withCredentials(sub.With("dbname", spec.SourceDatabase)),
 		tgtAdmin: tgt,
 		tgtDB:    tgt.With("dbname", spec.TargetDatabase),
 		log:      spec.Logger,

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/daisychain-db/daisychain/replica"
 )
 
 // The subscription's connection string holds the source's password. A
@@ -17,10 +19,12 @@ import (
 // $2. With create_slot = false, CREATE SUBSCRIPTION may run inside a
 // transaction and so inside a function.
 //
-// An error inside EXECUTE would carry the statement's text, password
-// included, in its CONTEXT (sent to the client and written to the log):
-// the function catches it and raises it again with its SQLSTATE, message,
-// detail and hint only.
+// An error or warning inside EXECUTE carries the statement's text,
+// password included, in its CONTEXT (sent to the client and written to
+// the log): the function catches errors and raises them again with their
+// SQLSTATE, message, detail and hint only, and the transaction logs no
+// CONTEXT (log_error_verbosity = terse), nothing below an error, and
+// sends the client nothing below an error.
 //
 // Once created, the connection string is in pg_subscription.subconninfo,
 // which only superusers can read (PostgreSQL 15 revokes it from PUBLIC).
@@ -37,8 +41,9 @@ EXCEPTION WHEN OTHERS THEN
 END
 $dc$`
 
-// quietSettings keep the transaction's statements out of the server's log
-// whatever its logging settings, even when one fails, and out of
+// quietSettings keep the transaction's statements, and the CONTEXT of
+// what they raise, out of the server's log whatever its logging
+// settings, even when one fails, and out of
 // pg_stat_statements where it is loaded (setting a parameter of a module
 // that is not loaded is harmless).
 var quietSettings = []string{
@@ -48,6 +53,9 @@ var quietSettings = []string{
 	"SET LOCAL log_min_duration_sample = -1",
 	"SET LOCAL log_parameter_max_length = 0",
 	"SET LOCAL log_parameter_max_length_on_error = 0",
+	"SET LOCAL log_error_verbosity = terse",
+	"SET LOCAL log_min_messages = error",
+	"SET LOCAL client_min_messages = error",
 	"SET LOCAL pg_stat_statements.track_utility = off",
 }
 
@@ -85,4 +93,26 @@ func (s *stream) createSubscription(ctx context.Context) error {
 		}
 		return subscribe(ctx, tx, stmt, s.e.srcSub)
 	})
+}
+
+// probeSubscription checks that the target server reaches the source with
+// the subscription's connection string, changing nothing: CREATE
+// SUBSCRIPTION with connect = true connects to the source (and reads the
+// publication's tables, none while the publication does not exist); with
+// create_slot = false, enabled = false and slot_name = NONE it makes
+// nothing there, and its transaction on the target is rolled back. It
+// runs in the target's maintenance database.
+func (e *env) probeSubscription(ctx context.Context, tgt *pgx.Conn) error {
+	tx, err := tgt.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	stmt, err := formatStatement(ctx, tx, `CREATE SUBSCRIPTION %I CONNECTION %%L PUBLICATION %I
+		WITH (connect = true, create_slot = false, enabled = false, slot_name = NONE, copy_data = false)`,
+		replica.ObjectName("dcprobe", e.spec.ID), e.name)
+	if err != nil {
+		return err
+	}
+	return subscribe(ctx, tx, stmt, e.srcSub)
 }

@@ -1,6 +1,9 @@
 package logical_test
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,14 +28,16 @@ func TestSubscriptionPasswordStaysOutOfTargetLog(t *testing.T) {
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 2*time.Minute)
 
-	// A password the target's view of the source refuses: the error
-	// names the failure, not the password, and nothing is left.
+	// A password the target's view of the source refuses: preflight's
+	// probe from the target finds it; the error names the failure, not
+	// the password, and nothing is left.
 	bad := spec(`refused \ "one"`, src, "t", dst, "refused")
 	bad.SourceForTarget = src.ConnStringAs("postgres", wrong, "t")
 	if st, err := provider.Start(ctx, bad); err == nil {
 		_ = st.Abort(ctx)
 		t.Fatal("Start with a wrong password for the subscription succeeded")
-	} else if !strings.Contains(err.Error(), "create subscription") || strings.Contains(err.Error(), wrong) {
+	} else if !isErr(err, replica.ErrPreflight) || !strings.Contains(err.Error(), "target reaches source") ||
+		!strings.Contains(err.Error(), "password authentication failed") || strings.Contains(err.Error(), wrong) {
 		t.Errorf("Start with a wrong password: %v", err)
 	}
 	if databaseExists(t, dst, "refused") {
@@ -49,7 +54,7 @@ func TestSubscriptionPasswordStaysOutOfTargetLog(t *testing.T) {
 	if !strings.Contains(log, "statement: ") {
 		t.Fatal("the target logs no statements: the test proves nothing")
 	}
-	for _, secret := range []string{password, wrong, `pa\\ss`, `wrong\\`} {
+	for _, secret := range []string{password, wrong, `pa\\ss`, `wrong\\`, "wörd", "secret"} {
 		if strings.Contains(log, secret) {
 			t.Errorf("the target's log shows %q", secret)
 		}
@@ -149,4 +154,45 @@ func TestSubscriptionPasswordNotInActivity(t *testing.T) {
 			strings.ReplaceAll(s.leaks[0], password, "<password>"))
 	}
 	t.Logf("%d samples, %d with the subscription's statement", s.samples, s.waiting)
+}
+
+// The subscription connects with the credentials this process uses:
+// PGPASSWORD, or a passfile, carried into its connection string (the
+// target server's libpq does not see this process's environment).
+// Preflight checks from the target that they work. Not parallel: it sets
+// the environment.
+func TestSubscriptionCredentials(t *testing.T) {
+	const password = "from-the-environment"
+	src := startPG(t, &localpg.Config{Name: "src", Password: password})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 100)
+	noPassword := src.ConnStringAs(localpg.SuperuserDefault, "", "postgres")
+	passfile := filepath.Join(t.TempDir(), "pgpass")
+	if err := os.WriteFile(passfile, []byte(fmt.Sprintf("127.0.0.1:%d:*:%s:%s\n", src.Port(), localpg.SuperuserDefault, password)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, pgpassword, pgpassfile string }{
+		{"PGPASSWORD", password, empty},
+		{"passfile", "", passfile},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("PGPASSWORD", c.pgpassword)
+			t.Setenv("PGPASSFILE", c.pgpassfile)
+			sp := spec("credentials "+c.name, src, "t", dst, "t")
+			sp.Source = noPassword
+			st := startStreaming(t, sp)
+			execSQL(t, src, "t", `INSERT INTO orders (kunde, amount) VALUES (1, 1)`)
+			catchUp(t, st, time.Minute)
+			if err := st.Abort(testCtx(t, time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if strings.Contains(dst.Log(), password) {
+		t.Error("the target's log shows the password")
+	}
 }
