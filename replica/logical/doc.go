@@ -26,8 +26,9 @@
 //     objects, no subscriptions in the source database (another move is
 //     filling it), extensions and roles the schema needs on the target,
 //     encoding and locale, the target database absent or empty, pg_dump's
-//     version, the target server's reach to the source (see Credentials). Every problem is listed, each with what to fix; a non-empty
-//     target is never written.
+//     version, the target server's reach to the source (see
+//     Credentials). Every problem is listed, each with what to fix; a
+//     non-empty target is never written.
 //  2. The publication FOR ALL TABLES is created on the source, with the
 //     stream's record as its comment (see below). The target database is
 //     created (with the source's encoding and locale) unless it exists
