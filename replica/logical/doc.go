@@ -24,16 +24,19 @@
 //     copy), a replica identity on every table, unlogged tables (not
 //     replicated: Options.SkipUnlogged goes on without them), large
 //     objects, no subscriptions in the source database (another move is
-//     filling it), extensions and roles the schema needs on the target,
+//     filling it), extensions, and roles the schema and the database
+//     itself (owner, privileges, settings) need on the target (the
+//     stream creates no role),
 //     encoding and locale, the target database absent or empty, pg_dump's
 //     version, the target server's reach to the source (see
 //     Credentials). Every problem is listed, each with what to fix; a
 //     non-empty target is never written.
 //  2. The publication FOR ALL TABLES is created on the source, with the
 //     stream's record as its comment (see below). The target database is
-//     created (with the source's encoding and locale) unless it exists
-//     empty, and the stream's state is written as its comment: whether
-//     the stream created it, how far it got, the schema fingerprint.
+//     created (with the source's encoding, collation, ctype and locale
+//     provider, ICU locale included) unless it exists empty, and the
+//     stream's state is written as its comment: whether the stream
+//     created it, how far it got, the schema fingerprint.
 //  3. Schema: pg_dump --schema-only of the source database; pg_restore, in
 //     one transaction, of the pre-data section plus the primary keys and
 //     replica-identity indexes, so applying changes finds rows by index.
@@ -44,7 +47,10 @@
 //     the rest of the schema (indexes, constraints, triggers) is restored
 //     with pg_restore --jobs, and the materialized views populated on the
 //     source are refreshed on the target (the schema dump creates them
-//     empty); then the stream streams. A foreign key is built once both its
+//     empty); last, the target database gets the source database's owner,
+//     privileges (GRANT ... ON DATABASE) and settings (ALTER DATABASE ...
+//     SET, ALTER ROLE ... IN DATABASE ... SET; with Options.NoOwner only
+//     the former), replacing its own; then the stream streams. A foreign key is built once both its
 //     tables are kept by the apply worker (state r), so that they agree. A
 //     pg_restore that keeps failing while the target is up stops the
 //     stream with its error (Progress reports it); cancelling one ends its

@@ -20,6 +20,8 @@ type facts struct {
 	encoding     string
 	collate      string
 	ctype        string
+	provider     string // datlocprovider: "c" libc, "i" ICU
+	iculocale    string
 }
 
 // preflight checks spec without changing anything. A resumed stream
@@ -217,7 +219,13 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 		Scan(&f.encoding, &datcollate, &datctype); err != nil {
 		r.Add("encoding", "cannot read the source database's encoding: %v", err)
 	}
-	f.collate, f.ctype = datcollate, datctype
+	f.collate, f.ctype, f.provider = datcollate, datctype, "c"
+	if e.srcMajor >= 15 {
+		if err := src.QueryRow(ctx, `SELECT datlocprovider::text, coalesce(daticulocale, '') FROM pg_database WHERE datname = current_database()`).
+			Scan(&f.provider, &f.iculocale); err != nil {
+			r.Add("encoding", "cannot read the source database's locale provider: %v", err)
+		}
+	}
 
 	if tgt == nil {
 		return
@@ -252,7 +260,7 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 				for i, m := range missing {
 					missing[i] = ident(m)
 				}
-				r.Add("roles", "roles that own objects or hold privileges in the source database do not exist on the target: %s: create them on the target, or set Options.NoOwner",
+				r.Add("roles", "roles that own the source database or objects in it, hold privileges on it or in it, or have settings in it do not exist on the target: %s: create them on the target, or set Options.NoOwner",
 					strings.Join(missing, ", "))
 			}
 		}
@@ -261,11 +269,19 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 	// created with the source's, which the target must support.
 	if f.targetExists && f.encoding != "" {
 		var enc, coll, ctype string
-		if err := tgt.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1`,
-			e.spec.TargetDatabase).Scan(&enc, &coll, &ctype); err == nil && (enc != f.encoding || coll != datcollate || ctype != datctype) {
-			r.Add("encoding", "the target database has encoding %s, collation %s, ctype %s; the source has %s, %s, %s: drop the target database so it is created to match",
-				enc, coll, ctype, f.encoding, datcollate, datctype)
+		provider, icu := "c", ""
+		q := `SELECT pg_encoding_to_char(encoding), datcollate, datctype, 'c', '' FROM pg_database WHERE datname = $1`
+		if e.tgtMajor >= 15 {
+			q = `SELECT pg_encoding_to_char(encoding), datcollate, datctype, datlocprovider::text, coalesce(daticulocale, '') FROM pg_database WHERE datname = $1`
 		}
+		if err := tgt.QueryRow(ctx, q, e.spec.TargetDatabase).Scan(&enc, &coll, &ctype, &provider, &icu); err == nil &&
+			(enc != f.encoding || coll != datcollate || ctype != datctype || provider != f.provider || icu != f.iculocale) {
+			r.Add("encoding", "the target database has encoding %s, collation %s, ctype %s, locale provider %s %s; the source has %s, %s, %s, %s %s: "+
+				"drop the target database so it is created to match", enc, coll, ctype, provider, icu, f.encoding, datcollate, datctype, f.provider, f.iculocale)
+		}
+	} else if f.provider == "i" && e.tgtMajor < 15 {
+		r.Add("encoding", "the source database uses the ICU locale %s as its default collation, which the target's PostgreSQL %d cannot: use a target of version 15 or newer",
+			f.iculocale, e.tgtMajor)
 	} else if f.encoding != "" {
 		for _, loc := range []string{datcollate, datctype} {
 			if loc == "C" || loc == "POSIX" || loc == "" {
@@ -409,6 +425,11 @@ const rolesQuery = `SELECT DISTINCT r FROM (
 	UNION SELECT pg_get_userbyid(a.grantee)::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
 		aclexplode(c.relacl) a WHERE ` + userSchemas + ` AND a.grantee <> 0
 	UNION SELECT pg_get_userbyid(a.grantee)::text FROM pg_namespace n, aclexplode(n.nspacl) a WHERE ` + userSchemas + ` AND a.grantee <> 0
+	UNION SELECT pg_get_userbyid(d.datdba)::text FROM pg_database d WHERE d.datname = current_database()
+	UNION SELECT pg_get_userbyid(a.grantee)::text FROM pg_database d, aclexplode(d.datacl) a
+		WHERE d.datname = current_database() AND a.grantee <> 0
+	UNION SELECT pg_get_userbyid(s.setrole)::text FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+		WHERE d.datname = current_database() AND s.setrole <> 0
 ) s ORDER BY 1`
 
 func collectErr[T any](rows pgx.Rows, err error) ([]T, error) {

@@ -269,6 +269,11 @@ func (s *stream) advance(ctx context.Context, phase replica.Phase) error {
 	if err := s.refreshMatviews(ctx); err != nil {
 		return err
 	}
+	// Last: a setting of the source database (a statement_timeout, say)
+	// must not hold for the restores above.
+	if err := s.copyDatabaseProps(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.m.Phase = markComplete
 	s.mu.Unlock()
@@ -308,6 +313,22 @@ func (s *stream) restorePost(ctx context.Context, items []int) error {
 	}
 	s.e.log.Info("logical: indexes, constraints and triggers built", "objects", len(items), "took", time.Since(t0))
 	return nil
+}
+
+// copyDatabaseProps gives the target database the source database's
+// owner, privileges and settings (see dbprops.go), read from the source's
+// admin database (the catalogs are shared), which a fence leaves open.
+func (s *stream) copyDatabaseProps(ctx context.Context) error {
+	props, err := readDatabaseProps(ctx, s.adm, s.e.spec.SourceDatabase)
+	if err != nil {
+		return err
+	}
+	conn, err := connect(ctx, s.e.tgtAdmin, "target")
+	if err != nil {
+		return err
+	}
+	defer closeConn(conn)
+	return applyDatabaseProps(ctx, conn, s.e.spec.TargetDatabase, props, s.e.spec.NoOwner)
 }
 
 // refreshMatviews populates the target's materialized views that are
