@@ -98,10 +98,10 @@ func (s *stream) createSubscription(ctx context.Context) error {
 // probeSubscription checks that the target server reaches the source with
 // the subscription's connection string, changing nothing: CREATE
 // SUBSCRIPTION with connect = true connects to the source (and reads the
-// publication's tables, none while the publication does not exist); with
-// create_slot = false, enabled = false and slot_name = NONE it makes
-// nothing there, and its transaction on the target is rolled back. It
-// runs in the target's maintenance database.
+// tables of its publication, which must not exist: each table would have
+// to exist on the target); with create_slot = false, enabled = false and
+// slot_name = NONE it makes nothing there, and its transaction on the
+// target is rolled back. It runs in the target's maintenance database.
 func (e *env) probeSubscription(ctx context.Context, tgt *pgx.Conn) error {
 	tx, err := tgt.Begin(ctx)
 	if err != nil {
@@ -110,7 +110,7 @@ func (e *env) probeSubscription(ctx context.Context, tgt *pgx.Conn) error {
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	stmt, err := formatStatement(ctx, tx, `CREATE SUBSCRIPTION %I CONNECTION %%L PUBLICATION %I
 		WITH (connect = true, create_slot = false, enabled = false, slot_name = NONE, copy_data = false)`,
-		replica.ObjectName("dcprobe", e.spec.ID), e.name)
+		replica.ObjectName("dcprobe", e.spec.ID), replica.ObjectName("dcprobe", e.spec.ID))
 	if err != nil {
 		return err
 	}
