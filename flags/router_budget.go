@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -87,9 +88,14 @@ func (b *instanceBudget) dialer(dial func(ctx context.Context, network, addr str
 	}
 }
 
-// take waits for a slot: at once if one is free; otherwise after closing
-// an idle connection of the instance's pools, or until one closes, the
-// context ends or the Router closes.
+// reclaimInterval is how often a dial waiting for a slot looks again for
+// an idle connection to close: connections also go idle without being
+// released (one made for a caller that gave up meanwhile).
+const reclaimInterval = 10 * time.Millisecond
+
+// take waits for a slot: at once if one is free; otherwise once an idle
+// connection of the instance's pools is closed for it, or one closes, or
+// until the context ends or the Router closes.
 func (b *instanceBudget) take(ctx context.Context) error {
 	select {
 	case b.slots <- struct{}{}:
@@ -98,21 +104,32 @@ func (b *instanceBudget) take(ctx context.Context) error {
 	}
 	b.waiting.Add(1)
 	defer b.waiting.Add(-1)
-	b.r.reclaimIdle(ctx, b)
-	select {
-	case b.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("flags: instance %q: waiting for one of its %d connections (RouterConfig.MaxConnsPerInstance): %w",
-			b.instance, cap(b.slots), context.Cause(ctx))
-	case <-b.r.done:
-		return fmt.Errorf("flags: router: %w", ErrClosed)
+	tick := time.NewTicker(reclaimInterval)
+	defer tick.Stop()
+	for {
+		b.r.reclaimIdle(ctx, b)
+		select {
+		case b.slots <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("flags: instance %q: waiting for one of its %d connections (RouterConfig.MaxConnsPerInstance): %w",
+				b.instance, cap(b.slots), context.Cause(ctx))
+		case <-b.r.done:
+			return fmt.Errorf("flags: router: %w", ErrClosed)
+		case <-tick.C:
+		}
 	}
 }
 
 func (b *instanceBudget) give() { <-b.slots }
 
-// budgetConn gives its slot back when the socket closes.
+// hangupWait bounds how long closing a connection waits for the server
+// to hang up.
+const hangupWait = time.Second
+
+// budgetConn gives its slot back when the socket closes, once the server
+// has hung up: its backend is gone then, so that a connection made with
+// the slot is never one too many on the server either.
 type budgetConn struct {
 	net.Conn
 	b      *instanceBudget
@@ -120,11 +137,15 @@ type budgetConn struct {
 }
 
 func (c *budgetConn) Close() error {
-	err := c.Conn.Close()
-	if c.closed.CompareAndSwap(false, true) {
-		c.b.give()
+	if !c.closed.CompareAndSwap(false, true) {
+		return c.Conn.Close()
 	}
-	return err
+	defer c.b.give()
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(hangupWait))
+		_, _ = io.Copy(io.Discard, c.Conn)
+	}
+	return c.Conn.Close()
 }
 
 // reclaimIdle closes one idle connection of the instance's pools, from
