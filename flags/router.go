@@ -30,6 +30,11 @@ const (
 	// otherwise.
 	MaxConnsPerInstanceDefault = 50
 
+	// RouteMaxAgeDefault bounds how long a Router reuses the route it
+	// evaluated for a tenant without a provider event, unless
+	// RouterConfig.RouteMaxAge says otherwise.
+	RouteMaxAgeDefault = 100 * time.Millisecond
+
 	// PoolIdleTimeoutDefault is how long a tenant database's pool may go
 	// unused before the Router closes it (and its connections), unless
 	// RouterConfig.PoolIdleTimeout says otherwise.
@@ -62,6 +67,15 @@ type RouterConfig struct {
 	// PollInterval is how often a waiting Acquire re-evaluates the route
 	// from the provider's memory. Default PollIntervalDefault.
 	PollInterval time.Duration
+
+	// RouteMaxAge bounds how long Acquire reuses the route it evaluated
+	// for a tenant, when the Resolver's client delivers provider events
+	// (openfeature.IEventing): an event naming the tenant, or naming no
+	// tenant, ends the reuse at once, so this only bounds how stale a
+	// route can be if an event is lost. A paused route is never reused.
+	// Without events every Acquire evaluates. Default
+	// RouteMaxAgeDefault; negative: evaluate on every Acquire.
+	RouteMaxAge time.Duration
 
 	// MaxConnsPerInstance caps the server connections this Router holds
 	// to one instance, across the pools of all its tenant databases
@@ -107,14 +121,17 @@ func PoolConfigFrom(connString string) func(context.Context, Route) (*pgxpool.Co
 // and the old pool is closed once every connection taken from it is
 // released.
 //
-// Every Acquire re-evaluates the route from the provider's memory, so the
-// Router follows a flip without depending on events; provider events only
-// wake waiting callers sooner. It is safe for concurrent use.
+// Acquire evaluates the tenant's route from the provider's memory, and
+// reuses it until a provider event names the tenant (or names none), for
+// at most RouteMaxAge, so that a lost event delays a flip by RouteMaxAge
+// at most; a paused route is evaluated again on every wake-up, and at
+// least every PollInterval. It is safe for concurrent use.
 type Router struct {
 	resolver    *Resolver
 	poolConfig  func(context.Context, Route) (*pgxpool.Config, error)
 	holdLimit   time.Duration
 	poll        time.Duration
+	maxAge      time.Duration // <= 0, or no events: evaluate on every Acquire
 	maxConns    int           // per instance; <= 0: no cap
 	idleTimeout time.Duration // <= 0: never close idle pools
 	log         *slog.Logger
@@ -160,6 +177,11 @@ type tenantState struct {
 	inflight int
 	waiters  int           // Acquire calls waiting while the route is paused
 	wake     chan struct{} // closed to wake them; nil when nobody waits
+	// Acquire reuses route until validUntil; an event for the tenant
+	// clears it and counts in events, so that an evaluation that
+	// started before the event does not make its result reusable.
+	validUntil time.Time
+	events     int
 }
 
 // NewRouter returns a Router.
@@ -172,6 +194,7 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 		poolConfig:  cfg.PoolConfig,
 		holdLimit:   cfg.HoldLimit,
 		poll:        cfg.PollInterval,
+		maxAge:      cfg.RouteMaxAge,
 		maxConns:    cfg.MaxConnsPerInstance,
 		idleTimeout: cfg.PoolIdleTimeout,
 		log:         cfg.Logger,
@@ -186,6 +209,9 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 	}
 	if r.poll <= 0 {
 		r.poll = PollIntervalDefault
+	}
+	if r.maxAge == 0 {
+		r.maxAge = RouteMaxAgeDefault
 	}
 	if r.maxConns == 0 {
 		r.maxConns = MaxConnsPerInstanceDefault
@@ -229,12 +255,16 @@ func (r *Router) woken(d openfeature.EventDetails) {
 	defer r.mu.Unlock()
 	if len(tenants) == 0 {
 		for _, ts := range r.tenants {
+			ts.events++
+			ts.validUntil = time.Time{}
 			wakeLocked(ts)
 		}
 		return
 	}
 	for _, t := range tenants {
 		if ts := r.tenants[t]; ts != nil {
+			ts.events++
+			ts.validUntil = time.Time{}
 			wakeLocked(ts)
 		}
 	}
@@ -250,6 +280,12 @@ func wakeLocked(ts *tenantState) {
 // Route resolves the tenant's route, as Acquire does, and records it: the
 // route the Router follows now.
 func (r *Router) Route(ctx context.Context, tenantID string) (Route, error) {
+	r.mu.Lock()
+	before, events := r.tenants[tenantID], 0
+	if before != nil {
+		events = before.events
+	}
+	r.mu.Unlock()
 	route, err := r.resolver.Resolve(ctx, tenantID)
 	if err != nil {
 		return Route{}, err
@@ -259,8 +295,28 @@ func (r *Router) Route(ctx context.Context, tenantID string) (Route, error) {
 	if r.closed {
 		return Route{}, fmt.Errorf("flags: router: %w", ErrClosed)
 	}
-	r.observeLocked(tenantID, route)
+	r.evaluatedLocked(tenantID, route, before, events)
 	return route, nil
+}
+
+// reusableLocked returns the tenant's route if Acquire may reuse it.
+func (r *Router) reusableLocked(tenantID string) (*tenantState, bool) {
+	ts := r.tenants[tenantID]
+	if ts == nil || !ts.known || ts.route.Paused || ts.validUntil.IsZero() {
+		return ts, false
+	}
+	return ts, time.Now().Before(ts.validUntil)
+}
+
+// evaluatedLocked records a route just evaluated, and makes it reusable
+// for maxAge unless an event for the tenant came during the evaluation
+// (before and events: the tenant's state and event count before it).
+func (r *Router) evaluatedLocked(tenantID string, route Route, before *tenantState, events int) *tenantState {
+	ts := r.observeLocked(tenantID, route)
+	if r.maxAge > 0 && r.events != nil && ts == before && ts.events == events {
+		ts.validUntil = time.Now().Add(r.maxAge)
+	}
+	return ts
 }
 
 // Acquire returns a connection to the tenant's database where its route
@@ -284,16 +340,32 @@ func (r *Router) Acquire(ctx context.Context, tenantID string) (*pgxpool.Conn, e
 		}
 	}()
 	for {
-		route, err := r.resolver.Resolve(ctx, tenantID)
-		if err != nil {
-			return nil, err
-		}
 		r.mu.Lock()
 		if r.closed {
 			r.mu.Unlock()
 			return nil, fmt.Errorf("flags: router: %w", ErrClosed)
 		}
-		ts := r.observeLocked(tenantID, route)
+		ts, reuse := r.reusableLocked(tenantID)
+		var route Route
+		if reuse {
+			route = ts.route
+		} else {
+			events := 0
+			if ts != nil {
+				events = ts.events
+			}
+			r.mu.Unlock()
+			var err error
+			if route, err = r.resolver.Resolve(ctx, tenantID); err != nil {
+				return nil, err
+			}
+			r.mu.Lock()
+			if r.closed {
+				r.mu.Unlock()
+				return nil, fmt.Errorf("flags: router: %w", ErrClosed)
+			}
+			ts = r.evaluatedLocked(tenantID, route, ts, events)
+		}
 
 		if route.Paused {
 			if r.holdLimit < 0 {

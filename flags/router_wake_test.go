@@ -201,3 +201,64 @@ func TestResolverCoalescesCatalogLookups(t *testing.T) {
 		t.Errorf("unknown tenant after CatalogTTL: %v after %d more lookups; want 1", err, cat.calls.Load()-calls)
 	}
 }
+
+// deafClient is an OpenFeature client whose event handlers are never
+// called: every provider event is lost.
+type deafClient struct{ *countingClient }
+
+func (deafClient) AddHandler(openfeature.EventType, openfeature.EventCallback)    {}
+func (deafClient) RemoveHandler(openfeature.EventType, openfeature.EventCallback) {}
+
+// TestRouterReusesRoutesWithinMaxAge: with provider events, Acquire
+// evaluates a tenant's route once and reuses it; if events are lost, a
+// flip is followed once RouteMaxAge has passed, not later.
+func TestRouterReusesRoutesWithinMaxAge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newPGEnv(t)
+	routes := flags.NewMemoryProvider()
+	client := &countingClient{Client: flagstest.Client(t, routes), n: map[string]int{}}
+	const maxAge = 300 * time.Millisecond
+	newRouter := func(c flags.FlagClient) *flags.Router {
+		res, err := flags.NewResolver(c, e.catalog, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := flags.NewRouter(&flags.RouterConfig{Resolver: res, RouteMaxAge: maxAge,
+			PoolConfig: flagstest.PoolConfig(e.byID, "application_name="+routerApp+"&pool_max_conns=2")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Close)
+		return r
+	}
+	port := func(r *flags.Router) int {
+		var p int
+		if err := r.Do(ctx, "t1", func(c *pgxpool.Conn) error { p = serverPort(t, c); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	hearing := newRouter(client)
+	for range 50 {
+		port(hearing)
+	}
+	if n := client.count("t1"); n > 5 {
+		t.Errorf("%d evaluations for 50 Acquires within RouteMaxAge; want the route reused", n)
+	}
+	deaf := newRouter(deafClient{&countingClient{Client: client.Client, n: map[string]int{}}})
+	if p := port(deaf); p != e.a.Port() {
+		t.Fatalf("port %d, want A's", p)
+	}
+	port(deaf) // the second evaluation makes the route reusable
+	if err := routes.Publish(ctx, "t1", flags.RouteTo(e.instB, "tenant_1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	published := time.Now()
+	waitFor(t, "the router hearing events to follow", 5*time.Second, func() bool { return port(hearing) == e.b.Port() })
+	if p := port(deaf); p != e.a.Port() && time.Since(published) < maxAge/2 {
+		t.Errorf("the deaf router followed the flip at once; want the route reused for up to RouteMaxAge")
+	}
+	waitFor(t, "the deaf router to follow", 5*time.Second, func() bool { return port(deaf) == e.b.Port() })
+	t.Logf("the deaf router followed %s after the publish (RouteMaxAge %s)", time.Since(published).Round(time.Millisecond), maxAge)
+}
