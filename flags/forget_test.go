@@ -83,9 +83,10 @@ func TestForgetRetiredRoute(t *testing.T) {
 		route, _ := r.Route(ctx, "t1")
 		return route.Instance == "pg-a"
 	})
-	if got, err := fresh.Resolve(ctx, "t1"); err != nil || got.Instance != "pg-a" || got.Epoch != 1 {
-		t.Errorf("the new reader after the new publish: %v, %v", got, err)
-	}
+	waitFor(t, "the new reader to follow the new publish", 5*time.Second, func() bool {
+		got, err := fresh.Resolve(ctx, "t1")
+		return err == nil && got.Instance == "pg-a" && got.Epoch == 1
+	})
 }
 
 // TestMemoryForget: the memory provider forgets as the PostgreSQL one
