@@ -93,7 +93,11 @@ type RouterConfig struct {
 	// (no connection out, no Acquire under way) before the Router closes
 	// it, with its connections and its health-check goroutine, and
 	// forgets the tenants that used it; the next Acquire opens a new one.
-	// Default PoolIdleTimeoutDefault; negative: never.
+	// A tenant not asked about for as long, with nothing under way, is
+	// forgotten too, even if its pool stays open for others, so that the
+	// Router's memory follows the tenants it serves now, not every tenant
+	// it ever served. Default PoolIdleTimeoutDefault; negative: pools are
+	// never closed, and tenants are forgotten after PoolIdleTimeoutDefault.
 	PoolIdleTimeout time.Duration
 
 	// Logger receives route changes (Info) and pool lifecycle (Debug).
@@ -141,11 +145,12 @@ type Router struct {
 
 	mu      sync.Mutex
 	closed  bool
-	tenants map[string]*tenantState
-	pools   map[poolKey]*routePool // pools in use; retired ones are not here
-	open    map[*routePool]bool    // every pool not yet closing, retired or not
+	tenants map[string]*tenantState // the tenants served lately; see sweep
+	sweeps  int64                   // sweeps done: the clock of tenantState.touched
+	pools   map[poolKey]*routePool  // pools in use; retired ones are not here
+	open    map[*routePool]bool     // every pool not yet closing, retired or not
 	budgets map[string]*instanceBudget
-	sweeper *time.Timer    // closes idle pools; nil without
+	sweeper *time.Timer    // closes idle pools, forgets idle tenants
 	closers sync.WaitGroup // pool closes under way
 }
 
@@ -182,6 +187,7 @@ type tenantState struct {
 	// started before the event does not make its result reusable.
 	validUntil time.Time
 	events     int
+	touched    int64 // Router.sweeps when last asked about
 }
 
 // NewRouter returns a Router.
@@ -222,9 +228,7 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	if r.idleTimeout > 0 {
-		r.sweeper = time.AfterFunc(r.sweepInterval(), r.sweep)
-	}
+	r.sweeper = time.AfterFunc(r.sweepInterval(), r.sweep)
 	if ev, ok := cfg.Resolver.client.(openfeature.IEventing); ok {
 		fn := func(d openfeature.EventDetails) { r.woken(d) }
 		r.events, r.onEvent = ev, &fn
@@ -366,6 +370,7 @@ func (r *Router) Acquire(ctx context.Context, tenantID string) (*pgxpool.Conn, e
 			}
 			ts = r.evaluatedLocked(tenantID, route, ts, events)
 		}
+		ts.touched = r.sweeps
 
 		if route.Paused {
 			if r.holdLimit < 0 {
@@ -481,9 +486,7 @@ func (r *Router) Close() {
 	if first {
 		r.closed = true
 		close(r.done)
-		if r.sweeper != nil {
-			r.sweeper.Stop()
-		}
+		r.sweeper.Stop()
 		// pgxpool's Close waits for the connections still out.
 		for rp := range r.open {
 			r.closeLocked(rp)
@@ -505,6 +508,7 @@ func (r *Router) observeLocked(tenantID string, route Route) *tenantState {
 		ts = &tenantState{id: tenantID}
 		r.tenants[tenantID] = ts
 	}
+	ts.touched = r.sweeps
 	if ts.known && ts.route == route {
 		return ts
 	}
@@ -519,19 +523,26 @@ func (r *Router) observeLocked(tenantID string, route Route) *tenantState {
 		ts.pool.pool.Reset()
 	}
 	if ts.pool != nil && ts.pool.key != keyOf(route) {
-		rp := ts.pool
-		ts.pool = nil
-		delete(rp.members, ts)
-		if len(rp.members) == 0 {
-			delete(r.pools, rp.key)
-			rp.retired = true
-			r.closeIfDoneLocked(rp)
-		}
+		r.detachLocked(ts)
 	}
 	ts.route, ts.known = route, true
 	ts.gen++
 	wakeLocked(ts)
 	return ts
+}
+
+// detachLocked takes ts out of its pool's tenants, and retires the pool
+// if no other tenant's route uses it: it closes once nothing is in
+// flight on it.
+func (r *Router) detachLocked(ts *tenantState) {
+	rp := ts.pool
+	ts.pool = nil
+	delete(rp.members, ts)
+	if len(rp.members) == 0 && !rp.retired {
+		delete(r.pools, rp.key)
+		rp.retired = true
+		r.closeIfDoneLocked(rp)
+	}
 }
 
 // doneWithLocked counts one piece of ts's work on rp as over.
@@ -562,35 +573,59 @@ func (r *Router) closeLocked(rp *routePool) {
 	})
 }
 
-// sweepInterval is how often idle pools are looked for: often enough that
-// a pool is closed at most half a timeout late.
-func (r *Router) sweepInterval() time.Duration { return max(r.idleTimeout/2, 10*time.Millisecond) }
+// sweepInterval is how often idle pools and tenants are looked for:
+// often enough that a pool is closed at most half a timeout late.
+func (r *Router) sweepInterval() time.Duration {
+	idle := r.idleTimeout
+	if idle <= 0 { // pools stay open; tenants are still forgotten
+		idle = PoolIdleTimeoutDefault
+	}
+	return max(idle/2, 10*time.Millisecond)
+}
+
+// tenantIdleSweeps is how many sweeps a tenant goes unasked before it is
+// forgotten: two whole intervals at least, the idle timeout.
+const tenantIdleSweeps = 3
 
 // sweep closes the pools unused for idleTimeout, and forgets the tenants
-// that used them and have nothing under way, so that a Router's memory
-// follows the tenants it serves now.
+// that used them, and every tenant not asked about for as long, that
+// have nothing under way (no connection out, no Acquire past the route
+// check, no caller waiting on a paused route), so that a Router's memory
+// follows the tenants it serves now. A forgotten tenant's next Acquire
+// evaluates its route afresh, as a first one does.
 func (r *Router) sweep() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return
 	}
+	idle := func(ts *tenantState) bool { return ts.inflight == 0 && ts.waiters == 0 }
 	now := time.Now()
 	for _, rp := range r.pools {
-		if rp.inflight > 0 || now.Sub(rp.lastUsed) < r.idleTimeout {
+		if r.idleTimeout <= 0 || rp.inflight > 0 || now.Sub(rp.lastUsed) < r.idleTimeout {
 			continue
 		}
 		delete(r.pools, rp.key)
 		rp.retired = true
 		for ts := range rp.members {
 			ts.pool = nil
-			if ts.inflight == 0 && ts.waiters == 0 && r.tenants[ts.id] == ts {
+			if idle(ts) && r.tenants[ts.id] == ts {
 				delete(r.tenants, ts.id)
 			}
 		}
 		clear(rp.members)
 		r.closeLocked(rp)
 		r.log.Debug("flags: idle pool closing", "instance", rp.key.instance, "endpoint", rp.key.endpoint.String())
+	}
+	r.sweeps++
+	for id, ts := range r.tenants {
+		if !idle(ts) || r.sweeps-ts.touched < tenantIdleSweeps {
+			continue
+		}
+		if ts.pool != nil {
+			r.detachLocked(ts)
+		}
+		delete(r.tenants, id)
 	}
 	r.sweeper.Reset(r.sweepInterval())
 }
