@@ -37,6 +37,14 @@
 // by notifications for those tenants only; start-up reads nothing, and a
 // reconnect re-reads only the tenants held, in one query.
 //
+// Everything else a process keeps per tenant is bounded the same way: a
+// Resolver remembers the route it served and the route it refused, and
+// the catalog's answers, for at most ResolverOptions.TenantCacheSize
+// tenants (RouteCacheSizeDefault); a tenant it forgot gets the provider's
+// route as it is (the provider is authoritative), a bad one checked and
+// refused again. A Router forgets a tenant with nothing under way once
+// it goes unused for its PoolIdleTimeout.
+//
 // Both providers also have two optional capabilities. BatchPublisher's
 // PublishMany publishes the routes of many tenants in one transaction, all
 // or none, each epoch checked (a *StaleEpochsError names the tenants

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,7 +73,10 @@ type RouterConfig struct {
 	// for a tenant, when the Resolver's client delivers provider events
 	// (openfeature.IEventing): an event naming the tenant, or naming no
 	// tenant, ends the reuse at once, so this only bounds how stale a
-	// route can be if an event is lost. A paused route is never reused.
+	// route can be if an event is lost (a route is reused for between
+	// three quarters of it and all of it, by a clock the Router's timer
+	// advances, so as late as the process runs its timers). A paused
+	// route is never reused.
 	// Without events every Acquire evaluates. Default
 	// RouteMaxAgeDefault; negative: evaluate on every Acquire.
 	RouteMaxAge time.Duration
@@ -146,11 +150,17 @@ type Router struct {
 	mu      sync.Mutex
 	closed  bool
 	tenants map[string]*tenantState // the tenants served lately; see sweep
-	sweeps  int64                   // sweeps done: the clock of tenantState.touched
+	sweeps  int64                   // sweeps done: the clock of idleness (touched, usedSweep)
+	uses    uint64                  // counts pools going idle: the order of lastUse
 	pools   map[poolKey]*routePool  // pools in use; retired ones are not here
 	open    map[*routePool]bool     // every pool not yet closing, retired or not
 	budgets map[string]*instanceBudget
-	sweeper *time.Timer    // closes idle pools, forgets idle tenants
+	sweeper *time.Timer // closes idle pools, forgets idle tenants
+	// ticks is the clock of route reuse, advanced every maxAge/reuseTicks
+	// by ticker (nil without reuse): reading the system clock costs more
+	// than the rest of a warm Acquire on some virtual machines.
+	ticks   atomic.Int64
+	ticker  *time.Timer
 	closers sync.WaitGroup // pool closes under way
 }
 
@@ -162,15 +172,16 @@ type poolKey struct {
 func keyOf(r Route) poolKey { return poolKey{r.Instance, r.Endpoint} }
 
 type routePool struct {
-	key      poolKey
-	pool     *pgxpool.Pool
-	budget   *instanceBudget            // nil: no cap
-	members  map[*tenantState]bool      // tenants whose current route uses it
-	inflight int                        // connections out, and acquires under way
-	conns    map[*pgx.Conn]*tenantState // connections out, by the tenant that took them
-	lastUsed time.Time                  // when inflight last went to 0
-	retired  bool                       // no tenant routes here any more
-	closing  bool
+	key       poolKey
+	pool      *pgxpool.Pool
+	budget    *instanceBudget            // nil: no cap
+	members   map[*tenantState]bool      // tenants whose current route uses it
+	inflight  int                        // connections out, and acquires under way
+	conns     map[*pgx.Conn]*tenantState // connections out, by the tenant that took them
+	usedSweep int64                      // Router.sweeps when inflight last went to 0
+	lastUse   uint64                     // Router.uses then: orders pools by last use
+	retired   bool                       // no tenant routes here any more
+	closing   bool
 }
 
 type tenantState struct {
@@ -182,10 +193,11 @@ type tenantState struct {
 	inflight int
 	waiters  int           // Acquire calls waiting while the route is paused
 	wake     chan struct{} // closed to wake them; nil when nobody waits
-	// Acquire reuses route until validUntil; an event for the tenant
-	// clears it and counts in events, so that an evaluation that
-	// started before the event does not make its result reusable.
-	validUntil time.Time
+	// Acquire reuses route while Router.ticks is below validUntil (0:
+	// not reusable); an event for the tenant clears it and counts in
+	// events, so that an evaluation that started before the event does
+	// not make its result reusable.
+	validUntil int64
 	events     int
 	touched    int64 // Router.sweeps when last asked about
 }
@@ -228,8 +240,14 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
+	ev, eventing := cfg.Resolver.client.(openfeature.IEventing)
+	r.mu.Lock() // the timers' functions read them under it
 	r.sweeper = time.AfterFunc(r.sweepInterval(), r.sweep)
-	if ev, ok := cfg.Resolver.client.(openfeature.IEventing); ok {
+	if eventing && r.maxAge > 0 {
+		r.ticker = time.AfterFunc(r.tickInterval(), r.tick)
+	}
+	r.mu.Unlock()
+	if eventing {
 		fn := func(d openfeature.EventDetails) { r.woken(d) }
 		r.events, r.onEvent = ev, &fn
 		ev.AddHandler(openfeature.ProviderConfigChange, r.onEvent)
@@ -260,7 +278,7 @@ func (r *Router) woken(d openfeature.EventDetails) {
 	if len(tenants) == 0 {
 		for _, ts := range r.tenants {
 			ts.events++
-			ts.validUntil = time.Time{}
+			ts.validUntil = 0
 			wakeLocked(ts)
 		}
 		return
@@ -268,7 +286,7 @@ func (r *Router) woken(d openfeature.EventDetails) {
 	for _, t := range tenants {
 		if ts := r.tenants[t]; ts != nil {
 			ts.events++
-			ts.validUntil = time.Time{}
+			ts.validUntil = 0
 			wakeLocked(ts)
 		}
 	}
@@ -306,10 +324,10 @@ func (r *Router) Route(ctx context.Context, tenantID string) (Route, error) {
 // reusableLocked returns the tenant's route if Acquire may reuse it.
 func (r *Router) reusableLocked(tenantID string) (*tenantState, bool) {
 	ts := r.tenants[tenantID]
-	if ts == nil || !ts.known || ts.route.Paused || ts.validUntil.IsZero() {
+	if ts == nil || !ts.known || ts.route.Paused {
 		return ts, false
 	}
-	return ts, time.Now().Before(ts.validUntil)
+	return ts, r.ticks.Load() < ts.validUntil
 }
 
 // evaluatedLocked records a route just evaluated, and makes it reusable
@@ -318,7 +336,7 @@ func (r *Router) reusableLocked(tenantID string) (*tenantState, bool) {
 func (r *Router) evaluatedLocked(tenantID string, route Route, before *tenantState, events int) *tenantState {
 	ts := r.observeLocked(tenantID, route)
 	if r.maxAge > 0 && r.events != nil && ts == before && ts.events == events {
-		ts.validUntil = time.Now().Add(r.maxAge)
+		ts.validUntil = r.ticks.Load() + reuseTicks
 	}
 	return ts
 }
@@ -487,6 +505,9 @@ func (r *Router) Close() {
 		r.closed = true
 		close(r.done)
 		r.sweeper.Stop()
+		if r.ticker != nil {
+			r.ticker.Stop()
+		}
 		// pgxpool's Close waits for the connections still out.
 		for rp := range r.open {
 			r.closeLocked(rp)
@@ -549,7 +570,8 @@ func (r *Router) detachLocked(ts *tenantState) {
 func (r *Router) doneWithLocked(rp *routePool, ts *tenantState) {
 	ts.inflight--
 	if rp.inflight--; rp.inflight == 0 {
-		rp.lastUsed = time.Now()
+		r.uses++
+		rp.usedSweep, rp.lastUse = r.sweeps, r.uses
 	}
 	r.closeIfDoneLocked(rp)
 }
@@ -583,9 +605,26 @@ func (r *Router) sweepInterval() time.Duration {
 	return max(idle/2, 10*time.Millisecond)
 }
 
-// tenantIdleSweeps is how many sweeps a tenant goes unasked before it is
-// forgotten: two whole intervals at least, the idle timeout.
-const tenantIdleSweeps = 3
+// idleSweeps is how many sweeps a pool goes unused, or a tenant unasked,
+// before it is closed or forgotten: two whole intervals at least, the
+// idle timeout.
+const idleSweeps = 3
+
+// reuseTicks is how many ticks of Router.ticks a route is reused for:
+// RouteMaxAge at most, three quarters of it at least.
+const reuseTicks = 4
+
+// tick advances the clock of route reuse.
+func (r *Router) tick() {
+	r.ticks.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		r.ticker.Reset(r.tickInterval())
+	}
+}
+
+func (r *Router) tickInterval() time.Duration { return max(r.maxAge/reuseTicks, time.Millisecond) }
 
 // sweep closes the pools unused for idleTimeout, and forgets the tenants
 // that used them, and every tenant not asked about for as long, that
@@ -600,9 +639,9 @@ func (r *Router) sweep() {
 		return
 	}
 	idle := func(ts *tenantState) bool { return ts.inflight == 0 && ts.waiters == 0 }
-	now := time.Now()
+	r.sweeps++
 	for _, rp := range r.pools {
-		if r.idleTimeout <= 0 || rp.inflight > 0 || now.Sub(rp.lastUsed) < r.idleTimeout {
+		if r.idleTimeout <= 0 || rp.inflight > 0 || r.sweeps-rp.usedSweep < idleSweeps {
 			continue
 		}
 		delete(r.pools, rp.key)
@@ -617,9 +656,8 @@ func (r *Router) sweep() {
 		r.closeLocked(rp)
 		r.log.Debug("flags: idle pool closing", "instance", rp.key.instance, "endpoint", rp.key.endpoint.String())
 	}
-	r.sweeps++
 	for id, ts := range r.tenants {
-		if !idle(ts) || r.sweeps-ts.touched < tenantIdleSweeps {
+		if !idle(ts) || r.sweeps-ts.touched < idleSweeps {
 			continue
 		}
 		if ts.pool != nil {
@@ -653,7 +691,7 @@ func (r *Router) createPool(ctx context.Context, route Route) error {
 	}
 	cc := cfg.ConnConfig
 	pointAt(&cc.Config, route.Endpoint)
-	rp := &routePool{key: keyOf(route), conns: map[*pgx.Conn]*tenantState{}, members: map[*tenantState]bool{}, lastUsed: time.Now()}
+	rp := &routePool{key: keyOf(route), conns: map[*pgx.Conn]*tenantState{}, members: map[*tenantState]bool{}}
 	var tracer pgx.QueryTracer = releaseTracer{r, rp}
 	if cc.Tracer != nil {
 		tracer = multitracer.New(cc.Tracer, tracer)
@@ -681,6 +719,8 @@ func (r *Router) createPool(ctx context.Context, route Route) error {
 	}
 	// If the tenant's route moved on meanwhile, the pool waits here unused
 	// until a route uses it, the Router closes, or it is idle too long.
+	r.uses++
+	rp.usedSweep, rp.lastUse = r.sweeps, r.uses
 	r.pools[rp.key] = rp
 	r.log.Debug("flags: pool created", "instance", route.Instance, "endpoint", route.Endpoint.String())
 	return nil
