@@ -34,10 +34,14 @@ type catalogView struct {
 	cacheRefusals bool
 	flight        singleflight.Group // keys: "i:" instance ID, "t:" tenant ID
 
+	// instances is bounded by the fleet's instances; refusals, by the
+	// bad routes met (each, too, a tenant's), and located, by the
+	// tenants, are bounded by size and drop expired answers as they
+	// meet them.
 	mu        sync.Mutex
 	instances map[string]cached[fleet.Instance]
-	refusals  map[refusalKey]cached[error]
-	located   map[string]cached[locateResult]
+	refusals  *lru[refusalKey, cached[error]]
+	located   *lru[string, cached[locateResult]]
 }
 
 type locateResult struct {
@@ -50,7 +54,7 @@ type locateResult struct {
 // publishes many routes to one instance), refusals never, so an instance
 // registered just before its routes are published is seen at once.
 func newPublishCheck(catalog fleet.Catalog) *catalogView {
-	return newCatalogView(catalog, CatalogTTLDefault, CatalogRetryDefault, false)
+	return newCatalogView(catalog, CatalogTTLDefault, CatalogRetryDefault, false, RouteCacheSizeDefault)
 }
 
 type cached[T any] struct {
@@ -63,13 +67,15 @@ type refusalKey struct {
 	port           int
 }
 
-func newCatalogView(catalog fleet.Catalog, ttl, retry time.Duration, cacheRefusals bool) *catalogView {
+// newCatalogView returns a view keeping at most size tenants' answers
+// (and as many refusals); size <= 0: unbounded.
+func newCatalogView(catalog fleet.Catalog, ttl, retry time.Duration, cacheRefusals bool, size int) *catalogView {
 	if retry == 0 {
 		retry = CatalogRetryDefault
 	}
 	return &catalogView{catalog: catalog, ttl: ttl, retry: retry, cacheRefusals: cacheRefusals,
-		instances: map[string]cached[fleet.Instance]{}, refusals: map[refusalKey]cached[error]{},
-		located: map[string]cached[locateResult]{}}
+		instances: map[string]cached[fleet.Instance]{}, refusals: newLRU[refusalKey, cached[error]](size),
+		located: newLRU[string, cached[locateResult]](size)}
 }
 
 // ask runs a catalog lookup, trying it again while it fails with a
@@ -121,9 +127,13 @@ func (v *catalogView) instance(ctx context.Context, id string, fresh bool) (flee
 func (v *catalogView) locate(ctx context.Context, tenantID string) (fleet.Tenant, error) {
 	if v.ttl > 0 {
 		v.mu.Lock()
-		c, ok := v.located[tenantID]
+		c, ok := v.located.get(tenantID)
+		fresh := ok && time.Since(c.at) < v.ttl
+		if ok && !fresh {
+			v.located.remove(tenantID)
+		}
 		v.mu.Unlock()
-		if ok && time.Since(c.at) < v.ttl {
+		if fresh {
 			return c.v.tenant, c.v.err
 		}
 	}
@@ -136,7 +146,7 @@ func (v *catalogView) locate(ctx context.Context, tenantID string) (fleet.Tenant
 		notFound := errors.Is(err, fleet.ErrTenantNotFound)
 		if v.ttl > 0 && (err == nil || notFound && v.cacheRefusals) {
 			v.mu.Lock()
-			v.located[tenantID] = cached[locateResult]{locateResult{t, err}, time.Now()}
+			v.located.put(tenantID, cached[locateResult]{locateResult{t, err}, time.Now()})
 			v.mu.Unlock()
 		}
 		return t, err
@@ -203,9 +213,13 @@ func (v *catalogView) check(ctx context.Context, route Route) error {
 	key := refusalKey{route.Instance, route.Endpoint.Host, route.Endpoint.Port}
 	if v.cacheRefusals && v.ttl > 0 {
 		v.mu.Lock()
-		c, ok := v.refusals[key]
+		c, ok := v.refusals.get(key)
+		fresh := ok && time.Since(c.at) < v.ttl
+		if ok && !fresh {
+			v.refusals.remove(key)
+		}
 		v.mu.Unlock()
-		if ok && time.Since(c.at) < v.ttl {
+		if fresh {
 			return c.v
 		}
 	}
@@ -226,7 +240,7 @@ func (v *catalogView) check(ctx context.Context, route Route) error {
 	}
 	if v.cacheRefusals && v.ttl > 0 {
 		v.mu.Lock()
-		v.refusals[key] = cached[error]{refusal, time.Now()}
+		v.refusals.put(key, cached[error]{refusal, time.Now()})
 		v.mu.Unlock()
 	}
 	return refusal

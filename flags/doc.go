@@ -37,6 +37,14 @@
 // by notifications for those tenants only; start-up reads nothing, and a
 // reconnect re-reads only the tenants held, in one query.
 //
+// Everything else a process keeps per tenant is bounded the same way: a
+// Resolver remembers the route it served and the route it refused, and
+// the catalog's answers, for at most ResolverOptions.TenantCacheSize
+// tenants (RouteCacheSizeDefault); a tenant it forgot gets the provider's
+// route as it is (the provider is authoritative), a bad one checked and
+// refused again. A Router forgets a tenant with nothing under way once
+// it goes unused for its PoolIdleTimeout.
+//
 // Both providers also have two optional capabilities. BatchPublisher's
 // PublishMany publishes the routes of many tenants in one transaction, all
 // or none, each epoch checked (a *StaleEpochsError names the tenants
@@ -123,10 +131,13 @@
 //     0.02 MB of heap, 1.2 MB once 1,000 tenants were resolved; loading the
 //     table into a map instead took 54.7 s and 294 MB
 //     (BenchmarkStartWithMillionRoutes).
-//   - Router.Acquire+Release of a warm tenant cost 403 to 535 ns against
-//     238 to 361 ns for a bare pgxpool acquire (1.5 to 1.7 times,
+//   - Router.Acquire+Release of a warm tenant cost 342 to 1,087 ns against
+//     263 to 779 ns for a bare pgxpool acquire (1.25 to 1.40 times,
 //     BenchmarkAcquireOverhead); with 10,000 tenants over 900 databases on
-//     3 instances, 1,193 against 337 ns (3.5 times), and never more than
-//     the budget of 50 connections per instance under 16 callers
+//     3 instances, 322 and 309 against 236 and 232 ns (1.36 and 1.33
+//     times, two runs), and never more than the budget of 50 connections
+//     per instance under 16 callers; under their mixed load, where a call
+//     to a cold database reconnects, 237 and 540 calls/s against 270 and
+//     539 through bare pgxpools held in the same budget, in the same runs
 //     (BenchmarkRouterFleet).
 package flags

@@ -46,6 +46,19 @@ type ResolverOptions struct {
 	// Logger receives refused routes (Warn), once per route and tenant.
 	// Default: discarded.
 	Logger *slog.Logger
+
+	// TenantCacheSize bounds how many tenants the Resolver remembers: the
+	// route it served each (what keeps it from going back), the route it
+	// refused, and where the catalog has a tenant without a route; the
+	// least recently resolved are forgotten beyond it. A forgotten
+	// tenant's next route comes from the provider as it is, which is
+	// authoritative (a provider that never goes back is what keeps a
+	// forgotten tenant from going back), and a refused route is checked
+	// against the catalog again (and refused again, if still bad; the
+	// refusal is then reported again). Size it, as the provider's
+	// RouteCacheSize, to the tenants a process serves. Default
+	// RouteCacheSizeDefault; negative: unbounded.
+	TenantCacheSize int
 }
 
 // Resolver reads tenants' routes: it evaluates RouteFlagKey through an
@@ -70,8 +83,15 @@ type Resolver struct {
 	events  eventbus.Bus[EventKind, *ResolverEvent]
 
 	mu      sync.Mutex
-	seen    map[string]seenRoute // newest valid route returned, by tenant
-	refused map[string]Route     // last route refused, by tenant, until a valid one comes
+	tenants *lru[string, tenantMemory] // bounded by TenantCacheSize
+}
+
+// tenantMemory is what a Resolver remembers of a tenant.
+type tenantMemory struct {
+	seen       seenRoute // newest valid route returned
+	hasSeen    bool
+	refused    Route // last route refused, until a valid one comes
+	hasRefused bool
 }
 
 // NewResolver returns a Resolver evaluating through client (never the
@@ -91,9 +111,13 @@ func NewResolver(client FlagClient, catalog fleet.Catalog, opts *ResolverOptions
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.TenantCacheSize == 0 {
+		o.TenantCacheSize = RouteCacheSizeDefault
+	}
+	size := max(o.TenantCacheSize, 0)
 	return &Resolver{
-		client: client, catalog: newCatalogView(catalog, o.CatalogTTL, o.CatalogRetry, true), log: o.Logger,
-		seen: map[string]seenRoute{}, refused: map[string]Route{},
+		client: client, catalog: newCatalogView(catalog, o.CatalogTTL, o.CatalogRetry, true, size), log: o.Logger,
+		tenants: newLRU[string, tenantMemory](size),
 	}, nil
 }
 
@@ -140,11 +164,15 @@ func (r *Resolver) Resolve(ctx context.Context, tenantID string) (Route, error) 
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.refused, tenantID)
-	if s, ok := r.seen[tenantID]; ok && !supersedes(route, seq, s) {
-		return s.route, nil
+	m, _ := r.tenants.get(tenantID)
+	if m.hasSeen && !supersedes(route, seq, m.seen) {
+		if m.hasRefused {
+			m.refused, m.hasRefused = Route{}, false
+			r.tenants.replace(tenantID, m)
+		}
+		return m.seen.route, nil
 	}
-	r.seen[tenantID] = seenRoute{route, seq}
+	r.tenants.put(tenantID, tenantMemory{seen: seenRoute{route, seq}, hasSeen: true})
 	return route, nil
 }
 
@@ -180,8 +208,9 @@ func metadataSeq(m openfeature.FlagMetadata) int64 {
 // the last published route returned, else the catalog's.
 func (r *Resolver) refuse(ctx context.Context, tenantID string, bad Route, seq int64, why error) (Route, error) {
 	r.mu.Lock()
-	s, ok := r.seen[tenantID]
+	m, _ := r.tenants.get(tenantID)
 	r.mu.Unlock()
+	s, ok := m.seen, m.hasSeen
 	serving := s.route
 	if ok && !supersedes(bad, seq, s) && !errors.Is(why, ErrInvalidRoute) {
 		return serving, nil // older than what it serves: ignored anyway
@@ -193,8 +222,10 @@ func (r *Resolver) refuse(ctx context.Context, tenantID string, bad Route, seq i
 		}
 	}
 	r.mu.Lock()
-	last, told := r.refused[tenantID]
-	r.refused[tenantID] = bad
+	m, _ = r.tenants.get(tenantID) // again: a Resolve may have changed it meanwhile
+	last, told := m.refused, m.hasRefused
+	m.refused, m.hasRefused = bad, true
+	r.tenants.put(tenantID, m)
 	r.mu.Unlock()
 	if !told || last != bad {
 		r.log.Warn("flags: refused the published route; serving the last valid one", "tenant", tenantID,

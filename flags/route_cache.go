@@ -1,7 +1,6 @@
 package flags
 
 import (
-	"container/list"
 	"sync"
 )
 
@@ -17,17 +16,9 @@ const RouteCacheSizeDefault = 100_000
 // merged with them, so that neither a route published during the fetch
 // nor a forget is lost.
 type routeCache struct {
-	mu        sync.Mutex
-	max       int
-	entries   map[string]*list.Element // of *cacheEntry
-	lru       list.List                // front: most recently used
-	pending   map[string]*pendingFetch
-	evictions int64
-}
-
-type cacheEntry struct {
-	tenant string
-	st     stored
+	mu      sync.Mutex
+	entries *lru[string, stored]
+	pending map[string]*pendingFetch
 }
 
 type pendingFetch struct {
@@ -37,30 +28,21 @@ type pendingFetch struct {
 }
 
 func newRouteCache(max int) *routeCache {
-	return &routeCache{max: max, entries: map[string]*list.Element{}, pending: map[string]*pendingFetch{}}
+	return &routeCache{entries: newLRU[string, stored](max), pending: map[string]*pendingFetch{}}
 }
 
 // get returns the tenant's cached state and marks it used.
 func (c *routeCache) get(tenant string) (stored, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[tenant]
-	if !ok {
-		return stored{}, false
-	}
-	c.lru.MoveToFront(e)
-	return e.Value.(*cacheEntry).st, true
+	return c.entries.get(tenant)
 }
 
 // peek returns the tenant's cached state without marking it used.
 func (c *routeCache) peek(tenant string) (stored, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[tenant]
-	if !ok {
-		return stored{}, false
-	}
-	return e.Value.(*cacheEntry).st, true
+	return c.entries.peek(tenant)
 }
 
 // followed reports whether notifications for tenant matter: it is cached
@@ -68,7 +50,7 @@ func (c *routeCache) peek(tenant string) (stored, bool) {
 func (c *routeCache) followed(tenant string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, cached := c.entries[tenant]
+	_, cached := c.entries.peek(tenant)
 	_, pending := c.pending[tenant]
 	return cached || pending
 }
@@ -81,16 +63,11 @@ func (c *routeCache) apply(tenant string, st stored) bool {
 	if pf, ok := c.pending[tenant]; ok && (!pf.notify || st.newer(pf.st)) {
 		pf.st, pf.notify = st, true
 	}
-	e, ok := c.entries[tenant]
-	if !ok {
+	held, ok := c.entries.peek(tenant)
+	if !ok || !st.newer(held) {
 		return false
 	}
-	ce := e.Value.(*cacheEntry)
-	if !st.newer(ce.st) {
-		return false
-	}
-	ce.st = st
-	return true
+	return c.entries.replace(tenant, st)
 }
 
 // drop removes the tenant (a re-read found its route gone), and keeps a
@@ -102,13 +79,8 @@ func (c *routeCache) drop(tenant string) bool {
 	if pf, ok := c.pending[tenant]; ok {
 		pf.invalid = true
 	}
-	e, ok := c.entries[tenant]
-	if !ok {
-		return false
-	}
-	c.lru.Remove(e)
-	delete(c.entries, tenant)
-	return e.Value.(*cacheEntry).st.found
+	st, ok := c.entries.remove(tenant)
+	return ok && st.found
 }
 
 // beginFetch marks the tenant pending. One fetch per tenant at a time
@@ -135,21 +107,10 @@ func (c *routeCache) endFetch(tenant string, st stored, ok, keep bool) (stored, 
 	if !keep || pf == nil || pf.invalid {
 		return st, true
 	}
-	if e, cached := c.entries[tenant]; cached { // cached meanwhile (a Publish)
-		ce := e.Value.(*cacheEntry)
-		if st.newer(ce.st) {
-			ce.st = st
-		}
-		c.lru.MoveToFront(e)
-		return ce.st, true
+	if held, cached := c.entries.peek(tenant); cached && !st.newer(held) { // cached meanwhile (a Publish)
+		st = held
 	}
-	c.entries[tenant] = c.lru.PushFront(&cacheEntry{tenant, st})
-	for c.max > 0 && c.lru.Len() > c.max {
-		old := c.lru.Back()
-		c.lru.Remove(old)
-		delete(c.entries, old.Value.(*cacheEntry).tenant)
-		c.evictions++
-	}
+	c.entries.put(tenant, st)
 	return st, true
 }
 
@@ -157,12 +118,9 @@ func (c *routeCache) endFetch(tenant string, st stored, ok, keep bool) (stored, 
 func (c *routeCache) followedTenants() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.entries)+len(c.pending))
-	for t := range c.entries {
-		out = append(out, t)
-	}
+	out := c.entries.keys()
 	for t := range c.pending {
-		if _, ok := c.entries[t]; !ok {
+		if _, ok := c.entries.peek(t); !ok {
 			out = append(out, t)
 		}
 	}
@@ -172,5 +130,5 @@ func (c *routeCache) followedTenants() []string {
 func (c *routeCache) stats() (cached int, evictions int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.entries), c.evictions
+	return c.entries.len(), c.entries.evictions
 }

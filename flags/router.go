@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,7 +73,10 @@ type RouterConfig struct {
 	// for a tenant, when the Resolver's client delivers provider events
 	// (openfeature.IEventing): an event naming the tenant, or naming no
 	// tenant, ends the reuse at once, so this only bounds how stale a
-	// route can be if an event is lost. A paused route is never reused.
+	// route can be if an event is lost (a route is reused for between
+	// three quarters of it and all of it, by a clock the Router's timer
+	// advances, so as late as the process runs its timers). A paused
+	// route is never reused.
 	// Without events every Acquire evaluates. Default
 	// RouteMaxAgeDefault; negative: evaluate on every Acquire.
 	RouteMaxAge time.Duration
@@ -93,7 +97,11 @@ type RouterConfig struct {
 	// (no connection out, no Acquire under way) before the Router closes
 	// it, with its connections and its health-check goroutine, and
 	// forgets the tenants that used it; the next Acquire opens a new one.
-	// Default PoolIdleTimeoutDefault; negative: never.
+	// A tenant not asked about for as long, with nothing under way, is
+	// forgotten too, even if its pool stays open for others, so that the
+	// Router's memory follows the tenants it serves now, not every tenant
+	// it ever served. Default PoolIdleTimeoutDefault; negative: pools are
+	// never closed, and tenants are forgotten after PoolIdleTimeoutDefault.
 	PoolIdleTimeout time.Duration
 
 	// Logger receives route changes (Info) and pool lifecycle (Debug).
@@ -141,11 +149,18 @@ type Router struct {
 
 	mu      sync.Mutex
 	closed  bool
-	tenants map[string]*tenantState
-	pools   map[poolKey]*routePool // pools in use; retired ones are not here
-	open    map[*routePool]bool    // every pool not yet closing, retired or not
+	tenants map[string]*tenantState // the tenants served lately; see sweep
+	sweeps  int64                   // sweeps done: the clock of idleness (touched, usedSweep)
+	uses    uint64                  // counts pools going idle: the order of lastUse
+	pools   map[poolKey]*routePool  // pools in use; retired ones are not here
+	open    map[*routePool]bool     // every pool not yet closing, retired or not
 	budgets map[string]*instanceBudget
-	sweeper *time.Timer    // closes idle pools; nil without
+	sweeper *time.Timer // closes idle pools, forgets idle tenants
+	// ticks is the clock of route reuse, advanced every maxAge/reuseTicks
+	// by ticker (nil without reuse): reading the system clock costs more
+	// than the rest of a warm Acquire on some virtual machines.
+	ticks   atomic.Int64
+	ticker  *time.Timer
 	closers sync.WaitGroup // pool closes under way
 }
 
@@ -157,15 +172,16 @@ type poolKey struct {
 func keyOf(r Route) poolKey { return poolKey{r.Instance, r.Endpoint} }
 
 type routePool struct {
-	key      poolKey
-	pool     *pgxpool.Pool
-	budget   *instanceBudget            // nil: no cap
-	members  map[*tenantState]bool      // tenants whose current route uses it
-	inflight int                        // connections out, and acquires under way
-	conns    map[*pgx.Conn]*tenantState // connections out, by the tenant that took them
-	lastUsed time.Time                  // when inflight last went to 0
-	retired  bool                       // no tenant routes here any more
-	closing  bool
+	key       poolKey
+	pool      *pgxpool.Pool
+	budget    *instanceBudget            // nil: no cap
+	members   map[*tenantState]bool      // tenants whose current route uses it
+	inflight  int                        // connections out, and acquires under way
+	conns     map[*pgx.Conn]*tenantState // connections out, by the tenant that took them
+	usedSweep int64                      // Router.sweeps when inflight last went to 0
+	lastUse   uint64                     // Router.uses then: orders pools by last use
+	retired   bool                       // no tenant routes here any more
+	closing   bool
 }
 
 type tenantState struct {
@@ -177,11 +193,13 @@ type tenantState struct {
 	inflight int
 	waiters  int           // Acquire calls waiting while the route is paused
 	wake     chan struct{} // closed to wake them; nil when nobody waits
-	// Acquire reuses route until validUntil; an event for the tenant
-	// clears it and counts in events, so that an evaluation that
-	// started before the event does not make its result reusable.
-	validUntil time.Time
+	// Acquire reuses route while Router.ticks is below validUntil (0:
+	// not reusable); an event for the tenant clears it and counts in
+	// events, so that an evaluation that started before the event does
+	// not make its result reusable.
+	validUntil int64
 	events     int
+	touched    int64 // Router.sweeps when last asked about
 }
 
 // NewRouter returns a Router.
@@ -222,10 +240,14 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	if r.idleTimeout > 0 {
-		r.sweeper = time.AfterFunc(r.sweepInterval(), r.sweep)
+	ev, eventing := cfg.Resolver.client.(openfeature.IEventing)
+	r.mu.Lock() // the timers' functions read them under it
+	r.sweeper = time.AfterFunc(r.sweepInterval(), r.sweep)
+	if eventing && r.maxAge > 0 {
+		r.ticker = time.AfterFunc(r.tickInterval(), r.tick)
 	}
-	if ev, ok := cfg.Resolver.client.(openfeature.IEventing); ok {
+	r.mu.Unlock()
+	if eventing {
 		fn := func(d openfeature.EventDetails) { r.woken(d) }
 		r.events, r.onEvent = ev, &fn
 		ev.AddHandler(openfeature.ProviderConfigChange, r.onEvent)
@@ -256,7 +278,7 @@ func (r *Router) woken(d openfeature.EventDetails) {
 	if len(tenants) == 0 {
 		for _, ts := range r.tenants {
 			ts.events++
-			ts.validUntil = time.Time{}
+			ts.validUntil = 0
 			wakeLocked(ts)
 		}
 		return
@@ -264,7 +286,7 @@ func (r *Router) woken(d openfeature.EventDetails) {
 	for _, t := range tenants {
 		if ts := r.tenants[t]; ts != nil {
 			ts.events++
-			ts.validUntil = time.Time{}
+			ts.validUntil = 0
 			wakeLocked(ts)
 		}
 	}
@@ -302,10 +324,10 @@ func (r *Router) Route(ctx context.Context, tenantID string) (Route, error) {
 // reusableLocked returns the tenant's route if Acquire may reuse it.
 func (r *Router) reusableLocked(tenantID string) (*tenantState, bool) {
 	ts := r.tenants[tenantID]
-	if ts == nil || !ts.known || ts.route.Paused || ts.validUntil.IsZero() {
+	if ts == nil || !ts.known || ts.route.Paused {
 		return ts, false
 	}
-	return ts, time.Now().Before(ts.validUntil)
+	return ts, r.ticks.Load() < ts.validUntil
 }
 
 // evaluatedLocked records a route just evaluated, and makes it reusable
@@ -314,7 +336,7 @@ func (r *Router) reusableLocked(tenantID string) (*tenantState, bool) {
 func (r *Router) evaluatedLocked(tenantID string, route Route, before *tenantState, events int) *tenantState {
 	ts := r.observeLocked(tenantID, route)
 	if r.maxAge > 0 && r.events != nil && ts == before && ts.events == events {
-		ts.validUntil = time.Now().Add(r.maxAge)
+		ts.validUntil = r.ticks.Load() + reuseTicks
 	}
 	return ts
 }
@@ -366,6 +388,7 @@ func (r *Router) Acquire(ctx context.Context, tenantID string) (*pgxpool.Conn, e
 			}
 			ts = r.evaluatedLocked(tenantID, route, ts, events)
 		}
+		ts.touched = r.sweeps
 
 		if route.Paused {
 			if r.holdLimit < 0 {
@@ -481,8 +504,9 @@ func (r *Router) Close() {
 	if first {
 		r.closed = true
 		close(r.done)
-		if r.sweeper != nil {
-			r.sweeper.Stop()
+		r.sweeper.Stop()
+		if r.ticker != nil {
+			r.ticker.Stop()
 		}
 		// pgxpool's Close waits for the connections still out.
 		for rp := range r.open {
@@ -505,6 +529,7 @@ func (r *Router) observeLocked(tenantID string, route Route) *tenantState {
 		ts = &tenantState{id: tenantID}
 		r.tenants[tenantID] = ts
 	}
+	ts.touched = r.sweeps
 	if ts.known && ts.route == route {
 		return ts
 	}
@@ -519,14 +544,7 @@ func (r *Router) observeLocked(tenantID string, route Route) *tenantState {
 		ts.pool.pool.Reset()
 	}
 	if ts.pool != nil && ts.pool.key != keyOf(route) {
-		rp := ts.pool
-		ts.pool = nil
-		delete(rp.members, ts)
-		if len(rp.members) == 0 {
-			delete(r.pools, rp.key)
-			rp.retired = true
-			r.closeIfDoneLocked(rp)
-		}
+		r.detachLocked(ts)
 	}
 	ts.route, ts.known = route, true
 	ts.gen++
@@ -534,11 +552,26 @@ func (r *Router) observeLocked(tenantID string, route Route) *tenantState {
 	return ts
 }
 
+// detachLocked takes ts out of its pool's tenants, and retires the pool
+// if no other tenant's route uses it: it closes once nothing is in
+// flight on it.
+func (r *Router) detachLocked(ts *tenantState) {
+	rp := ts.pool
+	ts.pool = nil
+	delete(rp.members, ts)
+	if len(rp.members) == 0 && !rp.retired {
+		delete(r.pools, rp.key)
+		rp.retired = true
+		r.closeIfDoneLocked(rp)
+	}
+}
+
 // doneWithLocked counts one piece of ts's work on rp as over.
 func (r *Router) doneWithLocked(rp *routePool, ts *tenantState) {
 	ts.inflight--
 	if rp.inflight--; rp.inflight == 0 {
-		rp.lastUsed = time.Now()
+		r.uses++
+		rp.usedSweep, rp.lastUse = r.sweeps, r.uses
 	}
 	r.closeIfDoneLocked(rp)
 }
@@ -562,35 +595,75 @@ func (r *Router) closeLocked(rp *routePool) {
 	})
 }
 
-// sweepInterval is how often idle pools are looked for: often enough that
-// a pool is closed at most half a timeout late.
-func (r *Router) sweepInterval() time.Duration { return max(r.idleTimeout/2, 10*time.Millisecond) }
+// sweepInterval is how often idle pools and tenants are looked for:
+// often enough that a pool is closed at most half a timeout late.
+func (r *Router) sweepInterval() time.Duration {
+	idle := r.idleTimeout
+	if idle <= 0 { // pools stay open; tenants are still forgotten
+		idle = PoolIdleTimeoutDefault
+	}
+	return max(idle/2, 10*time.Millisecond)
+}
+
+// idleSweeps is how many sweeps a pool goes unused, or a tenant unasked,
+// before it is closed or forgotten: two whole intervals at least, the
+// idle timeout.
+const idleSweeps = 3
+
+// reuseTicks is how many ticks of Router.ticks a route is reused for:
+// RouteMaxAge at most, three quarters of it at least.
+const reuseTicks = 4
+
+// tick advances the clock of route reuse.
+func (r *Router) tick() {
+	r.ticks.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		r.ticker.Reset(r.tickInterval())
+	}
+}
+
+func (r *Router) tickInterval() time.Duration { return max(r.maxAge/reuseTicks, time.Millisecond) }
 
 // sweep closes the pools unused for idleTimeout, and forgets the tenants
-// that used them and have nothing under way, so that a Router's memory
-// follows the tenants it serves now.
+// that used them, and every tenant not asked about for as long, that
+// have nothing under way (no connection out, no Acquire past the route
+// check, no caller waiting on a paused route), so that a Router's memory
+// follows the tenants it serves now. A forgotten tenant's next Acquire
+// evaluates its route afresh, as a first one does.
 func (r *Router) sweep() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return
 	}
-	now := time.Now()
+	idle := func(ts *tenantState) bool { return ts.inflight == 0 && ts.waiters == 0 }
+	r.sweeps++
 	for _, rp := range r.pools {
-		if rp.inflight > 0 || now.Sub(rp.lastUsed) < r.idleTimeout {
+		if r.idleTimeout <= 0 || rp.inflight > 0 || r.sweeps-rp.usedSweep < idleSweeps {
 			continue
 		}
 		delete(r.pools, rp.key)
 		rp.retired = true
 		for ts := range rp.members {
 			ts.pool = nil
-			if ts.inflight == 0 && ts.waiters == 0 && r.tenants[ts.id] == ts {
+			if idle(ts) && r.tenants[ts.id] == ts {
 				delete(r.tenants, ts.id)
 			}
 		}
 		clear(rp.members)
 		r.closeLocked(rp)
 		r.log.Debug("flags: idle pool closing", "instance", rp.key.instance, "endpoint", rp.key.endpoint.String())
+	}
+	for id, ts := range r.tenants {
+		if !idle(ts) || r.sweeps-ts.touched < idleSweeps {
+			continue
+		}
+		if ts.pool != nil {
+			r.detachLocked(ts)
+		}
+		delete(r.tenants, id)
 	}
 	r.sweeper.Reset(r.sweepInterval())
 }
@@ -618,7 +691,7 @@ func (r *Router) createPool(ctx context.Context, route Route) error {
 	}
 	cc := cfg.ConnConfig
 	pointAt(&cc.Config, route.Endpoint)
-	rp := &routePool{key: keyOf(route), conns: map[*pgx.Conn]*tenantState{}, members: map[*tenantState]bool{}, lastUsed: time.Now()}
+	rp := &routePool{key: keyOf(route), conns: map[*pgx.Conn]*tenantState{}, members: map[*tenantState]bool{}}
 	var tracer pgx.QueryTracer = releaseTracer{r, rp}
 	if cc.Tracer != nil {
 		tracer = multitracer.New(cc.Tracer, tracer)
@@ -646,6 +719,8 @@ func (r *Router) createPool(ctx context.Context, route Route) error {
 	}
 	// If the tenant's route moved on meanwhile, the pool waits here unused
 	// until a route uses it, the Router closes, or it is idle too long.
+	r.uses++
+	rp.usedSweep, rp.lastUse = r.sweeps, r.uses
 	r.pools[rp.key] = rp
 	r.log.Debug("flags: pool created", "instance", route.Instance, "endpoint", route.Endpoint.String())
 	return nil

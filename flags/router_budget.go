@@ -159,12 +159,12 @@ func (r *Router) reclaimIdle(ctx context.Context, b *instanceBudget) {
 			pools = append(pools, rp)
 		}
 	}
-	last := make(map[*routePool]time.Time, len(pools))
+	last := make(map[*routePool]uint64, len(pools))
 	for _, rp := range pools {
-		last[rp] = rp.lastUsed
+		last[rp] = rp.lastUse
 	}
 	r.mu.Unlock()
-	slices.SortFunc(pools, func(x, y *routePool) int { return cmp.Compare(last[x].UnixNano(), last[y].UnixNano()) })
+	slices.SortFunc(pools, func(x, y *routePool) int { return cmp.Compare(last[x], last[y]) })
 	for _, rp := range pools {
 		if rp.pool.Stat().IdleConns() == 0 {
 			continue

@@ -1,0 +1,23 @@
+package flags
+
+// What tests outside the package check of the per-tenant memories: that
+// they stay bounded. Nothing here is part of the package's API.
+
+// ResolverMemory returns how many tenants r remembers, and how many
+// catalog answers about tenants (locations) and refused routes it holds.
+func ResolverMemory(r *Resolver) (tenants, located, refusals int) {
+	r.mu.Lock()
+	tenants = r.tenants.len()
+	r.mu.Unlock()
+	r.catalog.mu.Lock()
+	defer r.catalog.mu.Unlock()
+	return tenants, r.catalog.located.len(), r.catalog.refusals.len()
+}
+
+// RouterMemory returns how many tenants r keeps state for, and how many
+// pools it has not closed.
+func RouterMemory(r *Router) (tenants, pools int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.tenants), len(r.open)
+}
