@@ -50,10 +50,15 @@ type StepTiming struct {
 
 // Report is what a move did and measured.
 type Report struct {
-	Move   string `json:"move"`
+	Move string `json:"move"`
+	// Kind is "move" (Move) or "convert" (Convert).
+	Kind string `json:"kind"`
+	// Tenant is the tenant moved; for a conversion, how many.
 	Tenant string `json:"tenant"`
-	Source string `json:"source"`
-	Target string `json:"target"`
+	// Tenants is how many tenants the window held: 1 for a move.
+	Tenants int    `json:"tenants"`
+	Source  string `json:"source"`
+	Target  string `json:"target"`
 
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
@@ -89,7 +94,11 @@ func (r *Report) String() string {
 	if r.RolledBack {
 		outcome = "rolled back (" + r.RollbackReason + ")"
 	}
-	fmt.Fprintf(&b, "move %s: tenant %s %s -> %s: %s\n", r.Move, r.Tenant, r.Source, r.Target, outcome)
+	if r.Kind == kindConvert {
+		fmt.Fprintf(&b, "conversion %s: %d tenants %s -> %s: %s\n", r.Move, r.Tenants, r.Source, r.Target, outcome)
+	} else {
+		fmt.Fprintf(&b, "move %s: tenant %s %s -> %s: %s\n", r.Move, r.Tenant, r.Source, r.Target, outcome)
+	}
 	fmt.Fprintf(&b, "  window %s (budget %s), fences %s, verified %s, %d bytes copied, total %s\n",
 		r.Window.Round(time.Millisecond), r.WindowBudget, strings.Join(r.Fences, "+"), r.Verified,
 		r.BytesCopied, r.Finished.Sub(r.Started).Round(time.Millisecond))
