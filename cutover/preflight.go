@@ -85,35 +85,35 @@ func checkSourceDatabases(ctx context.Context, src fleet.Instance, dbs []string)
 }
 
 // checkCapacity: the target must stay within its Limits with the tenant
-// on it. Usage is measured only for the limits that are set.
+// on it. Only when a limit is set is the target measured: every database
+// on its disk, fenced copies and databases a move is creating too, through
+// one connection (fleet.MeasureInstance); the tenant's database is
+// measured on the source only for a file or byte limit.
 func (r *run) checkCapacity(ctx context.Context) error {
 	lim := r.tgt.Limits
+	if lim == (fleet.Limits{}) {
+		return nil
+	}
+	target, err := fleet.MeasureInstance(ctx, r.tgt, &fleet.UsageOpts{Interval: -1})
+	if err != nil {
+		return fmt.Errorf("capacity: measure the target: %w", err)
+	}
+	held := target.Held()
 	var problems []string
-	if lim.MaxTenants > 0 {
-		on, err := r.m.cfg.Catalog.Tenants(ctx, r.p.Target)
-		if err != nil {
-			return fmt.Errorf("capacity: %w", err)
-		}
-		if int64(len(on))+1 > lim.MaxTenants {
-			problems = append(problems, fmt.Sprintf("%d tenants, limit %d", len(on)+1, lim.MaxTenants))
-		}
+	if lim.MaxTenants > 0 && held.Databases+1 > lim.MaxTenants {
+		problems = append(problems, fmt.Sprintf("%d databases, limit %d", held.Databases+1, lim.MaxTenants))
 	}
 	if lim.MaxBytes > 0 || lim.MaxFiles > 0 {
 		tenant, err := fleet.MeasureUsage(ctx, r.src, &fleet.UsageOpts{Databases: []string{r.p.Database}, Interval: -1})
 		if err != nil {
 			return fmt.Errorf("capacity: measure the tenant: %w", err)
 		}
-		target, err := fleet.MeasureUsage(ctx, r.tgt, &fleet.UsageOpts{Interval: -1})
-		if err != nil {
-			return fmt.Errorf("capacity: measure the target: %w", err)
-		}
-		bytes, files := tenant[0].Bytes, tenant[0].Files
-		for _, u := range target {
-			bytes += u.Bytes
-			files += u.Files
-		}
+		bytes, files := held.Bytes+tenant[0].Bytes, held.Files+tenant[0].Files
 		if lim.MaxBytes > 0 && bytes > lim.MaxBytes {
 			problems = append(problems, fmt.Sprintf("%d bytes, limit %d", bytes, lim.MaxBytes))
+		}
+		if err := fleet.FilesUncountedError(r.tgt, held.FilesUncounted); lim.MaxFiles > 0 && err != nil {
+			return fmt.Errorf("capacity: %w", err)
 		}
 		if lim.MaxFiles > 0 && files > lim.MaxFiles {
 			problems = append(problems, fmt.Sprintf("%d files, limit %d", files, lim.MaxFiles))

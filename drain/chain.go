@@ -109,7 +109,7 @@ func (r *Runner) Chain(ctx context.Context, req ChainRequest) (*ChainResult, err
 	}
 	// Plan the whole chain first: a threshold it cannot reach, or an
 	// instance it cannot refill, is refused before anything is moved.
-	snap, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
+	snap, err := r.measure(ctx, append(slices.Clone(req.Instances), req.Spares...))
 	if err != nil {
 		return nil, err
 	}

@@ -6,9 +6,12 @@
 // The planners are pure: they read a Snapshot of the fleet (instances
 // with their Limits, and each tenant's measured usage) and return a Plan
 // without touching a database. Measure builds a Snapshot from a live
-// fleet through its catalog. A Plan lists the moves in order, the usage of
-// every affected instance before and after, and an estimate of the time
-// the moves take; its String is the dry-run report.
+// fleet through its catalog, one connection per instance (see
+// fleet.MeasureInstance), counting every database on disk against the
+// Limits, fenced copies awaiting Retire included; a Runner measures only
+// the instances each plan involves. A Plan lists the moves in order, the
+// usage of every affected instance before and after, and an estimate of
+// the time the moves take; its String is the dry-run report.
 //
 // Planning keeps its own running totals, so each placement sees the ones
 // planned before it; the Snapshot itself is never modified.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,14 +25,29 @@ type MeasureOpts struct {
 	// Concurrency is how many instances are measured at once. Default
 	// MeasureConcurrencyDefault.
 	Concurrency int
+	// Files is how relation files are counted; passed to
+	// fleet.UsageOpts. Default fleet.FileCountingAuto: by listing the
+	// data directory, through one connection per instance, where the
+	// Admin role may.
+	Files fleet.FileCounting
+	// Instances restricts the snapshot to the instances with these IDs,
+	// each of which must be in the catalog. Default: every instance in
+	// the catalog. A plan sees only the instances of its snapshot, so
+	// leave out only those it must not touch. A Runner sets it to the
+	// instances each plan involves.
+	Instances []string
 }
 
-// Measure builds a Snapshot of every instance in the catalog, measuring
-// each catalogued tenant's database with fleet.MeasureUsage. Instances
-// are in the catalog's order (by ID), tenants too. An instance without
-// tenants is in the snapshot with none and is not connected to. If any
-// instance cannot be measured, Measure returns no snapshot and an error
-// naming every instance that failed.
+// Measure builds a Snapshot of the instances in the catalog (or those
+// opts.Instances names), in the catalog's order (by ID), measuring each
+// with fleet.MeasureInstance: one connection per instance where its Admin
+// role may list the data directory. Each instance's catalogued tenants
+// are its Tenants, in the catalog's order; every other database on it
+// that counts against its Limits (a copy fenced by a move and awaiting
+// Retire, a database a move is creating, one no catalog knows) is in
+// Other, so what is on disk counts. If any instance cannot be measured,
+// Measure returns no snapshot and an error naming every instance that
+// failed.
 func Measure(ctx context.Context, catalog fleet.Catalog, opts *MeasureOpts) (*Snapshot, error) {
 	var o MeasureOpts
 	if opts != nil {
@@ -43,9 +59,19 @@ func Measure(ctx context.Context, catalog fleet.Catalog, opts *MeasureOpts) (*Sn
 	if o.Concurrency == 0 {
 		o.Concurrency = MeasureConcurrencyDefault
 	}
+	switch o.Files {
+	case fleet.FileCountingAuto, fleet.FileCountingDataDirectory, fleet.FileCountingPerDatabase:
+	default:
+		return nil, fmt.Errorf("%w: MeasureOpts.Files %q is not a fleet.FileCounting", ErrInvalid, o.Files)
+	}
 	instances, err := catalog.Instances(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("drain: measure: %w", err)
+	}
+	if o.Instances != nil {
+		if instances, err = only(instances, o.Instances); err != nil {
+			return nil, err
+		}
 	}
 	snap := &Snapshot{Instances: make([]InstanceUsage, len(instances))}
 	errs := make([]error, len(instances))
@@ -63,13 +89,10 @@ func Measure(ctx context.Context, catalog fleet.Catalog, opts *MeasureOpts) (*Sn
 				errs[i] = ctx.Err()
 				return
 			}
-			tenants, err := measureInstance(ctx, catalog, inst, o.Interval)
-			if err != nil {
+			if err := measureInstance(ctx, catalog, &snap.Instances[i], &o); err != nil {
 				errs[i] = err
 				cancel() // the snapshot is incomplete anyway
-				return
 			}
-			snap.Instances[i].Tenants = tenants
 		})
 	}
 	wg.Wait()
@@ -89,27 +112,102 @@ func Measure(ctx context.Context, catalog fleet.Catalog, opts *MeasureOpts) (*Sn
 	return snap, nil
 }
 
-func measureInstance(ctx context.Context, catalog fleet.Catalog, inst fleet.Instance, interval time.Duration) ([]TenantUsage, error) {
+// only keeps the instances with the IDs, in their order; an ID not among
+// them is an error.
+func only(instances []fleet.Instance, ids []string) ([]fleet.Instance, error) {
+	for _, id := range ids {
+		if !slices.ContainsFunc(instances, func(inst fleet.Instance) bool { return inst.ID == id }) {
+			return nil, fmt.Errorf("%w: instance %q is not in the catalog", ErrInvalid, id)
+		}
+	}
+	return slices.DeleteFunc(instances, func(inst fleet.Instance) bool { return !slices.Contains(ids, inst.ID) }), nil
+}
+
+// measureInstance fills in iu's tenants and other databases from one
+// measure of the instance.
+func measureInstance(ctx context.Context, catalog fleet.Catalog, iu *InstanceUsage, o *MeasureOpts) error {
+	inst := iu.Instance
 	tenants, err := catalog.Tenants(ctx, inst.ID)
 	if err != nil {
-		return nil, fmt.Errorf("drain: tenants of %s: %w", inst, err)
+		return fmt.Errorf("drain: tenants of %s: %w", inst, err)
 	}
-	if len(tenants) == 0 {
-		// MeasureUsage would discover databases instead.
-		return nil, nil
-	}
-	dbs := make([]string, len(tenants))
-	for i, t := range tenants {
-		dbs[i] = t.Database
-	}
-	usage, err := fleet.MeasureUsage(ctx, inst, &fleet.UsageOpts{Databases: dbs, Interval: interval})
+	m, err := fleet.MeasureInstance(ctx, inst, &fleet.UsageOpts{Interval: o.Interval, Files: o.Files})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]TenantUsage, len(tenants))
+	on := make(map[string]fleet.Usage, len(m.Databases))
+	for _, u := range m.Databases {
+		on[u.Database] = u
+	}
+	iu.Tenants = make([]TenantUsage, len(tenants))
 	for i, t := range tenants {
-		// MeasureUsage answers in the order of Databases.
-		out[i] = TenantUsage{ID: t.ID, Usage: usage[i]}
+		u, ok := on[t.Database]
+		if !ok {
+			return fmt.Errorf("drain: tenant %q: %w: %q is not on %s: fix the catalog",
+				t.ID, fleet.ErrDatabaseNotFound, t.Database, inst)
+		}
+		iu.Tenants[i] = TenantUsage{ID: t.ID, Usage: u}
 	}
-	return out, nil
+	for _, t := range tenants {
+		delete(on, t.Database)
+	}
+	for _, u := range m.Databases {
+		if _, left := on[u.Database]; left && u.CountsAgainstLimits() {
+			iu.Other = append(iu.Other, u)
+		}
+	}
+	var uncounted []string
+	for _, t := range iu.Tenants {
+		if t.FilesUncounted {
+			uncounted = append(uncounted, t.Database)
+		}
+	}
+	for _, u := range iu.Other {
+		if u.FilesUncounted {
+			uncounted = append(uncounted, u.Database)
+		}
+	}
+	// A threshold that holds without them may not hold on disk.
+	return fleet.FilesUncountedError(inst, uncounted)
+}
+
+// measure measures, for one pass of the runner, the instances with the
+// IDs: those its plan involves, and no others.
+func (r *Runner) measure(ctx context.Context, ids []string) (*Snapshot, error) {
+	o := *r.cfg.Measure
+	o.Instances = ids
+	return Measure(ctx, r.cfg.Catalog, &o)
+}
+
+// drainPass returns the instances a drain of instanceID involves (it and
+// every catalog instance its tenants may go to, that is every one not
+// excluded) and the options to plan it with on their snapshot. An
+// excluded ID that is not in the catalog is refused, as PlanDrain refuses
+// one that is not in its snapshot, so that a typo cannot let tenants
+// through.
+func (r *Runner) drainPass(ctx context.Context, instanceID string, opts *DrainOpts) ([]string, DrainOpts, error) {
+	var o DrainOpts
+	if opts != nil {
+		o = *opts
+	}
+	o.Concurrency = r.cfg.Concurrency
+	all, err := r.cfg.Catalog.Instances(ctx)
+	if err != nil {
+		return nil, o, fmt.Errorf("drain: measure: %w", err)
+	}
+	var ids []string
+	for _, inst := range all {
+		if inst.ID == instanceID || !slices.Contains(o.Exclude, inst.ID) {
+			ids = append(ids, inst.ID)
+		}
+	}
+	for _, id := range o.Exclude {
+		if !slices.ContainsFunc(all, func(inst fleet.Instance) bool { return inst.ID == id }) {
+			return nil, o, fmt.Errorf("%w: excluded instance %q is not in the catalog", ErrInvalid, id)
+		}
+	}
+	// The excluded instances are not measured, so not in the snapshot:
+	// no tenant can be planned onto them.
+	o.Exclude = nil
+	return ids, o, nil
 }

@@ -71,7 +71,7 @@ func PlanChain(s *Snapshot, req ChainRequest) (*ChainPlan, error) {
 // DryRunChain measures the fleet and returns the plan of a chain,
 // changing nothing.
 func (r *Runner) DryRunChain(ctx context.Context, req ChainRequest) (*ChainPlan, error) {
-	s, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
+	s, err := r.measure(ctx, append(slices.Clone(req.Instances), req.Spares...))
 	if err != nil {
 		return nil, err
 	}

@@ -35,8 +35,9 @@ type Config struct {
 	// drain exists to free its instance, so each copy is retired as soon
 	// as its move is done.
 	KeepSources bool
-	// Measure is passed to Measure. Default: activity not sampled (a
-	// drain orders by size first), which keeps measuring fast.
+	// Measure is passed to Measure, with Instances set to those each
+	// plan involves. Default: activity not sampled (a drain orders by
+	// size first), which keeps measuring fast.
 	Measure *MeasureOpts
 	// Logger receives each move's outcome. Default: discarded.
 	Logger *slog.Logger
@@ -140,12 +141,11 @@ func (r *Runner) Drain(ctx context.Context, instanceID string, threshold Thresho
 }
 
 func (r *Runner) drain(ctx context.Context, instanceID string, threshold Threshold, opts *DrainOpts, hooks moveHooks) (*Result, error) {
-	return r.run(ctx, instanceID, func(s *Snapshot) (*Plan, error) {
-		var o DrainOpts
-		if opts != nil {
-			o = *opts
-		}
-		o.Concurrency = r.cfg.Concurrency
+	involved, o, err := r.drainPass(ctx, instanceID, opts)
+	if err != nil {
+		return nil, err
+	}
+	return r.run(ctx, instanceID, involved, func(s *Snapshot) (*Plan, error) {
 		return PlanDrain(s, instanceID, threshold, &o)
 	}, func(t Totals) error {
 		if !threshold.Holds(t) {
@@ -162,7 +162,7 @@ func (r *Runner) Refill(ctx context.Context, instanceID string, sources []string
 }
 
 func (r *Runner) refill(ctx context.Context, instanceID string, sources []string, level Threshold, opts *RefillOpts, hooks moveHooks) (*Result, error) {
-	return r.run(ctx, instanceID, func(s *Snapshot) (*Plan, error) {
+	return r.run(ctx, instanceID, append([]string{instanceID}, sources...), func(s *Snapshot) (*Plan, error) {
 		var o RefillOpts
 		if opts != nil {
 			o = *opts
@@ -175,15 +175,14 @@ func (r *Runner) refill(ctx context.Context, instanceID string, sources []string
 // DryRun measures the fleet and returns the plan a Drain would run,
 // changing nothing.
 func (r *Runner) DryRun(ctx context.Context, instanceID string, threshold Threshold, opts *DrainOpts) (*Plan, error) {
-	s, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
+	involved, o, err := r.drainPass(ctx, instanceID, opts)
 	if err != nil {
 		return nil, err
 	}
-	var o DrainOpts
-	if opts != nil {
-		o = *opts
+	s, err := r.measure(ctx, involved)
+	if err != nil {
+		return nil, err
 	}
-	o.Concurrency = r.cfg.Concurrency
 	return PlanDrain(s, instanceID, threshold, &o)
 }
 
@@ -198,7 +197,7 @@ type moveHooks struct {
 // DryRunRefill measures the fleet and returns the plan a Refill would
 // run, changing nothing.
 func (r *Runner) DryRunRefill(ctx context.Context, instanceID string, sources []string, level Threshold, opts *RefillOpts) (*Plan, error) {
-	s, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
+	s, err := r.measure(ctx, append([]string{instanceID}, sources...))
 	if err != nil {
 		return nil, err
 	}
@@ -210,9 +209,11 @@ func (r *Runner) DryRunRefill(ctx context.Context, instanceID string, sources []
 	return PlanRefill(s, instanceID, sources, level, &o)
 }
 
-func (r *Runner) run(ctx context.Context, instanceID string, plan func(*Snapshot) (*Plan, error), check func(Totals) error, hooks moveHooks) (*Result, error) {
+// run measures the involved instances, plans, moves, and measures the
+// instance again.
+func (r *Runner) run(ctx context.Context, instanceID string, involved []string, plan func(*Snapshot) (*Plan, error), check func(Totals) error, hooks moveHooks) (*Result, error) {
 	start := time.Now()
-	s, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
+	s, err := r.measure(ctx, involved)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +225,7 @@ func (r *Runner) run(ctx context.Context, instanceID string, plan func(*Snapshot
 		return res, err
 	}
 	r.execute(ctx, res, hooks)
-	after, err := Measure(ctx, r.cfg.Catalog, r.cfg.Measure)
+	after, err := r.measure(ctx, []string{instanceID})
 	if err != nil {
 		return res, err
 	}

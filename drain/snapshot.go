@@ -9,17 +9,25 @@ import (
 )
 
 // Snapshot is the fleet as the planners see it: every instance with its
-// Limits and the measured usage of each of its tenants. Measure builds one
+// Limits, the measured usage of each of its tenants, and the other
+// databases on it. Measure builds one
 // from a live fleet; tests and rehearsals may build one by hand.
 type Snapshot struct {
 	// Instances in the order placement breaks ties in (Measure: by ID).
 	Instances []InstanceUsage
 }
 
-// InstanceUsage is one instance and its tenants.
+// InstanceUsage is one instance and what is on it.
 type InstanceUsage struct {
 	Instance fleet.Instance
-	Tenants  []TenantUsage
+	// Tenants are the catalogued tenants on the instance: what plans
+	// move.
+	Tenants []TenantUsage
+	// Other are the other databases on the instance that count against
+	// its Limits (fleet.Usage.CountsAgainstLimits): copies fenced by a
+	// move and awaiting Retire, databases a move is creating, databases
+	// no catalog knows. They count in Totals and never move.
+	Other []fleet.Usage
 }
 
 // TenantUsage is one tenant and what its database holds.
@@ -29,15 +37,21 @@ type TenantUsage struct {
 	fleet.Usage
 }
 
-// Totals is what an instance holds over all its tenants.
+// Totals is what an instance holds over all its tenants and other
+// databases.
 type Totals struct {
+	// Tenants counts databases: the tenants and the other databases
+	// (InstanceUsage.Other), each of which takes a database's share of
+	// every limit.
 	Tenants int64   `json:"tenants"`
 	Files   int64   `json:"files"`
 	Bytes   int64   `json:"bytes"`
 	TPS     float64 `json:"tps"`
 }
 
-func (t *Totals) add(u *TenantUsage) {
+func (t *Totals) add(u *TenantUsage) { t.addDatabase(&u.Usage) }
+
+func (t *Totals) addDatabase(u *fleet.Usage) {
 	t.Tenants++
 	t.Files += u.Files
 	t.Bytes += u.Bytes
@@ -51,11 +65,14 @@ func (t *Totals) remove(u *TenantUsage) {
 	t.TPS -= u.TPS
 }
 
-// Totals sums the usage of the instance's tenants.
+// Totals sums the usage of the instance's tenants and other databases.
 func (iu *InstanceUsage) Totals() Totals {
 	var t Totals
 	for i := range iu.Tenants {
 		t.add(&iu.Tenants[i])
+	}
+	for i := range iu.Other {
+		t.addDatabase(&iu.Other[i])
 	}
 	return t
 }
@@ -113,6 +130,13 @@ func newState(s *Snapshot) (*state, error) {
 			}
 			st.totals[i].add(u)
 			st.loc[st.first[i]+int32(j)] = int32(i)
+		}
+		for j := range iu.Other {
+			u := &iu.Other[j]
+			if u.Files < 0 || u.Bytes < 0 || u.TPS < 0 {
+				return nil, fmt.Errorf("%w: database %q on %q has negative usage", ErrInvalid, u.Database, id)
+			}
+			st.totals[i].addDatabase(u)
 		}
 	}
 	return st, nil

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -14,7 +15,11 @@ import (
 // counts about once a second, so shorter intervals are noisy.
 const UsageIntervalDefault = 5 * time.Second
 
-// Usage is what one tenant database holds and how busy it is.
+// ErrDatabaseNotFound: a database asked for by name is not on the
+// instance.
+var ErrDatabaseNotFound = errors.New("fleet: database not found")
+
+// Usage is what one database holds and how busy it is.
 type Usage struct {
 	// Database is the database's name.
 	Database string `json:"database"`
@@ -23,14 +28,33 @@ type Usage struct {
 	// Files is the number of relation files on disk: every fork (main,
 	// free space map, visibility map, init) of every relation with
 	// storage, counting each 1 GB segment (segment_size) as a file.
+	// Temporary relations and shared catalogs are not counted.
 	Files int64 `json:"files"`
+	// FilesUncounted: Files could not be counted and is zero. Only the
+	// per-database count (FileCountingPerDatabase) leaves a database
+	// uncounted: one that refuses connections, such as a copy fenced by
+	// a move and awaiting Retire, or a template.
+	FilesUncounted bool `json:"files_uncounted,omitempty"`
 	// Tables is the number of ordinary and partitioned tables outside
-	// the system schemas.
+	// the system schemas. It is counted only when UsageOpts.Tables is
+	// set (it takes a connection to each database) and is zero
+	// otherwise.
 	Tables int64 `json:"tables"`
 	// TPS is committed plus rolled-back transactions per second over the
 	// sampling interval; zero when activity was not sampled.
 	TPS float64 `json:"tps"`
+	// Template is pg_database.datistemplate.
+	Template bool `json:"template,omitempty"`
+	// AllowsConnections is pg_database.datallowconn: false for a
+	// database fenced by a move, whose copy stays on disk until Retire.
+	AllowsConnections bool `json:"allows_connections"`
 }
+
+// CountsAgainstLimits reports whether the database counts against its
+// instance's Limits: every database does, fenced copies and databases no
+// catalog knows included, except the templates and the maintenance
+// database "postgres" that every instance has and no tenant put there.
+func (u Usage) CountsAgainstLimits() bool { return !u.Template && u.Database != "postgres" }
 
 // DiscoverOpts are optional arguments of DiscoverDatabases; nil means
 // none.
@@ -73,134 +97,87 @@ func DiscoverDatabases(ctx context.Context, db Querier, opts *DiscoverOpts) ([]s
 	return names, nil
 }
 
-// UsageOpts are optional arguments of MeasureUsage; nil means defaults.
+// UsageOpts are optional arguments of MeasureUsage and MeasureInstance;
+// nil means defaults.
 type UsageOpts struct {
-	// Databases to measure. Default: DiscoverDatabases with Discover.
+	// Databases to measure. Default: MeasureUsage measures
+	// DiscoverDatabases with Discover, MeasureInstance every database.
 	Databases []string
-	// Discover is passed to DiscoverDatabases when Databases is empty.
+	// Discover is passed to DiscoverDatabases when MeasureUsage is given
+	// no Databases. MeasureInstance ignores it.
 	Discover *DiscoverOpts
 	// Interval over which activity is sampled. Default
 	// UsageIntervalDefault; negative skips sampling (TPS is zero).
 	Interval time.Duration
+	// Files is how relation files are counted. Default
+	// FileCountingAuto.
+	Files FileCounting
+	// Tables counts each database's tables (Usage.Tables), which takes a
+	// connection to each database that allows connections. Default
+	// false: no catalog view outside a database holds its tables, and
+	// nothing in daisychain plans by them.
+	Tables bool
+	// Concurrency is how many databases are connected to at once when
+	// counting per database (files on the fallback, or Tables). Default
+	// UsageConcurrencyDefault.
+	Concurrency int
 }
 
-// MeasureUsage measures the tenant databases of inst, connecting with its
-// Admin connection string to each database in turn. Activity is sampled
-// first, before the measuring connections add transactions of their own.
-func MeasureUsage(ctx context.Context, inst Instance, opts *UsageOpts) ([]Usage, error) {
-	var o UsageOpts
-	if opts != nil {
-		o = *opts
+func (o *UsageOpts) withDefaults() (UsageOpts, error) {
+	var c UsageOpts
+	if o != nil {
+		c = *o
 	}
-	if o.Interval == 0 {
-		o.Interval = UsageIntervalDefault
+	if c.Interval == 0 {
+		c.Interval = UsageIntervalDefault
 	}
-	cfg, err := pgx.ParseConfig(inst.Admin)
-	if err != nil {
-		// pgx's parse errors can quote the connection string.
-		return nil, fmt.Errorf("%w: instance %q: Admin is not a valid connection string", ErrInvalid, inst.ID)
+	if c.Concurrency < 0 {
+		return c, fmt.Errorf("%w: UsageOpts.Concurrency %d is negative; zero means UsageConcurrencyDefault", ErrInvalid, c.Concurrency)
 	}
-	admin, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("fleet: usage of %s: %w", inst, err)
+	if c.Concurrency == 0 {
+		c.Concurrency = UsageConcurrencyDefault
 	}
-	defer admin.Close(context.WithoutCancel(ctx))
+	switch c.Files {
+	case FileCountingAuto, FileCountingDataDirectory, FileCountingPerDatabase:
+	default:
+		return c, fmt.Errorf("%w: UsageOpts.Files %q is not a FileCounting: use %q, %q or leave it empty",
+			ErrInvalid, c.Files, FileCountingDataDirectory, FileCountingPerDatabase)
+	}
+	return c, nil
+}
 
-	dbs := o.Databases
-	if len(dbs) == 0 {
-		if dbs, err = DiscoverDatabases(ctx, admin, o.Discover); err != nil {
+// MeasureUsage measures the tenant databases of inst (opts.Databases, or
+// those DiscoverDatabases finds) and returns their usage in that order.
+// It is MeasureInstance restricted to those databases: one connection
+// where the Admin role may list the data directory. A database asked for
+// by name that is not on the instance is ErrDatabaseNotFound.
+func MeasureUsage(ctx context.Context, inst Instance, opts *UsageOpts) ([]Usage, error) {
+	return withAdmin(ctx, inst, opts, func(cfg *pgx.ConnConfig, admin *pgx.Conn, o *UsageOpts) ([]Usage, error) {
+		if len(o.Databases) == 0 {
+			var err error
+			if o.Databases, err = DiscoverDatabases(ctx, admin, o.Discover); err != nil {
+				return nil, err
+			}
+			if len(o.Databases) == 0 {
+				return []Usage{}, nil
+			}
+		}
+		m, err := measure(ctx, inst, cfg, admin, o)
+		if err != nil {
 			return nil, err
 		}
-	}
-	out := make([]Usage, len(dbs))
-	for i, db := range dbs {
-		out[i].Database = db
-	}
-	if o.Interval > 0 {
-		if err := sampleActivity(ctx, admin, out, o.Interval); err != nil {
-			return nil, fmt.Errorf("fleet: usage of %s: %w", inst, err)
+		byName := make(map[string]Usage, len(m.Databases))
+		for _, u := range m.Databases {
+			byName[u.Database] = u
 		}
-	}
-	for i := range out {
-		if err := admin.QueryRow(ctx, "SELECT pg_database_size($1)", out[i].Database).Scan(&out[i].Bytes); err != nil {
-			return nil, fmt.Errorf("fleet: size of database %q on %s: %w", out[i].Database, inst, err)
+		out := make([]Usage, len(o.Databases))
+		for i, db := range o.Databases {
+			u, ok := byName[db]
+			if !ok {
+				return nil, fmt.Errorf("%w: database %q is not on %s", ErrDatabaseNotFound, db, inst)
+			}
+			out[i] = u
 		}
-		if err := measureFiles(ctx, cfg, &out[i]); err != nil {
-			return nil, fmt.Errorf("fleet: files of database %q on %s: %w", out[i].Database, inst, err)
-		}
-	}
-	return out, nil
-}
-
-func sampleActivity(ctx context.Context, admin *pgx.Conn, out []Usage, interval time.Duration) error {
-	names := make([]string, len(out))
-	for i := range out {
-		names[i] = out[i].Database
-	}
-	sample := func() (map[string]int64, time.Time, error) {
-		rows, err := admin.Query(ctx, `SELECT datname, xact_commit + xact_rollback
-			FROM pg_stat_database WHERE datname = ANY($1::text[])`, names)
-		if err != nil {
-			return nil, time.Time{}, err
-		}
-		m := map[string]int64{}
-		var name string
-		var n int64
-		_, err = pgx.ForEachRow(rows, []any{&name, &n}, func() error { m[name] = n; return nil })
-		return m, time.Now(), err
-	}
-	before, t0, err := sample()
-	if err != nil {
-		return fmt.Errorf("sample activity: %w", err)
-	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(interval):
-	}
-	after, t1, err := sample()
-	if err != nil {
-		return fmt.Errorf("sample activity: %w", err)
-	}
-	secs := t1.Sub(t0).Seconds()
-	for i := range out {
-		d := after[out[i].Database] - before[out[i].Database]
-		out[i].TPS = float64(max(d, 0)) / secs
-	}
-	return nil
-}
-
-// filesQuery counts relation files the way the server lays them out: a
-// relation with storage always has its main fork file; the other forks
-// exist when they have blocks, except an unlogged relation's init fork,
-// which may be empty. Each fork takes one file per started segment.
-// Shared catalogs live outside the database's directory, and temporary
-// relations come and go with their sessions, so neither counts.
-const filesQuery = `
-WITH seg AS (SELECT pg_size_bytes(current_setting('segment_size'))::numeric AS b)
-SELECT
-	(SELECT coalesce(sum(
-		greatest(1, ceil(pg_relation_size(c.oid, 'main') / seg.b)) +
-		ceil(pg_relation_size(c.oid, 'fsm') / seg.b) +
-		ceil(pg_relation_size(c.oid, 'vm') / seg.b) +
-		CASE WHEN c.relpersistence = 'u'
-			THEN greatest(1, ceil(pg_relation_size(c.oid, 'init') / seg.b)) ELSE 0 END
-	), 0)::bigint
-	FROM pg_class c, seg
-	WHERE NOT c.relisshared AND c.relpersistence <> 't'
-	  AND pg_relation_filenode(c.oid) IS NOT NULL),
-	(SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-	WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
-	  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-	  AND n.nspname NOT LIKE 'pg\_toast%')`
-
-func measureFiles(ctx context.Context, admin *pgx.ConnConfig, u *Usage) error {
-	cfg := admin.Copy()
-	cfg.Database = u.Database
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return conn.QueryRow(ctx, filesQuery).Scan(&u.Files, &u.Tables)
+		return out, nil
+	})
 }

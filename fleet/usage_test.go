@@ -20,7 +20,9 @@ import (
 // directory: filenode, optional fork, optional segment number.
 var relationFile = regexp.MustCompile(`^[0-9]+(_(fsm|vm|init))?(\.[0-9]+)?$`)
 
-// filesOnDisk counts the relation files in the database's directory.
+// filesOnDisk counts the relation files of the database: in base/<oid>
+// and in <oid> under every tablespace's directory for this server
+// version, after a checkpoint.
 func filesOnDisk(t *testing.T, inst *localpg.Instance, db string) int64 {
 	t.Helper()
 	ctx := context.Background()
@@ -37,14 +39,21 @@ func filesOnDisk(t *testing.T, inst *localpg.Instance, db string) int64 {
 	if err := conn.QueryRow(ctx, "SELECT oid FROM pg_database WHERE datname = $1", db).Scan(&oid); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := os.ReadDir(filepath.Join(inst.DataDir(), "base", fmt.Sprint(oid)))
+	dirs := []string{filepath.Join(inst.DataDir(), "base", fmt.Sprint(oid))}
+	spaces, err := filepath.Glob(filepath.Join(inst.DataDir(), "pg_tblspc", "*", "PG_*", fmt.Sprint(oid)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var n int64
-	for _, e := range entries {
-		if relationFile.MatchString(e.Name()) {
-			n++
+	for _, dir := range append(dirs, spaces...) {
+		entries, err := os.ReadDir(dir)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if relationFile.MatchString(e.Name()) {
+				n++
+			}
 		}
 	}
 	return n
@@ -105,6 +114,7 @@ func TestMeasureUsage(t *testing.T) {
 		Endpoint: fleet.Endpoint{Host: localpg.Host, Port: inst.Port()}}
 	usage, err := fleet.MeasureUsage(ctx, admin, &fleet.UsageOpts{
 		Interval: 2500 * time.Millisecond,
+		Tables:   true,
 		Discover: &fleet.DiscoverOpts{Exclude: []string{"control"}},
 	})
 	close(stop)

@@ -30,9 +30,16 @@ var (
 	// database stays until Abort.
 	ErrWALLimit = errors.New("replica: retained WAL limit reached, stream aborted")
 	// ErrSlotLost: the stream's replication slot disappeared from the
-	// source while its subscription exists: changes may be lost, so the
-	// stream cannot go on. Abort it and start again.
+	// source, or the source invalidated it (pg_replication_slots.wal_status
+	// = 'lost': it retained more than max_slot_wal_keep_size): changes
+	// are lost, so the stream cannot go on. Abort it and start again.
 	ErrSlotLost = errors.New("replica: replication slot lost")
+	// ErrNotStreaming: the stream is not connected end to end: no WAL
+	// sender on the source serves its slot to the target (the target
+	// cannot reach the source, or the source refuses it, as a fence with
+	// ALLOW_CONNECTIONS false does after a restart). Waiting would hold
+	// writes for nothing: roll back, or let it reconnect and try again.
+	ErrNotStreaming = errors.New("replica: the stream is not connected to the source")
 	// ErrClosed: the stream was finished, aborted or closed.
 	ErrClosed = errors.New("replica: stream is closed")
 	// ErrNotReady: the operation needs the initial copy to be complete.
@@ -111,6 +118,23 @@ type Options struct {
 	// passed (at 90%). 0 means MaxRetainedWALDefault; negative disables
 	// the guard.
 	MaxRetainedWAL int64
+	// LongTransactionLimit: preflight refuses to start while a
+	// transaction that has written has been open on the source server for
+	// longer (any database: creating the stream's replication slots waits
+	// for every such transaction to end, which stalls the initial copy).
+	// 0 means LongTransactionLimitDefault.
+	LongTransactionLimit time.Duration
+	// WaitForLongTransactions starts the stream despite such
+	// transactions: the copy waits until they end, and Progress.Blockers
+	// names them meanwhile.
+	WaitForLongTransactions bool
+	// AllowUnboundedSlotWAL lets a stream start on a source whose
+	// max_slot_wal_keep_size is -1 (unlimited). Without it, preflight
+	// refuses such a source: the stream's WAL guard runs only while this
+	// process does, and if the target stalls after it died, the slot keeps
+	// WAL until the source's disk is full. With a bound, the source
+	// invalidates the slot instead, and the stream fails with ErrSlotLost.
+	AllowUnboundedSlotWAL bool
 	// Logger receives progress messages. Default: discarded.
 	Logger *slog.Logger
 }
@@ -118,6 +142,9 @@ type Options struct {
 // MaxRetainedWALDefault is the retained-WAL limit when
 // Options.MaxRetainedWAL is 0.
 const MaxRetainedWALDefault int64 = 8 << 30
+
+// LongTransactionLimitDefault is Options.LongTransactionLimit when 0.
+const LongTransactionLimitDefault = time.Minute
 
 // Validate checks the fields every provider needs.
 func (s Spec) Validate() error {
@@ -130,6 +157,9 @@ func (s Spec) Validate() error {
 	}
 	if s.Target == "" {
 		errs = append(errs, fmt.Errorf("%w: Target connection string is empty", ErrInvalidSpec))
+	}
+	if s.LongTransactionLimit < 0 {
+		errs = append(errs, fmt.Errorf("%w: LongTransactionLimit %s is negative", ErrInvalidSpec, s.LongTransactionLimit))
 	}
 	for _, f := range []struct{ name, v string }{{"SourceDatabase", s.SourceDatabase}, {"TargetDatabase", s.TargetDatabase}} {
 		if f.v == "" || len(f.v) > 63 || strings.ContainsRune(f.v, 0) {
@@ -190,6 +220,31 @@ type Progress struct {
 	// Err is the error that stopped the stream in the background (such
 	// as ErrWALLimit), if any.
 	Err error
+	// Blockers are the sessions on the source that the stream waits for:
+	// transactions that were open when its replication slots were
+	// created. The copy goes on once they end; end them to let it.
+	Blockers []Blocker
+}
+
+// Blocker is a transaction on the source that holds a stream up.
+type Blocker struct {
+	// PID is the session's backend; 0 for a prepared transaction
+	// (pg_prepared_xacts), whose GID is in Application.
+	PID         int
+	Database    string
+	Application string
+	// State is pg_stat_activity.state, such as "idle in transaction".
+	State string
+	// Age is how long the transaction has been open.
+	Age time.Duration
+}
+
+func (b Blocker) String() string {
+	if b.PID == 0 {
+		return fmt.Sprintf("%s in database %q (open %s)", b.Application, b.Database, b.Age.Round(time.Second))
+	}
+	return fmt.Sprintf("pid %d in database %q (application %q, %s, transaction open %s)",
+		b.PID, b.Database, b.Application, b.State, b.Age.Round(time.Second))
 }
 
 // VerifyLevel says how thoroughly Verify compares source and target.

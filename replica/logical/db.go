@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/daisychain-db/daisychain/internal/pgretry"
+	"github.com/daisychain-db/daisychain/replica"
 )
 
 // querier is what the helpers need of a connection or pool.
@@ -77,18 +78,39 @@ func sqlState(err error) string {
 }
 
 // transient reports whether err may go away by retrying (see
-// pgretry.Transient). A program that failed (pg_restore: *exec.ExitError)
+// pgretry.Transient, and errTryAgain). A program that failed (pg_restore: *exec.ExitError)
 // is not: it printed why, and running it again mostly fails again (see
 // stream.retryable).
 func transient(err error) bool {
+	if errors.Is(err, errTryAgain) {
+		return true
+	}
+	for _, final := range []error{replica.ErrSlotLost, replica.ErrNotStreaming, replica.ErrClosed, replica.ErrWALLimit, replica.ErrNotReady} {
+		if errors.Is(err, final) {
+			return false
+		}
+	}
 	var exitErr *exec.ExitError
 	return !errors.As(err, &exitErr) && pgretry.Transient(err)
 }
 
+// errTryAgain marks an error of this package that a retry may cure.
+var errTryAgain = errors.New("try again")
+
 // retry runs op until it succeeds, fails permanently, or ctx ends, with
 // exponential backoff between tries.
+// An error that ends the retries because ctx ended says what the last
+// try met too.
 func retry(ctx context.Context, maxElapsed time.Duration, op func() error) error {
-	return pgretry.Retry(ctx, maxElapsed, 50*time.Millisecond, transient, op)
+	var last error
+	err := pgretry.Retry(ctx, maxElapsed, 50*time.Millisecond, transient, func() error {
+		last = op()
+		return last
+	})
+	if err != nil && last != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) && !errors.Is(last, ctx.Err()) {
+		return fmt.Errorf("%w (last try: %w)", err, last)
+	}
+	return err
 }
 
 // connectHeld opens a connection to the source tenant database in WAL
@@ -102,7 +124,7 @@ func (e *env) connectHeld(ctx context.Context) (*pgx.Conn, error) {
 	}
 	setSessionParams(cfg.RuntimeParams)
 	cfg.RuntimeParams["replication"] = "database"
-	cfg.RuntimeParams["application_name"] = "daisychain " + e.name
+	cfg.RuntimeParams["application_name"] = heldApplicationName(e.name)
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {

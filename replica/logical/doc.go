@@ -8,30 +8,49 @@
 //
 //  1. Preflight (also available alone, changing nothing): connections and
 //     privileges (superuser on both sides: a publication FOR ALL TABLES
-//     and a subscription need it), wal_level=logical, free replication
+//     and a subscription need it), wal_level=logical,
+//     max_slot_wal_keep_size set on the source (without a bound, a
+//     stalled target keeps WAL on the source until its disk is full once
+//     this process and its WAL guard are gone;
+//     Options.AllowUnboundedSlotWAL accepts that), no transaction that
+//     has written open on the source server for longer than
+//     Options.LongTransactionLimit (creating a replication slot waits for
+//     every such transaction to end, in any database: the stream's own
+//     slot, and each table-sync slot of the initial copy, whose wait
+//     Progress.Blockers names; Options.WaitForLongTransactions starts
+//     anyway), free replication
 //     slots and WAL senders on the source and logical replication workers
 //     on the target (one each for the stream, plus one per parallel table
 //     copy), a replica identity on every table, unlogged tables (not
 //     replicated: Options.SkipUnlogged goes on without them), large
-//     objects, extensions and roles the schema needs on the target,
+//     objects, no subscriptions in the source database (another move is
+//     filling it), extensions, and roles the schema and the database
+//     itself (owner, privileges, settings) need on the target (the
+//     stream creates no role),
 //     encoding and locale, the target database absent or empty, pg_dump's
-//     version. Every problem is listed, each with what to fix; a non-empty
-//     target is never written.
-//  2. The target database is created (with the source's encoding and
-//     locale) unless it exists empty, and the stream's state is written as
-//     its comment: whether the stream created it, how far it got, the
-//     schema fingerprint.
+//     version, the target server's reach to the source (see
+//     Credentials). Every problem is listed, each with what to fix; a
+//     non-empty target is never written.
+//  2. The publication FOR ALL TABLES is created on the source, with the
+//     stream's record as its comment (see below). The target database is
+//     created (with the source's encoding, collation, ctype and locale
+//     provider, ICU locale included) unless it exists empty, and the
+//     stream's state is written as its comment: whether the stream
+//     created it, how far it got, the schema fingerprint.
 //  3. Schema: pg_dump --schema-only of the source database; pg_restore, in
 //     one transaction, of the pre-data section plus the primary keys and
 //     replica-identity indexes, so applying changes finds rows by index.
-//  4. Publication FOR ALL TABLES and a pgoutput slot created explicitly on
-//     the source, then the subscription with create_slot = false and
-//     copy_data = true: source and target may be the same server.
+//  4. A pgoutput slot created explicitly on the source, then the
+//     subscription with create_slot = false and copy_data = true: source
+//     and target may be the same server.
 //  5. In the background: once every table has finished its initial copy,
 //     the rest of the schema (indexes, constraints, triggers) is restored
 //     with pg_restore --jobs, and the materialized views populated on the
 //     source are refreshed on the target (the schema dump creates them
-//     empty); then the stream streams. A foreign key is built once both its
+//     empty); last, the target database gets the source database's owner,
+//     privileges (GRANT ... ON DATABASE) and settings (ALTER DATABASE ...
+//     SET, ALTER ROLE ... IN DATABASE ... SET; with Options.NoOwner only
+//     the former), replacing its own; then the stream streams. A foreign key is built once both its
 //     tables are kept by the apply worker (state r), so that they agree. A
 //     pg_restore that keeps failing while the target is up stops the
 //     stream with its error (Progress reports it); cancelling one ends its
@@ -39,12 +58,63 @@
 //     replica.ErrWALLimit when the slot's retained WAL reaches 90% of
 //     Options.MaxRetainedWAL: it drops the subscription and the slots,
 //     never the target database (Abort drops it), and the stream cannot be
-//     resumed. Once WaitFor has succeeded the cutover is in its window and
-//     the guard is off: the cutover finishes or aborts the stream.
+//     resumed. A slot the source invalidated (wal_status lost) stops the
+//     stream with replica.ErrSlotLost at once. Once WaitFor has succeeded
+//     the cutover is in its window and the guard is off: the cutover
+//     finishes or aborts the stream.
 //
 // Object names are "dc_" + up to 40 characters of the stream ID folded to
 // [a-z0-9_] + "_" + 12 hex digits of its SHA-256: valid identifiers and
 // slot names, at most 56 bytes, distinct for distinct IDs.
+//
+// # Credentials
+//
+// The stream connects to the source twice over: from this process
+// (Spec.Source, for the schema, the slot, the barrier) and from the target
+// server (the subscription). Supply the source's password in one of these
+// ways:
+//
+//   - in the connection string (Spec.Source, or Spec.SourceForTarget when
+//     the target reaches the source under another address or role);
+//   - in PGPASSWORD, or a passfile (PGPASSFILE, else ~/.pgpass), of this
+//     process: pgx finds it for this process's connections, and the
+//     stream carries what it resolves (the password, and the user, host
+//     and port when the string names none) into the subscription's
+//     connection string, since the target server's libpq sees the
+//     server's environment, not this one's;
+//   - no password, where the source's pg_hba.conf trusts (or
+//     certificate-authenticates) both this process and the target server.
+//
+// Preflight checks from the target that it reaches the source with the
+// subscription's connection string: it creates the subscription with
+// connect = true, create_slot = false, enabled = false and slot_name =
+// NONE, which connects to the source and makes nothing there, inside a
+// transaction on the target that it rolls back.
+//
+// # What is the stream's
+//
+// What the stream drops is what its own records say it made, never what
+// merely has the name it would give its objects. It keeps two: the
+// record, its publication's comment on the source, written in the
+// transaction that creates the publication (the first thing a new stream
+// makes), and the marker, the target database's comment. Before it makes
+// anything else it notes it in the record: the slot before it creates the
+// slot, a staging database before it creates that on the target. The
+// target database is created under a staging name derived from the ID,
+// gets its marker, and only then the target database's name: creating it
+// and making it the stream's are one durable fact, whenever the process
+// is killed. A new stream whose slot or publication name is taken by
+// something its records do not name is refused by preflight, naming it.
+//
+// Abort (and Finish) drop the slots and the publication on the source
+// even when the target cannot be reached (they give up on the target
+// after 15 s): the error then names what is left on the target, whose
+// marker still says it is the stream's, and Abort again, once the target
+// is back, removes it. The subscription is dropped without connecting to
+// the source (DISABLE, slot_name = NONE, and a connection string that
+// leads nowhere), so a table-sync worker stuck on the source cannot hold
+// the drop up; the stream drops its table-sync slots on the source
+// itself.
 //
 // Start with the ID of an existing stream reads the state from the target
 // database's comment and goes on from there: it never makes a second slot
@@ -84,6 +154,23 @@
 //
 //	interface{ FencePIDs(ctx context.Context) ([]uint32, error) }
 //
+// A fence that refuses connections also refuses the stream's own
+// reconnection: after a source restart the subscriber, and the held
+// connection, cannot come back while it is up. So a cutover calls the
+// stream's Ready right before it fences (an optional capability:
+// interface{ Ready(ctx context.Context) error }); it returns once a WAL
+// sender streams the slot to the subscription, the target's apply worker
+// runs and the held connection is open, and fails with
+// replica.ErrNotStreaming after Provider.ReadyTimeout. Inside the window,
+// WaitFor fails with replica.ErrNotStreaming once no WAL sender has
+// served the slot for Provider.SenderGrace, so that a stream that lost
+// its connection rolls the cutover back instead of holding writes for the
+// whole budget. Sessions (interface{ Sessions() logical.SourceSessions })
+// names the roles and application names of the stream's sessions on the
+// source, for a fence that must let them in or spare them; FencePIDs
+// names their PIDs, which change when they reconnect, so a fence reads
+// it again before each round.
+//
 // Provider.Finish and Provider.Abort have no such connection: on a fenced
 // source they drop the slots and leave the publication (harmless without
 // a slot) with a warning, until they run again after the fence.
@@ -91,8 +178,15 @@
 // Every connection the stream opens sets TimeZone, DateStyle,
 // IntervalStyle, extra_float_digits, bytea_output and lc_monetary at
 // startup, so values print alike on both servers whatever their defaults
-// (Verify's checksums hash rows as text). The subscription's connection
-// string, with the source's password, is kept out of the target's log.
+// (Verify's checksums hash rows as text).
+//
+// The subscription's connection string holds the source's password. It is
+// never the text of a statement: the target receives it as a bound
+// parameter of a temporary function that runs CREATE SUBSCRIPTION, so
+// pg_stat_activity (readable by pg_monitor members) and the target's log
+// show only the call, and an error raised inside it is raised again
+// without the statement. On the target it is then stored in
+// pg_subscription.subconninfo, which only superusers can read.
 //
 // Options.SetReplicaIdentityFull is the explicit way to stream tables
 // without a primary key; it changes the source (REPLICA IDENTITY FULL).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -166,4 +167,19 @@ func alive(pid int) bool {
 	}
 	_, after, _ := strings.Cut(string(b), ") ")
 	return !strings.HasPrefix(after, "Z")
+}
+
+func TestSplitGUCList(t *testing.T) {
+	for in, want := range map[string][]string{
+		`"$user", public`:              {"$user", "public"},
+		`a,b ,  c`:                     {"a", "b", "c"},
+		`"Weird, ""Schema""", x`:       {`Weird, "Schema"`, "x"},
+		`""`:                           {""},
+		`" padded "`:                   {" padded "},
+		`'$libdir/plugins/x', plain_y`: {"'$libdir/plugins/x'", "plain_y"},
+	} {
+		if got := splitGUCList(in); !slices.Equal(got, want) {
+			t.Errorf("splitGUCList(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

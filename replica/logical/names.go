@@ -26,6 +26,11 @@ type marker struct {
 	// SubOID is the subscription's OID once it exists, so its
 	// table-sync slots can be found on the source after it is gone.
 	SubOID uint32 `json:"sub_oid,omitempty"`
+	// TargetSystem is the target's system identifier, the last part of
+	// the names of the table-sync slots.
+	TargetSystem string `json:"target_system,omitempty"`
+	// Slot: the stream made its slot on the source.
+	Slot bool `json:"slot,omitempty"`
 }
 
 // Marker phases.
@@ -44,6 +49,16 @@ func parseMarker(comment string) (*marker, bool) {
 		return nil, false
 	}
 	return &m, true
+}
+
+// hadReplication reports whether the stream got as far as creating its
+// slot and subscription (a marker of an older version has no Slot).
+func (m *marker) hadReplication() bool {
+	switch m.Phase {
+	case markCopy, markIndexes, markComplete, markAborted:
+		return true
+	}
+	return m.Slot
 }
 
 func (m *marker) json() string {

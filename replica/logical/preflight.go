@@ -14,11 +14,14 @@ import (
 // facts are what preflight learned that Start needs.
 type facts struct {
 	marker       *marker // the target database's stream marker, if this stream's
+	record       *record // the stream's record on the source: an earlier start left it
 	targetExists bool
 	noIdentity   []string // tables without a replica identity, schema-qualified and quoted
 	encoding     string
 	collate      string
 	ctype        string
+	provider     string // datlocprovider: "c" libc, "i" ICU
+	iculocale    string
 }
 
 // preflight checks spec without changing anything. A resumed stream
@@ -111,6 +114,10 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 			if walLevel != "logical" {
 				r.Add("wal_level", "the source has wal_level=%s, logical replication needs wal_level=logical: run ALTER SYSTEM SET wal_level = logical on the source and restart it", walLevel)
 			}
+			if !resume {
+				e.checkSlotWALBound(ctx, src, r)
+				e.checkLongTransactions(ctx, src, r)
+			}
 			if !super {
 				r.Add("source privileges", "the source role %q is not a superuser, which a publication FOR ALL TABLES and reading every table need: connect as a superuser in Spec.Source", e.srcDB["user"])
 			}
@@ -133,6 +140,17 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 			}
 		}
 		e.checkSource(ctx, src, tgt, r, f)
+		if !resume && !aborted {
+			e.checkNames(ctx, src, r, f)
+		}
+	}
+	if tgt != nil && !resume && !aborted {
+		if err := e.probeSubscription(ctx, tgt); err != nil {
+			r.Add("target reaches source", "the target server cannot connect to source database %q at %s as %q with the subscription's connection string: %v: "+
+				"allow the target's address in the source's pg_hba.conf, supply the password (in Spec.SourceForTarget or Spec.Source, "+
+				"or PGPASSWORD or a passfile where this process runs), or set Spec.SourceForTarget to an address the target reaches",
+				e.spec.SourceDatabase, e.srcSub.Endpoint(), e.srcSub["user"], err)
+		}
 	}
 	if src != nil && tgt != nil && e.spec.SourceDatabase == e.spec.TargetDatabase {
 		// Copies of one data directory share the system identifier;
@@ -175,6 +193,20 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 			strings.Join(unlogged, ", "))
 	}
 
+	// A database that subscribes is being filled by another move (or a
+	// replication someone set up): moving it now would copy a moving
+	// target and leave its subscription behind.
+	rows, err = src.Query(ctx, `SELECT quote_ident(subname) FROM pg_subscription
+		WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1`)
+	subs, err := collectErr[string](rows, err)
+	switch {
+	case err != nil:
+		r.Add("subscriptions", "cannot list the source database's subscriptions: %v", err)
+	case len(subs) > 0:
+		r.Add("subscriptions", "source database %q has subscriptions of its own (%s): it is being filled by another move or replication: "+
+			"let that finish (or drop them) before moving it", e.spec.SourceDatabase, strings.Join(subs, ", "))
+	}
+
 	var largeObjects int64
 	if err := src.QueryRow(ctx, `SELECT count(*) FROM pg_largeobject_metadata`).Scan(&largeObjects); err != nil {
 		r.Add("large objects", "cannot count large objects: %v", err)
@@ -187,7 +219,13 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 		Scan(&f.encoding, &datcollate, &datctype); err != nil {
 		r.Add("encoding", "cannot read the source database's encoding: %v", err)
 	}
-	f.collate, f.ctype = datcollate, datctype
+	f.collate, f.ctype, f.provider = datcollate, datctype, "c"
+	if e.srcMajor >= 15 {
+		if err := src.QueryRow(ctx, `SELECT datlocprovider::text, coalesce(daticulocale, '') FROM pg_database WHERE datname = current_database()`).
+			Scan(&f.provider, &f.iculocale); err != nil {
+			r.Add("encoding", "cannot read the source database's locale provider: %v", err)
+		}
+	}
 
 	if tgt == nil {
 		return
@@ -222,7 +260,7 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 				for i, m := range missing {
 					missing[i] = ident(m)
 				}
-				r.Add("roles", "roles that own objects or hold privileges in the source database do not exist on the target: %s: create them on the target, or set Options.NoOwner",
+				r.Add("roles", "roles that own the source database or objects in it, hold privileges on it or in it, or have settings in it do not exist on the target: %s: create them on the target, or set Options.NoOwner",
 					strings.Join(missing, ", "))
 			}
 		}
@@ -231,11 +269,19 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 	// created with the source's, which the target must support.
 	if f.targetExists && f.encoding != "" {
 		var enc, coll, ctype string
-		if err := tgt.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1`,
-			e.spec.TargetDatabase).Scan(&enc, &coll, &ctype); err == nil && (enc != f.encoding || coll != datcollate || ctype != datctype) {
-			r.Add("encoding", "the target database has encoding %s, collation %s, ctype %s; the source has %s, %s, %s: drop the target database so it is created to match",
-				enc, coll, ctype, f.encoding, datcollate, datctype)
+		provider, icu := "c", ""
+		q := `SELECT pg_encoding_to_char(encoding), datcollate, datctype, 'c', '' FROM pg_database WHERE datname = $1`
+		if e.tgtMajor >= 15 {
+			q = `SELECT pg_encoding_to_char(encoding), datcollate, datctype, datlocprovider::text, coalesce(daticulocale, '') FROM pg_database WHERE datname = $1`
 		}
+		if err := tgt.QueryRow(ctx, q, e.spec.TargetDatabase).Scan(&enc, &coll, &ctype, &provider, &icu); err == nil &&
+			(enc != f.encoding || coll != datcollate || ctype != datctype || provider != f.provider || icu != f.iculocale) {
+			r.Add("encoding", "the target database has encoding %s, collation %s, ctype %s, locale provider %s %s; the source has %s, %s, %s, %s %s: "+
+				"drop the target database so it is created to match", enc, coll, ctype, provider, icu, f.encoding, datcollate, datctype, f.provider, f.iculocale)
+		}
+	} else if f.provider == "i" && e.tgtMajor < 15 {
+		r.Add("encoding", "the source database uses the ICU locale %s as its default collation, which the target's PostgreSQL %d cannot: use a target of version 15 or newer",
+			f.iculocale, e.tgtMajor)
 	} else if f.encoding != "" {
 		for _, loc := range []string{datcollate, datctype} {
 			if loc == "C" || loc == "POSIX" || loc == "" {
@@ -258,6 +304,80 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 				break
 			}
 		}
+	}
+}
+
+// checkSlotWALBound requires max_slot_wal_keep_size on the source, unless
+// Options.AllowUnboundedSlotWAL accepts that there is none.
+func (e *env) checkSlotWALBound(ctx context.Context, src *pgx.Conn, r *replica.PreflightReport) {
+	var keepMB int64
+	if err := src.QueryRow(ctx, `SELECT setting::int8 FROM pg_settings WHERE name = 'max_slot_wal_keep_size'`).Scan(&keepMB); err != nil {
+		r.Add("max_slot_wal_keep_size", "cannot read the source's max_slot_wal_keep_size: %v", err)
+		return
+	}
+	switch {
+	case keepMB < 0 && !e.spec.AllowUnboundedSlotWAL:
+		// Twice the guard's limit: the guard acts first while it runs.
+		suggest := max(2*(e.maxWAL>>20), 1024)
+		r.Add("max_slot_wal_keep_size", "the source's max_slot_wal_keep_size is -1 (unlimited): the stream's WAL guard runs only while this process does, "+
+			"and if the target stalls after it died, the stream's slot keeps WAL until the source's disk is full and the source stops: "+
+			"bound it, above Options.MaxRetainedWAL, with room on the source's disk (ALTER SYSTEM SET max_slot_wal_keep_size = '%dMB'; SELECT pg_reload_conf()), "+
+			"or set Options.AllowUnboundedSlotWAL to accept the risk", suggest)
+	case keepMB >= 0 && e.maxWAL > 0 && keepMB<<20 < e.maxWAL:
+		r.Notes = append(r.Notes, fmt.Sprintf("the source's max_slot_wal_keep_size (%d MB) is below the stream's WAL limit (%d MB): "+
+			"a stalled stream fails with replica.ErrSlotLost (its slot invalidated) before the guard stops it", keepMB, e.maxWAL>>20))
+	}
+}
+
+// checkLongTransactions refuses to start while a transaction that would
+// stall the stream (see blockers.go) has been open for longer than
+// Options.LongTransactionLimit, unless Options.WaitForLongTransactions.
+func (e *env) checkLongTransactions(ctx context.Context, src *pgx.Conn, r *replica.PreflightReport) {
+	if e.spec.WaitForLongTransactions {
+		return
+	}
+	limit := e.spec.LongTransactionLimit
+	if limit == 0 {
+		limit = replica.LongTransactionLimitDefault
+	}
+	long, err := longTransactions(ctx, src, limit)
+	if err != nil {
+		r.Add("long transactions", "cannot list the source's open transactions: %v", err)
+		return
+	}
+	if len(long) == 0 {
+		return
+	}
+	names := make([]string, len(long))
+	for i, b := range long {
+		names[i] = b.String()
+	}
+	r.Add("long transactions", "transactions open on the source server for longer than %s (Options.LongTransactionLimit) would stall the stream, "+
+		"whose replication slots wait for them to end: %s: commit or end them (SELECT pg_terminate_backend(pid)), "+
+		"or set Options.WaitForLongTransactions to start anyway and wait for them", limit, strings.Join(names, "; "))
+}
+
+// checkNames refuses a new stream whose publication or slot name is
+// taken by something that is not the stream's: only the stream's record
+// (see ownership.go) makes them its own, and then they are what an
+// earlier start of it left.
+func (e *env) checkNames(ctx context.Context, src *pgx.Conn, r *replica.PreflightReport, f *facts) {
+	pub, err := e.readPublication(ctx, src)
+	if err != nil {
+		r.Add("publication", "%v", err)
+		return
+	}
+	f.record = pub.rec
+	if pub.exists && pub.rec == nil {
+		r.Add("publication", "publication %s exists in source database %q and is not this stream's (its comment does not record stream %q): "+
+			"drop it (DROP PUBLICATION %s) if nothing uses it, or choose another stream ID", e.name, e.spec.SourceDatabase, e.spec.ID, ident(e.name))
+	}
+	var n int
+	if err := src.QueryRow(ctx, `SELECT count(*)::int FROM pg_replication_slots WHERE slot_name = $1`, e.name).Scan(&n); err != nil {
+		r.Add("replication slots", "cannot list the source's replication slots: %v", err)
+	} else if n > 0 && (pub.rec == nil || !pub.rec.Slot) {
+		r.Add("replication slots", "replication slot %s exists on the source and is not this stream's (no record of the stream says it made it): "+
+			"drop it (SELECT pg_drop_replication_slot('%s')) if nothing uses it, or choose another stream ID", e.name, e.name)
 	}
 }
 
@@ -305,6 +425,11 @@ const rolesQuery = `SELECT DISTINCT r FROM (
 	UNION SELECT pg_get_userbyid(a.grantee)::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
 		aclexplode(c.relacl) a WHERE ` + userSchemas + ` AND a.grantee <> 0
 	UNION SELECT pg_get_userbyid(a.grantee)::text FROM pg_namespace n, aclexplode(n.nspacl) a WHERE ` + userSchemas + ` AND a.grantee <> 0
+	UNION SELECT pg_get_userbyid(d.datdba)::text FROM pg_database d WHERE d.datname = current_database()
+	UNION SELECT pg_get_userbyid(a.grantee)::text FROM pg_database d, aclexplode(d.datacl) a
+		WHERE d.datname = current_database() AND a.grantee <> 0
+	UNION SELECT pg_get_userbyid(s.setrole)::text FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+		WHERE d.datname = current_database() AND s.setrole <> 0
 ) s ORDER BY 1`
 
 func collectErr[T any](rows pgx.Rows, err error) ([]T, error) {
@@ -330,5 +455,3 @@ func deref(s *string) string {
 	}
 	return *s
 }
-
-var _ = fmt.Sprintf

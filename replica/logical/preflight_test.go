@@ -48,8 +48,8 @@ func startRefused(t *testing.T, sp replica.Spec, src, dst *localpg.Instance, tar
 
 func TestPreflightNoReplicaIdentity(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 10)
 	execSQL(t, src, "t", `CREATE TABLE "Log Einträge" (at timestamptz, msg text)`, `INSERT INTO "Log Einträge" VALUES (now(), 'x')`)
 	sp := spec("no-identity", src, "t", dst, "t")
@@ -83,8 +83,8 @@ func TestPreflightNoReplicaIdentity(t *testing.T) {
 
 func TestPreflightNonEmptyTarget(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 10)
 	localpgtest.CreateDatabase(t, dst, "t")
 	execSQL(t, dst, "t", `CREATE TABLE precious (id int PRIMARY KEY)`, `INSERT INTO precious VALUES (1)`)
@@ -94,21 +94,32 @@ func TestPreflightNonEmptyTarget(t *testing.T) {
 	}
 }
 
-// wal_level=replica, together with a table without identity: the report
-// lists both.
+// wal_level=replica, an unlimited max_slot_wal_keep_size and a table
+// without identity: the report lists all three. The explicit option
+// accepts the unbounded WAL.
 func TestPreflightWALLevel(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src", Settings: map[string]string{"wal_level": "replica"}})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src", Settings: map[string]string{"wal_level": "replica", "max_slot_wal_keep_size": "-1"}})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 10)
 	execSQL(t, src, "t", `CREATE TABLE nokey (v int)`)
-	startRefused(t, spec("wal-level", src, "t", dst, "t"), src, dst, false,
-		"2 problem(s)", "wal_level=replica", "wal_level = logical", "public.nokey")
+	sp := spec("wal-level", src, "t", dst, "t")
+	startRefused(t, sp, src, dst, false,
+		"3 problem(s)", "wal_level=replica", "wal_level = logical", "public.nokey",
+		"max_slot_wal_keep_size is -1", "ALTER SYSTEM SET max_slot_wal_keep_size", "AllowUnboundedSlotWAL")
+	sp.AllowUnboundedSlotWAL = true
+	report, err := provider.Preflight(testCtx(t, time.Minute), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Problems) != 2 || strings.Contains(report.Err().Error(), "max_slot_wal_keep_size") {
+		t.Errorf("with AllowUnboundedSlotWAL: %v", report.Err())
+	}
 }
 
 func TestPreflightBadConnection(t *testing.T) {
 	t.Parallel()
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Password: "s3cret pass"})
+	dst := startPG(t, &localpg.Config{Name: "dst", Password: "s3cret pass"})
 	sp := spec("bad-conn", dst, "missing_db", dst, "t")
 	sp.Target = dst.ConnStringAs("postgres", "wrong-password", "postgres")
 	report, err := provider.Preflight(testCtx(t, time.Minute), sp)
@@ -133,8 +144,8 @@ func TestPreflightBadConnection(t *testing.T) {
 // refused, both named; NoOwner and AllowLargeObjects go on without them.
 func TestPreflightRolesAndLargeObjects(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	execSQL(t, src, "postgres", `CREATE ROLE "App Owner"`, `CREATE ROLE reader`)
 	execSQL(t, src, "t", `ALTER TABLE orders OWNER TO "App Owner"`, `GRANT SELECT ON `+qWeirdTable+` TO reader`,
@@ -166,8 +177,8 @@ func TestPreflightRolesAndLargeObjects(t *testing.T) {
 // and Verify leaves them out.
 func TestPreflightUnlogged(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	execSQL(t, src, "t", `CREATE UNLOGGED TABLE "Sitzungen Ä" (id int PRIMARY KEY, data text)`,
 		`INSERT INTO "Sitzungen Ä" SELECT i, 'x' FROM generate_series(1, 10) i`)
@@ -188,4 +199,22 @@ func TestPreflightUnlogged(t *testing.T) {
 	if n := queryInt(t, dst, "t", `SELECT count(*) FROM "Sitzungen Ä"`); n != 0 {
 		t.Errorf("the unlogged table has %d rows on the target, want 0 (not replicated)", n)
 	}
+}
+
+// A source database with subscriptions of its own is being filled by
+// another move (or replication): preflight refuses it, naming them.
+func TestPreflightSourceWithSubscriptions(t *testing.T) {
+	t.Parallel()
+	inst := startPG(t, &localpg.Config{Name: "one"})
+	createTenant(t, inst, "t", 10)
+	execSQL(t, inst, "t", `CREATE SUBSCRIPTION "Filling it" CONNECTION 'dbname=elsewhere' PUBLICATION p
+		WITH (connect = false, enabled = false, create_slot = false, slot_name = NONE)`)
+	report, err := provider.Preflight(testCtx(t, time.Minute), spec("filled", inst, "t", inst, "copy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := report.Err(); e == nil || !strings.Contains(e.Error(), `"Filling it"`) || !strings.Contains(e.Error(), "subscriptions") {
+		t.Errorf("preflight of a source with a subscription: %v, want it named", e)
+	}
+	execSQL(t, inst, "t", `DROP SUBSCRIPTION "Filling it"`)
 }

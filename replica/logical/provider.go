@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -34,7 +33,22 @@ type Provider struct {
 	// PollInterval is how often a stream's background work looks at the
 	// copy and at the retained WAL. Default 250ms.
 	PollInterval time.Duration
+	// SenderGrace is how long WaitFor goes on while no WAL sender serves
+	// the stream's slot before it fails with replica.ErrNotStreaming: a
+	// subscriber whose source restarted reconnects within
+	// wal_retrieve_retry_interval (5 s by default). Default
+	// SenderGraceDefault.
+	SenderGrace time.Duration
+	// ReadyTimeout bounds how long a stream's Ready waits for the stream
+	// to be connected. Default ReadyTimeoutDefault.
+	ReadyTimeout time.Duration
 }
+
+// Defaults of the Provider's fields.
+const (
+	SenderGraceDefault  = 10 * time.Second
+	ReadyTimeoutDefault = 30 * time.Second
+)
 
 var _ replica.Provider = (*Provider)(nil)
 
@@ -47,12 +61,14 @@ type env struct {
 	jobs     int
 	mwm      string
 	poll     time.Duration
-	maxWAL   int64    // <= 0: no guard
-	srcAdmin conninfo // the database Spec.Source names (never the tenant database)
-	srcDB    conninfo // the source tenant database
-	srcSub   conninfo // the source tenant database as the target server reaches it
-	tgtAdmin conninfo // the target server's maintenance database
-	tgtDB    conninfo // the target tenant database
+	grace    time.Duration // Provider.SenderGrace
+	ready    time.Duration // Provider.ReadyTimeout
+	maxWAL   int64         // <= 0: no guard
+	srcAdmin conninfo      // the database Spec.Source names (never the tenant database)
+	srcDB    conninfo      // the source tenant database
+	srcSub   conninfo      // the source tenant database as the target server reaches it
+	tgtAdmin conninfo      // the target server's maintenance database
+	tgtDB    conninfo      // the target tenant database
 	log      *slog.Logger
 
 	srcMajor, tgtMajor int
@@ -84,7 +100,7 @@ func (p *Provider) env(spec replica.Spec) (*env, error) {
 		spec: spec, name: objectName(spec.ID), binDir: binDir, jobs: p.Jobs, mwm: p.MaintenanceWorkMem, poll: p.PollInterval,
 		srcAdmin: src,
 		srcDB:    src.With("dbname", spec.SourceDatabase),
-		srcSub:   sub.With("dbname", spec.SourceDatabase),
+		srcSub:   withCredentials(sub.With("dbname", spec.SourceDatabase)),
 		tgtAdmin: tgt,
 		tgtDB:    tgt.With("dbname", spec.TargetDatabase),
 		log:      spec.Logger,
@@ -112,6 +128,12 @@ func (p *Provider) env(spec replica.Spec) (*env, error) {
 	}
 	if e.poll <= 0 {
 		e.poll = 250 * time.Millisecond
+	}
+	if e.grace = p.SenderGrace; e.grace <= 0 {
+		e.grace = SenderGraceDefault
+	}
+	if e.ready = p.ReadyTimeout; e.ready <= 0 {
+		e.ready = ReadyTimeoutDefault
 	}
 	switch {
 	case spec.MaxRetainedWAL == 0:
@@ -157,7 +179,7 @@ func (p *Provider) Start(ctx context.Context, spec replica.Spec) (replica.Stream
 	fresh := f.marker == nil
 	s, err := e.start(ctx, f)
 	if err != nil {
-		if fresh {
+		if fresh && !errors.Is(err, errCrashed) {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
 			if cerr := e.cleanup(cctx, true, nil); cerr != nil {
@@ -177,6 +199,7 @@ func (p *Provider) Abort(ctx context.Context, spec replica.Spec) error {
 	if err != nil {
 		return err
 	}
+	sweepDumpDirs(e.log)
 	return e.cleanup(ctx, true, nil)
 }
 
@@ -216,20 +239,27 @@ func (p *Provider) Finish(ctx context.Context, spec replica.Spec) error {
 func (e *env) start(ctx context.Context, f *facts) (_ *stream, err error) {
 	m := f.marker
 	if m == nil {
-		// Leftovers of a start that crashed before it wrote the marker.
-		if err := e.dropSourceObjects(ctx, 0, nil); err != nil {
+		// What an earlier start of this stream left that failed or was
+		// killed before the target database carried its marker: only
+		// what its record names.
+		if f.record != nil {
+			if err := e.cleanup(ctx, true, nil); err != nil {
+				return nil, fmt.Errorf("remove what an earlier start of the stream left: %w", err)
+			}
+		}
+		rec, err := e.createPublication(ctx)
+		if err != nil {
 			return nil, err
 		}
 		if err := e.setIdentityFull(ctx, f.noIdentity); err != nil {
 			return nil, err
 		}
-		if !f.targetExists {
-			if err := e.createTargetDB(ctx, f); err != nil {
+		if f.targetExists {
+			m = &marker{Stream: e.name, ID: e.spec.ID, Phase: markCreated}
+			if err := e.writeMarker(ctx, m); err != nil {
 				return nil, err
 			}
-		}
-		m = &marker{Stream: e.name, ID: e.spec.ID, Created: !f.targetExists, Phase: markCreated}
-		if err := e.writeMarker(ctx, m); err != nil {
+		} else if m, err = e.createTargetDB(ctx, f, rec); err != nil {
 			return nil, err
 		}
 	}
@@ -334,23 +364,63 @@ func (e *env) setIdentityFull(ctx context.Context, tables []string) error {
 	return nil
 }
 
-func (e *env) createTargetDB(ctx context.Context, f *facts) error {
+// createTargetDB creates the target database so that it is the
+// stream's from the moment it exists: the record notes the staging
+// database (see stagingName) before it is created; it gets the marker,
+// then the target database's name. A killed start leaves either nothing
+// on the target, or the staging database, which the record names and
+// cleanup drops, or the target database with its marker.
+func (e *env) createTargetDB(ctx context.Context, f *facts, rec *record) (*marker, error) {
+	src, err := connect(ctx, e.srcDB, "source")
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn(src)
+	staging := stagingName(e.spec.ID)
+	rec.Database = staging
+	if err := e.writeRecord(ctx, src, rec); err != nil {
+		return nil, err
+	}
 	conn, err := connect(ctx, e.tgtAdmin, "target")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer closeConn(conn)
-	q, err := formatStatement(ctx, conn, "CREATE DATABASE %I TEMPLATE template0", e.spec.TargetDatabase)
+	q, err := formatStatement(ctx, conn, "CREATE DATABASE %I TEMPLATE template0", staging)
 	if err == nil && f.encoding != "" {
 		q, err = formatStatement(ctx, conn, "%s ENCODING %L LC_COLLATE %L LC_CTYPE %L", q, f.encoding, f.collate, f.ctype)
 	}
+	if err == nil && f.provider == "i" {
+		q, err = formatStatement(ctx, conn, "%s LOCALE_PROVIDER icu ICU_LOCALE %L", q, f.iculocale)
+	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := conn.Exec(ctx, q); err != nil {
-		return fmt.Errorf("create target database %q: %w", e.spec.TargetDatabase, err)
+		return nil, fmt.Errorf("create target database %q (as %q): %w", e.spec.TargetDatabase, staging, err)
 	}
-	return nil
+	if e.crashAt(crashDatabaseCreated) {
+		return nil, errCrashed
+	}
+	m := &marker{Stream: e.name, ID: e.spec.ID, Created: true, Phase: markCreated}
+	q, err = formatStatement(ctx, conn, "COMMENT ON DATABASE %I IS %L", staging, m.json())
+	if err == nil {
+		_, err = conn.Exec(ctx, q)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mark target database %q (as %q): %w", e.spec.TargetDatabase, staging, err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident(staging)+" RENAME TO "+ident(e.spec.TargetDatabase)); err != nil {
+		if sqlState(err) == "42P04" { // duplicate_database
+			err = fmt.Errorf("target database %q was created by someone else while the stream started: %w", e.spec.TargetDatabase, err)
+		}
+		return nil, fmt.Errorf("rename %q to the target database: %w", staging, err)
+	}
+	rec.Database, rec.Created = "", true
+	if err := e.writeRecord(ctx, src, rec); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // writeMarker records the stream's state as the target database's
@@ -391,7 +461,8 @@ func (e *env) readMarker(ctx context.Context, conn *pgx.Conn) (*marker, bool, er
 }
 
 func (s *stream) dump(ctx context.Context) error {
-	dir, err := os.MkdirTemp("", "daisychain-schema-")
+	sweepDumpDirs(s.e.log)
+	dir, err := newDumpDir(s.e.name)
 	if err != nil {
 		return err
 	}
@@ -461,28 +532,55 @@ func (s *stream) restoreFirst(ctx context.Context) error {
 // subscription, each unless it exists.
 func (s *stream) createReplication(ctx context.Context) error {
 	name := s.e.name
-	var n int
-	if err := s.src.QueryRow(ctx, `SELECT count(*)::int FROM pg_publication WHERE pubname = $1`, name).Scan(&n); err != nil {
+	pub, err := s.e.readPublication(ctx, s.src)
+	if err != nil {
 		return err
 	}
-	if n == 0 {
-		// The publication comes before the slot: decoding looks it up
-		// as of each change's time.
-		if _, err := s.src.Exec(ctx, "CREATE PUBLICATION "+ident(name)+" FOR ALL TABLES"); err != nil {
-			return fmt.Errorf("create publication: %w", err)
+	rec := pub.rec
+	switch {
+	case !pub.exists:
+		// A stream of an older version, or a publication dropped by
+		// hand: made again, with the record.
+		if rec, err = s.e.createPublication(ctx); err != nil {
+			return err
 		}
+	case rec == nil && pub.unmarked:
+		// A publication of an older version, which kept no record:
+		// the marker makes this stream's target database, and with it
+		// the publication, the stream's.
+		rec = &record{Stream: name, ID: s.e.spec.ID, Created: s.m.Created}
+		if err := s.e.writeRecord(ctx, s.src, rec); err != nil {
+			return err
+		}
+	case rec == nil:
+		return fmt.Errorf("publication %s on the source is not this stream's (its comment names another): drop it or choose another stream ID", name)
 	}
+	var n int
 	if err := s.src.QueryRow(ctx, `SELECT count(*)::int FROM pg_replication_slots WHERE slot_name = $1`, name).Scan(&n); err != nil {
 		return err
 	}
-	if n == 0 {
-		_, err := s.src.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, name)
-		if err != nil && sqlState(err) != "42710" { // duplicate_object: a concurrent Start made it
-			return fmt.Errorf("create replication slot: %w", err)
+	switch {
+	case n == 0:
+		// Noted before it is made: a start killed in between leaves a
+		// record that names a slot that may not exist, never a slot
+		// without a record.
+		rec.Slot = true
+		if err := s.e.writeRecord(ctx, s.src, rec); err != nil {
+			return err
 		}
+		if _, err := s.src.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, name); err != nil {
+			if sqlState(err) == "42710" { // duplicate_object: someone else made it meanwhile
+				rec.Slot = false
+				err = errors.Join(err, s.e.writeRecord(ctx, s.src, rec))
+			}
+			return fmt.Errorf("create replication slot %s: %w", name, err)
+		}
+	case !rec.Slot:
+		return fmt.Errorf("replication slot %s on the source is not this stream's: drop it (SELECT pg_drop_replication_slot('%s')) if nothing uses it, or choose another stream ID", name, name)
 	}
+	s.m.Slot = true
 	var subOID uint32
-	err := s.tgt.QueryRow(ctx, `SELECT oid FROM pg_subscription WHERE subname = $1
+	err = s.tgt.QueryRow(ctx, `SELECT oid FROM pg_subscription WHERE subname = $1
 		AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, name).Scan(&subOID)
 	if err == pgx.ErrNoRows {
 		if err := s.createSubscription(ctx); err != nil {
@@ -495,40 +593,13 @@ func (s *stream) createReplication(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.m.SubOID = subOID
-	return nil
-}
-
-// createSubscription creates the subscription. Its connection string
-// holds the source's password, so the statement is built on the server
-// (format's %L quotes it whatever standard_conforming_strings is) and run
-// in a transaction that keeps it out of the target's log, even when it
-// fails. With create_slot = false, CREATE SUBSCRIPTION may run in a
-// transaction block. pg_stat_statements, where loaded, is told not to
-// keep it (setting the parameter of a module that is not loaded is
-// harmless).
-func (s *stream) createSubscription(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, s.tgt, func(tx pgx.Tx) error {
-		for _, set := range []string{
-			"SET LOCAL log_statement = 'none'",
-			"SET LOCAL log_min_error_statement = 'panic'",
-			"SET LOCAL log_min_duration_statement = -1",
-			"SET LOCAL log_min_duration_sample = -1",
-			"SET LOCAL pg_stat_statements.track_utility = off",
-		} {
-			if _, err := tx.Exec(ctx, set); err != nil {
-				return err
-			}
-		}
-		q, err := formatStatement(ctx, tx, `CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I
-			WITH (create_slot = false, slot_name = %L, copy_data = true, enabled = true)`,
-			s.e.name, s.e.srcSub.String(), s.e.name, s.e.name)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, q)
+	var system string
+	if err := s.tgt.QueryRow(ctx, `SELECT system_identifier::text FROM pg_control_system()`).Scan(&system); err != nil {
 		return err
-	})
+	}
+	s.m.SubOID, s.m.TargetSystem = subOID, system
+	rec.SubOID, rec.TargetSystem = subOID, system
+	return s.e.writeRecord(ctx, s.src, rec)
 }
 
 // checkReplication makes sure a resumed stream's slot and subscription

@@ -269,6 +269,11 @@ func (s *stream) advance(ctx context.Context, phase replica.Phase) error {
 	if err := s.refreshMatviews(ctx); err != nil {
 		return err
 	}
+	// Last: a setting of the source database (a statement_timeout, say)
+	// must not hold for the restores above.
+	if err := s.copyDatabaseProps(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.m.Phase = markComplete
 	s.mu.Unlock()
@@ -308,6 +313,22 @@ func (s *stream) restorePost(ctx context.Context, items []int) error {
 	}
 	s.e.log.Info("logical: indexes, constraints and triggers built", "objects", len(items), "took", time.Since(t0))
 	return nil
+}
+
+// copyDatabaseProps gives the target database the source database's
+// owner, privileges and settings (see dbprops.go), read from the source's
+// admin database (the catalogs are shared), which a fence leaves open.
+func (s *stream) copyDatabaseProps(ctx context.Context) error {
+	props, err := readDatabaseProps(ctx, s.adm, s.e.spec.SourceDatabase)
+	if err != nil {
+		return err
+	}
+	conn, err := connect(ctx, s.e.tgtAdmin, "target")
+	if err != nil {
+		return err
+	}
+	defer closeConn(conn)
+	return applyDatabaseProps(ctx, conn, s.e.spec.TargetDatabase, props, s.e.spec.NoOwner)
 }
 
 // refreshMatviews populates the target's materialized views that are
@@ -377,13 +398,20 @@ func allIn(names []string, set map[string]bool) bool {
 // it stops the work (stopWork), then the replication (stopReplication),
 // and reports whether it did. It is off once WaitFor succeeded.
 func (s *stream) guard(ctx context.Context, stopWork func()) bool {
-	if s.e.maxWAL <= 0 || s.guardOff.Load() {
+	if s.guardOff.Load() {
 		return false
 	}
 	var retained *int64
-	err := s.adm.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - restart_lsn)::int8 FROM pg_replication_slots
-		WHERE slot_name = $1`, s.e.name).Scan(&retained)
-	if err != nil || retained == nil || *retained < s.e.maxWAL/10*9 {
+	var walStatus *string
+	err := s.adm.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - restart_lsn)::int8, wal_status FROM pg_replication_slots
+		WHERE slot_name = $1`, s.e.name).Scan(&retained, &walStatus)
+	if err == nil && lost(walStatus) {
+		// Nothing to protect any more; what is left is Abort's.
+		s.fail(s.slotLost())
+		stopWork()
+		return true
+	}
+	if s.e.maxWAL <= 0 || err != nil || retained == nil || *retained < s.e.maxWAL/10*9 {
 		return false
 	}
 	werr := fmt.Errorf("%w: the source retains %d bytes of WAL for stream %q, close to the limit of %d (Options.MaxRetainedWAL): the target does not keep up or is stalled (see its log)",
@@ -404,6 +432,37 @@ func (s *stream) guard(ctx context.Context, stopWork func()) bool {
 	}
 	s.setPhase(replica.PhaseAborted)
 	return true
+}
+
+// pollBackoff paces a wait that looks again and again: from initial,
+// doubling, to at most max, for as long as the wait goes on.
+func pollBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = initial, max, 0
+	b.RandomizationFactor = 0
+	b.Reset()
+	return b
+}
+
+// lost reports whether a slot's wal_status says the source invalidated
+// it.
+func lost(walStatus *string) bool { return walStatus != nil && *walStatus == "lost" }
+
+func (s *stream) slotLost() error {
+	return fmt.Errorf("%w: the source invalidated slot %s (wal_status lost): it kept more WAL for the stream than the source's max_slot_wal_keep_size allows, "+
+		"so changes the target had not received are gone: Abort the stream and start it again", replica.ErrSlotLost, s.e.name)
+}
+
+// fail records err as what stopped the stream (unless something did
+// already) and returns what did.
+func (s *stream) fail(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bgErr == nil {
+		s.bgErr = fmt.Errorf("logical: stream %q: %w", s.e.spec.ID, err)
+		s.e.log.Error("logical: stream failed", "err", err)
+	}
+	return s.bgErr
 }
 
 // stopReplication is the guard's abort: it marks the stream aborted in
@@ -429,7 +488,10 @@ func (s *stream) stopReplication(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("drop subscription: %w", err))
 	}
 	cancel()
-	errs = append(errs, s.e.dropSourceObjects(ctx, subOID, s.heldConn()))
+	// This handle made the slot and the publication (it got past
+	// createReplication), and knows the subscription.
+	own := owned{slot: true, publication: true, subOID: subOID, targetSystem: s.m.TargetSystem}
+	errs = append(errs, s.e.dropSourceObjects(ctx, own, s.heldConn()))
 	return errors.Join(errs...)
 }
 
@@ -465,12 +527,31 @@ func (s *stream) closeResources() {
 }
 
 // Progress implements replica.Stream.
+// A query that fails for a reason that may pass (a restarting source or
+// target) is tried again, for up to progressRetryFor; a caller's
+// cancellation is reported as such (errors.Is(err, context.Canceled)).
 func (s *stream) Progress(ctx context.Context) (replica.Progress, error) {
+	var p replica.Progress
+	err := retry(ctx, progressRetryFor, func() (err error) {
+		p, err = s.progress(ctx)
+		return err
+	})
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		err = fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return p, err
+}
+
+// progressRetryFor bounds how long Progress tries again.
+const progressRetryFor = 30 * time.Second
+
+// progress is one try of Progress.
+func (s *stream) progress(ctx context.Context) (replica.Progress, error) {
 	phase, err := s.state()
 	p := replica.Progress{Phase: phase, Elapsed: time.Since(s.started), Err: err}
 	if err != nil {
 		if errors.Is(err, replica.ErrClosed) {
-			return p, err
+			return p, backoff.Permanent(err)
 		}
 		return p, nil
 	}
@@ -538,13 +619,24 @@ func (s *stream) Progress(ctx context.Context) (replica.Progress, error) {
 		}
 	}
 	var lag, retained *int64
-	err = s.adm.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8, (pg_current_wal_lsn() - restart_lsn)::int8
-		FROM pg_replication_slots WHERE slot_name = $1`, s.e.name).Scan(&lag, &retained)
+	var walStatus *string
+	err = s.adm.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8, (pg_current_wal_lsn() - restart_lsn)::int8, wal_status
+		FROM pg_replication_slots WHERE slot_name = $1`, s.e.name).Scan(&lag, &retained, &walStatus)
 	if err == pgx.ErrNoRows {
 		return p, fmt.Errorf("%w: slot %s", replica.ErrSlotLost, s.e.name)
 	}
 	if err != nil {
 		return p, fmt.Errorf("logical: progress: %w", err)
+	}
+	if phase == replica.PhaseCopy && p.TablesDone < p.TablesTotal {
+		// Best effort: the copy's progress matters more than why it waits.
+		if b, err := s.slotBlockers(ctx); err == nil {
+			p.Blockers = b
+		}
+	}
+	if lost(walStatus) && !s.guardOff.Load() { // in the window, the target has everything it needs
+		p.Err = s.fail(s.slotLost())
+		return p, nil
 	}
 	if lag != nil {
 		p.LagBytes = max(*lag, 0)
@@ -635,48 +727,63 @@ func (s *stream) Barrier(ctx context.Context) (replica.Position, error) {
 // Once WaitFor has succeeded, the WAL guard is off for this handle: the
 // cutover is in its window, and it finishes or aborts the stream.
 func (s *stream) WaitFor(ctx context.Context, pos replica.Position) error {
-	interval := min(s.e.poll, 10*time.Millisecond)
+	poll := pollBackoff(min(s.e.poll, 10*time.Millisecond), 100*time.Millisecond)
+	var silentSince time.Time
 	for {
 		phase, err := s.state()
 		if err != nil {
 			return err
 		}
 		if phase == replica.PhaseStreaming {
-			done, err := s.applied(ctx, pos)
+			done, sending, err := s.applied(ctx, pos)
 			if done {
 				// The cutover is in its window: from now on only
 				// Finish or Abort end the stream, never the guard.
 				s.guardOff.Store(true)
 				return nil
 			}
-			if err != nil && !transient(err) {
+			if err != nil && (errors.Is(err, replica.ErrSlotLost) || !transient(err)) {
 				return fmt.Errorf("logical: wait for %s: %w", pos, err)
+			}
+			switch {
+			case err != nil:
+			case sending:
+				silentSince = time.Time{}
+			case silentSince.IsZero():
+				silentSince = time.Now()
+			case time.Since(silentSince) > s.e.grace:
+				return fmt.Errorf("logical: wait for %s: %w: no WAL sender has served slot %s for %s (Provider.SenderGrace): "+
+					"the target cannot reach the source, or the source refuses it (a fence with ALLOW_CONNECTIONS false does, after the source restarted)",
+					pos, replica.ErrNotStreaming, s.e.name, s.e.grace)
 			}
 			s.nudge(ctx)
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("logical: wait for %s (phase %s): %w", pos, phase, ctx.Err())
-		case <-time.After(interval):
+		case <-time.After(poll.NextBackOff()):
 		}
-		interval = min(interval*2, 100*time.Millisecond)
 	}
 }
 
 // applied reports whether the target has durably applied pos (see
-// WaitFor).
-func (s *stream) applied(ctx context.Context, pos replica.Position) (bool, error) {
-	var confirmed *string
-	err := s.adm.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, s.e.name).Scan(&confirmed)
+// WaitFor), and whether a WAL sender serves the stream's slot.
+func (s *stream) applied(ctx context.Context, pos replica.Position) (done, sending bool, err error) {
+	var confirmed, walStatus *string
+	err = s.adm.QueryRow(ctx, `SELECT confirmed_flush_lsn::text, wal_status, active_pid IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1`,
+		s.e.name).Scan(&confirmed, &walStatus, &sending)
 	if err == pgx.ErrNoRows {
-		return false, fmt.Errorf("%w: slot %s", replica.ErrSlotLost, s.e.name)
+		return false, false, fmt.Errorf("%w: slot %s", replica.ErrSlotLost, s.e.name)
 	}
 	if err != nil {
-		return false, err
+		return false, false, err
+	}
+	if lost(walStatus) {
+		return false, false, s.slotLost()
 	}
 	if confirmed != nil {
 		if got, err := replica.ParsePosition(*confirmed); err == nil && got >= pos {
-			return true, nil
+			return true, sending, nil
 		}
 	}
 	worker := `SELECT pid, received_lsn::text FROM pg_stat_subscription WHERE subid = $1 AND relid IS NULL AND pid IS NOT NULL`
@@ -687,26 +794,26 @@ func (s *stream) applied(ctx context.Context, pos replica.Position) (bool, error
 	var received, received2 *string
 	if err := s.tgt.QueryRow(ctx, worker, s.m.SubOID).Scan(&pid1, &received); err != nil {
 		if err == pgx.ErrNoRows {
-			return false, nil // the apply worker is starting
+			return false, sending, nil // the apply worker is starting
 		}
-		return false, err
+		return false, sending, err
 	}
 	if received == nil {
-		return false, nil
+		return false, sending, nil
 	}
 	if got, err := replica.ParsePosition(*received); err != nil || got <= pos {
-		return false, err
+		return false, sending, err
 	}
 	if err := flushTarget(ctx, s.tgt); err != nil {
-		return false, err
+		return false, sending, err
 	}
 	if err := s.tgt.QueryRow(ctx, worker, s.m.SubOID).Scan(&pid2, &received2); err != nil {
 		if err == pgx.ErrNoRows {
-			return false, nil
+			return false, sending, nil
 		}
-		return false, err
+		return false, sending, err
 	}
-	return pid1 == pid2, nil
+	return pid1 == pid2, sending, nil
 }
 
 // flushTarget makes durable every transaction the target committed
@@ -751,7 +858,7 @@ func (s *stream) FencePIDs(ctx context.Context) ([]uint32, error) {
 	}
 	s.heldMu.Unlock()
 	rows, err := s.adm.Query(ctx, `SELECT active_pid::int8 FROM pg_replication_slots
-		WHERE (slot_name = $1 OR slot_name LIKE $2) AND active_pid IS NOT NULL`, s.e.name, syncSlotPattern(s.m.SubOID))
+		WHERE (slot_name = $1 OR slot_name LIKE $2) AND active_pid IS NOT NULL`, s.e.name, syncSlotPattern(s.m.SubOID, s.m.TargetSystem))
 	senders, err := collectErr[int64](rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("logical: fence PIDs: %w", err)
@@ -934,192 +1041,4 @@ func (s *stream) Close() error {
 	s.mu.Unlock()
 	s.closeResources()
 	return nil
-}
-
-// cleanup removes the stream's subscription (target), slots and
-// publication (source), and either the target database (dropTarget and
-// the marker says the stream created it) or its marker. Each step
-// tolerates what is already gone, so cleanup can be repeated.
-//
-// held, if not nil, is a connection to the source tenant database that
-// survives a fence; the publication is dropped through it when the
-// database refuses connections. Without one, a fenced source keeps the
-// publication (harmless without its slot: drop it, or call Abort or
-// Finish again, once the database accepts connections), and a warning is
-// logged.
-func (e *env) cleanup(ctx context.Context, dropTarget bool, held *heldConn) error {
-	var subOID uint32
-	var created, exists bool
-	err := retry(ctx, time.Minute, func() error {
-		adm, err := connect(ctx, e.tgtAdmin, "target")
-		if err != nil {
-			return err
-		}
-		defer closeConn(adm)
-		m, ex, err := e.readMarker(ctx, adm)
-		if err != nil {
-			return err
-		}
-		exists = ex
-		if m != nil {
-			subOID, created = m.SubOID, m.Created
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read the target's state: %w", err)
-	}
-	if exists {
-		if err := retry(ctx, time.Minute, func() error { return e.dropSubscription(ctx, &subOID) }); err != nil {
-			return fmt.Errorf("drop subscription: %w", err)
-		}
-	}
-	if err := e.dropSourceObjects(ctx, subOID, held); err != nil {
-		return err
-	}
-	if !exists {
-		return nil
-	}
-	return retry(ctx, time.Minute, func() error {
-		adm, err := connect(ctx, e.tgtAdmin, "target")
-		if err != nil {
-			return err
-		}
-		defer closeConn(adm)
-		if dropTarget && created {
-			_, err = adm.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(e.spec.TargetDatabase)+" WITH (FORCE)")
-			if err == nil {
-				e.log.Info("logical: target database dropped")
-			}
-			return err
-		}
-		m, _, err := e.readMarker(ctx, adm)
-		if err != nil || m == nil {
-			return err
-		}
-		_, err = adm.Exec(ctx, "COMMENT ON DATABASE "+ident(e.spec.TargetDatabase)+" IS NULL")
-		return err
-	})
-}
-
-// dropSubscription drops the subscription without touching the source
-// (its slot may be gone, the source may be down): disable, detach the
-// slot, drop. It records the subscription's OID for the sync slots.
-func (e *env) dropSubscription(ctx context.Context, subOID *uint32) error {
-	conn, err := connect(ctx, e.tgtDB, "target")
-	if err != nil {
-		if sqlState(err) == "3D000" { // database gone
-			return nil
-		}
-		return err
-	}
-	defer closeConn(conn)
-	var oid uint32
-	err = conn.QueryRow(ctx, `SELECT oid FROM pg_subscription WHERE subname = $1
-		AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, e.name).Scan(&oid)
-	if err == pgx.ErrNoRows {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	*subOID = oid
-	sub := ident(e.name)
-	for _, q := range []string{"ALTER SUBSCRIPTION " + sub + " DISABLE",
-		"ALTER SUBSCRIPTION " + sub + " SET (slot_name = NONE)", "DROP SUBSCRIPTION " + sub} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return err
-		}
-	}
-	e.log.Info("logical: subscription dropped")
-	return nil
-}
-
-// dropSourceObjects drops the stream's slot and the table-sync slots of
-// subscription subOID (if known), from the source's admin database (a
-// slot can be dropped from any database), then the publication, in the
-// tenant database (see cleanup for held). A slot still in use by a WAL
-// sender that has not noticed the subscription is gone has its sender
-// terminated.
-func (e *env) dropSourceObjects(ctx context.Context, subOID uint32, held *heldConn) error {
-	syncPattern := syncSlotPattern(subOID)
-	tries := 0
-	err := retry(ctx, time.Minute, func() error {
-		conn, err := connect(ctx, e.srcAdmin, "source")
-		if err != nil {
-			return err
-		}
-		defer closeConn(conn)
-		tries++
-		if tries > 3 {
-			_, _ = conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-				WHERE (slot_name = $1 OR slot_name LIKE $2) AND active_pid IS NOT NULL`, e.name, syncPattern)
-		}
-		_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-			WHERE slot_name = $1 OR slot_name LIKE $2`, e.name, syncPattern)
-		if sqlState(err) == "42704" { // dropped concurrently
-			return errors.New("slot dropped concurrently, look again")
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("drop the replication slots on the source: %w", err)
-	}
-	drop := "DROP PUBLICATION IF EXISTS " + ident(e.name)
-	err = retry(ctx, 10*time.Second, func() error {
-		conn, err := connect(ctx, e.srcDB, "source")
-		if err != nil {
-			if sqlState(err) == "55000" || sqlState(err) == "3D000" { // fenced, or gone
-				return backoff.Permanent(err)
-			}
-			return err
-		}
-		defer closeConn(conn)
-		_, err = conn.Exec(ctx, drop)
-		return err
-	})
-	if err == nil || sqlState(err) == "3D000" {
-		return nil
-	}
-	if held != nil {
-		if herr := held.exec(ctx, drop); herr == nil {
-			return nil
-		} else {
-			err = errors.Join(err, herr)
-		}
-	}
-	if sqlState(err) == "55000" || errors.Is(err, errHeldGone) {
-		e.log.Warn("logical: the source database refuses connections (fenced?): its publication stays until Finish or Abort runs again after the fence",
-			"publication", e.name)
-		return nil
-	}
-	return fmt.Errorf("drop the publication on the source: %w", err)
-}
-
-// syncSlotPattern is the LIKE pattern of the table-sync slots of
-// subscription subOID on the source (pg_<subid>_sync_<relid>_<sysid>);
-// it matches nothing when subOID is 0 (not known).
-func syncSlotPattern(subOID uint32) string {
-	if subOID == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("pg\\_%d\\_sync\\_%%", subOID)
-}
-
-var errHeldGone = errors.New("the stream's WAL sender connection to the source is gone")
-
-// heldConn gives cleanup the stream's held connection, used under its
-// lock.
-type heldConn struct{ s *stream }
-
-func (s *stream) heldConn() *heldConn { return &heldConn{s} }
-
-func (h *heldConn) exec(ctx context.Context, sql string) error {
-	h.s.heldMu.Lock()
-	defer h.s.heldMu.Unlock()
-	if h.s.held == nil || h.s.held.IsClosed() {
-		return errHeldGone
-	}
-	_, err := h.s.held.Exec(ctx, sql)
-	return err
 }

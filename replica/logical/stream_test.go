@@ -2,6 +2,7 @@ package logical_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/daisychain-db/daisychain/localpg"
 	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
+	"github.com/daisychain-db/daisychain/replica/logical"
 )
 
 // Under concurrent inserts, updates and deletes, after the fence and the
@@ -21,8 +23,8 @@ import (
 // capitals and non-ASCII letters everywhere (database, table, column).
 func TestStreamUnderLoad(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	srcDB, dstDB := `Tenant "Größe" DB`, `Mandant 'Ü' Kopie`
 	createTenant(t, src, srcDB, 20000)
 
@@ -102,7 +104,7 @@ func TestStreamUnderLoad(t *testing.T) {
 // it created and leaves no replication object.
 func TestSameServerAbort(t *testing.T) {
 	t.Parallel()
-	inst := localpgtest.Start(t, &localpg.Config{Name: "one"})
+	inst := startPG(t, &localpg.Config{Name: "one"})
 	createTenant(t, inst, "shop", 2000)
 	ctx := testCtx(t, 2*time.Minute)
 	st, err := provider.Start(ctx, spec("same-server", inst, "shop", inst, "shop copy"))
@@ -130,8 +132,8 @@ func TestSameServerAbort(t *testing.T) {
 // DDL on the source during the stream is caught by CheckSchema.
 func TestSchemaDrift(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "drift", 100)
 	ctx := testCtx(t, 2*time.Minute)
 	st, err := provider.Start(ctx, spec("drift", src, "drift", dst, "drift"))
@@ -163,8 +165,8 @@ func TestSchemaDrift(t *testing.T) {
 // without a second slot.
 func TestRestartAndResume(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "tenant", 20000)
 	w := startWriter(t, src, "tenant", 2)
 	sp := spec("resume-me", src, "tenant", dst, "tenant")
@@ -239,8 +241,8 @@ func TestRestartAndResume(t *testing.T) {
 // left to its cutover.
 func TestWALGuard(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "big", 100)
 	createTenant(t, src, "window", 100)
 	sp := spec("guarded", src, "big", dst, "big")
@@ -337,8 +339,8 @@ func TestWALGuard(t *testing.T) {
 // subscription's replication origin records the last one's end).
 func TestWaitForDurableWithoutSynchronousCommit(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Settings: map[string]string{
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst", Settings: map[string]string{
 		"synchronous_commit": "off", "wal_writer_delay": "10s"}})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 2*time.Minute)
@@ -379,8 +381,8 @@ func TestWaitForDurableWithoutSynchronousCommit(t *testing.T) {
 // returns, and the wait is short even right after a write.
 func TestWaitForIsExactAndQuick(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 1000)
 	ctx := testCtx(t, 2*time.Minute)
 	st := startStreaming(t, spec("wait-for", src, "t", dst, "t"))
@@ -417,8 +419,8 @@ func TestWaitForIsExactAndQuick(t *testing.T) {
 // handle.
 func TestExistingEmptyTargetAndProviderAbort(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	localpgtest.CreateDatabase(t, dst, "ready")
 	ctx := testCtx(t, 2*time.Minute)
@@ -464,8 +466,8 @@ func fence(t testing.TB, inst *localpg.Instance, db string, on bool) {
 // verify, finish.
 func TestUnderDatabaseFence(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	db := `Fenced "Ö" tenant`
 	createTenant(t, src, db, 5000)
 	w := startWriter(t, src, db, 2)
@@ -539,8 +541,8 @@ func TestUnderDatabaseFence(t *testing.T) {
 // after the switch): the target is kept, nothing of the stream remains.
 func TestProviderFinish(t *testing.T) {
 	t.Parallel()
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 2*time.Minute)
 	sp := spec("finish-without-handle", src, "t", dst, "t")
@@ -563,5 +565,211 @@ func TestProviderFinish(t *testing.T) {
 	}
 	if err := provider.Finish(ctx, sp); err != nil {
 		t.Errorf("a second Finish: %v", err)
+	}
+}
+
+// A slot the source invalidates (it kept more WAL than
+// max_slot_wal_keep_size allows while the subscriber was stalled) fails
+// the stream at once with ErrSlotLost: Progress reports it and WaitFor
+// returns it instead of waiting for ever.
+func TestSlotLost(t *testing.T) {
+	t.Parallel()
+	src := startPG(t, &localpg.Config{Name: "src", Settings: map[string]string{"max_slot_wal_keep_size": "1MB"}})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 100)
+	sp := spec("lost", src, "t", dst, "t")
+	sp.MaxRetainedWAL = -1 // the stream's own guard is off: the source's bound acts
+	ctx := testCtx(t, 2*time.Minute)
+	st := startStreaming(t, sp)
+	execSQL(t, dst, "t", `DO $$ BEGIN EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', (SELECT subname FROM pg_subscription
+		WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()))); END $$`)
+	for i := 0; queryValue[string](t, src, "postgres", `SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1`,
+		replica.ObjectName("dc", sp.ID)) != "lost"; i++ {
+		if i == 20 {
+			t.Fatal("the source did not invalidate the slot")
+		}
+		execSQL(t, src, "t", `INSERT INTO orders (kunde, amount, note) SELECT 1, i, repeat('w', 200) FROM generate_series(1, 5000) i`,
+			`SELECT pg_switch_wal()`, `CHECKPOINT`)
+	}
+	wctx := testCtx(t, 30*time.Second)
+	pos, err := st.Barrier(wctx)
+	if err == nil {
+		err = st.WaitFor(wctx, pos)
+	}
+	if !isErr(err, replica.ErrSlotLost) {
+		t.Errorf("Barrier and WaitFor with the slot lost: %v, want ErrSlotLost", err)
+	}
+	if p, err := st.Progress(ctx); err != nil || !isErr(p.Err, replica.ErrSlotLost) {
+		t.Errorf("Progress with the slot lost: %v, %+v, want Err ErrSlotLost", err, p)
+	}
+}
+
+// A transaction left open on the source: preflight refuses to start
+// while it is older than the limit, naming it. One opened during the
+// copy stalls the table-sync workers, which wait for it while they create
+// their slots: Progress names it, and Abort does not wait for it.
+func TestLongTransaction(t *testing.T) {
+	t.Parallel()
+	src := startPG(t, &localpg.Config{Name: "src"})
+	// No table-sync workers until the transaction is open.
+	dst := startPG(t, &localpg.Config{Name: "dst", Settings: map[string]string{"max_sync_workers_per_subscription": "0"}})
+	createTenant(t, src, "t", 100)
+	ctx := testCtx(t, 3*time.Minute)
+	blocker, err := pgx.Connect(ctx, src.ConnString("t")+"&application_name=forgotten")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close(ctx)
+	open := func() {
+		t.Helper()
+		if _, err := blocker.Exec(ctx, `BEGIN; INSERT INTO orders (kunde, amount) VALUES (1, 1)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open()
+	pid := blocker.PgConn().PID()
+	sp := spec("long-tx", src, "t", dst, "t")
+	sp.LongTransactionLimit = time.Millisecond
+	time.Sleep(10 * time.Millisecond)
+	report, err := provider.Preflight(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := report.Err(); e == nil || !strings.Contains(e.Error(), fmt.Sprintf("pid %d", pid)) || !strings.Contains(e.Error(), `"forgotten"`) ||
+		!strings.Contains(e.Error(), "WaitForLongTransactions") {
+		t.Errorf("preflight with a long transaction: %v, want it named", e)
+	}
+	if _, err := blocker.Exec(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+
+	sp.LongTransactionLimit = 0
+	st, err := provider.Start(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	open()
+	execSQL(t, dst, "postgres", `ALTER SYSTEM SET max_sync_workers_per_subscription = 2`, `SELECT pg_reload_conf()`)
+	var p replica.Progress
+	for len(p.Blockers) == 0 {
+		if p, err = st.Progress(ctx); err != nil || p.Err != nil {
+			t.Fatal(err, p.Err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("Progress never named the transaction; last %+v", p)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if b := p.Blockers[0]; b.PID != int(pid) || b.Application != "forgotten" || b.Database != "t" || p.Phase != replica.PhaseCopy {
+		t.Errorf("progress %+v, want blocker pid %d (forgotten) in the copy", p, pid)
+	}
+	t.Log(p.Blockers)
+	actx := testCtx(t, time.Minute)
+	if err := st.Abort(actx); err != nil {
+		t.Fatal(err)
+	}
+	assertNoReplicationObjects(t, src, "t")
+	assertNoReplicationObjects(t, dst)
+	if _, err := blocker.Exec(ctx, `ROLLBACK`); err != nil {
+		t.Errorf("the open transaction was ended: %v", err)
+	}
+}
+
+// A source restarted before the window: Ready returns once the stream has
+// reconnected (its slot streams again, its held connection is back). A
+// source restarted under a fence that refuses connections keeps the
+// subscriber out: WaitFor fails with ErrNotStreaming after the grace
+// instead of holding the window for its whole budget.
+func TestReadyAndSenderLoss(t *testing.T) {
+	t.Parallel()
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 100)
+	ctx := testCtx(t, 3*time.Minute)
+	p := &logical.Provider{PollInterval: 100 * time.Millisecond, SenderGrace: 2 * time.Second}
+	st, err := p.Start(ctx, spec("ready", src, "t", dst, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Abort(testCtx(t, time.Minute)) })
+	waitPhase(t, st, replica.PhaseStreaming, time.Minute)
+	readier, ok := st.(interface {
+		Ready(ctx context.Context) error
+	})
+	if !ok {
+		t.Fatal("the stream has no Ready")
+	}
+	if err := src.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := readier.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	name := replica.ObjectName("dc", "ready")
+	if n := queryInt(t, src, "postgres", `SELECT count(*) FROM pg_replication_slots sl JOIN pg_stat_replication r ON r.pid = sl.active_pid
+		WHERE sl.slot_name = $1`, name); n != 1 {
+		t.Error("Ready returned while the slot has no WAL sender")
+	}
+	pids, err := st.(interface {
+		FencePIDs(ctx context.Context) ([]uint32, error)
+	}).FencePIDs(ctx)
+	if err != nil || len(pids) != 2 {
+		t.Errorf("FencePIDs after Ready: %v %v, want the held connection and the WAL sender", pids, err)
+	}
+	sessions := st.(interface{ Sessions() logical.SourceSessions }).Sessions()
+	if n := queryInt(t, src, "postgres", `SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1) AND application_name = ANY($2)
+		AND usename = $3`, pids, sessions.ApplicationNames, sessions.SubscriptionRole); n != 2 {
+		t.Errorf("Sessions %+v names %d of the sessions FencePIDs names", sessions, n)
+	}
+
+	fence(t, src, "t", true)
+	if err := src.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := readier.Ready(testCtx(t, 3*time.Second)); err == nil {
+		t.Error("Ready under a fence that keeps the subscriber out")
+	}
+	pos, err := st.Barrier(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WaitFor(testCtx(t, 30*time.Second), pos); !isErr(err, replica.ErrNotStreaming) {
+		t.Errorf("WaitFor without a WAL sender: %v, want ErrNotStreaming", err)
+	}
+	fence(t, src, "t", false)
+}
+
+// Progress goes on through a restart of the target (its queries fail
+// for a moment and are tried again), and reports a caller's
+// cancellation as a cancellation.
+func TestProgressThroughRestart(t *testing.T) {
+	t.Parallel()
+	src := startPG(t, &localpg.Config{Name: "src"})
+	dst := startPG(t, &localpg.Config{Name: "dst"})
+	createTenant(t, src, "t", 100)
+	ctx := testCtx(t, 2*time.Minute)
+	st := startStreaming(t, spec("progress-restart", src, "t", dst, "t"))
+	restarted := make(chan error, 1)
+	go func() { restarted <- dst.Restart(ctx) }()
+	calls := 0
+	for done := false; !done; calls++ {
+		select {
+		case err := <-restarted:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		default:
+		}
+		if p, err := st.Progress(ctx); err != nil || p.Err != nil {
+			t.Fatalf("Progress during a restart of the target (call %d): %v %v", calls, err, p.Err)
+		}
+	}
+	t.Logf("%d calls of Progress during the restart", calls)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := st.Progress(cctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Progress with a cancelled context: %v, want context.Canceled", err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/daisychain-db/daisychain/localpg"
-	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
 	"github.com/daisychain-db/daisychain/replica/physical"
 )
@@ -39,7 +38,7 @@ func benchMB(b *testing.B) int {
 func BenchmarkConvert(b *testing.B) {
 	mb := benchMB(b)
 	ctx := testCtx(b, time.Hour)
-	src := localpgtest.Start(b, &localpg.Config{Name: "src", Password: "bench"})
+	src := startPG(b, &localpg.Config{Name: "src", Password: "bench"})
 	t0 := time.Now()
 	const tenants = 4
 	for i := range tenants {

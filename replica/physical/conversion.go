@@ -178,11 +178,16 @@ func (cv *Conversion) lag(ctx context.Context, p *replica.Progress) error {
 	var current replica.Position
 	var restart *replica.Position
 	var s string
-	var r *string
+	var r, walStatus *string
 	err = src.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text,
-		(SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1)`, cv.e.slot).Scan(&s, &r)
+		(SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1),
+		(SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1)`, cv.e.slot).Scan(&s, &r, &walStatus)
 	if err != nil {
 		return err
+	}
+	if err := slotLost(cv.e.slot, walStatus); err != nil {
+		p.Err = err
+		return nil
 	}
 	if current, err = replica.ParsePosition(s); err != nil {
 		return err

@@ -13,7 +13,6 @@ import (
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/localpg"
-	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
 	"github.com/daisychain-db/daisychain/replica/physical"
 )
@@ -25,7 +24,7 @@ func TestConvertUnderWrites(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, 5*time.Minute)
 	const password = "src pw'x"
-	src := localpgtest.Start(t, &localpg.Config{Name: "src", Password: password})
+	src := startPG(t, &localpg.Config{Name: "src", Password: password})
 	tenants := []string{"tenant_a", "tenant_b", `Tenant "C"`}
 	for _, db := range tenants {
 		newTenant(t, src, db, 20000)
@@ -173,7 +172,7 @@ func acked(ws []*writer) int {
 func TestAbortLeavesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, 3*time.Minute)
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	src := startPG(t, &localpg.Config{Name: "src"})
 	newTenant(t, src, "tenant", 100000) // about 20 MB
 	dir := baseDir(t)
 	// 5 MB/s: the copy takes a few seconds, so Abort finds it running.
@@ -237,7 +236,7 @@ func TestAbortLeavesNothing(t *testing.T) {
 func TestStartReusesLeftSlot(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, 3*time.Minute)
-	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	src := startPG(t, &localpg.Config{Name: "src"})
 	newTenant(t, src, "tenant", 1000)
 	dir := baseDir(t)
 	spec := replica.ConvertSpec{ID: "crash", Source: src.ConnString("postgres")}
@@ -286,11 +285,11 @@ func TestBadSourceLeavesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, 2*time.Minute)
 	const password = "s3cret-pw"
-	src := localpgtest.Start(t, &localpg.Config{Name: "src", Password: password})
+	src := startPG(t, &localpg.Config{Name: "src", Password: password})
 	execSQL(t, src.ConnString("postgres"), `CREATE ROLE plain LOGIN PASSWORD 's3cret-pw'`)
 	dir := baseDir(t)
 	conv := &physical.Converter{Replica: localpg.Config{BaseDir: dir}}
-	closed := localpgtest.Start(t, nil)
+	closed := startPG(t, nil)
 	closedPort := closed.Port()
 	closed.Close()
 	cases := []struct {
@@ -316,9 +315,65 @@ func TestBadSourceLeavesNothing(t *testing.T) {
 	if _, err := conv.Start(ctx, replica.ConvertSpec{ID: "", Source: src.ConnString("postgres")}); !errors.Is(err, replica.ErrInvalidSpec) {
 		t.Errorf("empty ID: %v", err)
 	}
+	// A source that keeps WAL for slots without bound: refused, unless
+	// the Converter accepts it.
+	execSQL(t, src.ConnString("postgres"), `ALTER SYSTEM SET max_slot_wal_keep_size = -1`, `SELECT pg_reload_conf()`)
+	for queryString(t, src.ConnString("postgres"), `SHOW max_slot_wal_keep_size`) != "-1" {
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, err := conv.Start(ctx, replica.ConvertSpec{ID: "unbounded", Source: src.ConnString("postgres")})
+	if !errors.Is(err, replica.ErrPreflight) || !strings.Contains(err.Error(), "max_slot_wal_keep_size") || !strings.Contains(err.Error(), "AllowUnboundedSlotWAL") {
+		t.Errorf("unbounded slot WAL: %v, want ErrPreflight naming max_slot_wal_keep_size", err)
+	}
+	accepting := &physical.Converter{Replica: localpg.Config{BaseDir: dir}, AllowUnboundedSlotWAL: true}
+	if report, err := accepting.Preflight(ctx, replica.ConvertSpec{ID: "unbounded", Source: src.ConnString("postgres")}); err != nil || !report.OK() {
+		t.Errorf("unbounded slot WAL accepted: %v %v", err, report.Err())
+	}
 	bad := &physical.Converter{Replica: localpg.Config{BaseDir: dir}, MaxRate: "fast"}
 	if _, err := bad.Start(ctx, replica.ConvertSpec{ID: "rate", Source: src.ConnString("postgres")}); !errors.Is(err, replica.ErrInvalidSpec) || !strings.Contains(err.Error(), "MaxRate") {
 		t.Errorf("bad MaxRate: %v", err)
 	}
 	assertNothingLeft(t, src, dir)
+}
+
+// A replica that stops while the source writes: once the source has
+// invalidated the conversion's slot (max_slot_wal_keep_size), WaitFor and
+// Progress fail with ErrSlotLost instead of waiting.
+func TestSlotLostFailsFast(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, 3*time.Minute)
+	src := startPG(t, &localpg.Config{Name: "src", Settings: map[string]string{"max_slot_wal_keep_size": "1MB"}})
+	newTenant(t, src, "tenant", 1000)
+	dir := baseDir(t)
+	conv := &physical.Converter{Replica: localpg.Config{BaseDir: dir}}
+	cv, err := conv.Start(ctx, replica.ConvertSpec{ID: "lost", Source: src.ConnString("postgres")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cv.Abort(testCtx(t, time.Minute)) })
+	if err := waitCaughtUp(ctx, cv, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := cv.(*physical.Conversion).Instance().Stop(); err != nil {
+		t.Fatal(err)
+	}
+	slot := cv.(*physical.Conversion).SlotName()
+	for i := 0; queryString(t, src.ConnString("postgres"), `SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1`, slot) != "lost"; i++ {
+		if i == 20 {
+			t.Fatal("the source did not invalidate the slot")
+		}
+		execSQL(t, src.ConnString("tenant"), `INSERT INTO acked (n) SELECT i FROM generate_series(1, 20000) i`,
+			`SELECT pg_switch_wal()`, `CHECKPOINT`)
+	}
+	wctx := testCtx(t, 30*time.Second)
+	pos, err := cv.Barrier(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cv.WaitFor(wctx, pos); !errors.Is(err, replica.ErrSlotLost) {
+		t.Errorf("WaitFor with the slot lost: %v, want ErrSlotLost", err)
+	}
+	if p, err := cv.Progress(ctx); err != nil || !errors.Is(p.Err, replica.ErrSlotLost) {
+		t.Errorf("Progress with the slot lost: %v %+v, want Err ErrSlotLost", err, p)
+	}
 }

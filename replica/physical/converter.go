@@ -44,6 +44,13 @@ type Converter struct {
 	// PollInterval bounds how often WaitFor looks at the replica's replay
 	// position. Default PollIntervalDefault.
 	PollInterval time.Duration
+	// AllowUnboundedSlotWAL lets a conversion start on a source whose
+	// max_slot_wal_keep_size is -1 (unlimited). Without it, preflight
+	// refuses such a source: a replica that stops (or a process that dies
+	// and leaves its slot) would make the source keep WAL until its disk
+	// is full. With a bound, the source invalidates the slot instead and
+	// the conversion fails with replica.ErrSlotLost.
+	AllowUnboundedSlotWAL bool
 
 	mu          sync.Mutex
 	conversions map[string]*Conversion // by ID, until aborted
@@ -77,7 +84,7 @@ func (c *Converter) Preflight(ctx context.Context, spec replica.ConvertSpec) (*r
 	if err != nil {
 		return nil, err
 	}
-	r, _ := preflight(ctx, env.src, env.slot, env.localMajor)
+	r, _ := preflight(ctx, env.src, env.slot, env.localMajor, c.AllowUnboundedSlotWAL)
 	return r, nil
 }
 
@@ -134,7 +141,7 @@ func (c *Converter) Start(ctx context.Context, spec replica.ConvertSpec) (replic
 	if err != nil {
 		return nil, err
 	}
-	report, f := preflight(ctx, e.src, e.slot, e.localMajor)
+	report, f := preflight(ctx, e.src, e.slot, e.localMajor, c.AllowUnboundedSlotWAL)
 	if err := report.Err(); err != nil {
 		return nil, fmt.Errorf("physical: %s: %w", spec, err)
 	}

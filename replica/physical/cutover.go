@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/daisychain-db/daisychain/replica"
@@ -86,7 +87,11 @@ func endOfLastRecord(insert replica.Position, block, segment int64) replica.Posi
 // runs it waits for the copy. Every few seconds it checks that the slot
 // still exists on the source (replica.ErrSlotLost otherwise).
 func (cv *Conversion) WaitFor(ctx context.Context, pos replica.Position) error {
-	interval := min(cv.poll, 5*time.Millisecond)
+	// From 5 ms, doubling, to the poll interval, for as long as it waits.
+	poll := backoff.NewExponentialBackOff()
+	poll.InitialInterval, poll.MaxInterval, poll.MaxElapsedTime = min(cv.poll, 5*time.Millisecond), cv.poll, 0
+	poll.RandomizationFactor = 0
+	poll.Reset()
 	var conn *pgx.Conn
 	defer func() { closeConn(conn) }()
 	lastSlotCheck := time.Now()
@@ -135,9 +140,8 @@ func (cv *Conversion) WaitFor(ctx context.Context, pos replica.Position) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("physical: %s: wait for %s (phase %s): %w", cv.e.spec, pos, phase, ctx.Err())
-		case <-time.After(interval):
+		case <-time.After(poll.NextBackOff()):
 		}
-		interval = min(interval*2, cv.poll)
 	}
 }
 
@@ -147,14 +151,25 @@ func (cv *Conversion) checkSlot(ctx context.Context) error {
 		return nil // the source may be away for a moment; the wait goes on
 	}
 	defer closeConn(conn)
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, cv.e.slot).Scan(&n); err != nil {
-		return nil
-	}
-	if n == 0 {
+	var walStatus *string
+	err = conn.QueryRow(ctx, `SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1`, cv.e.slot).Scan(&walStatus)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%w: slot %s is gone from the source: the replica may miss WAL; Abort and start again", replica.ErrSlotLost, cv.e.slot)
 	}
-	return nil
+	if err != nil {
+		return nil
+	}
+	return slotLost(cv.e.slot, walStatus)
+}
+
+// slotLost is replica.ErrSlotLost when a slot's wal_status says the
+// source invalidated it, else nil.
+func slotLost(slot string, walStatus *string) error {
+	if walStatus == nil || *walStatus != "lost" {
+		return nil
+	}
+	return fmt.Errorf("%w: the source invalidated slot %s (wal_status lost): it kept more WAL for the replica than the source's "+
+		"max_slot_wal_keep_size allows, and the replica misses WAL it had not received: Abort and start again", replica.ErrSlotLost, slot)
 }
 
 // Promote implements replica.Conversion: pg_promote(wait => true) on the

@@ -9,9 +9,12 @@
 //     REPLICATION, wal_level at least replica, the source a primary, the
 //     same major version as the local server binaries, two free WAL
 //     senders and a free replication slot, no tablespaces (they would be
-//     shared with the source on the same machine), and a replication
-//     connection that pg_hba.conf allows. Every problem is listed in an
-//     error wrapping replica.ErrPreflight.
+//     shared with the source on the same machine), a replication
+//     connection that pg_hba.conf allows, and max_slot_wal_keep_size set
+//     on the source (a replica that stops, or a slot a dead process left,
+//     would otherwise keep WAL until the source's disk is full;
+//     Converter.AllowUnboundedSlotWAL accepts that). Every problem is
+//     listed in an error wrapping replica.ErrPreflight.
 //  2. A physical replication slot on the source (immediately reserving
 //     WAL), named "dcp_" + up to 40 characters of the ID folded to
 //     [a-z0-9_] + "_" + 12 hex digits of its SHA-256.
@@ -26,7 +29,10 @@
 // Progress reports the bytes copied (pg_stat_progress_basebackup on the
 // source), then the replay lag in bytes and the WAL the slot retains.
 // When the copy fails, the slot is dropped at once and Progress.Err says
-// why; Abort removes the rest.
+// why; Abort removes the rest. A slot the source invalidated (it kept
+// more WAL than max_slot_wal_keep_size allows: wal_status lost) fails
+// Progress (Err) and WaitFor with replica.ErrSlotLost: the replica misses
+// WAL, and only Abort is left.
 //
 // # The cutover
 //

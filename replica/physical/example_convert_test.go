@@ -17,7 +17,8 @@ import (
 // barrier, promote.
 func Example() {
 	ctx := context.Background()
-	src, err := localpg.Start(ctx, &localpg.Config{Name: "old"})
+	// Preflight wants the source to bound the WAL a slot may keep.
+	src, err := localpg.Start(ctx, &localpg.Config{Name: "old", Settings: map[string]string{"max_slot_wal_keep_size": "1GB"}})
 	if err != nil {
 		log.Fatal(err)
 	}

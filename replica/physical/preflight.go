@@ -26,7 +26,7 @@ type facts struct {
 
 // preflight checks everything the conversion needs on the source,
 // changing nothing, and lists every problem.
-func preflight(ctx context.Context, src *source, slot string, localMajor int) (*replica.PreflightReport, *facts) {
+func preflight(ctx context.Context, src *source, slot string, localMajor int, allowUnbounded bool) (*replica.PreflightReport, *facts) {
 	r := &replica.PreflightReport{}
 	f := &facts{settings: map[string]int64{}}
 	conn, err := src.connect(ctx)
@@ -39,15 +39,23 @@ func preflight(ctx context.Context, src *source, slot string, localMajor int) (*
 	var canReplicate, inRecovery bool
 	var walLevel string
 	var versionNum, maxSenders, senders, maxSlots, slots int
+	var keepMB int64
 	err = conn.QueryRow(ctx, `SELECT r.rolsuper OR r.rolreplication, current_setting('wal_level'),
 			current_setting('server_version_num')::int, pg_is_in_recovery(),
 			current_setting('max_wal_senders')::int, (SELECT count(*) FROM pg_stat_replication)::int,
-			current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_replication_slots)::int
+			current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_replication_slots)::int,
+			(SELECT setting::int8 FROM pg_settings WHERE name = 'max_slot_wal_keep_size')
 		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&canReplicate, &walLevel, &versionNum, &inRecovery,
-		&maxSenders, &senders, &maxSlots, &slots)
+		&maxSenders, &senders, &maxSlots, &slots, &keepMB)
 	if err != nil {
 		r.Add("connection", "read the source's settings: %v", err)
 		return r, f
+	}
+	if keepMB < 0 && !allowUnbounded {
+		r.Add("max_slot_wal_keep_size", "the source's max_slot_wal_keep_size is -1 (unlimited): if the replica stops, or this process dies "+
+			"and leaves the conversion's slot, the source keeps WAL until its disk is full and it stops: bound it, with room on the source's "+
+			"disk for the WAL written during the base backup and the cutover (ALTER SYSTEM SET max_slot_wal_keep_size = '16GB'; SELECT pg_reload_conf()), "+
+			"or set Converter.AllowUnboundedSlotWAL to accept the risk")
 	}
 	if !canReplicate {
 		r.Add("privileges", "role %q has neither REPLICATION nor SUPERUSER: ALTER ROLE %s REPLICATION, or use another role in Source",
