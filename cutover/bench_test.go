@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,6 +67,7 @@ func BenchmarkMoveWindow(b *testing.B) {
 	const writers = 16
 	for b.Loop() {
 		var lib, libGap, base, baseGap []time.Duration
+		steps := map[cutover.Step][]time.Duration{}
 		var libErrs, libMissing, baseErrs, baseMissing int64
 		where := map[string]string{"acme": "pg-a", "beta": "pg-a"}
 		other := map[string]string{"pg-a": "pg-b", "pg-b": "pg-a"}
@@ -83,6 +85,9 @@ func BenchmarkMoveWindow(b *testing.B) {
 			settle(b, func() error { return w.WaitForAcks(ctx, 50) })
 			st := w.Stop()
 			libGap, lib = append(libGap, st.MaxGap), append(lib, rep.Window)
+			for _, s := range rep.Steps {
+				steps[s.Step] = append(steps[s.Step], s.Duration)
+			}
 			libErrs += st.Errors
 			if st.Errors > 0 {
 				b.Logf("move %d: %d application errors, first: %v\n%s", i, st.Errors, st.FirstError, rep)
@@ -116,6 +121,13 @@ func BenchmarkMoveWindow(b *testing.B) {
 		b.Logf("library:  %d moves under %d writers: app gap p50 %s p99 %s, library window p50 %s p99 %s, %d app errors, %d missing",
 			moves, writers, pct(libGap, 50).Round(time.Millisecond), pct(libGap, 99).Round(time.Millisecond),
 			pct(lib, 50).Round(time.Millisecond), pct(lib, 99).Round(time.Millisecond), libErrs, libMissing)
+		var inWindow []string
+		for _, s := range []cutover.Step{cutover.StepPause, cutover.StepDrain, cutover.StepFence, cutover.StepBarrier,
+			cutover.StepWaitTarget, cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepSwitch} {
+			slices.Sort(steps[s])
+			inWindow = append(inWindow, fmt.Sprintf("%s %s", s, pct(steps[s], 50).Round(100*time.Microsecond)))
+		}
+		b.Logf("library window steps, p50: %s", strings.Join(inWindow, ", "))
 		b.Logf("baseline: %d moves by hand (close + terminate, catch up, new connection string, backoff): app gap p50 %s p99 %s, closed-to-switched p50 %s p99 %s, %d app errors, %d missing",
 			moves, pct(baseGap, 50).Round(time.Millisecond), pct(baseGap, 99).Round(time.Millisecond),
 			pct(base, 50).Round(time.Millisecond), pct(base, 99).Round(time.Millisecond), baseErrs, baseMissing)

@@ -22,8 +22,9 @@ const (
 	VerifyCountsRateEstimate = 400 << 20
 	// VerifyChecksumsRateEstimate is bytes per second of VerifyChecksums.
 	VerifyChecksumsRateEstimate = 60 << 20
-	// windowFixedEstimate is the window's cost that does not grow with
-	// the tenant: pause, fence, barrier, sequences, switch.
+	// windowFixedEstimate is the window's cost: pause, drain, fence,
+	// barrier, sequences, snapshot, switch; none grows with the data or
+	// the tenants.
 	windowFixedEstimate = 150 * time.Millisecond
 )
 
@@ -40,11 +41,13 @@ type Plan struct {
 	Bytes, Files int64
 	// CopyEstimate is the time the copy would take.
 	CopyEstimate time.Duration
-	// WindowEstimate is the window's estimated length (verification in
-	// it grows with the tenant; nothing in it grows with the tenants),
-	// against WindowBudget.
+	// WindowEstimate is the window's estimated length, against
+	// WindowBudget: nothing in it grows with the data or the tenants.
 	WindowEstimate, WindowBudget time.Duration
-	Verify                       replica.VerifyLevel
+	// VerifyEstimate is the time of the verification after the switch
+	// (inside the window for a stream that cannot take snapshots).
+	VerifyEstimate time.Duration
+	Verify         replica.VerifyLevel
 	// Problems preflight found; the move would be refused while there
 	// are any.
 	Problems []string
@@ -59,8 +62,9 @@ func (p *Plan) String() string {
 		fmt.Fprintf(&b, "dry run: move tenant %s (database %q, %d bytes, %d files) from %s to %s\n",
 			p.Tenant, p.Database, p.Bytes, p.Files, p.Source, p.Target)
 	}
-	fmt.Fprintf(&b, "  copy about %s; window about %s (budget %s, verify %s)\n",
-		p.CopyEstimate.Round(time.Second), p.WindowEstimate.Round(time.Millisecond), p.WindowBudget, p.Verify)
+	fmt.Fprintf(&b, "  copy about %s; window about %s (budget %s); verify %s after the switch, about %s\n",
+		p.CopyEstimate.Round(time.Second), p.WindowEstimate.Round(time.Millisecond), p.WindowBudget, p.Verify,
+		p.VerifyEstimate.Round(time.Second))
 	steps := make([]string, len(p.Steps))
 	for i, s := range p.Steps {
 		steps[i] = string(s)
@@ -95,9 +99,9 @@ func (m *Mover) DryRun(ctx context.Context, req Request) (*Plan, error) {
 	p.CopyEstimate = time.Duration(float64(p.Bytes) / CopyRateEstimate * float64(time.Second))
 	switch p.Verify {
 	case replica.VerifyCounts:
-		p.WindowEstimate += time.Duration(float64(p.Bytes) / VerifyCountsRateEstimate * float64(time.Second))
+		p.VerifyEstimate = time.Duration(float64(p.Bytes) / VerifyCountsRateEstimate * float64(time.Second))
 	case replica.VerifyChecksums:
-		p.WindowEstimate += time.Duration(float64(p.Bytes) / VerifyChecksumsRateEstimate * float64(time.Second))
+		p.VerifyEstimate = time.Duration(float64(p.Bytes) / VerifyChecksumsRateEstimate * float64(time.Second))
 	}
 	return p, nil
 }

@@ -74,8 +74,16 @@ type Report struct {
 	WindowBudget time.Duration `json:"window_budget_ns"`
 	// BytesCopied by the stream's initial copy.
 	BytesCopied int64 `json:"bytes_copied"`
-	// Verified is the level the target was verified at in the window.
+	// Verified is the level the target was verified at: its snapshot
+	// taken in the window, compared with the frozen source after the
+	// switch. Off when it was not (VerifyError says why).
 	Verified replica.VerifyLevel `json:"verified"`
+	// VerifyMismatch says what differs when the verification found the
+	// target unlike the source (replica.ErrVerifyMismatch): the switch is
+	// done, so it is reported, not rolled back. Empty when nothing does.
+	VerifyMismatch string `json:"verify_mismatch,omitempty"`
+	// VerifyError says why the target could not be verified.
+	VerifyError string `json:"verify_error,omitempty"`
 	// Fences that were held, by name.
 	Fences []string `json:"fences"`
 
@@ -102,6 +110,12 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "  window %s (budget %s), fences %s, verified %s, %d bytes copied, total %s\n",
 		r.Window.Round(time.Millisecond), r.WindowBudget, strings.Join(r.Fences, "+"), r.Verified,
 		r.BytesCopied, r.Finished.Sub(r.Started).Round(time.Millisecond))
+	if r.VerifyMismatch != "" {
+		fmt.Fprintf(&b, "  VERIFY MISMATCH: %s\n", r.VerifyMismatch)
+	}
+	if r.VerifyError != "" {
+		fmt.Fprintf(&b, "  not verified: %s\n", r.VerifyError)
+	}
 	for _, s := range r.Steps {
 		fmt.Fprintf(&b, "  %-15s %10s", s.Step, s.Duration.Round(100*time.Microsecond))
 		if s.Err != "" {

@@ -2,6 +2,7 @@ package cutover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/daisychain-db/daisychain/replica"
@@ -14,6 +15,19 @@ type streamCopy struct {
 	stream replica.Stream
 	// touched: the stream may exist, so a rollback aborts it.
 	touched bool
+	// snapshot is the target's snapshot taken in the window, for the
+	// verification after the switch; verified: the stream could not
+	// take one, and the target was verified in the window.
+	snapshot string
+	verified bool
+}
+
+// targetSnapshotter is the optional capability of a replica.Stream to
+// hold a snapshot of the target, taken in the window, and compare it with
+// the fenced source after the switch (replica/logical has it).
+type targetSnapshotter interface {
+	SnapshotTarget(ctx context.Context) (string, error)
+	VerifySnapshot(ctx context.Context, snapshot string, level replica.VerifyLevel) error
 }
 
 // streamAborter is the optional capability of a replica.Provider to abort
@@ -88,31 +102,78 @@ func (c *streamCopy) spare(ctx context.Context) ([]uint32, error) {
 	return nil, nil
 }
 
-// leveled: the sequences, which logical replication does not carry, and
-// the verification.
+// leveled: the sequences, which logical replication does not carry, the
+// schema, and the target's snapshot: nothing whose cost grows with the
+// data.
 func (c *streamCopy) leveled() []stepDef {
 	return []stepDef{
 		{step: StepSyncSequences, journal: journalFailure, run: func(ctx context.Context) (any, error) {
 			return nil, c.stream.SyncSequences(ctx)
 		}},
-		{step: StepVerify, journal: journalFailure, run: c.verify},
+		{step: StepSnapshot, journal: journalFailure, run: c.takeSnapshot},
 	}
 }
 
-func (c *streamCopy) verify(ctx context.Context) (any, error) {
+// takeSnapshot checks the schema and holds the target's snapshot; a
+// stream that cannot is verified here, inside the window.
+func (c *streamCopy) takeSnapshot(ctx context.Context) (any, error) {
 	if err := c.stream.CheckSchema(ctx); err != nil {
 		return nil, err
 	}
 	level := c.r.p.Verify
+	if level == replica.VerifyOff {
+		return nil, nil
+	}
+	if ts, ok := c.stream.(targetSnapshotter); ok {
+		id, err := ts.SnapshotTarget(ctx)
+		c.snapshot = id
+		return map[string]string{"snapshot": id}, err
+	}
 	if err := c.stream.Verify(ctx, level); err != nil {
 		return nil, err
 	}
+	c.verified = true
 	c.r.rep.Verified = level
-	return map[string]string{"level": level.String()}, nil
+	return map[string]string{"verified": level.String()}, nil
 }
 
 func (c *streamCopy) finished() []stepDef {
-	return []stepDef{{step: StepFinishStream, run: c.finish}}
+	return []stepDef{
+		{step: StepVerify, run: c.verify},
+		{step: StepFinishStream, run: c.finish},
+	}
+}
+
+// verify compares the target's snapshot with the fenced source. The
+// switch is done: a mismatch is reported (Report.VerifyMismatch, an
+// event), and so is a verification that could not run, neither failing
+// the step, so that the move completes either way.
+func (c *streamCopy) verify(ctx context.Context) (any, error) {
+	level := c.r.p.Verify
+	switch {
+	case level == replica.VerifyOff:
+		return nil, nil
+	case c.verified:
+		return map[string]string{"verified": level.String(), "where": "in the window"}, nil
+	case c.snapshot == "":
+		c.r.rep.VerifyError = "the snapshot taken in the window ended with the interrupted run"
+		return map[string]string{"skipped": c.r.rep.VerifyError}, nil
+	}
+	err := c.stream.(targetSnapshotter).VerifySnapshot(ctx, c.snapshot, level)
+	switch {
+	case err == nil:
+		c.r.rep.Verified = level
+		return map[string]string{"verified": level.String()}, nil
+	case errors.Is(err, replica.ErrVerifyMismatch):
+		c.r.rep.VerifyMismatch = err.Error()
+		c.r.m.emit(&Event{Kind: EventVerifyMismatch, Move: c.r.p.Move, Tenant: c.r.p.Tenant, Step: StepVerify, Err: err})
+		c.r.m.cfg.Logger.Warn("cutover: the target differs from the source", "move", c.r.p.Move, "tenant", c.r.p.Tenant, "error", err)
+		return map[string]string{"mismatch": err.Error()}, nil
+	default:
+		c.r.rep.VerifyError = err.Error()
+		c.r.m.cfg.Logger.Warn("cutover: the target could not be verified", "move", c.r.p.Move, "tenant", c.r.p.Tenant, "error", err)
+		return map[string]string{"error": err.Error()}, nil
+	}
 }
 
 // finish finishes the stream, through the handle this run holds or, in a

@@ -40,10 +40,19 @@ func (r *run) publishAll(ctx context.Context, inst fleet.Instance, paused bool) 
 	return d, err
 }
 
+// drainQuiet is how long the source databases' client sessions must all
+// have been idle for the drain to end before DrainGrace: work that a
+// Router let through just before it saw the pause (a request waiting for
+// one of its pool's connections, a statement on its way) is invisible to
+// the database until it arrives, and a fence that came first would fail
+// it. A Router holds new work within milliseconds of the pause; a quiet
+// spell of this length says it has.
+const drainQuiet = 15 * time.Millisecond
+
 // drain waits, up to DrainGrace, until no client session on the source
-// databases is inside a transaction or running a statement: the work the
-// paused routes let in has finished. What is still running then is ended
-// by the fence.
+// databases has been inside a transaction or running a statement for
+// drainQuiet: the work the paused routes let in has finished. What is
+// still running then is ended by the fence.
 func (r *run) drain(ctx context.Context) (any, error) {
 	if r.m.cfg.DrainGrace < 0 {
 		return nil, nil
@@ -53,18 +62,26 @@ func (r *run) drain(ctx context.Context) (any, error) {
 	err := r.admin.do(ctx, r.src, dbs, func(conn *pgx.Conn) error {
 		deadline := time.Now().Add(r.m.cfg.DrainGrace)
 		for {
-			if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-				WHERE datname = ANY($1) AND backend_type = 'client backend' AND state <> 'idle'
-				AND pid <> pg_backend_pid()`, dbs).Scan(&busy); err != nil {
+			var quietUS int64
+			if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state <> 'idle'),
+				coalesce(extract(epoch FROM clock_timestamp() - max(state_change)) * 1e6, 3.6e9)::int8
+				FROM pg_stat_activity
+				WHERE datname = ANY($1) AND backend_type = 'client backend' AND pid <> pg_backend_pid()`,
+				dbs).Scan(&busy, &quietUS); err != nil {
 				return fmt.Errorf("count in-flight sessions: %w", err)
 			}
-			if busy == 0 || time.Now().After(deadline) {
+			quiet := time.Duration(quietUS) * time.Microsecond
+			if busy == 0 && quiet >= drainQuiet || time.Now().After(deadline) {
 				return nil
+			}
+			wait := 2 * time.Millisecond
+			if busy == 0 {
+				wait = max(wait, drainQuiet-quiet)
 			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(2 * time.Millisecond):
+			case <-time.After(wait):
 			}
 		}
 	})
