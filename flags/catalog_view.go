@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/internal/pgretry"
 )
@@ -17,21 +19,38 @@ import (
 // says otherwise. The caller's context bounds it too.
 const CatalogRetryDefault = 3 * time.Second
 
-// catalogView reads the instances of a fleet catalog to check routes
-// against it: answers that let a route through are reused for ttl, a
-// transient failure is retried for up to retry, and refusals are reused
-// for ttl only if cacheRefusals (a Resolver, which may see the same bad
-// flag on every call; never a publisher, which must see a newly
-// registered instance at once).
+// catalogView reads a fleet catalog to check routes against it and to
+// locate tenants without a route: answers that let a route through, and
+// tenants' locations, are reused for ttl; a transient failure is retried
+// for up to retry; concurrent lookups of one instance or one tenant share
+// one catalog call; and refusals (a bad route, a tenant the catalog does
+// not know) are reused for ttl only if cacheRefusals (a Resolver, which
+// may be asked the same on every call; never a publisher, which must see
+// a newly registered instance at once).
 type catalogView struct {
 	catalog       fleet.Catalog
 	ttl           time.Duration // <= 0: ask every time
 	retry         time.Duration // < 0: never retry
 	cacheRefusals bool
+	flight        singleflight.Group // keys: "i:" instance ID, "t:" tenant ID
 
 	mu        sync.Mutex
 	instances map[string]cached[fleet.Instance]
 	refusals  map[refusalKey]cached[error]
+	located   map[string]cached[locateResult]
+}
+
+type locateResult struct {
+	tenant fleet.Tenant
+	err    error // a refusal (fleet.ErrTenantNotFound), cached only if cacheRefusals
+}
+
+// newPublishCheck returns the catalog view of a publisher: answers that
+// let a route through are reused for CatalogTTLDefault (a Convert
+// publishes many routes to one instance), refusals never, so an instance
+// registered just before its routes are published is seen at once.
+func newPublishCheck(catalog fleet.Catalog) *catalogView {
+	return newCatalogView(catalog, CatalogTTLDefault, CatalogRetryDefault, false)
 }
 
 type cached[T any] struct {
@@ -49,7 +68,8 @@ func newCatalogView(catalog fleet.Catalog, ttl, retry time.Duration, cacheRefusa
 		retry = CatalogRetryDefault
 	}
 	return &catalogView{catalog: catalog, ttl: ttl, retry: retry, cacheRefusals: cacheRefusals,
-		instances: map[string]cached[fleet.Instance]{}, refusals: map[refusalKey]cached[error]{}}
+		instances: map[string]cached[fleet.Instance]{}, refusals: map[refusalKey]cached[error]{},
+		located: map[string]cached[locateResult]{}}
 }
 
 // ask runs a catalog lookup, trying it again while it fails with a
@@ -72,20 +92,107 @@ func (v *catalogView) instance(ctx context.Context, id string, fresh bool) (flee
 			return c.v, nil
 		}
 	}
-	var inst fleet.Instance
-	err := v.ask(ctx, func() (err error) {
-		inst, err = v.catalog.Instance(ctx, id)
-		return err
+	key := "i:" + id
+	if fresh {
+		key = "I:" + id // not joined with a lookup that may be the stale one
+	}
+	res, err := v.shared(ctx, key, func(ctx context.Context) (any, error) {
+		var inst fleet.Instance
+		err := v.ask(ctx, func() (err error) {
+			inst, err = v.catalog.Instance(ctx, id)
+			return err
+		})
+		if err == nil && v.ttl > 0 {
+			v.mu.Lock()
+			v.instances[id] = cached[fleet.Instance]{inst, time.Now()}
+			v.mu.Unlock()
+		}
+		return inst, err
 	})
 	if err != nil {
 		return fleet.Instance{}, err
 	}
+	return res.(fleet.Instance), nil
+}
+
+// locate returns where the catalog has the tenant, reusing an answer
+// younger than ttl (a tenant it does not know too, if cacheRefusals), and
+// sharing one catalog call among concurrent callers.
+func (v *catalogView) locate(ctx context.Context, tenantID string) (fleet.Tenant, error) {
 	if v.ttl > 0 {
 		v.mu.Lock()
-		v.instances[id] = cached[fleet.Instance]{inst, time.Now()}
+		c, ok := v.located[tenantID]
 		v.mu.Unlock()
+		if ok && time.Since(c.at) < v.ttl {
+			return c.v.tenant, c.v.err
+		}
 	}
-	return inst, nil
+	res, err := v.shared(ctx, "t:"+tenantID, func(ctx context.Context) (any, error) {
+		var t fleet.Tenant
+		err := v.ask(ctx, func() (err error) {
+			t, err = v.catalog.Locate(ctx, tenantID)
+			return err
+		})
+		notFound := errors.Is(err, fleet.ErrTenantNotFound)
+		if v.ttl > 0 && (err == nil || notFound && v.cacheRefusals) {
+			v.mu.Lock()
+			v.located[tenantID] = cached[locateResult]{locateResult{t, err}, time.Now()}
+			v.mu.Unlock()
+		}
+		return t, err
+	})
+	if err != nil {
+		return fleet.Tenant{}, err
+	}
+	return res.(fleet.Tenant), nil
+}
+
+// lookupTimeout bounds a catalog lookup shared by concurrent callers,
+// beyond its retries: it runs apart from any one caller's context, so
+// that one caller giving up does not fail the others.
+const lookupTimeout = 10 * time.Second
+
+// shared runs fn once for all the concurrent callers with the same key;
+// each caller waits for it until its own context ends.
+func (v *catalogView) shared(ctx context.Context, key string, fn func(context.Context) (any, error)) (any, error) {
+	ch := v.flight.DoChan(key, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(v.retry, 0)+lookupTimeout)
+		defer cancel()
+		return fn(fctx)
+	})
+	select {
+	case res := <-ch:
+		return res.Val, res.Err
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// checkMany checks every route against one read of the catalog's
+// instances, and returns the refusals, each naming its tenant.
+func (v *catalogView) checkMany(ctx context.Context, routes []TenantRoute) []error {
+	var list []fleet.Instance
+	if err := v.ask(ctx, func() (err error) {
+		list, err = v.catalog.Instances(ctx)
+		return err
+	}); err != nil {
+		return []error{fmt.Errorf("flags: list the catalog's instances: %w", err)}
+	}
+	byID := make(map[string]fleet.Instance, len(list))
+	for _, inst := range list {
+		byID[inst.ID] = inst
+	}
+	var errs []error
+	for _, tr := range routes {
+		inst, ok := byID[tr.Route.Instance]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("tenant %q: %w: %q (route %s)", tr.Tenant, ErrUnknownInstance, tr.Route.Instance, tr.Route))
+		case !sameEndpoint(inst, tr.Route):
+			errs = append(errs, fmt.Errorf("tenant %q: %w: route %s, catalog %s", tr.Tenant, ErrEndpointMismatch, tr.Route, inst))
+		}
+	}
+	return errs
 }
 
 // check refuses a route the catalog does not back: an instance it does

@@ -117,3 +117,36 @@ func Example_layered() {
 	// pg-b@10.0.0.2:5432/acme epoch 1
 	// true
 }
+
+// A Convert publishes the routes of all its tenants at once, and Retire
+// forgets a route once the catalog says the same, so that the route store
+// keeps overrides, not history.
+func ExampleBatchPublisher() {
+	ctx := context.Background()
+	catalog, a, b := exampleCatalog(ctx)
+	_ = catalog.AddTenant(ctx, fleet.Tenant{ID: "globex", Database: "globex", Instance: "pg-a"})
+	routes := flags.NewMemoryProviderWithOptions(&flags.MemoryOptions{Catalog: catalog})
+
+	err := routes.PublishMany(ctx, []flags.TenantRoute{
+		{Tenant: "acme", Route: flags.RouteTo(b, "acme", 1)},
+		{Tenant: "globex", Route: flags.RouteTo(b, "globex", 1)},
+	})
+	fmt.Println(err)
+	_ = routes.Publish(ctx, "globex", flags.RouteTo(a, "globex", 2))
+	err = routes.PublishMany(ctx, []flags.TenantRoute{ // all or nothing
+		{Tenant: "acme", Route: flags.RouteTo(a, "acme", 2)},
+		{Tenant: "globex", Route: flags.RouteTo(b, "globex", 2)},
+	})
+	fmt.Println(err)
+
+	_ = catalog.Assign(ctx, "acme", "pg-b", nil) // the move is recorded
+	forgotten, err := routes.Forget(ctx, "acme", 1)
+	fmt.Println(forgotten, err)
+	_, published := routes.Lookup("acme")
+	fmt.Println(published)
+	// Output:
+	// <nil>
+	// flags: route epoch is not newer than the current one: nothing published: 1 tenant(s) refused: "globex" at epoch 2 refused epoch 2
+	// true <nil>
+	// false
+}

@@ -3,81 +3,50 @@ package flags
 import (
 	"context"
 	"fmt"
-	"strings"
+	"sync"
 
 	"github.com/open-feature/go-sdk/openfeature"
 
 	"github.com/daisychain-db/daisychain/fleet"
 )
 
-// Publisher writes tenants' routes. Implementations refuse a route whose
-// epoch is not greater than the tenant's current one (ErrStaleEpoch), so
-// two publishers can never move a tenant backwards.
-type Publisher interface {
-	// Publish makes r the tenant's route. r must be valid and its Epoch
-	// at least 1 (epoch 0 is the catalog's route).
-	Publish(ctx context.Context, tenantID string, r Route) error
-}
-
-// checkPublish validates the arguments of Publish and, with a catalog,
-// checks the route against it.
-func checkPublish(ctx context.Context, catalog *catalogView, tenantID string, r Route) error {
-	if tenantID == "" || len(tenantID) > 200 || strings.ContainsFunc(tenantID, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
-		return fmt.Errorf("%w: tenant ID %q must be 1 to 200 bytes without control characters", ErrInvalidRoute, tenantID)
-	}
-	if err := r.Validate(); err != nil {
-		return fmt.Errorf("flags: publish route of tenant %q: %w", tenantID, err)
-	}
-	if r.Epoch < 1 {
-		return fmt.Errorf("%w: published routes need epoch 1 or more (tenant %q)", ErrInvalidRoute, tenantID)
-	}
-	if catalog != nil {
-		if err := catalog.check(ctx, r); err != nil {
-			return fmt.Errorf("flags: publish route of tenant %q: %w", tenantID, err)
-		}
-	}
-	return nil
-}
-
-// newPublishCheck returns the catalog view of a publisher: answers that
-// let a route through are reused for CatalogTTLDefault (a Convert
-// publishes many routes to one instance), refusals never, so an instance
-// registered just before its routes are published is seen at once.
-func newPublishCheck(catalog fleet.Catalog) *catalogView {
-	return newCatalogView(catalog, CatalogTTLDefault, CatalogRetryDefault, false)
-}
-
-func staleEpoch(tenantID string, held, refused int64) error {
-	return fmt.Errorf("%w: tenant %q is at epoch %d, refused epoch %d", ErrStaleEpoch, tenantID, held, refused)
-}
-
 // MemoryProvider is an OpenFeature provider of RouteFlagKey held in
-// memory, that is also a Publisher: for tests, examples, single-process
-// tools, and as the override layer in front of a host's own provider. It
-// is safe for concurrent use. The zero value is not usable; call
-// NewMemoryProvider or NewMemoryProviderWithOptions.
+// memory, that is also a Publisher, a BatchPublisher and a
+// RouteForgetter: for tests, examples, single-process tools, and as the
+// override layer in front of a host's own provider. It holds every route
+// published to it (it is their only store). It is safe for concurrent
+// use. The zero value is not usable; call NewMemoryProvider or
+// NewMemoryProviderWithOptions.
 type MemoryProvider struct {
 	routeTable
-	catalog *catalogView // nil: routes are not checked
+	catalog *catalogView  // nil: routes are not checked
+	fleet   fleet.Catalog // nil: Forget does not check
+
+	mu     sync.RWMutex
+	routes map[string]stored
+	seq    int64 // write sequence number: grows with every write
 }
 
 // MemoryOptions are optional settings of a MemoryProvider; nil means
 // defaults.
 type MemoryOptions struct {
-	// Catalog, if set, is checked by Publish: a route to an instance it
-	// does not know is refused (ErrUnknownInstance), and so is one to
-	// another endpoint than its endpoint for the instance
-	// (ErrEndpointMismatch), before anything is published. Default nil:
-	// any valid route is published, and only Resolvers check it against
-	// their catalog (serving the last valid route instead of a refused
-	// one). Set it wherever a catalog is at hand.
+	// Catalog, if set, is checked by Publish and PublishMany: a route to
+	// an instance it does not know is refused (ErrUnknownInstance), and
+	// so is one to another endpoint than its endpoint for the instance
+	// (ErrEndpointMismatch), before anything is published; Forget
+	// refuses to forget a route that says anything else than the
+	// catalog (ErrNotForgettable). Default nil: any valid route is
+	// published, and only Resolvers check it against their catalog
+	// (serving the last valid route instead of a refused one). Set it
+	// wherever a catalog is at hand.
 	Catalog fleet.Catalog
 }
 
 var (
 	_ openfeature.FeatureProvider = (*MemoryProvider)(nil)
 	_ openfeature.EventHandler    = (*MemoryProvider)(nil)
-	_ Publisher                   = (*MemoryProvider)(nil)
+	_ BatchPublisher              = (*MemoryProvider)(nil)
+	_ RouteForgetter              = (*MemoryProvider)(nil)
 )
 
 // NewMemoryProvider returns a provider without routes, that publishes any
@@ -87,11 +56,15 @@ func NewMemoryProvider() *MemoryProvider { return NewMemoryProviderWithOptions(n
 // NewMemoryProviderWithOptions returns a provider without routes,
 // configured by opts (nil: defaults, as NewMemoryProvider).
 func NewMemoryProviderWithOptions(opts *MemoryOptions) *MemoryProvider {
-	p := &MemoryProvider{}
+	p := &MemoryProvider{routes: map[string]stored{}}
 	if opts != nil && opts.Catalog != nil {
-		p.catalog = newPublishCheck(opts.Catalog)
+		p.catalog, p.fleet = newPublishCheck(opts.Catalog), opts.Catalog
 	}
-	p.init("daisychain-memory")
+	p.init("daisychain-memory", func(_ context.Context, tenant string) (stored, error) {
+		p.mu.RLock()
+		defer p.mu.RUnlock()
+		return p.routes[tenant], nil
+	})
 	return p
 }
 
@@ -102,11 +75,85 @@ func (p *MemoryProvider) Publish(ctx context.Context, tenantID string, r Route) 
 	if err := checkPublish(ctx, p.catalog, tenantID, r); err != nil {
 		return err
 	}
-	if applied, held := p.apply(tenantID, r); !applied {
-		return staleEpoch(tenantID, held, r.Epoch)
+	p.mu.Lock()
+	cur := p.routes[tenantID]
+	if cur.found && cur.route.Epoch >= r.Epoch {
+		p.mu.Unlock()
+		return staleEpoch(tenantID, cur.route.Epoch, r.Epoch)
 	}
-	p.routeChanged(tenantID, r)
+	p.seq++
+	st := stored{route: r, seq: p.seq, found: true}
+	p.routes[tenantID] = st
+	p.mu.Unlock()
+	p.routeChanged(tenantID, st)
 	return nil
+}
+
+// PublishMany implements BatchPublisher: every route or none, then one
+// configuration-changed event naming the tenants (EventMetadataTenants).
+func (p *MemoryProvider) PublishMany(ctx context.Context, routes []TenantRoute) error {
+	if len(routes) == 0 {
+		return nil
+	}
+	if err := checkPublishMany(ctx, p.catalog, routes); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	var conflicts []EpochConflict
+	for _, tr := range routes {
+		if cur := p.routes[tr.Tenant]; cur.found && cur.route.Epoch >= tr.Route.Epoch {
+			conflicts = append(conflicts, EpochConflict{Tenant: tr.Tenant, Held: cur.route.Epoch, Refused: tr.Route.Epoch})
+		}
+	}
+	if len(conflicts) > 0 {
+		p.mu.Unlock()
+		return &StaleEpochsError{Conflicts: sortConflicts(conflicts)}
+	}
+	tenants := make([]string, len(routes))
+	for i, tr := range routes {
+		p.seq++
+		p.routes[tr.Tenant] = stored{route: tr.Route, seq: p.seq, found: true}
+		tenants[i] = tr.Tenant
+	}
+	p.mu.Unlock()
+	p.routesChanged("published", tenants)
+	return nil
+}
+
+// Forget implements RouteForgetter.
+func (p *MemoryProvider) Forget(ctx context.Context, tenantID string, epoch int64) (bool, error) {
+	if err := checkTenantID(tenantID); err != nil {
+		return false, err
+	}
+	if epoch < 1 {
+		return false, fmt.Errorf("%w: forget tenant %q at epoch %d: published routes have epoch 1 or more", ErrInvalidRoute, tenantID, epoch)
+	}
+	cur, ok, _ := p.Published(ctx, tenantID)
+	if !ok || cur.Epoch != epoch {
+		return false, nil
+	}
+	if err := checkForget(ctx, p.fleet, tenantID, cur); err != nil {
+		return false, err
+	}
+	p.mu.Lock()
+	if now := p.routes[tenantID]; !now.found || now.route != cur {
+		p.mu.Unlock()
+		return false, nil // published meanwhile
+	}
+	p.seq++
+	st := stored{seq: p.seq}
+	delete(p.routes, tenantID)
+	p.mu.Unlock()
+	p.routeChanged(tenantID, st)
+	return true, nil
+}
+
+// Lookup returns the route the provider holds for the tenant, if any.
+func (p *MemoryProvider) Lookup(tenantID string) (Route, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	st := p.routes[tenantID]
+	return st.route, st.found
 }
 
 // Published returns the route published for the tenant, if any. For a

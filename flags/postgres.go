@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/open-feature/go-sdk/openfeature"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/internal/pgschema"
@@ -36,8 +37,13 @@ const (
 
 	// initTimeout bounds Init when the SDK gives no context.
 	initTimeout = 30 * time.Second
-	// connectTimeout bounds one attempt to connect, LISTEN and load.
+	// connectTimeout bounds one attempt to connect, LISTEN and re-read.
 	connectTimeout = 10 * time.Second
+
+	// FetchTimeoutDefault bounds the query that reads a tenant's route
+	// on a cache miss, unless PostgresOptions.FetchTimeout says
+	// otherwise. The evaluation's context bounds the wait too.
+	FetchTimeoutDefault = 2 * time.Second
 )
 
 // migrations of component "flags"; never edit or reorder, only append.
@@ -49,6 +55,19 @@ var migrations = []string{
 		updated_at timestamptz NOT NULL DEFAULT now());
 	COMMENT ON TABLE {{schema}}.routes IS
 		'daisychain: published tenant routes (flag daisychain.route); write through flags.PostgresProvider.Publish only'`,
+	// seq orders a tenant's routes across a Forget (after which epochs
+	// start again): every write takes the next number, whoever writes.
+	`CREATE SEQUENCE {{schema}}.routes_seq;
+	ALTER TABLE {{schema}}.routes ADD COLUMN seq bigint NOT NULL DEFAULT 0;
+	COMMENT ON COLUMN {{schema}}.routes.seq IS
+		'daisychain: write sequence number (trigger routes_seq): orders a tenant''s routes across a forget';
+	CREATE FUNCTION {{schema}}.routes_stamp_seq() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		NEW.seq := nextval(format('%I.routes_seq', TG_TABLE_SCHEMA)::regclass);
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER routes_seq BEFORE INSERT OR UPDATE ON {{schema}}.routes
+		FOR EACH ROW EXECUTE FUNCTION {{schema}}.routes_stamp_seq()`,
 }
 
 // PostgresOptions are optional settings of a PostgresProvider; nil means
@@ -59,31 +78,51 @@ type PostgresOptions struct {
 	Schema string
 	// PingInterval: see PingIntervalDefault.
 	PingInterval time.Duration
+	// RouteCacheSize bounds how many tenants' routes the provider keeps
+	// in memory (least recently used out first). Default
+	// RouteCacheSizeDefault; negative: no bound.
+	RouteCacheSize int
+	// FetchTimeout bounds the read of a route on a cache miss. Default
+	// FetchTimeoutDefault.
+	FetchTimeout time.Duration
 	// Logger receives connection losses and recoveries. Default:
 	// discarded.
 	Logger *slog.Logger
-	// Catalog, if set, is checked by Publish: a route to an instance it
-	// does not know is refused (ErrUnknownInstance), and so is one to
-	// another endpoint than its endpoint for the instance
-	// (ErrEndpointMismatch), before anything is written. Default nil: any
-	// valid route is published, and only Resolvers check it against their
-	// catalog (serving the last valid route instead of a refused one).
-	// Set it wherever a catalog is at hand.
+	// Catalog, if set, is checked by Publish and PublishMany: a route to
+	// an instance it does not know is refused (ErrUnknownInstance), and
+	// so is one to another endpoint than its endpoint for the instance
+	// (ErrEndpointMismatch), before anything is written; Forget refuses
+	// to forget a route that says anything else than the catalog
+	// (ErrNotForgettable). Default nil: any valid route is published,
+	// and only Resolvers check it against their catalog (serving the
+	// last valid route instead of a refused one). Set it wherever a
+	// catalog is at hand.
 	Catalog fleet.Catalog
 }
 
 // PostgresProvider keeps routes in a table of the control database
-// (<schema>.routes: tenant, route jsonb, epoch, updated_at) and is both an
-// OpenFeature provider of RouteFlagKey and a Publisher.
+// (<schema>.routes: tenant, route jsonb, epoch, updated_at, seq) and is an
+// OpenFeature provider of RouteFlagKey, a Publisher, a BatchPublisher and
+// a RouteForgetter.
 //
 // Publish writes a route with its epoch check and a NOTIFY in one
 // statement (one transaction), so a route is announced exactly when it
-// commits. Init loads every route into memory and starts one goroutine
-// that LISTENs on a dedicated connection and applies the notifications;
-// evaluations never query. When the listening connection drops (or does
-// not answer a ping after PingInterval of silence), the provider emits
-// PROVIDER_STALE, reconnects with exponential backoff, LISTENs again
-// before it reloads the whole table (so nothing published meanwhile is
+// commits.
+//
+// Routes are read on demand: an application server keeps the routes of
+// the tenants it serves, not the fleet's. The first evaluation for a
+// tenant reads its route with one indexed query (concurrent first
+// evaluations of one tenant share it; FetchTimeout and the evaluation's
+// context bound it) and caches the answer, a route or none, in a cache
+// bounded by RouteCacheSize; later evaluations answer from memory. Init
+// connects one listening connection and starts one goroutine that
+// follows notifications for the cached tenants only (one for another
+// tenant is dropped after decoding its tenant ID). Start-up therefore
+// costs the same whatever the size of the table. When the listening
+// connection drops (or does not answer a ping after PingInterval of
+// silence), the provider emits PROVIDER_STALE, reconnects with
+// exponential backoff, LISTENs again before it re-reads the cached
+// tenants' routes in one query (so nothing published meanwhile is
 // missed), then emits PROVIDER_READY and a configuration-changed event
 // listing the tenants whose routes changed (EventMetadataTenants).
 // Evaluations keep answering from memory while stale.
@@ -92,14 +131,21 @@ type PostgresOptions struct {
 // closes the publishing pool. It is safe for concurrent use.
 type PostgresProvider struct {
 	routeTable
-	pool      *pgxpool.Pool
-	listenCfg *pgx.ConnConfig
-	table     string // quoted
-	channel   string
-	ping      time.Duration
-	log       *slog.Logger
-	pid       atomic.Uint32 // backend of the listening connection
-	catalog   *catalogView  // nil: routes are not checked
+	pool         *pgxpool.Pool
+	listenCfg    *pgx.ConnConfig
+	table        string // quoted
+	seqName      string // quoted
+	channel      string
+	ping         time.Duration
+	fetchTimeout time.Duration
+	log          *slog.Logger
+	pid          atomic.Uint32 // backend of the listening connection
+	catalog      *catalogView  // nil: routes are not checked
+	fleet        fleet.Catalog // nil: Forget does not check
+	cache        *routeCache
+	flight       singleflight.Group // cache misses, by tenant
+	fetches      atomic.Int64
+	listening    atomic.Bool // cache only what notifications will keep fresh
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // stops the listener; nil when not listening
@@ -111,13 +157,15 @@ var (
 	_ openfeature.FeatureProvider          = (*PostgresProvider)(nil)
 	_ openfeature.EventHandler             = (*PostgresProvider)(nil)
 	_ openfeature.ContextAwareStateHandler = (*PostgresProvider)(nil)
-	_ Publisher                            = (*PostgresProvider)(nil)
+	_ BatchPublisher                       = (*PostgresProvider)(nil)
+	_ RouteForgetter                       = (*PostgresProvider)(nil)
 )
 
 // NewPostgresProvider connects to the control database with connString
-// (a pgxpool connection string; the pool publishes, and a separate
-// connection made from the same settings listens), and creates or
-// upgrades the route table. The provider reads nothing until Init.
+// (a pgxpool connection string; the pool publishes and reads routes on
+// cache misses, and a separate connection made from the same settings
+// listens), and creates or upgrades the route table. The provider
+// follows nothing until Init.
 func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresOptions) (*PostgresProvider, error) {
 	var o PostgresOptions
 	if opts != nil {
@@ -132,6 +180,12 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 	if o.PingInterval <= 0 {
 		o.PingInterval = PingIntervalDefault
 	}
+	if o.RouteCacheSize == 0 {
+		o.RouteCacheSize = RouteCacheSizeDefault
+	}
+	if o.FetchTimeout <= 0 {
+		o.FetchTimeout = FetchTimeoutDefault
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -140,11 +194,15 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 		return nil, fmt.Errorf("flags: parse connection string: %w", err)
 	}
 	p := &PostgresProvider{
-		listenCfg: cfg.ConnConfig.Copy(),
-		table:     pgx.Identifier{o.Schema, "routes"}.Sanitize(),
-		channel:   o.Schema + ".routes",
-		ping:      o.PingInterval,
-		log:       o.Logger,
+		listenCfg:    cfg.ConnConfig.Copy(),
+		table:        pgx.Identifier{o.Schema, "routes"}.Sanitize(),
+		seqName:      pgx.Identifier{o.Schema, "routes_seq"}.Sanitize(),
+		channel:      o.Schema + ".routes",
+		ping:         o.PingInterval,
+		fetchTimeout: o.FetchTimeout,
+		log:          o.Logger,
+		cache:        newRouteCache(max(o.RouteCacheSize, 0)),
+		fleet:        o.Catalog,
 	}
 	if o.Catalog != nil {
 		p.catalog = newPublishCheck(o.Catalog)
@@ -152,7 +210,7 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 	if p.listenCfg.RuntimeParams["application_name"] == "" {
 		p.listenCfg.RuntimeParams["application_name"] = ListenerApplicationName
 	}
-	p.init("daisychain-postgres")
+	p.init("daisychain-postgres", p.find)
 	if p.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("flags: connect to the control database: %w", err)
 	}
@@ -163,42 +221,77 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 	return p, nil
 }
 
-// Publish implements Publisher: one statement inserts or updates the
-// tenant's row only if the epoch is greater, and notifies listeners in
-// the same transaction. An epoch not greater than the stored one is
-// ErrStaleEpoch. With PostgresOptions.Catalog, a route the catalog does
-// not back is refused and nothing is written. The route is also applied
-// to this provider's memory at once.
-func (p *PostgresProvider) Publish(ctx context.Context, tenantID string, r Route) error {
-	if err := checkPublish(ctx, p.catalog, tenantID, r); err != nil {
-		return err
+// find answers an evaluation: from the cache, else by reading the
+// tenant's route (one query shared by concurrent callers), cached if the
+// provider is listening.
+func (p *PostgresProvider) find(ctx context.Context, tenant string) (stored, error) {
+	if st, ok := p.cache.get(tenant); ok {
+		return st, nil
 	}
-	routeJSON, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("flags: encode route: %w", err)
-	}
-	tag, err := p.pool.Exec(ctx, `WITH up AS (
-		INSERT INTO `+p.table+` AS cur (tenant, route, epoch, updated_at) VALUES ($1, $2, $3, now())
-		ON CONFLICT (tenant) DO UPDATE
-			SET route = excluded.route, epoch = excluded.epoch, updated_at = excluded.updated_at
-			WHERE cur.epoch < excluded.epoch
-		RETURNING tenant, route)
-	SELECT pg_notify($4, json_build_object('tenant', tenant, 'route', route)::text) FROM up`,
-		tenantID, routeJSON, r.Epoch, p.channel)
-	if err != nil {
-		return fmt.Errorf("flags: publish route of tenant %q: %w", tenantID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		var held int64
-		if err := p.pool.QueryRow(ctx, "SELECT epoch FROM "+p.table+" WHERE tenant = $1", tenantID).Scan(&held); err != nil {
-			return fmt.Errorf("%w: tenant %q, refused epoch %d (reading the current one: %v)", ErrStaleEpoch, tenantID, r.Epoch, err)
+	ch := p.flight.DoChan(tenant, func() (any, error) {
+		p.cache.beginFetch(tenant)
+		// Apart from the first caller's context: one caller giving up
+		// does not fail the others.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.fetchTimeout)
+		defer cancel()
+		st, err := p.fetch(fctx, tenant)
+		if got, ok := p.cache.endFetch(tenant, st, err == nil, p.listening.Load()); ok {
+			return got, nil
 		}
-		return staleEpoch(tenantID, held, r.Epoch)
+		return stored{}, err
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return stored{}, res.Err
+		}
+		return res.Val.(stored), nil
+	case <-ctx.Done():
+		return stored{}, context.Cause(ctx)
 	}
-	if applied, _ := p.apply(tenantID, r); applied {
-		p.routeChanged(tenantID, r)
+}
+
+// fetch reads the tenant's route from the table.
+func (p *PostgresProvider) fetch(ctx context.Context, tenant string) (stored, error) {
+	p.fetches.Add(1)
+	var raw []byte
+	var seq int64
+	err := p.pool.QueryRow(ctx, "SELECT route, seq FROM "+p.table+" WHERE tenant = $1", tenant).Scan(&raw, &seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return stored{}, nil
 	}
-	return nil
+	if err != nil {
+		return stored{}, fmt.Errorf("flags: read the route of tenant %q: %w", tenant, err)
+	}
+	r, err := DecodeRoute(raw)
+	if err != nil {
+		return stored{}, fmt.Errorf("flags: stored route of tenant %q: %w", tenant, err)
+	}
+	return stored{route: r, seq: seq, found: true}, nil
+}
+
+// CacheStats says what a PostgresProvider holds in memory and how often
+// it read the table, for the host's monitoring.
+type CacheStats struct {
+	// Cached is how many tenants' routes (or their absence) are held.
+	Cached int
+	// Evictions counts tenants dropped to keep within RouteCacheSize.
+	Evictions int64
+	// Fetches counts reads of one tenant's route on a cache miss.
+	Fetches int64
+}
+
+// CacheStats returns the provider's cache figures.
+func (p *PostgresProvider) CacheStats() CacheStats {
+	n, ev := p.cache.stats()
+	return CacheStats{Cached: n, Evictions: ev, Fetches: p.fetches.Load()}
+}
+
+// Lookup returns the route the provider holds in memory for the tenant,
+// if any, without reading the table.
+func (p *PostgresProvider) Lookup(tenantID string) (Route, bool) {
+	st, _ := p.cache.peek(tenantID)
+	return st.route, st.found
 }
 
 // Init implements openfeature.StateHandler; see InitWithContext.
@@ -209,9 +302,10 @@ func (p *PostgresProvider) Init(ec openfeature.EvaluationContext) error {
 }
 
 // InitWithContext implements openfeature.ContextAwareStateHandler: it
-// connects the listening connection, LISTENs, loads every route, and
-// starts following notifications. If it fails nothing is left running.
-// Initializing a provider that is listening does nothing.
+// connects the listening connection, LISTENs, re-reads the routes of the
+// tenants already cached (none, the first time), and starts following
+// notifications. If it fails nothing is left running. Initializing a
+// provider that is listening does nothing.
 func (p *PostgresProvider) InitWithContext(ctx context.Context, _ openfeature.EvaluationContext) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -227,6 +321,7 @@ func (p *PostgresProvider) InitWithContext(ctx context.Context, _ openfeature.Ev
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan struct{})
+	p.listening.Store(true)
 	go p.listen(runCtx, conn, p.done)
 	return nil
 }
@@ -243,6 +338,7 @@ func (p *PostgresProvider) ShutdownWithContext(ctx context.Context) error {
 	if p.cancel == nil {
 		return nil
 	}
+	p.listening.Store(false)
 	p.cancel()
 	p.cancel = nil
 	select {
@@ -270,8 +366,8 @@ func (p *PostgresProvider) Close() {
 // or 0 before Init: for monitoring, and for tests that cut it.
 func (p *PostgresProvider) ListenerPID() uint32 { return p.pid.Load() }
 
-// connect opens the listening connection, LISTENs, then loads every
-// route, and returns the tenants whose route changed in memory.
+// connect opens the listening connection, LISTENs, then re-reads the
+// cached tenants' routes, and returns the tenants whose route changed.
 func (p *PostgresProvider) connect(ctx context.Context) (conn *pgx.Conn, changed []string, err error) {
 	conn, err = pgx.ConnectConfig(ctx, p.listenCfg)
 	if err != nil {
@@ -286,28 +382,51 @@ func (p *PostgresProvider) connect(ctx context.Context) (conn *pgx.Conn, changed
 	if _, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{p.channel}.Sanitize()); err != nil {
 		return nil, nil, fmt.Errorf("flags: listen: %w", err)
 	}
-	rows, err := conn.Query(ctx, "SELECT tenant, route FROM "+p.table)
+	if changed, err = p.reread(ctx, conn); err != nil {
+		return nil, nil, err
+	}
+	p.pid.Store(conn.PgConn().PID())
+	return conn, changed, nil
+}
+
+// reread reads the routes of the cached (and pending) tenants in one
+// query, applies them, drops the tenants whose route is gone, and returns
+// the tenants whose route changed.
+func (p *PostgresProvider) reread(ctx context.Context, conn *pgx.Conn) ([]string, error) {
+	tenants := p.cache.followedTenants()
+	if len(tenants) == 0 {
+		return nil, nil
+	}
+	rows, err := conn.Query(ctx, "SELECT tenant, route, seq FROM "+p.table+" WHERE tenant = ANY($1)", tenants)
 	if err != nil {
-		return nil, nil, fmt.Errorf("flags: load routes: %w", err)
+		return nil, fmt.Errorf("flags: re-read the cached routes: %w", err)
 	}
 	var tenant string
 	var raw []byte
-	_, err = pgx.ForEachRow(rows, []any{&tenant, &raw}, func() error {
+	var seq int64
+	present := make(map[string]bool, len(tenants))
+	var changed []string
+	_, err = pgx.ForEachRow(rows, []any{&tenant, &raw, &seq}, func() error {
 		r, err := DecodeRoute(raw)
 		if err != nil {
 			p.log.Warn("flags: skipping a stored route", "tenant", tenant, "err", err)
 			return nil
 		}
-		if applied, _ := p.apply(tenant, r); applied {
+		present[tenant] = true
+		if p.cache.apply(tenant, stored{route: r, seq: seq, found: true}) {
 			changed = append(changed, tenant)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("flags: load routes: %w", err)
+		return nil, fmt.Errorf("flags: re-read the cached routes: %w", err)
 	}
-	p.pid.Store(conn.PgConn().PID())
-	return conn, changed, nil
+	for _, t := range tenants {
+		if !present[t] && p.cache.drop(t) {
+			changed = append(changed, t)
+		}
+	}
+	return changed, nil
 }
 
 // listen owns conn (a pgx.Conn is not safe for concurrent use: nothing
@@ -376,7 +495,7 @@ func (p *PostgresProvider) reconnect(ctx context.Context) *pgx.Conn {
 	}
 	p.log.Info("flags: listening again", "attempts", attempts, "changed_routes", len(changed))
 	p.emit(openfeature.Event{EventType: openfeature.ProviderReady, ProviderEventDetails: openfeature.ProviderEventDetails{
-		Message: "listening again; routes reloaded",
+		Message: "listening again; cached routes re-read",
 	}})
 	if len(changed) > 0 {
 		p.emit(openfeature.Event{EventType: openfeature.ProviderConfigChange, ProviderEventDetails: openfeature.ProviderEventDetails{
@@ -388,44 +507,63 @@ func (p *PostgresProvider) reconnect(ctx context.Context) *pgx.Conn {
 	return conn
 }
 
-// notified applies one notification's route.
+// notification is the payload of a notification on the routes channel:
+// one tenant's route (Publish), one tenant's forgotten route (Forget:
+// Forgot is the epoch forgotten, Route is absent), or several tenants'
+// routes (PublishMany: Routes).
+type notification struct {
+	notifiedRoute
+	Forgot int64           `json:"forgot"`
+	Routes []notifiedRoute `json:"routes"`
+}
+
+type notifiedRoute struct {
+	Tenant string          `json:"tenant"`
+	Route  json.RawMessage `json:"route"`
+	Seq    int64           `json:"seq"`
+}
+
+// notified applies a notification's routes to the cached tenants, and
+// announces those that changed.
 func (p *PostgresProvider) notified(payload string) {
-	var msg struct {
-		Tenant string          `json:"tenant"`
-		Route  json.RawMessage `json:"route"`
-	}
-	err := json.Unmarshal([]byte(payload), &msg)
-	var r Route
-	if err == nil {
-		r, err = DecodeRoute(msg.Route)
-	}
-	if err == nil && msg.Tenant == "" {
-		err = errors.New("no tenant")
-	}
-	if err != nil {
+	var msg notification
+	if err := json.Unmarshal([]byte(payload), &msg); err != nil {
 		p.log.Warn("flags: ignoring a malformed notification", "err", err)
 		return
 	}
-	if applied, _ := p.apply(msg.Tenant, r); applied {
-		p.routeChanged(msg.Tenant, r)
+	if msg.Tenant != "" {
+		if st, changed := p.notifiedOne(msg.notifiedRoute); changed {
+			p.routeChanged(msg.Tenant, st)
+		}
+		return
 	}
+	var changed []string
+	for _, nr := range msg.Routes {
+		if _, ok := p.notifiedOne(nr); ok {
+			changed = append(changed, nr.Tenant)
+		}
+	}
+	p.routesChanged("published", changed)
 }
 
-// Published reads the route stored for the tenant in the control database
-// (not this provider's memory, which may trail it): the authoritative
-// answer to whether a Publish that was cut off went through.
-func (p *PostgresProvider) Published(ctx context.Context, tenantID string) (Route, bool, error) {
-	var raw []byte
-	err := p.pool.QueryRow(ctx, "SELECT route FROM "+p.table+" WHERE tenant = $1", tenantID).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Route{}, false, nil
+// notifiedOne applies one tenant's notified route, or its absence, if
+// the tenant is cached; it returns what the cache holds now and whether
+// that changed.
+func (p *PostgresProvider) notifiedOne(nr notifiedRoute) (stored, bool) {
+	if nr.Tenant == "" || !p.cache.followed(nr.Tenant) {
+		return stored{}, false
 	}
-	if err != nil {
-		return Route{}, false, fmt.Errorf("flags: read the published route of tenant %q: %w", tenantID, err)
+	if nr.Seq == 0 { // from a publisher without sequence numbers: read it again
+		return stored{}, p.cache.drop(nr.Tenant)
 	}
-	r, err := DecodeRoute(raw)
-	if err != nil {
-		return Route{}, false, fmt.Errorf("flags: published route of tenant %q: %w", tenantID, err)
+	st := stored{seq: nr.Seq}
+	if len(nr.Route) > 0 {
+		r, err := DecodeRoute(nr.Route)
+		if err != nil {
+			p.log.Warn("flags: ignoring a malformed notified route", "tenant", nr.Tenant, "err", err)
+			return stored{}, false
+		}
+		st.route, st.found = r, true
 	}
-	return r, true, nil
+	return st, p.cache.apply(nr.Tenant, st)
 }

@@ -107,6 +107,11 @@ func TestPostgresProviderRecovers(t *testing.T) {
 	}
 	drain(events[openfeature.ProviderReady])
 
+	// The reader follows the tenants it was asked about: t1, which has
+	// no route yet.
+	if _, err := evaluate(t, c, "t1"); err == nil {
+		t.Fatal("t1 has a route before any was published")
+	}
 	if err := pub.Publish(ctx, "t1", flags.RouteTo(e.instB, "tenant_1", 1)); err != nil {
 		t.Fatal(err)
 	}

@@ -30,10 +30,11 @@ type FlagClient interface {
 // ResolverOptions are optional settings of a Resolver; nil means defaults.
 type ResolverOptions struct {
 	// CatalogTTL is how long a catalog answer is reused: an instance, a
-	// tenant's location, and the refusal of a bad route (so that a bad
-	// flag costs the catalog one lookup per CatalogTTL, not one per
-	// Resolve). Default CatalogTTLDefault; negative: ask the catalog
-	// every time.
+	// tenant's location, a tenant the catalog does not know, and the
+	// refusal of a bad route (so that a bad flag, or an unknown tenant,
+	// costs the catalog one lookup per CatalogTTL, not one per Resolve).
+	// Default CatalogTTLDefault; negative: ask the catalog every time
+	// (concurrent lookups of one tenant still share one call).
 	CatalogTTL time.Duration
 
 	// CatalogRetry bounds how long a catalog lookup that failed with a
@@ -69,9 +70,8 @@ type Resolver struct {
 	events  eventbus.Bus[EventKind, *ResolverEvent]
 
 	mu      sync.Mutex
-	seen    map[string]Route // newest valid route returned, by tenant
-	refused map[string]Route // last route refused, by tenant, until a valid one comes
-	located map[string]cached[Route]
+	seen    map[string]seenRoute // newest valid route returned, by tenant
+	refused map[string]Route     // last route refused, by tenant, until a valid one comes
 }
 
 // NewResolver returns a Resolver evaluating through client (never the
@@ -93,27 +93,39 @@ func NewResolver(client FlagClient, catalog fleet.Catalog, opts *ResolverOptions
 	}
 	return &Resolver{
 		client: client, catalog: newCatalogView(catalog, o.CatalogTTL, o.CatalogRetry, true), log: o.Logger,
-		seen: map[string]Route{}, refused: map[string]Route{}, located: map[string]cached[Route]{},
+		seen: map[string]seenRoute{}, refused: map[string]Route{},
 	}, nil
 }
 
 // Resolve returns the tenant's route. A tenant without a published route
 // (the flag is not found, or has no value, for it) gets the catalog's: its
 // instance's endpoint and its database, epoch 0; a tenant the catalog does
-// not know either is an error wrapping fleet.ErrTenantNotFound. A refused
+// not know either is an error wrapping fleet.ErrTenantNotFound (that
+// answer is reused for CatalogTTL, as a found location is, and
+// concurrent lookups of one tenant share one catalog call). A refused
 // route (see Resolver) is not an error. Any other evaluation error, or a
 // catalog that stays unreachable, is returned: the Resolver never guesses.
+//
+// When a tenant's published route disappears (a RouteForgetter forgot it,
+// which it does only once it says what the catalog says), the Resolver
+// keeps serving the route it served, which is where the catalog has the
+// tenant, until a new route is published; it follows that one even though
+// its epoch starts again from 1, by the provider's write sequence number
+// (FlagMetadataSeq). A route that comes back older (a provider gone back
+// to an old copy of the routes) is still ignored.
 func (r *Resolver) Resolve(ctx context.Context, tenantID string) (Route, error) {
 	d, err := r.client.ObjectValueDetails(ctx, RouteFlagKey, nil, openfeature.NewEvaluationContext(tenantID, nil))
 	var route Route
+	var seq int64
 	switch {
 	case err == nil && d.Value != nil:
+		seq = metadataSeq(d.FlagMetadata)
 		route, err = DecodeRoute(d.Value)
 		if err == nil {
 			err = r.catalog.check(ctx, route)
 		}
 		if refusal(err) {
-			return r.refuse(ctx, tenantID, route, err)
+			return r.refuse(ctx, tenantID, route, seq, err)
 		}
 		if err != nil {
 			return Route{}, fmt.Errorf("flags: route of tenant %q: %w", tenantID, err)
@@ -129,20 +141,49 @@ func (r *Resolver) Resolve(ctx context.Context, tenantID string) (Route, error) 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.refused, tenantID)
-	if s, ok := r.seen[tenantID]; ok && s.Epoch > route.Epoch {
-		return s, nil
+	if s, ok := r.seen[tenantID]; ok && !supersedes(route, seq, s) {
+		return s.route, nil
 	}
-	r.seen[tenantID] = route
+	r.seen[tenantID] = seenRoute{route, seq}
 	return route, nil
+}
+
+// seenRoute is the newest valid route a Resolver returned for a tenant,
+// with the provider's write sequence number (0 if unknown).
+type seenRoute struct {
+	route Route
+	seq   int64
+}
+
+// supersedes reports whether route (written at seq) replaces what was
+// served: an epoch as great or greater, or a later write of the route
+// store (a route published after the served one was forgotten).
+func supersedes(route Route, seq int64, served seenRoute) bool {
+	return route.Epoch >= served.route.Epoch || seq > served.seq
+}
+
+// metadataSeq reads FlagMetadataSeq, as whatever integer type the
+// providers and hooks on the way left it.
+func metadataSeq(m openfeature.FlagMetadata) int64 {
+	switch v := m[FlagMetadataSeq].(type) {
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	case float64:
+		return int64(v)
+	}
+	return 0
 }
 
 // refuse returns what serves the tenant instead of bad, refused for why:
 // the last published route returned, else the catalog's.
-func (r *Resolver) refuse(ctx context.Context, tenantID string, bad Route, why error) (Route, error) {
+func (r *Resolver) refuse(ctx context.Context, tenantID string, bad Route, seq int64, why error) (Route, error) {
 	r.mu.Lock()
-	serving, ok := r.seen[tenantID]
+	s, ok := r.seen[tenantID]
 	r.mu.Unlock()
-	if ok && serving.Epoch >= bad.Epoch && !errors.Is(why, ErrInvalidRoute) {
+	serving := s.route
+	if ok && !supersedes(bad, seq, s) && !errors.Is(why, ErrInvalidRoute) {
 		return serving, nil // older than what it serves: ignored anyway
 	}
 	if !ok || serving.Epoch == 0 {
@@ -165,20 +206,7 @@ func (r *Resolver) refuse(ctx context.Context, tenantID string, bad Route, why e
 
 // fromCatalog returns the route the catalog implies for a tenant.
 func (r *Resolver) fromCatalog(ctx context.Context, tenantID string) (Route, error) {
-	ttl := r.catalog.ttl
-	if ttl > 0 {
-		r.mu.Lock()
-		c, ok := r.located[tenantID]
-		r.mu.Unlock()
-		if ok && time.Since(c.at) < ttl {
-			return c.v, nil
-		}
-	}
-	var t fleet.Tenant
-	err := r.catalog.ask(ctx, func() (err error) {
-		t, err = r.catalog.catalog.Locate(ctx, tenantID)
-		return err
-	})
+	t, err := r.catalog.locate(ctx, tenantID)
 	if err != nil {
 		return Route{}, fmt.Errorf("flags: no route for tenant %q: %w", tenantID, err)
 	}
@@ -186,11 +214,5 @@ func (r *Resolver) fromCatalog(ctx context.Context, tenantID string) (Route, err
 	if err != nil {
 		return Route{}, fmt.Errorf("flags: tenant %q: instance %q: %w", tenantID, t.Instance, err)
 	}
-	route := RouteTo(inst, t.Database, 0)
-	if ttl > 0 {
-		r.mu.Lock()
-		r.located[tenantID] = cached[Route]{route, time.Now()}
-		r.mu.Unlock()
-	}
-	return route, nil
+	return RouteTo(inst, t.Database, 0), nil
 }

@@ -107,8 +107,15 @@ func (r Route) Validate() error {
 	if r.Instance == "" {
 		errs = append(errs, "instance is empty")
 	}
-	if r.Endpoint.Host == "" {
-		errs = append(errs, "endpoint host is empty")
+	if r.Endpoint.Host == "" || len(r.Endpoint.Host) > 255 {
+		errs = append(errs, fmt.Sprintf("endpoint host must be 1 to 255 bytes, got %d", len(r.Endpoint.Host)))
+	}
+	// Bounded so that a route fits in a notification (see PublishMany).
+	if len(r.Instance) > 200 {
+		errs = append(errs, fmt.Sprintf("instance must be at most 200 bytes, got %d", len(r.Instance)))
+	}
+	if len(r.Move) > 512 {
+		errs = append(errs, fmt.Sprintf("move must be at most 512 bytes, got %d", len(r.Move)))
 	}
 	if r.Endpoint.Port <= 0 || r.Endpoint.Port > 65535 {
 		errs = append(errs, fmt.Sprintf("endpoint port %d is outside 1..65535", r.Endpoint.Port))

@@ -23,6 +23,22 @@ const (
 	// PollIntervalDefault is how often a waiting Router.Acquire
 	// re-evaluates a paused route when no provider event wakes it first.
 	PollIntervalDefault = 5 * time.Millisecond
+
+	// MaxConnsPerInstanceDefault caps the server connections a Router
+	// holds to one instance, across the pools of all its tenant
+	// databases there, unless RouterConfig.MaxConnsPerInstance says
+	// otherwise.
+	MaxConnsPerInstanceDefault = 50
+
+	// RouteMaxAgeDefault bounds how long a Router reuses the route it
+	// evaluated for a tenant without a provider event, unless
+	// RouterConfig.RouteMaxAge says otherwise.
+	RouteMaxAgeDefault = 100 * time.Millisecond
+
+	// PoolIdleTimeoutDefault is how long a tenant database's pool may go
+	// unused before the Router closes it (and its connections), unless
+	// RouterConfig.PoolIdleTimeout says otherwise.
+	PoolIdleTimeoutDefault = 5 * time.Minute
 )
 
 // RouterConfig configures a Router.
@@ -52,6 +68,34 @@ type RouterConfig struct {
 	// from the provider's memory. Default PollIntervalDefault.
 	PollInterval time.Duration
 
+	// RouteMaxAge bounds how long Acquire reuses the route it evaluated
+	// for a tenant, when the Resolver's client delivers provider events
+	// (openfeature.IEventing): an event naming the tenant, or naming no
+	// tenant, ends the reuse at once, so this only bounds how stale a
+	// route can be if an event is lost. A paused route is never reused.
+	// Without events every Acquire evaluates. Default
+	// RouteMaxAgeDefault; negative: evaluate on every Acquire.
+	RouteMaxAge time.Duration
+
+	// MaxConnsPerInstance caps the server connections this Router holds
+	// to one instance, across the pools of all its tenant databases
+	// there (each pool is still bounded by its own pool_max_conns). A
+	// pool that needs a connection beyond the cap first closes an idle
+	// connection of another pool of the instance, if there is one, and
+	// otherwise waits for one to close, bounded by the caller's context;
+	// while callers wait, connections released on that instance are
+	// closed rather than kept idle. Cancel requests, which last a moment
+	// and open no session, are not counted. Default
+	// MaxConnsPerInstanceDefault; negative: no cap.
+	MaxConnsPerInstance int
+
+	// PoolIdleTimeout is how long a tenant database's pool may go unused
+	// (no connection out, no Acquire under way) before the Router closes
+	// it, with its connections and its health-check goroutine, and
+	// forgets the tenants that used it; the next Acquire opens a new one.
+	// Default PoolIdleTimeoutDefault; negative: never.
+	PoolIdleTimeout time.Duration
+
 	// Logger receives route changes (Info) and pool lifecycle (Debug).
 	// Default: discarded.
 	Logger *slog.Logger
@@ -67,30 +111,42 @@ func PoolConfigFrom(connString string) func(context.Context, Route) (*pgxpool.Co
 }
 
 // Router hands out connections to tenants' databases where their routes
-// say. It keeps one pgxpool per route endpoint, created when first needed.
-// While a tenant's route is paused, Acquire waits instead of failing. When
-// a route moves to another endpoint, new work goes to the new pool and the
-// old pool is closed once every connection taken from it is released.
+// say. It keeps one pgxpool per route endpoint (a database on an
+// instance: pgx connections are bound to one database), created when
+// first needed and closed after PoolIdleTimeout unused, and holds at most
+// MaxConnsPerInstance server connections to one instance across those
+// pools. While a tenant's route is paused, Acquire waits instead of
+// failing, and is woken when that tenant's route changes, not another's.
+// When a route moves to another endpoint, new work goes to the new pool
+// and the old pool is closed once every connection taken from it is
+// released.
 //
-// Every Acquire re-evaluates the route from the provider's memory, so the
-// Router follows a flip without depending on events; provider events only
-// wake waiting callers sooner. It is safe for concurrent use.
+// Acquire evaluates the tenant's route from the provider's memory, and
+// reuses it until a provider event names the tenant (or names none), for
+// at most RouteMaxAge, so that a lost event delays a flip by RouteMaxAge
+// at most; a paused route is evaluated again on every wake-up, and at
+// least every PollInterval. It is safe for concurrent use.
 type Router struct {
-	resolver   *Resolver
-	poolConfig func(context.Context, Route) (*pgxpool.Config, error)
-	holdLimit  time.Duration
-	poll       time.Duration
-	log        *slog.Logger
-	events     openfeature.IEventing // nil without events
-	onEvent    openfeature.EventCallback
+	resolver    *Resolver
+	poolConfig  func(context.Context, Route) (*pgxpool.Config, error)
+	holdLimit   time.Duration
+	poll        time.Duration
+	maxAge      time.Duration // <= 0, or no events: evaluate on every Acquire
+	maxConns    int           // per instance; <= 0: no cap
+	idleTimeout time.Duration // <= 0: never close idle pools
+	log         *slog.Logger
+	events      openfeature.IEventing // nil without events
+	onEvent     openfeature.EventCallback
+	done        chan struct{} // closed by Close
 
 	mu      sync.Mutex
 	closed  bool
-	wake    chan struct{} // closed and replaced to wake waiting callers
 	tenants map[string]*tenantState
 	pools   map[poolKey]*routePool // pools in use; retired ones are not here
 	open    map[*routePool]bool    // every pool not yet closing, retired or not
-	closers sync.WaitGroup         // pool closes under way
+	budgets map[string]*instanceBudget
+	sweeper *time.Timer    // closes idle pools; nil without
+	closers sync.WaitGroup // pool closes under way
 }
 
 type poolKey struct {
@@ -103,19 +159,29 @@ func keyOf(r Route) poolKey { return poolKey{r.Instance, r.Endpoint} }
 type routePool struct {
 	key      poolKey
 	pool     *pgxpool.Pool
-	tenants  int                        // tenants whose current route uses it
+	budget   *instanceBudget            // nil: no cap
+	members  map[*tenantState]bool      // tenants whose current route uses it
 	inflight int                        // connections out, and acquires under way
 	conns    map[*pgx.Conn]*tenantState // connections out, by the tenant that took them
+	lastUsed time.Time                  // when inflight last went to 0
 	retired  bool                       // no tenant routes here any more
 	closing  bool
 }
 
 type tenantState struct {
+	id       string
 	route    Route
 	known    bool
 	gen      int        // counts route changes
 	pool     *routePool // pool of route, once attached
 	inflight int
+	waiters  int           // Acquire calls waiting while the route is paused
+	wake     chan struct{} // closed to wake them; nil when nobody waits
+	// Acquire reuses route until validUntil; an event for the tenant
+	// clears it and counts in events, so that an evaluation that
+	// started before the event does not make its result reusable.
+	validUntil time.Time
+	events     int
 }
 
 // NewRouter returns a Router.
@@ -124,15 +190,19 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 		return nil, errors.New("flags: NewRouter needs a Resolver and a PoolConfig")
 	}
 	r := &Router{
-		resolver:   cfg.Resolver,
-		poolConfig: cfg.PoolConfig,
-		holdLimit:  cfg.HoldLimit,
-		poll:       cfg.PollInterval,
-		log:        cfg.Logger,
-		wake:       make(chan struct{}),
-		tenants:    map[string]*tenantState{},
-		pools:      map[poolKey]*routePool{},
-		open:       map[*routePool]bool{},
+		resolver:    cfg.Resolver,
+		poolConfig:  cfg.PoolConfig,
+		holdLimit:   cfg.HoldLimit,
+		poll:        cfg.PollInterval,
+		maxAge:      cfg.RouteMaxAge,
+		maxConns:    cfg.MaxConnsPerInstance,
+		idleTimeout: cfg.PoolIdleTimeout,
+		log:         cfg.Logger,
+		done:        make(chan struct{}),
+		tenants:     map[string]*tenantState{},
+		pools:       map[poolKey]*routePool{},
+		open:        map[*routePool]bool{},
+		budgets:     map[string]*instanceBudget{},
 	}
 	if r.holdLimit == 0 {
 		r.holdLimit = HoldLimitDefault
@@ -140,11 +210,23 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 	if r.poll <= 0 {
 		r.poll = PollIntervalDefault
 	}
+	if r.maxAge == 0 {
+		r.maxAge = RouteMaxAgeDefault
+	}
+	if r.maxConns == 0 {
+		r.maxConns = MaxConnsPerInstanceDefault
+	}
+	if r.idleTimeout == 0 {
+		r.idleTimeout = PoolIdleTimeoutDefault
+	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
+	if r.idleTimeout > 0 {
+		r.sweeper = time.AfterFunc(r.sweepInterval(), r.sweep)
+	}
 	if ev, ok := cfg.Resolver.client.(openfeature.IEventing); ok {
-		fn := func(openfeature.EventDetails) { r.wakeAll() }
+		fn := func(d openfeature.EventDetails) { r.woken(d) }
 		r.events, r.onEvent = ev, &fn
 		ev.AddHandler(openfeature.ProviderConfigChange, r.onEvent)
 		ev.AddHandler(openfeature.ProviderReady, r.onEvent)
@@ -152,18 +234,58 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 	return r, nil
 }
 
-func (r *Router) wakeAll() {
+// woken wakes the callers waiting for the tenants a provider event names,
+// or every waiting caller when it names none (a provider ready again).
+func (r *Router) woken(d openfeature.EventDetails) {
+	var tenants []string
+	switch v := d.EventMetadata[EventMetadataTenants].(type) {
+	case []string:
+		tenants = v
+	case []any:
+		for _, t := range v {
+			if s, ok := t.(string); ok {
+				tenants = append(tenants, s)
+			}
+		}
+	}
+	if t, ok := d.EventMetadata[EventMetadataTenant].(string); ok {
+		tenants = append(tenants, t)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.closed {
-		close(r.wake)
-		r.wake = make(chan struct{})
+	if len(tenants) == 0 {
+		for _, ts := range r.tenants {
+			ts.events++
+			ts.validUntil = time.Time{}
+			wakeLocked(ts)
+		}
+		return
+	}
+	for _, t := range tenants {
+		if ts := r.tenants[t]; ts != nil {
+			ts.events++
+			ts.validUntil = time.Time{}
+			wakeLocked(ts)
+		}
+	}
+}
+
+func wakeLocked(ts *tenantState) {
+	if ts.wake != nil {
+		close(ts.wake)
+		ts.wake = nil
 	}
 }
 
 // Route resolves the tenant's route, as Acquire does, and records it: the
 // route the Router follows now.
 func (r *Router) Route(ctx context.Context, tenantID string) (Route, error) {
+	r.mu.Lock()
+	before, events := r.tenants[tenantID], 0
+	if before != nil {
+		events = before.events
+	}
+	r.mu.Unlock()
 	route, err := r.resolver.Resolve(ctx, tenantID)
 	if err != nil {
 		return Route{}, err
@@ -173,8 +295,28 @@ func (r *Router) Route(ctx context.Context, tenantID string) (Route, error) {
 	if r.closed {
 		return Route{}, fmt.Errorf("flags: router: %w", ErrClosed)
 	}
-	r.observeLocked(tenantID, route)
+	r.evaluatedLocked(tenantID, route, before, events)
 	return route, nil
+}
+
+// reusableLocked returns the tenant's route if Acquire may reuse it.
+func (r *Router) reusableLocked(tenantID string) (*tenantState, bool) {
+	ts := r.tenants[tenantID]
+	if ts == nil || !ts.known || ts.route.Paused || ts.validUntil.IsZero() {
+		return ts, false
+	}
+	return ts, time.Now().Before(ts.validUntil)
+}
+
+// evaluatedLocked records a route just evaluated, and makes it reusable
+// for maxAge unless an event for the tenant came during the evaluation
+// (before and events: the tenant's state and event count before it).
+func (r *Router) evaluatedLocked(tenantID string, route Route, before *tenantState, events int) *tenantState {
+	ts := r.observeLocked(tenantID, route)
+	if r.maxAge > 0 && r.events != nil && ts == before && ts.events == events {
+		ts.validUntil = time.Now().Add(r.maxAge)
+	}
+	return ts
 }
 
 // Acquire returns a connection to the tenant's database where its route
@@ -182,7 +324,8 @@ func (r *Router) Route(ctx context.Context, tenantID string) (Route, error) {
 // until it is not, the context ends, or the hold limit passes (ErrPaused).
 // Resolver errors (fleet.ErrTenantNotFound, a flag evaluation error, an
 // unreachable catalog) are returned as they are; a refused route is not
-// an error (the Resolver serves the last valid one).
+// an error (the Resolver serves the last valid one). A connection beyond
+// MaxConnsPerInstance waits for one to be freed, until the context ends.
 //
 // A connection is counted in InFlight until it is released. Do not Hijack
 // it: a hijacked connection stays counted, and keeps its pool open, until
@@ -197,37 +340,66 @@ func (r *Router) Acquire(ctx context.Context, tenantID string) (*pgxpool.Conn, e
 		}
 	}()
 	for {
-		route, err := r.resolver.Resolve(ctx, tenantID)
-		if err != nil {
-			return nil, err
-		}
 		r.mu.Lock()
 		if r.closed {
 			r.mu.Unlock()
 			return nil, fmt.Errorf("flags: router: %w", ErrClosed)
 		}
-		ts := r.observeLocked(tenantID, route)
+		ts, reuse := r.reusableLocked(tenantID)
+		var route Route
+		if reuse {
+			route = ts.route
+		} else {
+			events := 0
+			if ts != nil {
+				events = ts.events
+			}
+			r.mu.Unlock()
+			var err error
+			if route, err = r.resolver.Resolve(ctx, tenantID); err != nil {
+				return nil, err
+			}
+			r.mu.Lock()
+			if r.closed {
+				r.mu.Unlock()
+				return nil, fmt.Errorf("flags: router: %w", ErrClosed)
+			}
+			ts = r.evaluatedLocked(tenantID, route, ts, events)
+		}
 
 		if route.Paused {
-			wake := r.wake
-			r.mu.Unlock()
 			if r.holdLimit < 0 {
+				r.mu.Unlock()
 				return nil, fmt.Errorf("%w: tenant %q, route %s", ErrPaused, tenantID, route)
 			}
+			if ts.wake == nil {
+				ts.wake = make(chan struct{})
+			}
+			wake := ts.wake
+			ts.waiters++
+			r.mu.Unlock()
 			if hold == nil {
 				heldSince = time.Now()
 				hold, poll = time.NewTimer(r.holdLimit), time.NewTimer(r.poll)
 			} else {
 				poll.Reset(r.poll)
 			}
+			var err error
 			select {
 			case <-ctx.Done():
-				return nil, fmt.Errorf("flags: tenant %q held %s while its route is paused: %w",
+				err = fmt.Errorf("flags: tenant %q held %s while its route is paused: %w",
 					tenantID, time.Since(heldSince).Round(time.Millisecond), context.Cause(ctx))
 			case <-hold.C:
-				return nil, fmt.Errorf("%w: tenant %q held %s, route %s", ErrPaused, tenantID, r.holdLimit, route)
+				err = fmt.Errorf("%w: tenant %q held %s, route %s", ErrPaused, tenantID, r.holdLimit, route)
+			case <-r.done:
 			case <-wake:
 			case <-poll.C:
+			}
+			r.mu.Lock()
+			ts.waiters--
+			r.mu.Unlock()
+			if err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -241,7 +413,7 @@ func (r *Router) Acquire(ctx context.Context, tenantID string) (*pgxpool.Conn, e
 				}
 				continue
 			}
-			rp.tenants++
+			rp.members[ts] = true
 			ts.pool = rp
 		}
 		rp.inflight++
@@ -252,9 +424,7 @@ func (r *Router) Acquire(ctx context.Context, tenantID string) (*pgxpool.Conn, e
 		c, err := rp.pool.Acquire(ctx)
 		r.mu.Lock()
 		if err != nil {
-			rp.inflight--
-			ts.inflight--
-			r.closeIfDoneLocked(rp)
+			r.doneWithLocked(rp, ts)
 			r.mu.Unlock()
 			return nil, fmt.Errorf("flags: tenant %q: acquire a connection to %s: %w", tenantID, route.Endpoint, err)
 		}
@@ -310,7 +480,10 @@ func (r *Router) Close() {
 	first := !r.closed
 	if first {
 		r.closed = true
-		close(r.wake)
+		close(r.done)
+		if r.sweeper != nil {
+			r.sweeper.Stop()
+		}
 		// pgxpool's Close waits for the connections still out.
 		for rp := range r.open {
 			r.closeLocked(rp)
@@ -329,7 +502,7 @@ func (r *Router) Close() {
 func (r *Router) observeLocked(tenantID string, route Route) *tenantState {
 	ts := r.tenants[tenantID]
 	if ts == nil {
-		ts = &tenantState{}
+		ts = &tenantState{id: tenantID}
 		r.tenants[tenantID] = ts
 	}
 	if ts.known && ts.route == route {
@@ -348,7 +521,8 @@ func (r *Router) observeLocked(tenantID string, route Route) *tenantState {
 	if ts.pool != nil && ts.pool.key != keyOf(route) {
 		rp := ts.pool
 		ts.pool = nil
-		if rp.tenants--; rp.tenants == 0 {
+		delete(rp.members, ts)
+		if len(rp.members) == 0 {
 			delete(r.pools, rp.key)
 			rp.retired = true
 			r.closeIfDoneLocked(rp)
@@ -356,7 +530,17 @@ func (r *Router) observeLocked(tenantID string, route Route) *tenantState {
 	}
 	ts.route, ts.known = route, true
 	ts.gen++
+	wakeLocked(ts)
 	return ts
+}
+
+// doneWithLocked counts one piece of ts's work on rp as over.
+func (r *Router) doneWithLocked(rp *routePool, ts *tenantState) {
+	ts.inflight--
+	if rp.inflight--; rp.inflight == 0 {
+		rp.lastUsed = time.Now()
+	}
+	r.closeIfDoneLocked(rp)
 }
 
 // closeIfDoneLocked closes a retired pool once nothing is in flight on it.
@@ -378,6 +562,39 @@ func (r *Router) closeLocked(rp *routePool) {
 	})
 }
 
+// sweepInterval is how often idle pools are looked for: often enough that
+// a pool is closed at most half a timeout late.
+func (r *Router) sweepInterval() time.Duration { return max(r.idleTimeout/2, 10*time.Millisecond) }
+
+// sweep closes the pools unused for idleTimeout, and forgets the tenants
+// that used them and have nothing under way, so that a Router's memory
+// follows the tenants it serves now.
+func (r *Router) sweep() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	now := time.Now()
+	for _, rp := range r.pools {
+		if rp.inflight > 0 || now.Sub(rp.lastUsed) < r.idleTimeout {
+			continue
+		}
+		delete(r.pools, rp.key)
+		rp.retired = true
+		for ts := range rp.members {
+			ts.pool = nil
+			if ts.inflight == 0 && ts.waiters == 0 && r.tenants[ts.id] == ts {
+				delete(r.tenants, ts.id)
+			}
+		}
+		clear(rp.members)
+		r.closeLocked(rp)
+		r.log.Debug("flags: idle pool closing", "instance", rp.key.instance, "endpoint", rp.key.endpoint.String())
+	}
+	r.sweeper.Reset(r.sweepInterval())
+}
+
 // released is called by the pool's tracer when a connection is released.
 func (r *Router) released(rp *routePool, conn *pgx.Conn) {
 	r.mu.Lock()
@@ -387,9 +604,7 @@ func (r *Router) released(rp *routePool, conn *pgx.Conn) {
 		return
 	}
 	delete(rp.conns, conn)
-	ts.inflight--
-	rp.inflight--
-	r.closeIfDoneLocked(rp)
+	r.doneWithLocked(rp, ts)
 }
 
 // createPool makes the pool of route's endpoint, unless one exists.
@@ -403,12 +618,16 @@ func (r *Router) createPool(ctx context.Context, route Route) error {
 	}
 	cc := cfg.ConnConfig
 	pointAt(&cc.Config, route.Endpoint)
-	rp := &routePool{key: keyOf(route), conns: map[*pgx.Conn]*tenantState{}}
+	rp := &routePool{key: keyOf(route), conns: map[*pgx.Conn]*tenantState{}, members: map[*tenantState]bool{}, lastUsed: time.Now()}
 	var tracer pgx.QueryTracer = releaseTracer{r, rp}
 	if cc.Tracer != nil {
 		tracer = multitracer.New(cc.Tracer, tracer)
 	}
 	cc.Tracer = tracer
+	if r.maxConns > 0 {
+		rp.budget = r.budget(route.Instance)
+		rp.budget.limit(cfg)
+	}
 	if rp.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return fmt.Errorf("flags: pool for %s: %w", route.Endpoint, err)
 	}
@@ -426,7 +645,7 @@ func (r *Router) createPool(ctx context.Context, route Route) error {
 		return nil
 	}
 	// If the tenant's route moved on meanwhile, the pool waits here unused
-	// until a route uses it or the Router closes.
+	// until a route uses it, the Router closes, or it is idle too long.
 	r.pools[rp.key] = rp
 	r.log.Debug("flags: pool created", "instance", route.Instance, "endpoint", route.Endpoint.String())
 	return nil
@@ -447,4 +666,9 @@ func (releaseTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEnd
 
 func (t releaseTracer) TraceRelease(_ *pgxpool.Pool, d pgxpool.TraceReleaseData) {
 	t.r.released(t.rp, d.Conn)
+	if b := t.rp.budget; b != nil && b.waiting.Load() > 0 {
+		// A pool of the instance waits for a connection slot: free
+		// this one rather than keep it idle (the pool then drops it).
+		closeConn(d.Conn)
+	}
 }

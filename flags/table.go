@@ -3,7 +3,6 @@ package flags
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/open-feature/go-sdk/openfeature"
@@ -15,41 +14,43 @@ import (
 // rather than blocking a publisher: readers re-evaluate from memory anyway.
 const eventBuffer = 256
 
-// routeTable is the in-memory state both writable providers evaluate from,
-// and their OpenFeature plumbing (metadata, evaluation, events). Embedded
-// in MemoryProvider and PostgresProvider.
+// FlagMetadataSeq is the FlagMetadata key under which the providers of
+// this package return the write sequence number of a tenant's route: it
+// grows with every write of the route store (publish or forget), so it
+// orders a tenant's routes across a Forget, after which epochs start
+// again from 1. A Resolver reads it; other providers need not set it.
+const FlagMetadataSeq = "seq"
+
+// stored is what a provider knows of a tenant's route: the route, or that
+// there is none, and the sequence number of the write that made it so.
+type stored struct {
+	route Route
+	seq   int64
+	found bool // false: no route (never published, or forgotten)
+}
+
+// newer reports whether s supersedes cur: a later write, by sequence
+// number; rows written before sequence numbers existed (0) are ordered
+// by epoch.
+func (s stored) newer(cur stored) bool {
+	if s.seq != cur.seq {
+		return s.seq > cur.seq
+	}
+	return s.found && cur.found && s.route.Epoch > cur.route.Epoch
+}
+
+// routeTable is the OpenFeature plumbing both writable providers share
+// (metadata, evaluation, events); find, set by the embedding provider,
+// says what the provider knows of a tenant's route.
 type routeTable struct {
 	name    string
-	mu      sync.RWMutex
-	routes  map[string]Route
+	find    func(ctx context.Context, tenant string) (stored, error)
 	events  chan openfeature.Event
 	dropped atomic.Int64
 }
 
-func (t *routeTable) init(name string) {
-	t.name, t.routes, t.events = name, map[string]Route{}, make(chan openfeature.Event, eventBuffer)
-}
-
-// apply stores r as tenant's route if its epoch is greater than the one
-// held, and reports whether it did and the epoch held before.
-func (t *routeTable) apply(tenant string, r Route) (applied bool, held int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	cur, ok := t.routes[tenant]
-	if ok && cur.Epoch >= r.Epoch {
-		return false, cur.Epoch
-	}
-	t.routes[tenant] = r
-	return true, cur.Epoch
-}
-
-// Lookup returns the route the provider holds in memory for the tenant,
-// if any.
-func (t *routeTable) Lookup(tenant string) (Route, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	r, ok := t.routes[tenant]
-	return r, ok
+func (t *routeTable) init(name string, find func(context.Context, string) (stored, error)) {
+	t.name, t.find, t.events = name, find, make(chan openfeature.Event, eventBuffer)
 }
 
 // emit sends ev without blocking; see eventBuffer.
@@ -63,15 +64,41 @@ func (t *routeTable) emit(ev openfeature.Event) {
 }
 
 // routeChanged emits a configuration-changed event for one tenant.
-func (t *routeTable) routeChanged(tenant string, r Route) {
+func (t *routeTable) routeChanged(tenant string, st stored) {
+	msg := fmt.Sprintf("route of tenant %q is now %s", tenant, st.route)
+	meta := map[string]any{EventMetadataTenant: tenant, "epoch": st.route.Epoch}
+	if !st.found {
+		msg = fmt.Sprintf("route of tenant %q forgotten: the catalog's applies", tenant)
+		meta = map[string]any{EventMetadataTenant: tenant}
+	}
 	t.emit(openfeature.Event{
 		EventType: openfeature.ProviderConfigChange,
 		ProviderEventDetails: openfeature.ProviderEventDetails{
-			Message:       fmt.Sprintf("route of tenant %q is now %s", tenant, r),
+			Message:       msg,
 			FlagChanges:   []string{RouteFlagKey},
-			EventMetadata: map[string]any{EventMetadataTenant: tenant, "epoch": r.Epoch},
+			EventMetadata: meta,
 		},
 	})
+}
+
+// routesChanged emits one configuration-changed event naming tenants.
+func (t *routeTable) routesChanged(why string, tenants []string) {
+	if len(tenants) == 0 {
+		return
+	}
+	if len(tenants) == 1 {
+		t.emit(openfeature.Event{EventType: openfeature.ProviderConfigChange, ProviderEventDetails: openfeature.ProviderEventDetails{
+			Message:       fmt.Sprintf("route of tenant %q changed (%s)", tenants[0], why),
+			FlagChanges:   []string{RouteFlagKey},
+			EventMetadata: map[string]any{EventMetadataTenant: tenants[0]},
+		}})
+		return
+	}
+	t.emit(openfeature.Event{EventType: openfeature.ProviderConfigChange, ProviderEventDetails: openfeature.ProviderEventDetails{
+		Message:       fmt.Sprintf("routes of %d tenants changed (%s)", len(tenants), why),
+		FlagChanges:   []string{RouteFlagKey},
+		EventMetadata: map[string]any{EventMetadataTenants: tenants},
+	}})
 }
 
 // Metadata implements openfeature.FeatureProvider.
@@ -81,15 +108,18 @@ func (t *routeTable) Metadata() openfeature.Metadata { return openfeature.Metada
 func (t *routeTable) Hooks() []openfeature.Hook { return nil }
 
 // EventChannel implements openfeature.EventHandler. Configuration-changed
-// events name RouteFlagKey in FlagChanges and the tenant in EventMetadata
-// (EventMetadataTenant, or EventMetadataTenants after a reload).
+// events name RouteFlagKey in FlagChanges and the tenants whose route
+// changed in EventMetadata: EventMetadataTenant for one,
+// EventMetadataTenants ([]string) for several.
 func (t *routeTable) EventChannel() <-chan openfeature.Event { return t.events }
 
 // ObjectEvaluation implements openfeature.FeatureProvider: RouteFlagKey
-// with a targeting key (the tenant ID) resolves from memory to the
-// tenant's route (Route.FlagValue); a tenant without a route, or any other
-// flag, is FLAG_NOT_FOUND, so that a multi-provider can ask the next one.
-func (t *routeTable) ObjectEvaluation(_ context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
+// with a targeting key (the tenant ID) resolves to the tenant's route
+// (Route.FlagValue), with its epoch and FlagMetadataSeq in FlagMetadata;
+// a tenant without a route, or any other flag, is FLAG_NOT_FOUND, so that
+// a multi-provider can ask the next one. A provider that could not read
+// the route (PostgresProvider, on a cache miss) answers GENERAL.
+func (t *routeTable) ObjectEvaluation(ctx context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
 	res := openfeature.InterfaceResolutionDetail{Value: defaultValue}
 	res.Reason = openfeature.ErrorReason
 	if flag != RouteFlagKey {
@@ -101,15 +131,19 @@ func (t *routeTable) ObjectEvaluation(_ context.Context, flag string, defaultVal
 		res.ResolutionError = openfeature.NewTargetingKeyMissingResolutionError(RouteFlagKey + " needs the tenant ID as targeting key")
 		return res
 	}
-	r, ok := t.Lookup(tenant)
-	if !ok {
+	st, err := t.find(ctx, tenant)
+	if err != nil {
+		res.ResolutionError = openfeature.NewGeneralResolutionError(fmt.Sprintf("read the route of tenant %q: %v", tenant, err))
+		return res
+	}
+	if !st.found {
 		res.ResolutionError = openfeature.NewFlagNotFoundResolutionError("no route published for tenant " + tenant)
 		return res
 	}
-	res.Value = r.FlagValue()
+	res.Value = st.route.FlagValue()
 	res.Reason = openfeature.TargetingMatchReason
-	res.Variant = r.Instance
-	res.FlagMetadata = openfeature.FlagMetadata{"epoch": r.Epoch}
+	res.Variant = st.route.Instance
+	res.FlagMetadata = openfeature.FlagMetadata{"epoch": st.route.Epoch, FlagMetadataSeq: st.seq}
 	return res
 }
 

@@ -37,15 +37,18 @@ var DefaultSettings = map[string]string{
 	"max_worker_processes":              "96",
 	"max_logical_replication_workers":   "64",
 	"max_sync_workers_per_subscription": "4",
-	"wal_sender_timeout":                "30s",
-	"wal_receiver_status_interval":      "1s",
-	"shared_buffers":                    "64MB",
-	"dynamic_shared_memory_type":        "posix",
-	"logging_collector":                 "off",
-	"log_line_prefix":                   "%m [%p] %q%u@%d ",
-	"log_min_messages":                  "warning",
-	"unix_socket_permissions":           "0777",
-	"timezone":                          "UTC",
+	// A bound on the WAL a stalled slot may keep, as production needs
+	// (replica preflight refuses an unbounded one).
+	"max_slot_wal_keep_size":       "16GB",
+	"wal_sender_timeout":           "30s",
+	"wal_receiver_status_interval": "1s",
+	"shared_buffers":               "64MB",
+	"dynamic_shared_memory_type":   "posix",
+	"logging_collector":            "off",
+	"log_line_prefix":              "%m [%p] %q%u@%d ",
+	"log_min_messages":             "warning",
+	"unix_socket_permissions":      "0777",
+	"timezone":                     "UTC",
 }
 
 // Config configures an instance. The zero value (or a nil *Config) is

@@ -68,8 +68,8 @@ func buildBenchTenant(b *testing.B, inst *localpg.Instance, db string, mb int) {
 //	DAISYCHAIN_BENCH_MB=300 go test ./replica/logical -run '^$' -bench BenchmarkCopy -benchtime 1x -timeout 1h
 func BenchmarkCopy(b *testing.B) {
 	mb := benchMB(b)
-	src := startPG(b, &localpg.Config{Name: "src"})
-	dst := startPG(b, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(b, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(b, &localpg.Config{Name: "dst"})
 	t0 := time.Now()
 	buildBenchTenant(b, src, "tenant", mb)
 	dataBytes := queryInt(b, src, "tenant", `SELECT sum(pg_table_size(c.oid))::int8 FROM pg_class c

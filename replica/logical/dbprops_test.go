@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 )
 
 // dbPropsQuery describes a database's owner, locale, privileges and
@@ -26,8 +27,8 @@ FROM pg_database d WHERE d.datname = $1`
 // preflight.
 func TestDatabaseProperties(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	roles := []string{`CREATE ROLE "Tenant Owner"`, `CREATE ROLE app LOGIN`}
 	execSQL(t, src, "postgres", roles...)
 	execSQL(t, src, "postgres",

@@ -16,7 +16,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	// Preflight wants the source to bound the WAL a slot may keep.
-	src, err := localpg.Start(ctx, &localpg.Config{Name: "old", Settings: map[string]string{"max_slot_wal_keep_size": "1GB"}})
+	src, err := localpg.Start(ctx, &localpg.Config{Name: "old"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func Example() {
 // Preflight lists every problem at once and changes nothing.
 func ExampleProvider_Preflight() {
 	ctx := context.Background()
-	src, err := localpg.Start(ctx, &localpg.Config{Name: "old", Settings: map[string]string{"wal_level": "replica"}})
+	src, err := localpg.Start(ctx, &localpg.Config{Name: "old", Settings: map[string]string{"wal_level": "replica", "max_slot_wal_keep_size": "-1"}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -25,25 +24,6 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var provider = &logical.Provider{PollInterval: 100 * time.Millisecond}
-
-// startPG starts an instance for the test (see localpgtest.Start) with
-// max_slot_wal_keep_size bounded, as preflight requires, unless cfg says
-// otherwise: localpg leaves it unlimited.
-func startPG(t testing.TB, cfg *localpg.Config) *localpg.Instance {
-	t.Helper()
-	c := localpg.Config{}
-	if cfg != nil {
-		c = *cfg
-	}
-	c.Settings = maps.Clone(c.Settings)
-	if c.Settings == nil {
-		c.Settings = map[string]string{}
-	}
-	if _, ok := c.Settings["max_slot_wal_keep_size"]; !ok {
-		c.Settings["max_slot_wal_keep_size"] = "16GB"
-	}
-	return localpgtest.Start(t, &c)
-}
 
 func testCtx(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
 	"github.com/daisychain-db/daisychain/replica/logical"
 )
@@ -26,8 +27,8 @@ func userDatabases(t testing.TB, inst *localpg.Instance) int64 {
 // changes nothing; Abort leaves them.
 func TestForeignSlotAndPublicationAreNotOurs(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	sp := spec("taken", src, "t", dst, "t")
 	name := replica.ObjectName("dc", sp.ID)
@@ -62,9 +63,9 @@ func TestForeignSlotAndPublicationAreNotOurs(t *testing.T) {
 // on the target; once the target is back, Abort removes that too.
 func TestAbortWithTargetDown(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
 	// No table-sync workers: the initial copy never ends.
-	dst := startPG(t, &localpg.Config{Name: "dst", Settings: map[string]string{"max_sync_workers_per_subscription": "0"}})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Settings: map[string]string{"max_sync_workers_per_subscription": "0"}})
 	createTenant(t, src, "t", 100)
 	sp := spec("target-down", src, "t", dst, "t")
 	ctx := testCtx(t, 3*time.Minute)
@@ -103,8 +104,8 @@ func TestAbortWithTargetDown(t *testing.T) {
 // so does a Start that resumes the stream before it goes on.
 func TestCrashAfterCreateDatabase(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	sp := spec("crash-after-create-database", src, "t", dst, "t")
 	ctx := testCtx(t, 3*time.Minute)
@@ -161,7 +162,7 @@ func TestStaleDumpDirsRemoved(t *testing.T) {
 		return dir
 	}
 	left, live := mkdump(dead.Process.Pid), mkdump(os.Getpid())
-	inst := startPG(t, &localpg.Config{Name: "one"})
+	inst := localpgtest.Start(t, &localpg.Config{Name: "one"})
 	createTenant(t, inst, "t", 10)
 	startStreaming(t, spec("sweeper", inst, "t", inst, "copy"))
 	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {

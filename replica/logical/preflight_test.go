@@ -48,8 +48,8 @@ func startRefused(t *testing.T, sp replica.Spec, src, dst *localpg.Instance, tar
 
 func TestPreflightNoReplicaIdentity(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 10)
 	execSQL(t, src, "t", `CREATE TABLE "Log Einträge" (at timestamptz, msg text)`, `INSERT INTO "Log Einträge" VALUES (now(), 'x')`)
 	sp := spec("no-identity", src, "t", dst, "t")
@@ -83,8 +83,8 @@ func TestPreflightNoReplicaIdentity(t *testing.T) {
 
 func TestPreflightNonEmptyTarget(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 10)
 	localpgtest.CreateDatabase(t, dst, "t")
 	execSQL(t, dst, "t", `CREATE TABLE precious (id int PRIMARY KEY)`, `INSERT INTO precious VALUES (1)`)
@@ -99,8 +99,8 @@ func TestPreflightNonEmptyTarget(t *testing.T) {
 // accepts the unbounded WAL.
 func TestPreflightWALLevel(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src", Settings: map[string]string{"wal_level": "replica", "max_slot_wal_keep_size": "-1"}})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src", Settings: map[string]string{"wal_level": "replica", "max_slot_wal_keep_size": "-1"}})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 10)
 	execSQL(t, src, "t", `CREATE TABLE nokey (v int)`)
 	sp := spec("wal-level", src, "t", dst, "t")
@@ -119,7 +119,7 @@ func TestPreflightWALLevel(t *testing.T) {
 
 func TestPreflightBadConnection(t *testing.T) {
 	t.Parallel()
-	dst := startPG(t, &localpg.Config{Name: "dst", Password: "s3cret pass"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Password: "s3cret pass"})
 	sp := spec("bad-conn", dst, "missing_db", dst, "t")
 	sp.Target = dst.ConnStringAs("postgres", "wrong-password", "postgres")
 	report, err := provider.Preflight(testCtx(t, time.Minute), sp)
@@ -144,8 +144,8 @@ func TestPreflightBadConnection(t *testing.T) {
 // refused, both named; NoOwner and AllowLargeObjects go on without them.
 func TestPreflightRolesAndLargeObjects(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	execSQL(t, src, "postgres", `CREATE ROLE "App Owner"`, `CREATE ROLE reader`)
 	execSQL(t, src, "t", `ALTER TABLE orders OWNER TO "App Owner"`, `GRANT SELECT ON `+qWeirdTable+` TO reader`,
@@ -177,8 +177,8 @@ func TestPreflightRolesAndLargeObjects(t *testing.T) {
 // and Verify leaves them out.
 func TestPreflightUnlogged(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	execSQL(t, src, "t", `CREATE UNLOGGED TABLE "Sitzungen Ä" (id int PRIMARY KEY, data text)`,
 		`INSERT INTO "Sitzungen Ä" SELECT i, 'x' FROM generate_series(1, 10) i`)
@@ -205,7 +205,7 @@ func TestPreflightUnlogged(t *testing.T) {
 // another move (or replication): preflight refuses it, naming them.
 func TestPreflightSourceWithSubscriptions(t *testing.T) {
 	t.Parallel()
-	inst := startPG(t, &localpg.Config{Name: "one"})
+	inst := localpgtest.Start(t, &localpg.Config{Name: "one"})
 	createTenant(t, inst, "t", 10)
 	execSQL(t, inst, "t", `CREATE SUBSCRIPTION "Filling it" CONNECTION 'dbname=elsewhere' PUBLICATION p
 		WITH (connect = false, enabled = false, create_slot = false, slot_name = NONE)`)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -15,8 +16,8 @@ import (
 // so.
 func TestMaterializedViews(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 1000)
 	execSQL(t, src, "t",
 		`CREATE MATERIALIZED VIEW "Umsatz je Kunde" AS SELECT kunde, sum(amount) AS total, count(*) AS n FROM orders GROUP BY kunde`,
@@ -43,8 +44,8 @@ func TestMaterializedViews(t *testing.T) {
 // table by a name pg_restore's empty search_path does not find.
 func TestPostDataFailureIsReported(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	execSQL(t, src, "t",
 		`CREATE TABLE rates (id int PRIMARY KEY, factor int)`,

@@ -23,8 +23,8 @@ import (
 // capitals and non-ASCII letters everywhere (database, table, column).
 func TestStreamUnderLoad(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	srcDB, dstDB := `Tenant "Größe" DB`, `Mandant 'Ü' Kopie`
 	createTenant(t, src, srcDB, 20000)
 
@@ -104,7 +104,7 @@ func TestStreamUnderLoad(t *testing.T) {
 // it created and leaves no replication object.
 func TestSameServerAbort(t *testing.T) {
 	t.Parallel()
-	inst := startPG(t, &localpg.Config{Name: "one"})
+	inst := localpgtest.Start(t, &localpg.Config{Name: "one"})
 	createTenant(t, inst, "shop", 2000)
 	ctx := testCtx(t, 2*time.Minute)
 	st, err := provider.Start(ctx, spec("same-server", inst, "shop", inst, "shop copy"))
@@ -132,8 +132,8 @@ func TestSameServerAbort(t *testing.T) {
 // DDL on the source during the stream is caught by CheckSchema.
 func TestSchemaDrift(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "drift", 100)
 	ctx := testCtx(t, 2*time.Minute)
 	st, err := provider.Start(ctx, spec("drift", src, "drift", dst, "drift"))
@@ -165,8 +165,8 @@ func TestSchemaDrift(t *testing.T) {
 // without a second slot.
 func TestRestartAndResume(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "tenant", 20000)
 	w := startWriter(t, src, "tenant", 2)
 	sp := spec("resume-me", src, "tenant", dst, "tenant")
@@ -241,8 +241,8 @@ func TestRestartAndResume(t *testing.T) {
 // left to its cutover.
 func TestWALGuard(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "big", 100)
 	createTenant(t, src, "window", 100)
 	sp := spec("guarded", src, "big", dst, "big")
@@ -339,8 +339,8 @@ func TestWALGuard(t *testing.T) {
 // subscription's replication origin records the last one's end).
 func TestWaitForDurableWithoutSynchronousCommit(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst", Settings: map[string]string{
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Settings: map[string]string{
 		"synchronous_commit": "off", "wal_writer_delay": "10s"}})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 2*time.Minute)
@@ -381,8 +381,8 @@ func TestWaitForDurableWithoutSynchronousCommit(t *testing.T) {
 // returns, and the wait is short even right after a write.
 func TestWaitForIsExactAndQuick(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 1000)
 	ctx := testCtx(t, 2*time.Minute)
 	st := startStreaming(t, spec("wait-for", src, "t", dst, "t"))
@@ -419,8 +419,8 @@ func TestWaitForIsExactAndQuick(t *testing.T) {
 // handle.
 func TestExistingEmptyTargetAndProviderAbort(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	localpgtest.CreateDatabase(t, dst, "ready")
 	ctx := testCtx(t, 2*time.Minute)
@@ -466,8 +466,8 @@ func fence(t testing.TB, inst *localpg.Instance, db string, on bool) {
 // verify, finish.
 func TestUnderDatabaseFence(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	db := `Fenced "Ö" tenant`
 	createTenant(t, src, db, 5000)
 	w := startWriter(t, src, db, 2)
@@ -573,8 +573,8 @@ func TestUnderDatabaseFence(t *testing.T) {
 // after the switch): the target is kept, nothing of the stream remains.
 func TestProviderFinish(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 2*time.Minute)
 	sp := spec("finish-without-handle", src, "t", dst, "t")
@@ -606,8 +606,8 @@ func TestProviderFinish(t *testing.T) {
 // returns it instead of waiting for ever.
 func TestSlotLost(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src", Settings: map[string]string{"max_slot_wal_keep_size": "1MB"}})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src", Settings: map[string]string{"max_slot_wal_keep_size": "1MB"}})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	sp := spec("lost", src, "t", dst, "t")
 	sp.MaxRetainedWAL = -1 // the stream's own guard is off: the source's bound acts
@@ -642,9 +642,9 @@ func TestSlotLost(t *testing.T) {
 // their slots: Progress names it, and Abort does not wait for it.
 func TestLongTransaction(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
 	// No table-sync workers until the transaction is open.
-	dst := startPG(t, &localpg.Config{Name: "dst", Settings: map[string]string{"max_sync_workers_per_subscription": "0"}})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Settings: map[string]string{"max_sync_workers_per_subscription": "0"}})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 3*time.Minute)
 	blocker, err := pgx.Connect(ctx, src.ConnString("t")+"&application_name=forgotten")
@@ -715,8 +715,8 @@ func TestLongTransaction(t *testing.T) {
 // instead of holding the window for its whole budget.
 func TestReadyAndSenderLoss(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 3*time.Minute)
 	p := &logical.Provider{PollInterval: 100 * time.Millisecond, SenderGrace: 2 * time.Second}
@@ -777,8 +777,8 @@ func TestReadyAndSenderLoss(t *testing.T) {
 // cancellation as a cancellation.
 func TestProgressThroughRestart(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src"})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 2*time.Minute)
 	st := startStreaming(t, spec("progress-restart", src, "t", dst, "t"))

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -22,8 +23,8 @@ import (
 func TestSubscriptionPasswordStaysOutOfTargetLog(t *testing.T) {
 	t.Parallel()
 	const password, wrong = `pa\ss'wörd "x"`, `wrong\'secret`
-	src := startPG(t, &localpg.Config{Name: "src", Password: password})
-	dst := startPG(t, &localpg.Config{Name: "dst", Settings: map[string]string{
+	src := localpgtest.Start(t, &localpg.Config{Name: "src", Password: password})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Settings: map[string]string{
 		"log_statement": "all", "log_min_duration_statement": "0", "standard_conforming_strings": "off"}})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 2*time.Minute)
@@ -70,8 +71,8 @@ func TestSubscriptionPasswordStaysOutOfTargetLog(t *testing.T) {
 func TestSubscriptionPasswordNotInActivity(t *testing.T) {
 	t.Parallel()
 	const password = `activity-Secret-4711`
-	src := startPG(t, &localpg.Config{Name: "src", Password: password})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src", Password: password})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 2*time.Minute)
 
@@ -163,8 +164,8 @@ func TestSubscriptionPasswordNotInActivity(t *testing.T) {
 // the environment.
 func TestSubscriptionCredentials(t *testing.T) {
 	const password = "from-the-environment"
-	src := startPG(t, &localpg.Config{Name: "src", Password: password})
-	dst := startPG(t, &localpg.Config{Name: "dst"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src", Password: password})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	noPassword := src.ConnStringAs(localpg.SuperuserDefault, "", "postgres")
 	passfile := filepath.Join(t.TempDir(), "pgpass")

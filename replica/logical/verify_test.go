@@ -14,9 +14,9 @@ import (
 // depends on.
 func TestChecksumsIndependentOfServerSettings(t *testing.T) {
 	t.Parallel()
-	src := startPG(t, &localpg.Config{Name: "src", Settings: map[string]string{
+	src := localpgtest.Start(t, &localpg.Config{Name: "src", Settings: map[string]string{
 		"timezone": "Asia/Tokyo", "intervalstyle": "sql_standard", "extra_float_digits": "1"}})
-	dst := startPG(t, &localpg.Config{Name: "dst", Settings: map[string]string{
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Settings: map[string]string{
 		"timezone": "America/New_York", "datestyle": "SQL, DMY", "intervalstyle": "iso_8601",
 		"bytea_output": "escape", "extra_float_digits": "0"}})
 	localpgtest.CreateDatabase(t, src, "t")

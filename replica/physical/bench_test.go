@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
 	"github.com/daisychain-db/daisychain/replica/physical"
 )
@@ -38,7 +39,7 @@ func benchMB(b *testing.B) int {
 func BenchmarkConvert(b *testing.B) {
 	mb := benchMB(b)
 	ctx := testCtx(b, time.Hour)
-	src := startPG(b, &localpg.Config{Name: "src", Password: "bench"})
+	src := localpgtest.Start(b, &localpg.Config{Name: "src", Password: "bench"})
 	t0 := time.Now()
 	const tenants = 4
 	for i := range tenants {

@@ -13,6 +13,7 @@ import (
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
 	"github.com/daisychain-db/daisychain/replica/physical"
 )
@@ -24,7 +25,7 @@ func TestConvertUnderWrites(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, 5*time.Minute)
 	const password = "src pw'x"
-	src := startPG(t, &localpg.Config{Name: "src", Password: password})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src", Password: password})
 	tenants := []string{"tenant_a", "tenant_b", `Tenant "C"`}
 	for _, db := range tenants {
 		newTenant(t, src, db, 20000)
@@ -172,7 +173,7 @@ func acked(ws []*writer) int {
 func TestAbortLeavesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, 3*time.Minute)
-	src := startPG(t, &localpg.Config{Name: "src"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
 	newTenant(t, src, "tenant", 100000) // about 20 MB
 	dir := baseDir(t)
 	// 5 MB/s: the copy takes a few seconds, so Abort finds it running.
@@ -236,7 +237,7 @@ func TestAbortLeavesNothing(t *testing.T) {
 func TestStartReusesLeftSlot(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, 3*time.Minute)
-	src := startPG(t, &localpg.Config{Name: "src"})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
 	newTenant(t, src, "tenant", 1000)
 	dir := baseDir(t)
 	spec := replica.ConvertSpec{ID: "crash", Source: src.ConnString("postgres")}
@@ -285,11 +286,11 @@ func TestBadSourceLeavesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, 2*time.Minute)
 	const password = "s3cret-pw"
-	src := startPG(t, &localpg.Config{Name: "src", Password: password})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src", Password: password})
 	execSQL(t, src.ConnString("postgres"), `CREATE ROLE plain LOGIN PASSWORD 's3cret-pw'`)
 	dir := baseDir(t)
 	conv := &physical.Converter{Replica: localpg.Config{BaseDir: dir}}
-	closed := startPG(t, nil)
+	closed := localpgtest.Start(t, nil)
 	closedPort := closed.Port()
 	closed.Close()
 	cases := []struct {
@@ -342,7 +343,7 @@ func TestBadSourceLeavesNothing(t *testing.T) {
 func TestSlotLostFailsFast(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, 3*time.Minute)
-	src := startPG(t, &localpg.Config{Name: "src", Settings: map[string]string{"max_slot_wal_keep_size": "1MB"}})
+	src := localpgtest.Start(t, &localpg.Config{Name: "src", Settings: map[string]string{"max_slot_wal_keep_size": "1MB"}})
 	newTenant(t, src, "tenant", 1000)
 	dir := baseDir(t)
 	conv := &physical.Converter{Replica: localpg.Config{BaseDir: dir}}

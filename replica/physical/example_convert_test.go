@@ -18,7 +18,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	// Preflight wants the source to bound the WAL a slot may keep.
-	src, err := localpg.Start(ctx, &localpg.Config{Name: "old", Settings: map[string]string{"max_slot_wal_keep_size": "1GB"}})
+	src, err := localpg.Start(ctx, &localpg.Config{Name: "old"})
 	if err != nil {
 		log.Fatal(err)
 	}

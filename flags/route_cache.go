@@ -1,0 +1,176 @@
+package flags
+
+import (
+	"container/list"
+	"sync"
+)
+
+// RouteCacheSizeDefault is how many tenants' routes a PostgresProvider
+// keeps in memory, unless PostgresOptions.RouteCacheSize says otherwise:
+// the tenants an application server serves, not the fleet's. A tenant
+// without a route counts as one too. Each takes a few hundred bytes.
+const RouteCacheSizeDefault = 100_000
+
+// routeCache holds the routes of the tenants a provider was asked about,
+// least recently used first out beyond max. A tenant being fetched is
+// pending: notifications for it are kept, and the fetch's answer is
+// merged with them, so that neither a route published during the fetch
+// nor a forget is lost.
+type routeCache struct {
+	mu        sync.Mutex
+	max       int
+	entries   map[string]*list.Element // of *cacheEntry
+	lru       list.List                // front: most recently used
+	pending   map[string]*pendingFetch
+	evictions int64
+}
+
+type cacheEntry struct {
+	tenant string
+	st     stored
+}
+
+type pendingFetch struct {
+	st      stored // newest state notified during the fetch
+	notify  bool   // st is set
+	invalid bool   // a re-read found the route gone: do not cache the fetch
+}
+
+func newRouteCache(max int) *routeCache {
+	return &routeCache{max: max, entries: map[string]*list.Element{}, pending: map[string]*pendingFetch{}}
+}
+
+// get returns the tenant's cached state and marks it used.
+func (c *routeCache) get(tenant string) (stored, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[tenant]
+	if !ok {
+		return stored{}, false
+	}
+	c.lru.MoveToFront(e)
+	return e.Value.(*cacheEntry).st, true
+}
+
+// peek returns the tenant's cached state without marking it used.
+func (c *routeCache) peek(tenant string) (stored, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[tenant]
+	if !ok {
+		return stored{}, false
+	}
+	return e.Value.(*cacheEntry).st, true
+}
+
+// followed reports whether notifications for tenant matter: it is cached
+// or being fetched.
+func (c *routeCache) followed(tenant string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, cached := c.entries[tenant]
+	_, pending := c.pending[tenant]
+	return cached || pending
+}
+
+// apply records st for a followed tenant if it is newer than what is
+// held, and reports whether a cached entry changed.
+func (c *routeCache) apply(tenant string, st stored) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pf, ok := c.pending[tenant]; ok && (!pf.notify || st.newer(pf.st)) {
+		pf.st, pf.notify = st, true
+	}
+	e, ok := c.entries[tenant]
+	if !ok {
+		return false
+	}
+	ce := e.Value.(*cacheEntry)
+	if !st.newer(ce.st) {
+		return false
+	}
+	ce.st = st
+	return true
+}
+
+// drop removes the tenant (a re-read found its route gone), and keeps a
+// fetch under way from caching what it read, which may be the gone
+// route. It reports whether a route was cached.
+func (c *routeCache) drop(tenant string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pf, ok := c.pending[tenant]; ok {
+		pf.invalid = true
+	}
+	e, ok := c.entries[tenant]
+	if !ok {
+		return false
+	}
+	c.lru.Remove(e)
+	delete(c.entries, tenant)
+	return e.Value.(*cacheEntry).st.found
+}
+
+// beginFetch marks the tenant pending. One fetch per tenant at a time
+// (the provider coalesces them).
+func (c *routeCache) beginFetch(tenant string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending[tenant] = &pendingFetch{}
+}
+
+// endFetch merges what a fetch read (ok: it read something) with what was
+// notified meanwhile, caches it if keep, and returns it.
+func (c *routeCache) endFetch(tenant string, st stored, ok, keep bool) (stored, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pf := c.pending[tenant]
+	delete(c.pending, tenant)
+	if pf != nil && pf.notify && (!ok || pf.st.newer(st)) {
+		st, ok = pf.st, true
+	}
+	if !ok {
+		return stored{}, false
+	}
+	if !keep || pf == nil || pf.invalid {
+		return st, true
+	}
+	if e, cached := c.entries[tenant]; cached { // cached meanwhile (a Publish)
+		ce := e.Value.(*cacheEntry)
+		if st.newer(ce.st) {
+			ce.st = st
+		}
+		c.lru.MoveToFront(e)
+		return ce.st, true
+	}
+	c.entries[tenant] = c.lru.PushFront(&cacheEntry{tenant, st})
+	for c.max > 0 && c.lru.Len() > c.max {
+		old := c.lru.Back()
+		c.lru.Remove(old)
+		delete(c.entries, old.Value.(*cacheEntry).tenant)
+		c.evictions++
+	}
+	return st, true
+}
+
+// followedTenants lists the cached and pending tenants.
+func (c *routeCache) followedTenants() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.entries)+len(c.pending))
+	for t := range c.entries {
+		out = append(out, t)
+	}
+	for t := range c.pending {
+		if _, ok := c.entries[t]; !ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (c *routeCache) stats() (cached int, evictions int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries), c.evictions
+}

@@ -1,0 +1,190 @@
+package flags
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// instanceBudget holds a Router's server connections to one instance
+// within RouterConfig.MaxConnsPerInstance: every connection of the
+// instance's pools takes a slot when it dials and gives it back when its
+// socket closes, so the count is of sockets, exactly what the server
+// sees, whoever closes them (the pool, its health check, a failed
+// connect, the server).
+type instanceBudget struct {
+	r        *Router
+	instance string
+	slots    chan struct{} // one token per open connection
+	waiting  atomic.Int32  // dials waiting for a slot
+}
+
+// budget returns the instance's budget, made when first needed.
+func (r *Router) budget(instance string) *instanceBudget {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.budgets[instance]
+	if b == nil {
+		b = &instanceBudget{r: r, instance: instance, slots: make(chan struct{}, r.maxConns)}
+		r.budgets[instance] = b
+	}
+	return b
+}
+
+// limit makes every connection of the pool cfg configures dial through
+// the budget.
+func (b *instanceBudget) limit(cfg *pgxpool.Config) {
+	prev := cfg.BeforeConnect
+	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+		if prev != nil {
+			if err := prev(ctx, cc); err != nil {
+				return err
+			}
+		}
+		cc.DialFunc = b.dialer(cc.DialFunc)
+		return nil
+	}
+}
+
+// dialer returns the dial function of one connection: its first dial,
+// and a dial after its socket closed (pgx's next TLS or host fallback),
+// take a slot; a dial while its socket is open is a cancel request, which
+// opens no session and closes at once, and takes none.
+func (b *instanceBudget) dialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if dial == nil {
+		dial = (&net.Dialer{KeepAlive: 5 * time.Minute}).DialContext
+	}
+	var mu sync.Mutex
+	var open *budgetConn
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		cancelRequest := open != nil && !open.closed.Load()
+		mu.Unlock()
+		if cancelRequest {
+			return dial(ctx, network, addr)
+		}
+		if err := b.take(ctx); err != nil {
+			return nil, err
+		}
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			b.give()
+			return nil, err
+		}
+		bc := &budgetConn{Conn: c, b: b}
+		mu.Lock()
+		open = bc
+		mu.Unlock()
+		return bc, nil
+	}
+}
+
+// reclaimInterval is how often a dial waiting for a slot looks again for
+// an idle connection to close: connections also go idle without being
+// released (one made for a caller that gave up meanwhile).
+const reclaimInterval = 10 * time.Millisecond
+
+// take waits for a slot: at once if one is free; otherwise once an idle
+// connection of the instance's pools is closed for it, or one closes, or
+// until the context ends or the Router closes.
+func (b *instanceBudget) take(ctx context.Context) error {
+	select {
+	case b.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	b.waiting.Add(1)
+	defer b.waiting.Add(-1)
+	tick := time.NewTicker(reclaimInterval)
+	defer tick.Stop()
+	for {
+		b.r.reclaimIdle(ctx, b)
+		select {
+		case b.slots <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("flags: instance %q: waiting for one of its %d connections (RouterConfig.MaxConnsPerInstance): %w",
+				b.instance, cap(b.slots), context.Cause(ctx))
+		case <-b.r.done:
+			return fmt.Errorf("flags: router: %w", ErrClosed)
+		case <-tick.C:
+		}
+	}
+}
+
+func (b *instanceBudget) give() { <-b.slots }
+
+// hangupWait bounds how long closing a connection waits for the server
+// to hang up.
+const hangupWait = time.Second
+
+// budgetConn gives its slot back when the socket closes, once the server
+// has hung up: its backend is gone then, so that a connection made with
+// the slot is never one too many on the server either.
+type budgetConn struct {
+	net.Conn
+	b      *instanceBudget
+	closed atomic.Bool
+}
+
+func (c *budgetConn) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return c.Conn.Close()
+	}
+	defer c.b.give()
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(hangupWait))
+		_, _ = io.Copy(io.Discard, c.Conn)
+	}
+	return c.Conn.Close()
+}
+
+// reclaimIdle closes one idle connection of the instance's pools, from
+// the pool unused longest, if any has one: a slot for a pool that needs
+// it more.
+func (r *Router) reclaimIdle(ctx context.Context, b *instanceBudget) {
+	r.mu.Lock()
+	var pools []*routePool
+	for rp := range r.open {
+		if rp.budget == b {
+			pools = append(pools, rp)
+		}
+	}
+	last := make(map[*routePool]time.Time, len(pools))
+	for _, rp := range pools {
+		last[rp] = rp.lastUsed
+	}
+	r.mu.Unlock()
+	slices.SortFunc(pools, func(x, y *routePool) int { return cmp.Compare(last[x].UnixNano(), last[y].UnixNano()) })
+	for _, rp := range pools {
+		if rp.pool.Stat().IdleConns() == 0 {
+			continue
+		}
+		idle := rp.pool.AcquireAllIdle(ctx)
+		if len(idle) == 0 {
+			continue
+		}
+		closeConn(idle[0].Conn())
+		for _, c := range idle {
+			c.Release()
+		}
+		return
+	}
+}
+
+// closeConn closes a pooled connection that is not in use, so that the
+// pool drops it when it is released.
+func closeConn(c *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
+}
