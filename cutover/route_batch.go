@@ -8,20 +8,10 @@ import (
 	"github.com/daisychain-db/daisychain/fleet"
 )
 
-// batchRoute is one route of a batch publish: the shape of flags'
-// TenantRoute, declared here until flags has it (this alias is the one
-// place to change then).
-type batchRoute = struct {
-	Tenant string
-	Route  flags.Route
-}
-
-// batchPublisher is the optional capability of a Publisher to publish
-// many tenants' routes in one transaction, each epoch checked, all or
-// none, announced in a few notifications naming the tenants.
-type batchPublisher interface {
-	PublishMany(ctx context.Context, routes []batchRoute) error
-}
+type (
+	batchRoute     = flags.TenantRoute
+	batchPublisher = flags.BatchPublisher
+)
 
 // publishSet makes the routes of trs point at inst, each with its next
 // epoch: in one batch where the Publisher can, else tenant by tenant,

@@ -188,21 +188,51 @@ func (r *run) start(ctx context.Context) (any, error) {
 
 // catchUp waits until the copy is done and the lag is under CatchUpLag,
 // reporting progress about once a second.
-func (r *run) catchUp(ctx context.Context) (any, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.m.cfg.CatchUpTimeout)
+func (r *run) catchUp(parent context.Context) (any, error) {
+	ctx, cancel := context.WithTimeout(parent, r.m.cfg.CatchUpTimeout)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
+	// stopped says why the catch-up ends early: the caller's cancellation
+	// is reported as such, the CatchUpTimeout as ErrCatchUpTimeout (a
+	// query cut off by the deadline may return before ctx says so).
+	stopped := func(p replica.Progress, err error) error {
+		if perr := parent.Err(); perr != nil {
+			return fmt.Errorf("catch-up stopped: %w", perr)
+		}
+		if ctx.Err() == nil && time.Now().Before(deadline) {
+			return err
+		}
+		tables := ""
+		if p.TablesTotal > 0 {
+			tables = fmt.Sprintf(", %d of %d tables copied", p.TablesDone, p.TablesTotal)
+		}
+		blockers := ""
+		for i, b := range p.Blockers {
+			if i == 0 {
+				blockers = "; waiting on "
+			} else {
+				blockers += ", "
+			}
+			blockers += b.String()
+		}
+		if err != nil {
+			return fmt.Errorf("%w after %s (phase %s%s, lag %d bytes%s): %w",
+				ErrCatchUpTimeout, r.m.cfg.CatchUpTimeout, p.Phase, tables, p.LagBytes, blockers, err)
+		}
+		return fmt.Errorf("%w after %s (phase %s%s, %d bytes copied, lag %d bytes%s)",
+			ErrCatchUpTimeout, r.m.cfg.CatchUpTimeout, p.Phase, tables, p.BytesCopied, p.LagBytes, blockers)
+	}
 	var lastEvent time.Time
+	var last replica.Progress
 	for {
 		p, err := r.follow.Progress(ctx)
 		if err == nil && p.Err != nil {
 			err = p.Err
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("%w after %s: %w", ErrCatchUpTimeout, r.m.cfg.CatchUpTimeout, err)
-			}
-			return nil, err
+			return nil, stopped(last, err)
 		}
+		last = p
 		r.rep.BytesCopied = p.BytesCopied
 		if time.Since(lastEvent) >= time.Second {
 			lastEvent = time.Now()
@@ -213,12 +243,7 @@ func (r *run) catchUp(ctx context.Context) (any, error) {
 		}
 		select {
 		case <-ctx.Done():
-			tables := ""
-			if p.TablesTotal > 0 {
-				tables = fmt.Sprintf(", %d of %d tables copied", p.TablesDone, p.TablesTotal)
-			}
-			return nil, fmt.Errorf("%w after %s (phase %s%s, %d bytes copied, lag %d bytes)",
-				ErrCatchUpTimeout, r.m.cfg.CatchUpTimeout, p.Phase, tables, p.BytesCopied, p.LagBytes)
+			return nil, stopped(p, nil)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
