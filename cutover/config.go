@@ -83,10 +83,13 @@ type Config struct {
 	// Default DrainGraceDefault, or half of WindowBudget if that is
 	// shorter; negative: do not wait.
 	DrainGrace time.Duration
-	// Verify is how the target is compared with the source inside the
-	// window: replica.VerifyCounts (the default), VerifyChecksums or
-	// VerifyOff. Its cost grows with the tenant's size (see package
-	// replica).
+	// Verify is how a moved tenant's target is compared with its source:
+	// replica.VerifyCounts (the default), VerifyChecksums or VerifyOff.
+	// Its cost grows with the tenant's size (see package replica), but
+	// not the window's: the window only takes a snapshot of the target,
+	// compared with the fenced source after the switch (a mismatch is
+	// reported, see Report.VerifyMismatch). A stream that cannot take
+	// snapshots (replica/logical can) is verified inside the window.
 	Verify replica.VerifyLevel
 	// KeepStreamOnRollback keeps the stream (and the target's copy)
 	// running after a rollback, so a retry need not copy again. Default

@@ -48,9 +48,10 @@ func BenchmarkConvertWindow(b *testing.B) {
 			b.ReportMetric(ms(r.appGap), fmt.Sprintf("app-gap-ms-%d", n))
 			b.ReportMetric(float64(r.errors), fmt.Sprintf("app-errors-%d", n))
 			b.ReportMetric(float64(r.missing), fmt.Sprintf("missing-%d", n))
-			b.Logf("%4d tenants: window %s (%.1f× the window at %d), application's longest gap %s, %d errors, %d of %d writes missing; steps: %s",
+			b.ReportMetric(float64(r.misrouted), fmt.Sprintf("misrouted-%d", n))
+			b.Logf("%4d tenants: window %s (%.1f× the window at %d), application's longest gap %s, %d errors, %d of %d writes missing, %d tenants misrouted; steps: %s",
 				n, r.window.Round(time.Millisecond), float64(r.window)/float64(first), sizes[0],
-				r.appGap.Round(time.Millisecond), r.errors, r.missing, r.acked, r.steps)
+				r.appGap.Round(time.Millisecond), r.errors, r.missing, r.acked, r.misrouted, r.steps)
 		}
 	}
 }
@@ -58,6 +59,7 @@ func BenchmarkConvertWindow(b *testing.B) {
 type convertResult struct {
 	window, appGap         time.Duration
 	errors, missing, acked int64
+	misrouted              int
 	steps                  string
 }
 
@@ -66,68 +68,30 @@ type convertResult struct {
 // saw.
 func convertUnderWrites(tb testing.TB, n int) convertResult {
 	ctx := context.Background()
-	f, err := cutovertest.StartFleet(ctx, &cutovertest.FleetConfig{Instances: []string{"pg-a"}})
+	s := startScaleFleet(tb, n)
+	mover, err := s.Mover(&cutover.Config{Converter: s.Converter(), WindowBudget: time.Minute})
 	if err != nil {
 		tb.Fatal(err)
-	}
-	defer f.Close()
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("t%04d", i)
-	}
-	if err := f.AddTenantsFromTemplate(ctx, "pg-a", ids, ""); err != nil {
-		tb.Fatal(err)
-	}
-	var workloads []*cutovertest.Workload
-	written := ids[:min(8, n)]
-	for _, id := range written {
-		workloads = append(workloads, cutovertest.StartPacedWorkload(f.Router, id, 1, 5*time.Millisecond))
-	}
-	mover, err := f.Mover(&cutover.Config{Converter: f.Converter(), WindowBudget: time.Minute})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond)
-	for _, w := range workloads {
-		w.ResetGap()
 	}
 	newID := cutovertest.ConvertedID("pg-a", 1)
 	rep, err := mover.Convert(ctx, cutover.ConvertRequest{ID: fmt.Sprintf("bench-%d", n), Instance: "pg-a", NewInstance: newID})
 	time.Sleep(300 * time.Millisecond)
-	var res convertResult
-	for _, w := range workloads {
-		s := w.Stop()
-		res.appGap = max(res.appGap, s.MaxGap)
-		res.errors += s.Errors
-		res.acked += s.Acknowledged
-	}
+	app := s.stopWriters()
 	if err != nil {
 		tb.Fatalf("convert %d tenants: %v\n%s", n, err, rep)
 	}
-	newInst, err := f.Catalog.Instance(ctx, newID)
+	newInst, err := s.Catalog.Instance(ctx, newID)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	replica := f.ReplicaInstance(newInst.Endpoint.Port)
-	for i, id := range written {
-		conn, err := replica.Connect(ctx, id)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		m, err := workloads[i].Missing(ctx, conn)
-		conn.Close(ctx)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		res.missing += m
-	}
-	res.window = rep.Window
+	res := convertResult{window: rep.Window, appGap: app.appGap, errors: app.errors, acked: app.acked,
+		missing: s.missingOn(tb, newInst.Endpoint.Port), misrouted: len(s.misrouted(tb, newID))}
 	var steps []string
-	for _, s := range rep.Steps {
-		switch s.Step {
+	for _, st := range rep.Steps {
+		switch st.Step {
 		case cutover.StepPause, cutover.StepDrain, cutover.StepFence, cutover.StepBarrier, cutover.StepWaitTarget,
 			cutover.StepPromote, cutover.StepRegister, cutover.StepSwitch:
-			steps = append(steps, fmt.Sprintf("%s %s", s.Step, s.Duration.Round(time.Millisecond)))
+			steps = append(steps, fmt.Sprintf("%s %s", st.Step, st.Duration.Round(time.Millisecond)))
 		}
 	}
 	res.steps = strings.Join(steps, ", ")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 // TestConvertUnderWrites converts an instance with three tenants, each
 // under writes through the Router, onto a replica of itself: one window
 // for all of them, every route and the catalog on the new instance, every
-// acknowledged write there, no application error, no slot left behind.
+// acknowledged write there, no application error, no slot left behind;
+// the copy's progress reported on the way, as a move's is.
 func TestConvertUnderWrites(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -37,9 +39,31 @@ func TestConvertUnderWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	newID := cutovertest.ConvertedID("pg-a", 1)
+	plan, err := mover.DryRunConvert(ctx, cutover.ConvertRequest{ID: "convert-1", Instance: "pg-a", NewInstance: newID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", plan)
+	if len(plan.Problems) != 0 || plan.Tenants != 3 || plan.Bytes == 0 || !slices.Contains(plan.Steps, cutover.StepPromote) {
+		t.Errorf("dry run of the conversion: %+v", plan)
+	}
+	if open, _ := f.Journal.Open(ctx, cutover.KindMove); len(open) != 0 {
+		t.Errorf("the dry run was journaled: %v", open)
+	}
+	progress, unsubscribe := mover.Subscribe(cutover.EventProgress)
 	rep, err := mover.Convert(ctx, cutover.ConvertRequest{ID: "convert-1", Instance: "pg-a", NewInstance: newID})
+	unsubscribe()
 	if err != nil {
 		t.Fatalf("convert: %v\n%s", err, rep)
+	}
+	reported := 0
+	for e := range progress {
+		if e.Move == "convert-1" && e.Step == cutover.StepCatchUp && e.Progress != nil {
+			reported++
+		}
+	}
+	if reported == 0 {
+		t.Error("the conversion reported no progress of its copy")
 	}
 	for _, w := range workloads {
 		waitForAcks(t, w, 10) // writes go on, on the new instance
@@ -83,10 +107,12 @@ func TestConvertUnderWrites(t *testing.T) {
 	}
 }
 
-// TestConvertRolledBackAfterRegister: a conversion that fails after it
-// registered its new instance rolls back and takes the instance out of
-// the catalog, so nothing is placed there and the conversion can be tried
-// again under the same new ID, which then completes.
+// TestConvertRolledBackAfterRegister: a conversion whose copy does not
+// catch up in time rolls back with ErrCatchUpTimeout, as a move does. A
+// conversion that fails after it registered its new instance rolls back
+// and takes the instance out of the catalog, so nothing is placed there
+// and the conversion can be tried again under the same new ID, which then
+// completes.
 func TestConvertRolledBackAfterRegister(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -99,6 +125,14 @@ func TestConvertRolledBackAfterRegister(t *testing.T) {
 		t.Fatal(err)
 	}
 	newID := cutovertest.ConvertedID("pg-a", 1)
+	slow, err := f.Mover(&cutover.Config{Converter: f.Converter(), CatchUpTimeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := slow.Convert(ctx, cutover.ConvertRequest{ID: "convert-0", Instance: "pg-a", NewInstance: newID})
+	if !errors.Is(err, cutover.ErrCatchUpTimeout) || !errors.Is(err, cutover.ErrRolledBack) {
+		t.Fatalf("Convert with a copy that cannot catch up in time: %v, want ErrCatchUpTimeout and ErrRolledBack\n%s", err, rep)
+	}
 	failing, err := f.Mover(&cutover.Config{Converter: f.Converter(), WindowBudget: 30 * time.Second,
 		BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
 			if s == cutover.StepSwitch {
@@ -109,7 +143,7 @@ func TestConvertRolledBackAfterRegister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := failing.Convert(ctx, cutover.ConvertRequest{ID: "convert-1", Instance: "pg-a", NewInstance: newID})
+	rep, err = failing.Convert(ctx, cutover.ConvertRequest{ID: "convert-1", Instance: "pg-a", NewInstance: newID})
 	if !errors.Is(err, cutover.ErrRolledBack) {
 		t.Fatalf("Convert failing at its switch: %v\n%s", err, rep)
 	}

@@ -68,7 +68,7 @@ func TestCrashChild(t *testing.T) {
 // left anywhere.
 func TestCrashAtEveryStep(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kills a child process at each of 15 steps")
+		t.Skip("kills a child process at each of 16 steps")
 	}
 	t.Parallel()
 	ctx := context.Background()
@@ -83,9 +83,10 @@ func TestCrashAtEveryStep(t *testing.T) {
 	}
 	steps := []cutover.Step{cutover.StepPlan, cutover.StepPreflight, cutover.StepStream, cutover.StepCatchUp,
 		cutover.StepPause, cutover.StepDrain, cutover.StepFence, cutover.StepBarrier, cutover.StepWaitTarget,
-		cutover.StepSyncSequences, cutover.StepVerify, cutover.StepSwitch, cutover.StepCatalog,
-		cutover.StepFinishStream, cutover.StepDone}
-	switched := map[cutover.Step]bool{cutover.StepCatalog: true, cutover.StepFinishStream: true, cutover.StepDone: true}
+		cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepSwitch, cutover.StepCatalog,
+		cutover.StepVerify, cutover.StepFinishStream, cutover.StepDone}
+	switched := map[cutover.Step]bool{cutover.StepCatalog: true, cutover.StepVerify: true, cutover.StepFinishStream: true,
+		cutover.StepDone: true}
 	for i, step := range steps {
 		tenant := fmt.Sprintf("t%02d_%s", i, step)
 		if err := f.AddTenant(ctx, tenant, tenant, "pg-a", shopSchema); err != nil {

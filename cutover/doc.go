@@ -1,12 +1,27 @@
-// Package cutover moves one tenant database from its instance to another
-// while its application keeps serving, with a measured write-unavailability
-// window, a journal that survives crashes, and rollback.
+// Package cutover moves tenant databases between instances while their
+// applications keep serving, with a measured write-unavailability window,
+// a journal that survives crashes, and rollback: one tenant (Move), or
+// every tenant of an instance onto a converted replica of it (Convert).
+//
+// Both are one run over a set of tenants (a Move is a set of one), with
+// one step table that DryRun and DryRunConvert list: plan, preflight, the
+// copy (a stream of the tenant database, or a replica of the instance),
+// catch-up, then the window, under Config.WindowBudget: pause the routes,
+// drain, fence, barrier, wait for the destination, then what the copy
+// needs (sequences and a snapshot of the target; or promote and register
+// the new instance), and the switch of every route; after it, the
+// catalog, the verification of the target's snapshot against the frozen
+// source, and the end of the copy. The window's cost does not grow with
+// the tenants or their data: the admin sessions it uses are opened before
+// it, each step does its work over the whole set at once (one drain
+// query, one fence round, one batch of routes), and the journal records
+// in it only what Resume decides by.
 //
 // Fences hold writes to the source during the window: DatabaseFence is
 // authoritative (no session can commit to the source database once Hold
 // returns); cooperative fences hold work before it reaches the database.
+// A fence with the BatchFence capability fences a set at once.
 //
-// The Journal records every step before and after it runs (StepPlan to
-// StepDone or StepRolledBack), in the control database (PostgresJournal)
-// or in memory (MemoryJournal).
+// The Journal records the steps (StepPlan to StepDone or StepRolledBack),
+// in the control database (PostgresJournal) or in memory (MemoryJournal).
 package cutover

@@ -22,24 +22,32 @@ const (
 	VerifyCountsRateEstimate = 400 << 20
 	// VerifyChecksumsRateEstimate is bytes per second of VerifyChecksums.
 	VerifyChecksumsRateEstimate = 60 << 20
-	// windowFixedEstimate is the window's cost that does not grow with
-	// the tenant: pause, fence, barrier, sequences, switch.
+	// windowFixedEstimate is the window's cost: pause, drain, fence,
+	// barrier, sequences, snapshot, switch; none grows with the data or
+	// the tenants.
 	windowFixedEstimate = 150 * time.Millisecond
 )
 
-// Plan is what a move would do, from a dry run that changed nothing.
+// Plan is what a move or a conversion would do, from a dry run that
+// changed nothing.
 type Plan struct {
 	Move, Tenant, Database, Source, Target string
-	// Steps that would run, in order.
+	// Tenants the window would hold: 1 for a move.
+	Tenants int
+	// Steps that would run, in order: the table the run runs.
 	Steps []Step
-	// Bytes and Files of the tenant's database on the source.
+	// Bytes and Files of the tenant's database on the source; for a
+	// conversion, Bytes of the whole instance (Files is not measured).
 	Bytes, Files int64
-	// CopyEstimate is the time the stream would take to copy the tenant.
+	// CopyEstimate is the time the copy would take.
 	CopyEstimate time.Duration
-	// WindowEstimate is the window's estimated length (verification in
-	// it grows with the tenant), against WindowBudget.
+	// WindowEstimate is the window's estimated length, against
+	// WindowBudget: nothing in it grows with the data or the tenants.
 	WindowEstimate, WindowBudget time.Duration
-	Verify                       replica.VerifyLevel
+	// VerifyEstimate is the time of the verification after the switch
+	// (inside the window for a stream that cannot take snapshots).
+	VerifyEstimate time.Duration
+	Verify         replica.VerifyLevel
 	// Problems preflight found; the move would be refused while there
 	// are any.
 	Problems []string
@@ -48,10 +56,15 @@ type Plan struct {
 // String is a readable plan.
 func (p *Plan) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "dry run: move tenant %s (database %q, %d bytes, %d files) from %s to %s\n",
-		p.Tenant, p.Database, p.Bytes, p.Files, p.Source, p.Target)
-	fmt.Fprintf(&b, "  copy about %s; window about %s (budget %s, verify %s)\n",
-		p.CopyEstimate.Round(time.Second), p.WindowEstimate.Round(time.Millisecond), p.WindowBudget, p.Verify)
+	if p.Tenants > 1 || p.Tenant == "" {
+		fmt.Fprintf(&b, "dry run: convert instance %s (%d tenants, %d bytes) onto %s\n", p.Source, p.Tenants, p.Bytes, p.Target)
+	} else {
+		fmt.Fprintf(&b, "dry run: move tenant %s (database %q, %d bytes, %d files) from %s to %s\n",
+			p.Tenant, p.Database, p.Bytes, p.Files, p.Source, p.Target)
+	}
+	fmt.Fprintf(&b, "  copy about %s; window about %s (budget %s); verify %s after the switch, about %s\n",
+		p.CopyEstimate.Round(time.Second), p.WindowEstimate.Round(time.Millisecond), p.WindowBudget, p.Verify,
+		p.VerifyEstimate.Round(time.Second))
 	steps := make([]string, len(p.Steps))
 	for i, s := range p.Steps {
 		steps[i] = string(s)
@@ -75,16 +88,8 @@ func (m *Mover) DryRun(ctx context.Context, req Request) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Move: r.p.Move, Tenant: r.p.Tenant, Database: r.p.Database, Source: r.p.Source,
-		Target: r.p.Target, WindowBudget: m.cfg.WindowBudget, Verify: r.p.Verify}
-	p.Steps = []Step{StepPlan, StepPreflight, StepStream, StepCatchUp}
-	if !m.cfg.NoRoutePause {
-		p.Steps = append(p.Steps, StepPause)
-	}
-	p.Steps = append(p.Steps, StepDrain, StepFence, StepBarrier, StepWaitTarget, StepSyncSequences,
-		StepVerify, StepSwitch, StepCatalog, StepFinishStream, StepDone)
-
-	p.Problems = r.preflightProblems(ctx)
+	p := r.dryRun(ctx)
+	p.Database = r.p.Database
 	usage, err := fleet.MeasureUsage(ctx, r.src, &fleet.UsageOpts{Databases: []string{r.p.Database}, Interval: -1})
 	if err != nil {
 		p.Problems = append(p.Problems, fmt.Sprintf("measure the tenant: %v", err))
@@ -92,12 +97,52 @@ func (m *Mover) DryRun(ctx context.Context, req Request) (*Plan, error) {
 		p.Bytes, p.Files = usage[0].Bytes, usage[0].Files
 	}
 	p.CopyEstimate = time.Duration(float64(p.Bytes) / CopyRateEstimate * float64(time.Second))
-	p.WindowEstimate = windowFixedEstimate + m.cfg.DrainGrace/10
 	switch p.Verify {
 	case replica.VerifyCounts:
-		p.WindowEstimate += time.Duration(float64(p.Bytes) / VerifyCountsRateEstimate * float64(time.Second))
+		p.VerifyEstimate = time.Duration(float64(p.Bytes) / VerifyCountsRateEstimate * float64(time.Second))
 	case replica.VerifyChecksums:
-		p.WindowEstimate += time.Duration(float64(p.Bytes) / VerifyChecksumsRateEstimate * float64(time.Second))
+		p.VerifyEstimate = time.Duration(float64(p.Bytes) / VerifyChecksumsRateEstimate * float64(time.Second))
 	}
 	return p, nil
+}
+
+// DryRunConvert is DryRun for a Convert: the preflight of every tenant
+// and of the replica, the steps, and estimates of the copy (the whole
+// instance's bytes) and the window, changing nothing and journaling
+// nothing.
+func (m *Mover) DryRunConvert(ctx context.Context, req ConvertRequest) (*Plan, error) {
+	r, err := m.prepareConvert(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	p := r.dryRun(ctx)
+	p.Verify = replica.VerifyOff // a physical copy is the source's own pages
+	conn, err := connectAdmin(ctx, r.src)
+	if err != nil {
+		p.Problems = append(p.Problems, fmt.Sprintf("measure the instance: %v", err))
+		return p, nil
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := conn.QueryRow(ctx, "SELECT sum(pg_database_size(oid))::int8 FROM pg_database").Scan(&p.Bytes); err != nil {
+		p.Problems = append(p.Problems, fmt.Sprintf("measure the instance: %v", err))
+	}
+	p.CopyEstimate = time.Duration(float64(p.Bytes) / CopyRateEstimate * float64(time.Second))
+	return p, nil
+}
+
+// dryRun is what both dry runs share: the steps of the run's table, the
+// preflight's problems, and the part of the window that does not depend
+// on the data.
+func (r *run) dryRun(ctx context.Context) *Plan {
+	p := &Plan{Move: r.p.Move, Tenant: r.p.Tenant, Source: r.p.source(), Target: r.p.destination(),
+		Tenants: len(r.tenants), WindowBudget: r.m.cfg.WindowBudget, Verify: r.p.Verify}
+	before, window, after := r.table()
+	for _, part := range [][]stepDef{before, window, after} {
+		for _, s := range part {
+			p.Steps = append(p.Steps, s.step)
+		}
+	}
+	p.Problems = r.preflightProblems(ctx)
+	p.WindowEstimate = windowFixedEstimate + r.m.cfg.DrainGrace/10
+	return p
 }

@@ -17,6 +17,11 @@ const (
 	EventWindowClosed EventKind = "window_closed" // writes flow again (to the target, or back to the source)
 	EventRolledBack   EventKind = "rolled_back"   // the move was rolled back; Err says why
 	EventProgress     EventKind = "progress"      // copy and catch-up progress, about once a second
+	// EventVerifyMismatch: after the switch, the target's snapshot
+	// differs from the frozen source; Err names the tables. The move is
+	// not rolled back (the target serves already): see
+	// Report.VerifyMismatch.
+	EventVerifyMismatch EventKind = "verify_mismatch"
 )
 
 // Event is something that happened in a move.

@@ -2,7 +2,9 @@ package cutover
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +23,10 @@ type FenceTarget struct {
 	// FencePIDs). Nil means the stream did not say; DatabaseFence then
 	// leaves every replication session running.
 	Spare []uint32
+
+	// admin is the run's admin session to Instance, held from before
+	// the window; nil outside a run.
+	admin *adminSessions
 }
 
 // Fence holds and releases writes to a tenant's source database. Both
@@ -36,6 +42,18 @@ type Fence interface {
 	// Release takes the fence down, restoring what was there before.
 	// Releasing a fence that is not held does nothing.
 	Release(ctx context.Context, t FenceTarget) error
+}
+
+// BatchFence is the optional capability of a Fence to hold and release
+// many targets at once, at a cost that does not grow with their number: a
+// conversion fences every tenant database of an instance inside one
+// window. Both methods are idempotent, like Hold and Release; HoldAll
+// returns once every target is held. A Fence without it is held target by
+// target, several at a time. DatabaseFence and PgBouncerFence have it.
+type BatchFence interface {
+	Fence
+	HoldAll(ctx context.Context, targets []FenceTarget) error
+	ReleaseAll(ctx context.Context, targets []FenceTarget) error
 }
 
 // SettleDefault is how long DatabaseFence waits after a round that found
@@ -58,7 +76,13 @@ const SettleDefault = 25 * time.Millisecond
 // Release allows connections again. Preflight checks that the database
 // allowed them before, so that is exactly the state Hold found.
 //
-// The admin role of the instance must own the database or be a superuser.
+// HoldAll fences many databases in the time of one: per instance, one
+// statement refuses connections to all of them, and each round ends the
+// sessions of all of them. Inside a run, it uses the admin session the
+// run holds.
+//
+// The admin role of the instance must own the databases or be a
+// superuser.
 type DatabaseFence struct {
 	// Settle: a backend that passed the connection check just before
 	// the ALTER shows in pg_stat_activity only once its startup is done,
@@ -67,97 +91,132 @@ type DatabaseFence struct {
 	Settle time.Duration
 }
 
-var _ Fence = DatabaseFence{}
+var _ BatchFence = DatabaseFence{}
 
 // Name implements Fence.
 func (DatabaseFence) Name() string { return "database" }
 
 // Hold implements Fence.
 func (f DatabaseFence) Hold(ctx context.Context, t FenceTarget) error {
-	conn, err := connectAdmin(ctx, t.Instance, t.Tenant.Database)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	db := pgx.Identifier{t.Tenant.Database}.Sanitize()
-	if _, err := conn.Exec(ctx, "ALTER DATABASE "+db+" WITH ALLOW_CONNECTIONS false"); err != nil {
-		return fmt.Errorf("cutover: database fence on %s: refuse connections to %s: %w", t.Instance.ID, db, err)
-	}
-	settle := f.Settle
-	if settle <= 0 {
-		settle = SettleDefault
-	}
-	spare := make([]int64, len(t.Spare))
-	for i, pid := range t.Spare {
-		spare[i] = int64(pid)
-	}
-	emptyRounds := 0
-	for {
-		var left int
-		err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid))
-			FROM pg_stat_activity
-			WHERE datname = $1 AND pid <> pg_backend_pid()
-			  AND ($2::int8[] IS NULL AND backend_type = 'client backend'
-			       OR $2::int8[] IS NOT NULL AND pid <> ALL($2::int8[]))`,
-			t.Tenant.Database, nilIfEmpty(spare, t.Spare == nil)).Scan(&left)
-		if err != nil {
-			return fmt.Errorf("cutover: database fence on %s: end sessions of %s: %w", t.Instance.ID, db, err)
-		}
-		wait := 5 * time.Millisecond
-		if left == 0 {
-			if emptyRounds++; emptyRounds == 2 {
-				return nil
-			}
-			wait = settle
-		} else {
-			emptyRounds = 0
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cutover: database fence on %s: %d session(s) of %s still ending: %w",
-				t.Instance.ID, left, db, ctx.Err())
-		case <-time.After(wait):
-		}
-	}
-}
-
-// nilIfEmpty passes "no list" as SQL NULL.
-func nilIfEmpty(pids []int64, none bool) any {
-	if none {
-		return nil
-	}
-	return pids
+	return f.HoldAll(ctx, []FenceTarget{t})
 }
 
 // Release implements Fence.
-func (DatabaseFence) Release(ctx context.Context, t FenceTarget) error {
-	conn, err := connectAdmin(ctx, t.Instance, t.Tenant.Database)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	db := pgx.Identifier{t.Tenant.Database}.Sanitize()
-	if _, err := conn.Exec(ctx, "ALTER DATABASE "+db+" WITH ALLOW_CONNECTIONS true"); err != nil {
-		return fmt.Errorf("cutover: release database fence on %s: %w", t.Instance.ID, err)
+func (f DatabaseFence) Release(ctx context.Context, t FenceTarget) error {
+	return f.ReleaseAll(ctx, []FenceTarget{t})
+}
+
+// HoldAll implements BatchFence.
+func (f DatabaseFence) HoldAll(ctx context.Context, targets []FenceTarget) error {
+	for _, set := range byInstance(targets) {
+		if err := f.hold(ctx, set); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// connectAdmin connects with the instance's admin connection string
-// without letting a parse error quote it (it may hold a password). A
-// database cannot refuse connections to the session changing it, so the
-// admin session never sits in the tenant's database.
-func connectAdmin(ctx context.Context, inst fleet.Instance, avoid string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(inst.Admin)
-	if err != nil {
-		return nil, fmt.Errorf("cutover: %s: Admin is not a valid connection string", inst)
+// ReleaseAll implements BatchFence.
+func (f DatabaseFence) ReleaseAll(ctx context.Context, targets []FenceTarget) error {
+	var errs []error
+	for _, set := range byInstance(targets) {
+		inst, dbs := set[0].Instance, databasesOf(set)
+		err := set[0].admin.do(ctx, inst, dbs, func(conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, allowConnections(dbs, true))
+			return err
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cutover: release database fence of %d database(s) on %s: %w", len(dbs), inst.ID, err))
+		}
 	}
-	if cfg.Database == avoid || cfg.Database == "" {
-		cfg.Database = "postgres"
+	return errors.Join(errs...)
+}
+
+// hold fences the databases of targets on one instance.
+func (f DatabaseFence) hold(ctx context.Context, targets []FenceTarget) error {
+	inst, dbs := targets[0].Instance, databasesOf(targets)
+	settle := f.Settle
+	if settle <= 0 {
+		settle = SettleDefault
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("cutover: connect to %s: %w", inst, err)
+	// Every backend but the spared ones goes in the databases whose
+	// target names what to spare; client sessions only in the others.
+	var strict []string
+	spare := []int64{}
+	for _, t := range targets {
+		if t.Spare != nil {
+			strict = append(strict, t.Tenant.Database)
+		}
+		for _, pid := range t.Spare {
+			spare = append(spare, int64(pid))
+		}
 	}
-	return conn, nil
+	if strict == nil {
+		strict = []string{}
+	}
+	return targets[0].admin.do(ctx, inst, dbs, func(conn *pgx.Conn) error {
+		if _, err := conn.Exec(ctx, allowConnections(dbs, false)); err != nil {
+			return fmt.Errorf("cutover: database fence on %s: refuse connections to %d database(s): %w", inst.ID, len(dbs), err)
+		}
+		emptyRounds := 0
+		for {
+			var left int
+			err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid))
+				FROM pg_stat_activity
+				WHERE datname = ANY($1) AND pid <> pg_backend_pid()
+				  AND (backend_type = 'client backend' OR datname = ANY($2))
+				  AND pid <> ALL($3::int8[])`, dbs, strict, spare).Scan(&left)
+			if err != nil {
+				return fmt.Errorf("cutover: database fence on %s: end sessions of %d database(s): %w", inst.ID, len(dbs), err)
+			}
+			wait := 5 * time.Millisecond
+			if left == 0 {
+				if emptyRounds++; emptyRounds == 2 {
+					return nil
+				}
+				wait = settle
+			} else {
+				emptyRounds = 0
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("cutover: database fence on %s: %d session(s) still ending: %w", inst.ID, left, ctx.Err())
+			case <-time.After(wait):
+			}
+		}
+	})
+}
+
+// allowConnections is one simple-protocol round trip that sets
+// ALLOW_CONNECTIONS on every database, in one implicit transaction.
+func allowConnections(dbs []string, allow bool) string {
+	var b strings.Builder
+	for _, db := range dbs {
+		fmt.Fprintf(&b, "ALTER DATABASE %s WITH ALLOW_CONNECTIONS %t;", pgx.Identifier{db}.Sanitize(), allow)
+	}
+	return b.String()
+}
+
+// byInstance groups targets by instance, in the order they come.
+func byInstance(targets []FenceTarget) [][]FenceTarget {
+	var out [][]FenceTarget
+	at := map[string]int{}
+	for _, t := range targets {
+		i, ok := at[t.Instance.ID]
+		if !ok {
+			i = len(out)
+			at[t.Instance.ID] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], t)
+	}
+	return out
+}
+
+func databasesOf(targets []FenceTarget) []string {
+	dbs := make([]string, len(targets))
+	for i, t := range targets {
+		dbs[i] = t.Tenant.Database
+	}
+	return dbs
 }

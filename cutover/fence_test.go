@@ -145,3 +145,59 @@ func TestDatabaseFenceEndsReplicationSessionsButSpared(t *testing.T) {
 		t.Errorf("%d rows, want 1", n)
 	}
 }
+
+// TestDatabaseFenceHoldsASet: HoldAll fences many databases of an
+// instance at once (a conversion's window): a session of each is ended,
+// no new session gets in, a database outside the set is left alone, and
+// ReleaseAll opens them all again.
+func TestDatabaseFenceHoldsASet(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	inst := localpgtest.Start(t, nil)
+	src := fleet.Instance{ID: "src", Admin: inst.ConnString("postgres")}
+	var targets []cutover.FenceTarget
+	var sessions []*pgx.Conn
+	for _, db := range []string{"t1", "t 2", "T3", "outside"} {
+		localpgtest.CreateDatabase(t, inst, db)
+		conn, err := inst.Connect(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		sessions = append(sessions, conn)
+		if db != "outside" {
+			targets = append(targets, cutover.FenceTarget{Tenant: fleet.Tenant{ID: db, Database: db, Instance: "src"}, Instance: src})
+		}
+	}
+	var fence cutover.BatchFence = cutover.DatabaseFence{}
+	for range 2 { // HoldAll is idempotent
+		if err := fence.HoldAll(ctx, targets); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, tg := range targets {
+		if _, err := sessions[i].Exec(ctx, "SELECT 1"); err == nil {
+			t.Errorf("a session of %q survived the fence", tg.Tenant.Database)
+		}
+		if c, err := inst.Connect(ctx, tg.Tenant.Database); err == nil {
+			c.Close(ctx)
+			t.Errorf("a new session connected to the fenced %q", tg.Tenant.Database)
+		}
+	}
+	if _, err := sessions[3].Exec(ctx, "SELECT 1"); err != nil {
+		t.Errorf("the fence ended a session of a database outside the set: %v", err)
+	}
+	for range 2 { // ReleaseAll is idempotent
+		if err := fence.ReleaseAll(ctx, targets); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tg := range targets {
+		c, err := inst.Connect(ctx, tg.Tenant.Database)
+		if err != nil {
+			t.Errorf("%q after ReleaseAll: %v", tg.Tenant.Database, err)
+			continue
+		}
+		c.Close(ctx)
+	}
+}

@@ -25,7 +25,7 @@ type PgBouncerFence struct {
 	Database func(t FenceTarget) string
 }
 
-var _ Fence = PgBouncerFence{}
+var _ BatchFence = PgBouncerFence{}
 
 // Name implements Fence.
 func (PgBouncerFence) Name() string { return "pgbouncer" }
@@ -39,18 +39,28 @@ func (f PgBouncerFence) database(t FenceTarget) string {
 
 // Hold implements Fence.
 func (f PgBouncerFence) Hold(ctx context.Context, t FenceTarget) error {
-	return f.command(ctx, t, "PAUSE", true)
+	return f.HoldAll(ctx, []FenceTarget{t})
 }
 
 // Release implements Fence.
 func (f PgBouncerFence) Release(ctx context.Context, t FenceTarget) error {
-	return f.command(ctx, t, "RESUME", false)
+	return f.ReleaseAll(ctx, []FenceTarget{t})
 }
 
-// command runs PAUSE or RESUME unless the database is already in the
-// wanted state, which PgBouncer would report as an error.
-func (f PgBouncerFence) command(ctx context.Context, t FenceTarget, verb string, wantPaused bool) error {
-	db := f.database(t)
+// HoldAll implements BatchFence: PAUSE for each target's database, over
+// one connection to the admin console.
+func (f PgBouncerFence) HoldAll(ctx context.Context, targets []FenceTarget) error {
+	return f.command(ctx, targets, "PAUSE", true)
+}
+
+// ReleaseAll implements BatchFence: RESUME for each.
+func (f PgBouncerFence) ReleaseAll(ctx context.Context, targets []FenceTarget) error {
+	return f.command(ctx, targets, "RESUME", false)
+}
+
+// command runs PAUSE or RESUME for each target's database unless it is
+// already in the wanted state, which PgBouncer would report as an error.
+func (f PgBouncerFence) command(ctx context.Context, targets []FenceTarget, verb string, wantPaused bool) error {
 	cfg, err := pgx.ParseConfig(f.Admin)
 	if err != nil {
 		return fmt.Errorf("cutover: pgbouncer fence: Admin is not a valid connection string")
@@ -62,27 +72,35 @@ func (f PgBouncerFence) command(ctx context.Context, t FenceTarget, verb string,
 		return fmt.Errorf("cutover: pgbouncer fence: connect to the admin console: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	paused, err := pgBouncerPaused(ctx, conn, db)
+	paused, err := pgBouncerPaused(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("cutover: pgbouncer fence: %w", err)
 	}
-	if paused == wantPaused {
-		return nil
-	}
-	// Admin console commands take no parameters; the name is quoted as
-	// an identifier, which PgBouncer accepts.
-	if _, err := conn.Exec(ctx, verb+" "+pgx.Identifier{db}.Sanitize()); err != nil {
-		return fmt.Errorf("cutover: pgbouncer fence: %s %q: %w", verb, db, err)
+	for _, t := range targets {
+		db := f.database(t)
+		state, found := paused[db]
+		if !found {
+			return fmt.Errorf("cutover: pgbouncer fence: PgBouncer has no database %q: add it to [databases] or set PgBouncerFence.Database", db)
+		}
+		if state == wantPaused {
+			continue
+		}
+		// Admin console commands take no parameters; the name is quoted
+		// as an identifier, which PgBouncer accepts.
+		if _, err := conn.Exec(ctx, verb+" "+pgx.Identifier{db}.Sanitize()); err != nil {
+			return fmt.Errorf("cutover: pgbouncer fence: %s %q: %w", verb, db, err)
+		}
+		paused[db] = wantPaused
 	}
 	return nil
 }
 
 // pgBouncerPaused reads SHOW DATABASES, whose columns differ between
-// PgBouncer versions, by column name.
-func pgBouncerPaused(ctx context.Context, conn *pgx.Conn, db string) (bool, error) {
+// PgBouncer versions, by column name: whether each database is paused.
+func pgBouncerPaused(ctx context.Context, conn *pgx.Conn) (map[string]bool, error) {
 	rows, err := conn.Query(ctx, "SHOW DATABASES")
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer rows.Close()
 	nameCol, pausedCol := -1, -1
@@ -95,24 +113,15 @@ func pgBouncerPaused(ctx context.Context, conn *pgx.Conn, db string) (bool, erro
 		}
 	}
 	if nameCol < 0 || pausedCol < 0 {
-		return false, fmt.Errorf("SHOW DATABASES has no name or paused column: is this PgBouncer's admin console?")
+		return nil, fmt.Errorf("SHOW DATABASES has no name or paused column: is this PgBouncer's admin console?")
 	}
-	found, paused := false, false
+	paused := map[string]bool{}
 	for rows.Next() {
 		vals, err := rows.Values()
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		if fmt.Sprint(vals[nameCol]) == db {
-			found = true
-			paused = fmt.Sprint(vals[pausedCol]) == "1"
-		}
+		paused[fmt.Sprint(vals[nameCol])] = fmt.Sprint(vals[pausedCol]) == "1"
 	}
-	if err := rows.Err(); err != nil {
-		return false, err
-	}
-	if !found {
-		return false, fmt.Errorf("PgBouncer has no database %q: add it to [databases] or set PgBouncerFence.Database", db)
-	}
-	return paused, nil
+	return paused, rows.Err()
 }

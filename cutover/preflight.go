@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/daisychain-db/daisychain/fleet"
 )
 
@@ -14,73 +16,72 @@ func (r *run) preflight(ctx context.Context) (any, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %d problem(s):\n  - %s", ErrPreflight, len(problems), strings.Join(problems, "\n  - "))
 	}
-	return map[string]int64{"route_epoch": r.route.epoch}, nil
+	return map[string]int{"tenants": len(r.tenants)}, nil
 }
 
-// preflightProblems checks, read-only, everything the move needs: the
-// route, the source database, the target's capacity, and the stream's
-// own preflight.
+// preflightProblems checks, read-only, everything the run needs: every
+// tenant's route, the source databases, and what the copy needs (a
+// move's target capacity and stream, a conversion's replica).
 func (r *run) preflightProblems(ctx context.Context) []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-
-	route, err := r.m.cfg.Routes.Resolve(ctx, r.p.Tenant)
-	switch {
-	case err != nil:
-		add("route: %v", err)
-	case route.Instance != r.p.Source:
-		add("route: tenant %q is routed to %q but the catalog has it on %q: publish a route to %q first, or fix the catalog",
-			r.p.Tenant, route.Instance, r.p.Source, r.p.Source)
-	case route.Paused:
-		add("route: tenant %q's route is paused (epoch %d): another move may be under way; Resume it or publish an unpaused route",
-			r.p.Tenant, route.Epoch)
-	}
-	r.route.epoch = max(r.route.epoch, route.Epoch)
-
-	if err := checkSourceDatabase(ctx, r.src, r.p.Database); err != nil {
-		add("%v", err)
-	}
-	if err := r.checkCapacity(ctx); err != nil {
-		add("%v", err)
-	}
-	report, err := r.m.cfg.Provider.Preflight(ctx, r.spec())
-	if err != nil {
-		add("stream: %v", err)
-	} else {
-		for _, p := range report.Problems {
-			add("stream: %s", p)
+	for i, t := range r.tenants {
+		route, err := r.m.cfg.Routes.Resolve(ctx, t.ID)
+		switch {
+		case err != nil:
+			add("route of %q: %v", t.ID, err)
+		case route.Instance != r.src.ID:
+			add("route: tenant %q is routed to %q but the catalog has it on %q: publish a route to %q first, or fix the catalog",
+				t.ID, route.Instance, r.src.ID, r.src.ID)
+		case route.Paused:
+			add("route: tenant %q's route is paused (epoch %d): another move may be under way; Resume it or publish an unpaused route",
+				t.ID, route.Epoch)
 		}
+		r.routes[i].epoch = max(r.routes[i].epoch, route.Epoch)
 	}
-	return problems
+	for _, p := range checkSourceDatabases(ctx, r.src, r.databases()) {
+		add("%s", p)
+	}
+	return append(problems, r.copy.preflight(ctx)...)
 }
 
-// checkSourceDatabase: the database fence must find the database open to
-// connections (so releasing it restores exactly that), and prepared
-// transactions would be left behind on the source by a move.
-func checkSourceDatabase(ctx context.Context, src fleet.Instance, database string) error {
-	conn, err := connectAdmin(ctx, src, database)
+// checkSourceDatabases, over one connection: the database fence must find
+// each database open to connections (so releasing it restores exactly
+// that), and prepared transactions would be left behind on the source.
+func checkSourceDatabases(ctx context.Context, src fleet.Instance, dbs []string) []string {
+	conn, err := connectAdmin(ctx, src, dbs...)
 	if err != nil {
-		return err
+		return []string{err.Error()}
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	var allow, exists bool
-	var prepared int
-	err = conn.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_and(datallowconn), false),
-		(SELECT count(*) FROM pg_prepared_xacts WHERE database = $1)
-		FROM pg_database WHERE datname = $1`, database).Scan(&exists, &allow, &prepared)
-	switch {
-	case err != nil:
-		return fmt.Errorf("source database %q: %w", database, err)
-	case !exists:
-		return fmt.Errorf("source database %q does not exist on %s: fix the catalog", database, src)
-	case !allow:
-		return fmt.Errorf("source database %q does not allow connections (is it fenced by an earlier move? Resume that move): "+
-			"ALTER DATABASE ... ALLOW_CONNECTIONS true if it should serve", database)
-	case prepared > 0:
-		return fmt.Errorf("source database %q has %d prepared transaction(s): COMMIT PREPARED or ROLLBACK PREPARED them first",
-			database, prepared)
+	rows, err := conn.Query(ctx, `SELECT want.datname, d.datname IS NOT NULL, coalesce(d.datallowconn, false),
+		(SELECT count(*) FROM pg_prepared_xacts x WHERE x.database = want.datname)
+		FROM unnest($1::text[]) AS want(datname) LEFT JOIN pg_database d USING (datname)
+		ORDER BY want.datname`, dbs)
+	if err != nil {
+		return []string{fmt.Sprintf("source databases: %v", err)}
 	}
-	return nil
+	var problems []string
+	var db string
+	var exists, allow bool
+	var prepared int
+	_, err = pgx.ForEachRow(rows, []any{&db, &exists, &allow, &prepared}, func() error {
+		switch {
+		case !exists:
+			problems = append(problems, fmt.Sprintf("source database %q does not exist on %s: fix the catalog", db, src))
+		case !allow:
+			problems = append(problems, fmt.Sprintf("source database %q does not allow connections (is it fenced by an earlier move? Resume that move): "+
+				"ALTER DATABASE ... ALLOW_CONNECTIONS true if it should serve", db))
+		case prepared > 0:
+			problems = append(problems, fmt.Sprintf("source database %q has %d prepared transaction(s): COMMIT PREPARED or ROLLBACK PREPARED them first",
+				db, prepared))
+		}
+		return nil
+	})
+	if err != nil {
+		return []string{fmt.Sprintf("source databases: %v", err)}
+	}
+	return problems
 }
 
 // checkCapacity: the target must stay within its Limits with the tenant

@@ -50,10 +50,15 @@ type StepTiming struct {
 
 // Report is what a move did and measured.
 type Report struct {
-	Move   string `json:"move"`
+	Move string `json:"move"`
+	// Kind is "move" (Move) or "convert" (Convert).
+	Kind string `json:"kind"`
+	// Tenant is the tenant moved; for a conversion, how many.
 	Tenant string `json:"tenant"`
-	Source string `json:"source"`
-	Target string `json:"target"`
+	// Tenants is how many tenants the window held: 1 for a move.
+	Tenants int    `json:"tenants"`
+	Source  string `json:"source"`
+	Target  string `json:"target"`
 
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
@@ -69,8 +74,16 @@ type Report struct {
 	WindowBudget time.Duration `json:"window_budget_ns"`
 	// BytesCopied by the stream's initial copy.
 	BytesCopied int64 `json:"bytes_copied"`
-	// Verified is the level the target was verified at in the window.
+	// Verified is the level the target was verified at: its snapshot
+	// taken in the window, compared with the frozen source after the
+	// switch. Off when it was not (VerifyError says why).
 	Verified replica.VerifyLevel `json:"verified"`
+	// VerifyMismatch says what differs when the verification found the
+	// target unlike the source (replica.ErrVerifyMismatch): the switch is
+	// done, so it is reported, not rolled back. Empty when nothing does.
+	VerifyMismatch string `json:"verify_mismatch,omitempty"`
+	// VerifyError says why the target could not be verified.
+	VerifyError string `json:"verify_error,omitempty"`
 	// Fences that were held, by name.
 	Fences []string `json:"fences"`
 
@@ -89,10 +102,20 @@ func (r *Report) String() string {
 	if r.RolledBack {
 		outcome = "rolled back (" + r.RollbackReason + ")"
 	}
-	fmt.Fprintf(&b, "move %s: tenant %s %s -> %s: %s\n", r.Move, r.Tenant, r.Source, r.Target, outcome)
+	if r.Kind == kindConvert {
+		fmt.Fprintf(&b, "conversion %s: %d tenants %s -> %s: %s\n", r.Move, r.Tenants, r.Source, r.Target, outcome)
+	} else {
+		fmt.Fprintf(&b, "move %s: tenant %s %s -> %s: %s\n", r.Move, r.Tenant, r.Source, r.Target, outcome)
+	}
 	fmt.Fprintf(&b, "  window %s (budget %s), fences %s, verified %s, %d bytes copied, total %s\n",
 		r.Window.Round(time.Millisecond), r.WindowBudget, strings.Join(r.Fences, "+"), r.Verified,
 		r.BytesCopied, r.Finished.Sub(r.Started).Round(time.Millisecond))
+	if r.VerifyMismatch != "" {
+		fmt.Fprintf(&b, "  VERIFY MISMATCH: %s\n", r.VerifyMismatch)
+	}
+	if r.VerifyError != "" {
+		fmt.Fprintf(&b, "  not verified: %s\n", r.VerifyError)
+	}
 	for _, s := range r.Steps {
 		fmt.Fprintf(&b, "  %-15s %10s", s.Step, s.Duration.Round(100*time.Microsecond))
 		if s.Err != "" {

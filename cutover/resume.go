@@ -8,72 +8,56 @@ import (
 	"time"
 
 	"github.com/daisychain-db/daisychain/flags"
-	"github.com/daisychain-db/daisychain/replica"
+	"github.com/daisychain-db/daisychain/fleet"
 )
 
 // publishedReader is the optional capability of a Publisher to read back
 // the route it holds for a tenant, authoritatively (the in-memory and
-// PostgreSQL providers have it). Resume uses it to learn whether a switch
-// that was cut off went through; without it, Routes is asked.
+// PostgreSQL providers have it). Resume uses it to learn which routes a
+// run published and whether a switch that was cut off went through;
+// without it, Routes is asked for epochs and a cut-off switch stays
+// undecided.
 type publishedReader interface {
 	Published(ctx context.Context, tenantID string) (flags.Route, bool, error)
 }
 
-// Resume completes or rolls back a move after a crash, from its journal:
-// a move whose switch went through is completed (catalog, stream
-// finished); any other is rolled back, so the tenant is served by exactly
-// one instance. A done move whose Retire was cut off or failed is
-// retired. Resuming a move that is over returns its outcome. An ID whose
-// journal is not a move's or a conversion's (a chain's) is refused with
-// ErrNotAMove, changing nothing.
+// Resume completes or rolls back a move or a conversion after a crash,
+// from its journal: one whose switch went through is completed (catalog,
+// stream finished); any other is rolled back, so every tenant is served
+// by exactly one instance. A done move whose Retire was cut off or
+// failed is retired. Resuming a run that is over returns its outcome. An
+// ID whose journal is not a move's or a conversion's (a chain's) is
+// refused with ErrNotAMove, changing nothing.
 func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	entries, err := m.moveEntries(ctx, moveID)
 	if err != nil {
 		return nil, err
 	}
-	var p plan
-	var cp convertPlan
-	for _, e := range entries {
-		if e.Step == StepPlan && e.Status == StatusFinished {
-			if err := json.Unmarshal(e.Detail, &cp); err == nil && cp.Kind == "convert" {
-				return m.resumeConversion(ctx, moveID, cp)
-			}
-			if err := json.Unmarshal(e.Detail, &p); err != nil {
-				return nil, fmt.Errorf("cutover: resume %q: the journaled plan is unreadable: %w", moveID, err)
-			}
-		}
+	p, found, err := journaledPlan(moveID, entries)
+	if err != nil {
+		return nil, fmt.Errorf("cutover: resume: %w", err)
 	}
-	if p.Move == "" {
+	if !found {
 		return m.closeUnplanned(ctx, moveID, entries)
 	}
-	locks, err := m.lock(ctx, fmt.Sprintf("move %q", moveID), movePlanLocks(p)...)
+	locks, err := m.lock(ctx, p.holder(), p.locks()...)
 	if err != nil {
 		return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
 	}
 	defer locks.Release()
-	// Read again under the lock: the move may have ended meanwhile.
+	// Read again under the lock: the run may have ended meanwhile.
 	if entries, err = m.cfg.Journal.Entries(ctx, moveID); err != nil {
 		return nil, err
 	}
-	tenant, err := m.cfg.Catalog.Locate(ctx, p.Tenant)
+	r, err := m.resumedRun(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
 	}
-	src, err := m.cfg.Catalog.Instance(ctx, p.Source)
-	if err != nil {
-		return nil, fmt.Errorf("cutover: resume %q: source: %w", moveID, err)
-	}
-	tgt, err := m.cfg.Catalog.Instance(ctx, p.Target)
-	if err != nil {
-		return nil, fmt.Errorf("cutover: resume %q: target: %w", moveID, err)
-	}
-	tenant.Instance = p.Source // the fences guard the source copy
-	r := m.newRun(p, tenant, src, tgt)
 	r.rep.Resumed = true
-	defer r.close()
+	defer r.close(ctx)
 
 	last := entries[len(entries)-1]
-	if !last.Terminal() && isDone(entries) {
+	if !last.Terminal() && isDone(entries) && !p.convert() {
 		// Done, then a Retire that was cut off or failed: finish it.
 		if err := m.retire(ctx, moveID, p); err != nil {
 			return r.rep, err
@@ -96,31 +80,12 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 		if seen[e.Step] != StatusFinished {
 			seen[e.Step] = e.Status
 		}
-		var d epochDetail
-		if json.Unmarshal(e.Detail, &d) == nil {
-			r.route.epoch = max(r.route.epoch, d.Epoch)
-		}
 	}
-	_, r.route.touched = seen[StepPause]
-	if _, ok := seen[StepSwitch]; ok {
-		r.route.touched = true
+	if err := r.restore(ctx, entries, seen); err != nil {
+		return r.rep, fmt.Errorf("cutover: resume %q: %w", moveID, err)
 	}
-	_, r.streamTouched = seen[StepStream]
-	if _, ok := seen[StepFence]; ok {
-		// The fences that went up, whatever is configured now; Release
-		// is idempotent.
-		if r.held, err = m.heldBefore(entries); err != nil {
-			return r.rep, fmt.Errorf("cutover: resume %q: %w", moveID, err)
-		}
-	}
-	if route, err := m.cfg.Routes.Resolve(ctx, p.Tenant); err == nil {
-		r.route.epoch = max(r.route.epoch, route.Epoch)
-	}
-
-	switched := seen[StepSwitch] == StatusFinished
-	_, r.switchAttempted = seen[StepSwitch]
-	if switched {
-		err = r.resumeForward(ctx, seen)
+	if seen[StepSwitch] == StatusFinished {
+		err = r.afterSwitch(ctx, nil, seen)
 	} else {
 		err = r.rollback(ctx, fmt.Errorf("resumed after an interruption at %s (%s)", last.Step, last.Status))
 		if errors.Is(err, ErrRolledBack) {
@@ -130,6 +95,97 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	}
 	r.rep.Finished = time.Now()
 	return r.rep, err
+}
+
+// resumedRun rebuilds the run of a journaled plan from the catalog.
+func (m *Mover) resumedRun(ctx context.Context, p plan) (*run, error) {
+	src, err := m.cfg.Catalog.Instance(ctx, p.source())
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	// A conversion's new instance is in the catalog only once registered.
+	tgt, err := m.cfg.Catalog.Instance(ctx, p.destination())
+	if err != nil && (!p.convert() || !errors.Is(err, fleet.ErrInstanceNotFound)) {
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	tenants := p.Tenants
+	if !p.convert() {
+		tenants = []fleet.Tenant{{ID: p.Tenant, Database: p.Database, Instance: p.Source}}
+	}
+	return m.newRun(p, tenants, src, tgt), nil
+}
+
+// restore sets what the journal says the interrupted run did: which
+// routes it may have published, and at which epochs; which fences may be
+// up; what of the copy exists.
+func (r *run) restore(ctx context.Context, entries []Entry, seen map[Step]Status) error {
+	floor := journaledEpoch(entries)
+	for i := range r.routes {
+		r.routes[i].epoch = floor
+	}
+	_, paused := seen[StepPause]
+	_, r.switchAttempted = seen[StepSwitch]
+	if paused || r.switchAttempted {
+		if err := r.readRoutesBack(ctx); err != nil {
+			return err
+		}
+	}
+	r.copy.resumed(seen)
+	if _, ok := seen[StepFence]; ok {
+		// The fences that went up, whatever is configured now; Release
+		// is idempotent.
+		held, err := r.m.heldBefore(entries)
+		if err != nil {
+			return err
+		}
+		r.held = held
+	}
+	return nil
+}
+
+// readRoutesBack learns which routes the run published, and their
+// epochs: from the Publisher, a route is the run's to undo only if the
+// run published it; without Published, every route is taken as touched,
+// at the epoch Routes has.
+func (r *run) readRoutesBack(ctx context.Context) error {
+	pr, ok := r.m.cfg.Publisher.(publishedReader)
+	return inParallel(ctx, len(r.routes), parallelDefault, func(ctx context.Context, i int) error {
+		tr := &r.routes[i]
+		if !ok {
+			tr.touched = true
+			if route, err := r.m.cfg.Routes.Resolve(ctx, tr.tenant); err == nil {
+				tr.epoch = max(tr.epoch, route.Epoch)
+			}
+			return nil
+		}
+		route, found, err := pr.Published(ctx, tr.tenant)
+		if err != nil {
+			return err
+		}
+		if found {
+			tr.epoch = max(tr.epoch, route.Epoch)
+			tr.touched = route.Move == r.p.Move
+		}
+		return nil
+	})
+}
+
+// journaledEpoch is the highest epoch the journal says the run
+// published; journals written before held one detail per tenant.
+func journaledEpoch(entries []Entry) int64 {
+	var floor int64
+	for _, e := range entries {
+		var one epochDetail
+		var many []epochDetail
+		if json.Unmarshal(e.Detail, &one) == nil {
+			floor = max(floor, one.Epoch)
+		} else if json.Unmarshal(e.Detail, &many) == nil {
+			for _, d := range many {
+				floor = max(floor, d.Epoch)
+			}
+		}
+	}
+	return floor
 }
 
 // moveEntries returns the journal of a move or a conversion, refusing
@@ -157,66 +213,6 @@ func isDone(entries []Entry) bool {
 	return false
 }
 
-// movePlanLocks are the locks of a planned move (see run.wantLocks).
-func movePlanLocks(p plan) []Lock {
-	return []Lock{tenantLock(p.Tenant), instanceLock(p.Source, true), instanceLock(p.Target, true)}
-}
-
-// switchWentThrough reads the tenant's route back from the Publisher:
-// the switch went through if it points at the target, unpaused, published
-// by this move. Only an authoritative read can tell, so a Publisher
-// without Published makes it an error rather than a guess.
-func (m *Mover) switchWentThrough(ctx context.Context, r *run) (bool, error) {
-	pr, ok := m.cfg.Publisher.(publishedReader)
-	if !ok {
-		return false, fmt.Errorf("the Publisher (%T) cannot read routes back (it has no Published method)", m.cfg.Publisher)
-	}
-	route, found, err := pr.Published(ctx, r.p.Tenant)
-	if err != nil || !found {
-		return false, err
-	}
-	r.route.epoch = max(r.route.epoch, route.Epoch)
-	return route.Move == r.p.Move && route.Instance == r.p.Target && !route.Paused, nil
-}
-
-// resumeForward completes a switched move.
-func (r *run) resumeForward(ctx context.Context, seen map[Step]Status) error {
-	if seen[StepCatalog] != StatusFinished {
-		if err := r.step(ctx, StepCatalog, r.recordInCatalog); err != nil {
-			return err
-		}
-	}
-	if seen[StepFinishStream] != StatusFinished {
-		if err := r.step(ctx, StepFinishStream, r.finishStream); err != nil {
-			return err
-		}
-	}
-	return r.step(ctx, StepDone, func(context.Context) (any, error) { return nil, nil })
-}
-
-// streamFinisher is the optional capability of a replica.Provider to
-// finish a stream without a handle.
-type streamFinisher interface {
-	Finish(ctx context.Context, spec replica.Spec) error
-}
-
-// finishStream finishes the stream, through the handle this run holds or,
-// in a move resumed after its switch, without one.
-func (r *run) finishStream(ctx context.Context) (any, error) {
-	if r.stream != nil {
-		return nil, r.stream.Finish(ctx)
-	}
-	if f, ok := r.m.cfg.Provider.(streamFinisher); ok {
-		return nil, f.Finish(ctx, r.spec())
-	}
-	s, err := r.m.cfg.Provider.Start(ctx, r.spec())
-	if err != nil {
-		return nil, err
-	}
-	r.stream = s
-	return nil, s.Finish(ctx)
-}
-
 // closeUnplanned ends a move interrupted before its plan was recorded:
 // nothing else ran, so there is nothing to undo.
 func (m *Mover) closeUnplanned(ctx context.Context, moveID string, entries []Entry) (*Report, error) {
@@ -232,24 +228,4 @@ func (m *Mover) closeUnplanned(ctx context.Context, moveID string, entries []Ent
 	}
 	rep.Finished = time.Now()
 	return rep, nil
-}
-
-// resumeConversion takes the locks of a conversion's tenants and resumes
-// it.
-func (m *Mover) resumeConversion(ctx context.Context, moveID string, p convertPlan) (*Report, error) {
-	locks, err := m.lock(ctx, fmt.Sprintf("conversion %q", moveID), p.locks()...)
-	if err != nil {
-		return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
-	}
-	defer locks.Release()
-	entries, err := m.cfg.Journal.Entries(ctx, moveID)
-	if err != nil {
-		return nil, err
-	}
-	if last := entries[len(entries)-1]; last.Terminal() {
-		rep := &Report{Move: moveID, Source: p.Instance, Target: p.NewInstance, Resumed: true,
-			RolledBack: last.Step == StepRolledBack, Finished: time.Now()}
-		return rep, nil
-	}
-	return m.resumeConvert(ctx, entries, p)
 }

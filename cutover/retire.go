@@ -2,7 +2,6 @@ package cutover
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -26,7 +25,7 @@ func (m *Mover) Retire(ctx context.Context, moveID string) error {
 	if err != nil {
 		return err
 	}
-	p, err := journaledPlan(moveID, entries)
+	p, err := retirablePlan(moveID, entries)
 	if err != nil {
 		return err
 	}
@@ -63,17 +62,13 @@ func retired(entries []Entry) bool {
 	return false
 }
 
-// journaledPlan reads a tenant move's plan from its journal.
-func journaledPlan(moveID string, entries []Entry) (plan, error) {
-	var p plan
-	for _, e := range entries {
-		if e.Step == StepPlan && e.Status == StatusFinished {
-			if err := json.Unmarshal(e.Detail, &p); err != nil {
-				return plan{}, fmt.Errorf("cutover: retire %q: the journaled plan is unreadable: %w", moveID, err)
-			}
-		}
+// retirablePlan reads a tenant move's plan from its journal.
+func retirablePlan(moveID string, entries []Entry) (plan, error) {
+	p, _, err := journaledPlan(moveID, entries)
+	if err != nil {
+		return plan{}, fmt.Errorf("cutover: retire: %w", err)
 	}
-	if p.Tenant == "" {
+	if p.convert() || p.Tenant == "" {
 		return plan{}, fmt.Errorf("%w: %q has no tenant move's plan (a conversion leaves its old instance to its owner)", ErrNotRetirable, moveID)
 	}
 	return p, nil

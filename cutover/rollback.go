@@ -5,70 +5,54 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/daisychain-db/daisychain/replica"
 )
 
-// rollbackTimeout bounds a rollback, which runs even when the move's
+// rollbackTimeout bounds a rollback, which runs even when the run's
 // context has ended.
 const rollbackTimeout = 2 * time.Minute
 
-// streamAborter is the optional capability of a replica.Provider to abort
-// a stream without a handle (replica/logical has it).
-type streamAborter interface {
-	Abort(ctx context.Context, spec replica.Spec) error
-}
-
-// rollback undoes a move that has not switched: fences released, the
-// route back to the source unpaused with a new epoch, the stream aborted
-// (unless kept). It returns cause wrapped in ErrRolledBack, or joined with
-// the rollback's own failure, in which case the move stays open in the
-// journal for Resume.
+// rollback undoes a run that has not switched: fences released, the
+// routes back to the source unpaused with new epochs, the copy removed
+// (a stream aborted unless kept; a replica that was not promoted
+// removed, a registered new instance unregistered). It returns cause
+// wrapped in ErrRolledBack, or joined with the rollback's own failure, in
+// which case the run stays open in the journal for Resume.
 func (r *run) rollback(ctx context.Context, cause error) error {
-	reason, _ := r.rollbackReason(cause)
+	reason := r.rollbackReason(cause)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
 	if r.switchAttempted {
 		// A switch that failed may still have committed: then the
-		// target serves, and going back would lose what it took.
-		switched, err := r.m.switchWentThrough(ctx, r)
+		// destination serves, and going back would lose what it took.
+		switched, err := r.switchWentThrough(ctx)
 		if err != nil {
-			return errors.Join(cause, fmt.Errorf("cutover: cannot tell whether the switch went through, so the move stays open for Resume: %w", err))
+			return errors.Join(cause, fmt.Errorf("cutover: cannot tell whether the switch went through, so %q stays open for Resume: %w", r.p.Move, err))
 		}
 		if switched {
 			r.closeWindow()
-			return r.afterSwitch(ctx)
+			return r.afterSwitch(ctx, nil, nil)
 		}
 	}
-	// In this order, each step only once the one before it worked: the
-	// fences down, then the route back to the source, and only with the
-	// source serving again, the target's copy dropped. A failure leaves
-	// the move open for Resume with nothing lost.
+	// In this order, each only once the one before it worked: the fences
+	// down, then the routes back to the source, and only with the source
+	// serving again, the copy removed. A failure leaves the run open for
+	// Resume with nothing lost.
 	err := r.step(ctx, StepRollback, func(ctx context.Context) (any, error) {
-		var errs []error
-		for i := len(r.held) - 1; i >= 0; i-- {
-			if err := r.held[i].Release(ctx, r.fenceTarget()); err != nil {
-				errs = append(errs, fmt.Errorf("release fence %s: %w", r.held[i].Name(), err))
-			}
+		if err := r.releaseFences(ctx); err != nil {
+			return nil, err
 		}
-		if len(errs) > 0 {
-			return nil, errors.Join(errs...)
-		}
-		var published *epochDetail
-		if r.route.touched {
-			d, err := r.publish(ctx, r.src, false)
-			if err != nil {
-				return nil, fmt.Errorf("route back to %s: %w", r.p.Source, err)
-			}
-			published = &d
+		// Every touched route is published back even if one fails; the
+		// copy goes only when all were.
+		touched := r.routeRefs(func(tr *tenantRoute) bool { return tr.touched })
+		if err := r.m.publishSet(ctx, touched, r.src, false); err != nil {
+			return nil, fmt.Errorf("routes back to %s: %w", r.src.ID, err)
 		}
 		r.closeWindow()
-		if r.streamTouched && !r.p.KeepStream {
-			if err := r.abortStream(ctx); err != nil {
-				return nil, fmt.Errorf("abort stream (the source serves again): %w", err)
-			}
+		d := map[string]any{"reason": reason, "routes": len(touched)}
+		if err := r.copy.undo(ctx, d); err != nil {
+			return nil, err
 		}
-		return map[string]any{"reason": reason, "route": published}, nil
+		return d, nil
 	})
 	if err != nil {
 		return errors.Join(cause, err)
@@ -76,17 +60,54 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 	return r.rolledBack(ctx, cause, reason)
 }
 
-func (r *run) abortStream(ctx context.Context) error {
-	if r.stream != nil {
-		return r.stream.Abort(ctx)
+// switchWentThrough reads the routes back from the Publisher: the switch
+// went through if they point at the destination, unpaused, published by
+// this run. Only an authoritative read can tell, so a Publisher without
+// Published makes it an error rather than a guess. When some switched
+// and some did not (a batch cut off tenant by tenant), it goes forward:
+// the routes that switched serve from the destination already, and the
+// others are published there too.
+func (r *run) switchWentThrough(ctx context.Context) (bool, error) {
+	pr, ok := r.m.cfg.Publisher.(publishedReader)
+	if !ok {
+		return false, fmt.Errorf("the Publisher (%T) cannot read routes back (it has no Published method)", r.m.cfg.Publisher)
 	}
-	if a, ok := r.m.cfg.Provider.(streamAborter); ok {
-		return a.Abort(ctx, r.spec())
-	}
-	s, err := r.m.cfg.Provider.Start(ctx, r.spec())
+	switched := make([]bool, len(r.routes))
+	err := inParallel(ctx, len(r.routes), parallelDefault, func(ctx context.Context, i int) error {
+		tr := &r.routes[i]
+		route, found, err := pr.Published(ctx, tr.tenant)
+		if err != nil || !found {
+			return err
+		}
+		tr.epoch = max(tr.epoch, route.Epoch)
+		switched[i] = route.Move == r.p.Move && route.Instance == r.p.destination() && !route.Paused
+		return nil
+	})
 	if err != nil {
-		return err
+		return false, err
 	}
-	r.stream = s
-	return s.Abort(ctx)
+	n := 0
+	for _, s := range switched {
+		if s {
+			n++
+		}
+	}
+	if n == 0 || n == len(r.routes) {
+		return n > 0, nil
+	}
+	if r.tgt.ID == "" {
+		if r.tgt, err = r.m.cfg.Catalog.Instance(ctx, r.p.destination()); err != nil {
+			return false, err
+		}
+	}
+	var rest []*tenantRoute
+	for i := range r.routes {
+		if !switched[i] {
+			rest = append(rest, &r.routes[i])
+		}
+	}
+	if err := r.m.publishSet(ctx, rest, r.tgt, false); err != nil {
+		return false, err
+	}
+	return true, nil
 }

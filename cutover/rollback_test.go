@@ -57,7 +57,7 @@ func TestFailureInEachStepRollsBack(t *testing.T) {
 	f := startFleet(t)
 	steps := []cutover.Step{cutover.StepPlan, cutover.StepPreflight, cutover.StepStream, cutover.StepCatchUp,
 		cutover.StepPause, cutover.StepDrain, cutover.StepFence, cutover.StepBarrier, cutover.StepWaitTarget,
-		cutover.StepSyncSequences, cutover.StepVerify, cutover.StepSwitch}
+		cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepSwitch}
 	w := cutovertest.StartWorkload(f.Router, "acme", 2)
 	defer w.Stop()
 	for _, failAt := range steps {
@@ -103,7 +103,7 @@ func TestBudgetExceededRollsBack(t *testing.T) {
 	mover, err := f.Mover(&cutover.Config{
 		WindowBudget: 500 * time.Millisecond,
 		BeforeStep: func(ctx context.Context, _ string, s cutover.Step) error {
-			if s == cutover.StepVerify { // a verification that takes too long
+			if s == cutover.StepSnapshot { // a snapshot that takes too long
 				select {
 				case <-ctx.Done():
 					return ctx.Err()

@@ -21,19 +21,29 @@ type tenantRoute struct {
 	touched bool
 }
 
-// epochDetail is journaled by the steps that publish a route.
+// next is the route to inst at the epoch after the highest seen.
+func (tr *tenantRoute) next(inst fleet.Instance, paused bool) flags.Route {
+	route := flags.RouteTo(inst, tr.database, tr.epoch+1)
+	route.Paused, route.Move = paused, tr.move
+	return route
+}
+
+// epochDetail is journaled by the steps that publish routes: the highest
+// epoch published, which Resume takes as the floor of every route of the
+// set (epochs need only grow). Journals written before held one per
+// tenant, which Resume reads too.
 type epochDetail struct {
 	Tenant   string `json:"tenant,omitempty"`
+	Tenants  int    `json:"tenants,omitempty"`
 	Epoch    int64  `json:"epoch"`
 	Instance string `json:"instance"`
 	Paused   bool   `json:"paused"`
 }
 
 // publishRoute makes the tenant's route point at inst with the next epoch.
-// A Publish lost with its connection is tried again (see publish).
+// A Publish lost with its connection is tried again (see retryPublish).
 func (m *Mover) publishRoute(ctx context.Context, tr *tenantRoute, inst fleet.Instance, paused bool) (epochDetail, error) {
-	route := flags.RouteTo(inst, tr.database, tr.epoch+1)
-	route.Paused, route.Move = paused, tr.move
+	route := tr.next(inst, paused)
 	tr.touched = true // even a failed Publish may have committed
 	err := m.publish(ctx, tr.tenant, route)
 	if errors.Is(err, flags.ErrStaleEpoch) {
@@ -60,11 +70,16 @@ func (m *Mover) publishRoute(ctx context.Context, tr *tenantRoute, inst fleet.In
 	return epochDetail{Tenant: tr.tenant, Epoch: route.Epoch, Instance: inst.ID, Paused: paused}, nil
 }
 
-// publish publishes a route, trying again while the control database
+// publish publishes a route (see retryPublish).
+func (m *Mover) publish(ctx context.Context, tenant string, route flags.Route) error {
+	return m.retryPublish(ctx, func() error { return m.cfg.Publisher.Publish(ctx, tenant, route) })
+}
+
+// retryPublish runs a publish again while the control database
 // connection is lost (see retryControl): a failover or a terminated
 // session must not fail a switch. What the Publisher refused for the
-// route itself is final.
-func (m *Mover) publish(ctx context.Context, tenant string, route flags.Route) error {
+// routes themselves is final.
+func (m *Mover) retryPublish(ctx context.Context, op func() error) error {
 	return retryControl(ctx, func(err error) bool {
 		for _, refused := range []error{flags.ErrStaleEpoch, flags.ErrInvalidRoute, flags.ErrUnknownInstance,
 			flags.ErrEndpointMismatch, flags.ErrClosed} {
@@ -73,7 +88,7 @@ func (m *Mover) publish(ctx context.Context, tenant string, route flags.Route) e
 			}
 		}
 		return false
-	}, func() error { return m.cfg.Publisher.Publish(ctx, tenant, route) })
+	}, op)
 }
 
 // readPublished reads the tenant's route back from the Publisher, if it

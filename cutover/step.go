@@ -16,9 +16,10 @@ const (
 	StepBarrier       Step = "barrier"        // the source's position after the fence
 	StepWaitTarget    Step = "wait_target"    // the target has applied the barrier
 	StepSyncSequences Step = "sync_sequences" // sequences copied to the target
-	StepVerify        Step = "verify"         // target compared with source
+	StepSnapshot      Step = "snapshot"       // schema checked; the target's state held for verification
 	StepSwitch        Step = "switch"         // route published to the target: the point of no return
 	StepCatalog       Step = "catalog"        // the catalog records the tenant on the target
+	StepVerify        Step = "verify"         // the target's snapshot compared with the frozen source
 	StepFinishStream  Step = "finish_stream"  // replication objects dropped; target independent
 	StepRollback      Step = "rollback"       // undo: release fences, route back to the source
 	StepDone          Step = "done"           // terminal: the tenant is on the target

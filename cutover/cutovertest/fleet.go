@@ -61,7 +61,7 @@ type trackingConverter struct{ f *Fleet }
 func LocalConverter() replica.Converter {
 	// The replica's roles and passwords are the source's; a password in
 	// its config makes localpg authenticate TCP with SCRAM, not trust.
-	return &physical.Converter{Replica: localpg.Config{Name: "converted", Password: "(the source's)"}}
+	return &physical.Converter{Replica: localpg.Config{Name: "converted", Password: "(the source's)", Settings: instanceSettings}}
 }
 
 func (t trackingConverter) Start(ctx context.Context, spec replica.ConvertSpec) (replica.Conversion, error) {
@@ -157,6 +157,10 @@ func passwordOf(name string) string {
 	return "pw-" + base + "-secret"
 }
 
+// instanceSettings bound the WAL a replication slot may keep, as the
+// streams' and the converter's preflights require of a source.
+var instanceSettings = map[string]string{"max_slot_wal_keep_size": "16GB"}
+
 // ConvertedID names the n-th converted replica of an instance.
 func ConvertedID(instance string, n int) string {
 	base, _, _ := strings.Cut(instance, ".")
@@ -180,7 +184,7 @@ func StartFleet(ctx context.Context, cfg *FleetConfig) (_ *Fleet, err error) {
 		}
 	}()
 	start := func(name string) (*localpg.Instance, error) {
-		return localpg.Start(ctx, &localpg.Config{Name: name, Password: passwordOf(name), Logger: c.Logger})
+		return localpg.Start(ctx, &localpg.Config{Name: name, Password: passwordOf(name), Logger: c.Logger, Settings: instanceSettings})
 	}
 	if f.ControlInstance, err = start("control"); err != nil {
 		return nil, err

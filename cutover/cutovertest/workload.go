@@ -23,11 +23,21 @@ const WorkloadSchema = `CREATE TABLE IF NOT EXISTS daisychain_workload (
 	at     timestamptz NOT NULL DEFAULT clock_timestamp(),
 	UNIQUE (worker, seq))`
 
+// Connector is how a Workload reaches its tenant's database: a
+// *flags.Router, or, for a comparison, an application that follows a
+// connection string. Do runs fn on a connection and returns its error;
+// an error it returns is one the application's user sees.
+type Connector interface {
+	Do(ctx context.Context, tenantID string, fn func(*pgxpool.Conn) error) error
+}
+
+var _ Connector = (*flags.Router)(nil)
+
 // Workload is an application writing to one tenant through a Router
 // without pause, on several connections, counting every acknowledged
 // write: what a move must not lose and should not interrupt for long.
 type Workload struct {
-	router  *flags.Router
+	router  Connector
 	tenant  string
 	base    int64 // worker IDs are base+i, unique across workloads
 	cancel  context.CancelFunc
@@ -56,14 +66,15 @@ type WorkloadStats struct {
 }
 
 // StartWorkload starts workers goroutines that each insert one row per
-// transaction into daisychain_workload through router, until Stop.
-func StartWorkload(router *flags.Router, tenant string, workers int) *Workload {
+// transaction into daisychain_workload through router (a *flags.Router),
+// until Stop.
+func StartWorkload(router Connector, tenant string, workers int) *Workload {
 	return StartPacedWorkload(router, tenant, workers, 0)
 }
 
 // StartPacedWorkload is StartWorkload with a pause after each write, for
 // many tenants on a small machine.
-func StartPacedWorkload(router *flags.Router, tenant string, workers int, pause time.Duration) *Workload {
+func StartPacedWorkload(router Connector, tenant string, workers int, pause time.Duration) *Workload {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Workload{router: router, tenant: tenant, cancel: cancel, acked: make([][]int64, workers), ackedCh: make(chan struct{}),
 		base: processBase + workerIDs.Add(int64(workers)) - int64(workers)}

@@ -30,18 +30,32 @@ import (
 	"github.com/daisychain-db/daisychain/fleet"
 )
 
-// summary is the -json output.
+// summary is the -json output. Windows of tenant moves and of
+// conversions are reported apart: a conversion holds every tenant of its
+// instance in one window.
 type summary struct {
-	TenantsMoved       int     `json:"tenants_moved"`
-	InstancesConverted int     `json:"instances_converted"`
-	WindowP50MS        float64 `json:"window_p50_ms"`
-	WindowMaxMS        float64 `json:"window_max_ms"`
-	AppWindowMaxMS     float64 `json:"app_window_max_ms"`
-	AppErrors          int64   `json:"app_errors"`
-	AcknowledgedWrites int64   `json:"acknowledged_writes"`
-	MissingWrites      int64   `json:"missing_writes"`
-	SpareTenantsAtEnd  int     `json:"spare_tenants_at_end"`
-	TotalMS            float64 `json:"total_ms"`
+	TenantsMoved       int `json:"tenants_moved"`
+	InstancesConverted int `json:"instances_converted"`
+	// WindowP50MS and WindowMaxMS are the tenant moves' windows.
+	WindowP50MS float64 `json:"window_p50_ms"`
+	WindowMaxMS float64 `json:"window_max_ms"`
+	// Conversions lists each conversion's window and tenants.
+	Conversions        []conversion `json:"conversions"`
+	AppWindowMaxMS     float64      `json:"app_window_max_ms"`
+	AppErrors          int64        `json:"app_errors"`
+	AcknowledgedWrites int64        `json:"acknowledged_writes"`
+	MissingWrites      int64        `json:"missing_writes"`
+	SpareTenantsAtEnd  int          `json:"spare_tenants_at_end"`
+	TotalMS            float64      `json:"total_ms"`
+}
+
+// conversion is one instance's conversion as the library measured it.
+type conversion struct {
+	Instance    string  `json:"instance"`
+	NewInstance string  `json:"new_instance"`
+	Tenants     int     `json:"tenants"`
+	WindowMS    float64 `json:"window_ms"`
+	RolledBack  bool    `json:"rolled_back"`
 }
 
 const (
@@ -107,31 +121,20 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 	if err != nil {
 		return summary{}, err
 	}
-	var windows []time.Duration
+	var windows []time.Duration // of the tenant moves
 	moveEvents, stopMoves := runner.Subscribe(drain.EventMoveFinished)
-	stepEvents, stopSteps := mover.Subscribe(cutover.EventWindowClosed)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for moveEvents != nil || stepEvents != nil {
-			select {
-			case e, ok := <-moveEvents:
-				if !ok {
-					moveEvents = nil
-					continue
-				}
-				status := "ok"
-				if e.Err != nil {
-					status = "failed: " + e.Err.Error()
-				}
-				say("  moved %-9s %-6s -> %-6s %s (%d/%d)", e.Move.Tenant, e.Move.From, e.Move.To, status, e.Done+e.Failed, e.Total)
-			case e, ok := <-stepEvents:
-				if !ok {
-					stepEvents = nil
-					continue
-				}
-				windows = append(windows, e.Elapsed)
+		for e := range moveEvents {
+			status := "ok"
+			if e.Err != nil {
+				status = "failed: " + e.Err.Error()
 			}
+			if e.Report != nil && e.Err == nil {
+				windows = append(windows, e.Report.Window)
+			}
+			say("  moved %-9s %-6s -> %-6s %s (%d/%d)", e.Move.Tenant, e.Move.From, e.Move.To, status, e.Done+e.Failed, e.Total)
 		}
 	}()
 	for _, w := range workloads {
@@ -141,7 +144,6 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 	res, chainErr := runner.Chain(ctx, drain.ChainRequest{Instances: chain, Spares: []string{"pg-s"},
 		Threshold: drain.Threshold{MaxFiles: fileThreshold}})
 	stopMoves()
-	stopSteps()
 	<-done
 	time.Sleep(200 * time.Millisecond)
 
@@ -160,8 +162,12 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 			if st.Refill != nil {
 				s.TenantsMoved += len(st.Refill.Moved)
 			}
-			if st.Convert != nil && !st.Convert.RolledBack {
-				s.InstancesConverted++
+			if c := st.Convert; c != nil {
+				if !c.RolledBack {
+					s.InstancesConverted++
+				}
+				s.Conversions = append(s.Conversions, conversion{Instance: c.Source, NewInstance: c.Target,
+					Tenants: c.Tenants, WindowMS: ms(c.Window), RolledBack: c.RolledBack})
 			}
 		}
 	}
@@ -190,8 +196,11 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 		if res != nil {
 			say("\n%s", res)
 		}
-		say("%d tenant moves and %d conversions; windows as the library measured them: p50 %.0f ms, max %.0f ms",
-			s.TenantsMoved, s.InstancesConverted, s.WindowP50MS, s.WindowMaxMS)
+		say("%d tenant moves; their windows as the library measured them: p50 %.0f ms, max %.0f ms",
+			s.TenantsMoved, s.WindowP50MS, s.WindowMaxMS)
+		for _, c := range s.Conversions {
+			say("conversion of %s onto %s: %d tenants in one window of %.0f ms", c.Instance, c.NewInstance, c.Tenants, c.WindowMS)
+		}
 		say("application: %d acknowledged writes, %d errors, longest pause of one tenant's writes %.0f ms; %d writes missing",
 			s.AcknowledgedWrites, s.AppErrors, s.AppWindowMaxMS, s.MissingWrites)
 		say("spare pg-s holds %d tenants at the end; done in %s", s.SpareTenantsAtEnd, time.Since(start).Round(time.Second))

@@ -26,12 +26,21 @@ func TestDaisychain(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
 	}
-	for _, k := range []string{"tenants_moved", "instances_converted", "window_p50_ms", "window_max_ms", "app_errors", "missing_writes"} {
+	for _, k := range []string{"tenants_moved", "instances_converted", "window_p50_ms", "window_max_ms", "conversions", "app_errors", "missing_writes"} {
 		if _, ok := got[k]; !ok {
 			t.Errorf("JSON has no %q", k)
 		}
 	}
 	if s.AppErrors != 0 || s.MissingWrites != 0 || s.InstancesConverted != 3 || s.TenantsMoved == 0 || s.SpareTenantsAtEnd != 0 {
 		t.Errorf("daisychain: %s", out.String())
+	}
+	// Each conversion is reported apart from the moves, with its tenants.
+	if len(s.Conversions) != 3 {
+		t.Errorf("%d conversions reported, want 3: %s", len(s.Conversions), out.String())
+	}
+	for _, c := range s.Conversions {
+		if c.Tenants == 0 || c.WindowMS <= 0 || c.NewInstance == "" {
+			t.Errorf("conversion %+v: want its tenants, window and new instance", c)
+		}
 	}
 }

@@ -37,6 +37,13 @@ type stream struct {
 	heldMu  sync.Mutex
 	held    *pgx.Conn
 	started time.Time
+	// fencing is set once FencePIDs was asked: a fence is about to end
+	// the pool's sessions, so the source is read through held first.
+	fencing atomic.Bool
+
+	// snap is the target's snapshot SnapshotTarget holds; nil when none.
+	snapMu sync.Mutex
+	snap   *targetSnapshot
 
 	dumpDir, dumpFile, firstList string
 	post                         []postItem // post-data objects, built after the copy
@@ -510,6 +517,7 @@ func (s *stream) removeDump() {
 }
 
 func (s *stream) closeResources() {
+	s.endSnapshot(context.Background())
 	if s.src != nil {
 		s.src.Close()
 	}
@@ -846,11 +854,16 @@ func flushTarget(ctx context.Context, tgt *pgxpool.Pool) error {
 //
 // A WAL sender restarts under another PID when its subscriber
 // reconnects, so call it right before ending sessions. The held
-// connection is left out while it is broken.
+// connection is left out while it is broken. From this call on, the
+// stream reads the source through its held connection first (see
+// readSource): the fence about to go up ends the pool's sessions, and
+// trying them inside the window would cost a failed query and a refused
+// connection each time.
 func (s *stream) FencePIDs(ctx context.Context) ([]uint32, error) {
 	if _, err := s.state(); err != nil {
 		return nil, err
 	}
+	s.fencing.Store(true)
 	var pids []uint32
 	s.heldMu.Lock()
 	if s.held != nil && !s.held.IsClosed() {
@@ -930,8 +943,18 @@ func (s *stream) SyncSequences(ctx context.Context) error {
 // readSource runs fn against the source tenant database: through the
 // pool, several queries at once (parallel), or, when the database refuses
 // connections or ended them (a fence), through the held WAL sender
-// connection, one query at a time. fn must be repeatable.
+// connection, one query at a time. Once a fence is announced (FencePIDs),
+// the held connection comes first, the pool only if it is gone. fn must
+// be repeatable.
 func (s *stream) readSource(ctx context.Context, fn func(q querier, parallel int) error) error {
+	if s.fencing.Load() {
+		s.heldMu.Lock()
+		if s.held != nil && !s.held.IsClosed() {
+			defer s.heldMu.Unlock()
+			return fn(s.held, 1)
+		}
+		s.heldMu.Unlock()
+	}
 	err := fn(s.src, 4)
 	if err == nil || ctx.Err() != nil || !(transient(err) || sqlState(err) == "55000") {
 		return err

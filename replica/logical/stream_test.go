@@ -523,6 +523,38 @@ func TestUnderDatabaseFence(t *testing.T) {
 	if _, err := st.Progress(ctx); err != nil {
 		t.Fatal(err)
 	}
+
+	// Verification after the switch: the target's snapshot, taken in the
+	// window, against the frozen source, while the application writes
+	// to the target again.
+	snapper, ok := st.(interface {
+		SnapshotTarget(ctx context.Context) (string, error)
+		VerifySnapshot(ctx context.Context, snapshot string, level replica.VerifyLevel) error
+	})
+	if !ok {
+		t.Fatal("the stream has no SnapshotTarget")
+	}
+	id, err := snapper.SnapshotTarget(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	execSQL(t, dst, db, `INSERT INTO events VALUES (1000000000, '2025-06-01', '{}')`)
+	if err := snapper.VerifySnapshot(ctx, id, replica.VerifyChecksums); err != nil {
+		t.Fatalf("the target's snapshot differs from the frozen source: %v", err)
+	}
+	if err := snapper.VerifySnapshot(ctx, id, replica.VerifyChecksums); err == nil {
+		t.Error("a snapshot verified once was verified again: it should have ended")
+	}
+	// A difference the snapshot holds is found: a row replaced, the
+	// counts equal.
+	execSQL(t, dst, db, `DELETE FROM events WHERE id = 1`)
+	if id, err = snapper.SnapshotTarget(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := snapper.VerifySnapshot(ctx, id, replica.VerifyChecksums); !errors.Is(err, replica.ErrVerifyMismatch) {
+		t.Errorf("VerifySnapshot of a target that differs: %v, want ErrVerifyMismatch", err)
+	}
+
 	if err := st.Finish(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -49,10 +47,10 @@ func (s *stream) Verify(ctx context.Context, level replica.VerifyLevel) error {
 }
 
 // verifyDatabases compares the tables of src and tgt, parallel tables at
-// a time (src must allow that many concurrent queries), the unlogged
+// a time (both must allow that many concurrent queries), the unlogged
 // ones too unless skipUnlogged. A failed query is the error; differences
 // are ErrVerifyMismatch.
-func verifyDatabases(ctx context.Context, src querier, tgt *pgxpool.Pool, level replica.VerifyLevel, parallel int, skipUnlogged bool) error {
+func verifyDatabases(ctx context.Context, src, tgt querier, level replica.VerifyLevel, parallel int, skipUnlogged bool) error {
 	rows, err := src.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind = 'r' AND `+userSchemas+` AND `+notExtensionMember("pg_class", "c.oid")+`

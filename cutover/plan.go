@@ -1,0 +1,97 @@
+package cutover
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// kindConvert marks a conversion's plan; a tenant move's has no kind.
+const kindConvert = "convert"
+
+// plan is a move or a conversion as journaled in StepPlan: with the
+// catalog, all that Resume needs. It holds no secrets.
+type plan struct {
+	// Kind is kindConvert for a conversion, empty for a tenant move.
+	Kind string `json:"kind,omitempty"`
+	Move string `json:"move"`
+
+	// A tenant move: one tenant, from Source to Target.
+	Tenant     string              `json:"tenant,omitempty"`
+	Database   string              `json:"database,omitempty"`
+	Source     string              `json:"source,omitempty"`
+	Target     string              `json:"target,omitempty"`
+	Verify     replica.VerifyLevel `json:"verify"`
+	KeepStream bool                `json:"keep_stream_on_rollback"`
+
+	// A conversion: every tenant of Instance, onto NewInstance.
+	Instance    string         `json:"instance,omitempty"`
+	NewInstance string         `json:"new_instance,omitempty"`
+	Limits      fleet.Limits   `json:"limits,omitzero"`
+	Tenants     []fleet.Tenant `json:"tenants,omitempty"`
+}
+
+func (p plan) convert() bool { return p.Kind == kindConvert }
+
+// source and destination are the IDs of the instances the tenants leave
+// and join.
+func (p plan) source() string {
+	if p.convert() {
+		return p.Instance
+	}
+	return p.Source
+}
+
+func (p plan) destination() string {
+	if p.convert() {
+		return p.NewInstance
+	}
+	return p.Target
+}
+
+// subject is what events and logs name: the tenant, or the instance.
+func (p plan) subject() string {
+	if p.convert() {
+		return p.Instance
+	}
+	return p.Tenant
+}
+
+// locks are what the run holds: a move, its tenant and a share of its
+// source and target, which no conversion may take meanwhile; a
+// conversion, its instance and the new one for itself, and every tenant
+// of the instance.
+func (p plan) locks() []Lock {
+	if !p.convert() {
+		return []Lock{tenantLock(p.Tenant), instanceLock(p.Source, true), instanceLock(p.Target, true)}
+	}
+	locks := []Lock{instanceLock(p.Instance, false), instanceLock(p.NewInstance, false)}
+	for _, t := range p.Tenants {
+		locks = append(locks, tenantLock(t.ID))
+	}
+	return locks
+}
+
+// holder names the run in lock conflicts.
+func (p plan) holder() string {
+	if p.convert() {
+		return fmt.Sprintf("conversion %q", p.Move)
+	}
+	return fmt.Sprintf("move %q", p.Move)
+}
+
+// journaledPlan reads the plan of a move or a conversion from its
+// journal; found is false when the plan was never recorded.
+func journaledPlan(id string, entries []Entry) (p plan, found bool, err error) {
+	for _, e := range entries {
+		if e.Step == StepPlan && e.Status == StatusFinished {
+			if err := json.Unmarshal(e.Detail, &p); err != nil {
+				return plan{}, false, fmt.Errorf("cutover: %q: the journaled plan is unreadable: %w", id, err)
+			}
+			found = true
+		}
+	}
+	return p, found && p.Move != "", nil
+}

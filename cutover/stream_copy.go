@@ -1,0 +1,231 @@
+package cutover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// streamCopy is a move's copier: a stream (Config.Provider, logical by
+// default) of the tenant database into the target instance.
+type streamCopy struct {
+	r      *run
+	stream replica.Stream
+	// touched: the stream may exist, so a rollback aborts it.
+	touched bool
+	// snapshot is the target's snapshot taken in the window, for the
+	// verification after the switch; verified: the stream could not
+	// take one, and the target was verified in the window.
+	snapshot string
+	verified bool
+}
+
+// targetSnapshotter is the optional capability of a replica.Stream to
+// hold a snapshot of the target, taken in the window, and compare it with
+// the fenced source after the switch (replica/logical has it).
+type targetSnapshotter interface {
+	SnapshotTarget(ctx context.Context) (string, error)
+	VerifySnapshot(ctx context.Context, snapshot string, level replica.VerifyLevel) error
+}
+
+// streamAborter is the optional capability of a replica.Provider to abort
+// a stream without a handle (replica/logical has it).
+type streamAborter interface {
+	Abort(ctx context.Context, spec replica.Spec) error
+}
+
+// streamFinisher is the optional capability of a replica.Provider to
+// finish a stream without a handle.
+type streamFinisher interface {
+	Finish(ctx context.Context, spec replica.Spec) error
+}
+
+// fencePIDer is the optional capability of a replica.Stream to name the
+// source backends it needs inside the window (replica/logical has it).
+type fencePIDer interface {
+	FencePIDs(ctx context.Context) ([]uint32, error)
+}
+
+func (c *streamCopy) spec() replica.Spec {
+	r := c.r
+	return replica.Spec{
+		ID:             r.p.Move,
+		Source:         r.src.Admin,
+		SourceDatabase: r.p.Database,
+		Target:         r.tgt.Admin,
+		TargetDatabase: r.p.Database,
+		Options:        replica.Options{Logger: r.m.cfg.Logger},
+	}
+}
+
+func (c *streamCopy) startStep() Step { return StepStream }
+
+func (c *streamCopy) start(ctx context.Context) (follower, error) {
+	c.touched = true
+	s, err := c.r.m.cfg.Provider.Start(ctx, c.spec())
+	if err != nil {
+		return nil, err
+	}
+	c.stream = s
+	return s, nil
+}
+
+// preflight: the target's capacity and the stream's own preflight.
+func (c *streamCopy) preflight(ctx context.Context) []string {
+	var problems []string
+	if err := c.r.checkCapacity(ctx); err != nil {
+		problems = append(problems, err.Error())
+	}
+	report, err := c.r.m.cfg.Provider.Preflight(ctx, c.spec())
+	if err != nil {
+		return append(problems, fmt.Sprintf("stream: %v", err))
+	}
+	for _, p := range report.Problems {
+		problems = append(problems, fmt.Sprintf("stream: %s", p))
+	}
+	return problems
+}
+
+func (c *streamCopy) ready(ctx context.Context) error {
+	if rd, ok := c.stream.(readier); ok {
+		return rd.Ready(ctx)
+	}
+	return nil
+}
+
+func (c *streamCopy) spare(ctx context.Context) ([]uint32, error) {
+	if fp, ok := c.stream.(fencePIDer); ok {
+		return fp.FencePIDs(ctx)
+	}
+	return nil, nil
+}
+
+// leveled: the sequences, which logical replication does not carry, the
+// schema, and the target's snapshot: nothing whose cost grows with the
+// data.
+func (c *streamCopy) leveled() []stepDef {
+	return []stepDef{
+		{step: StepSyncSequences, journal: journalFailure, run: func(ctx context.Context) (any, error) {
+			return nil, c.stream.SyncSequences(ctx)
+		}},
+		{step: StepSnapshot, journal: journalFailure, run: c.takeSnapshot},
+	}
+}
+
+// takeSnapshot checks the schema and holds the target's snapshot; a
+// stream that cannot is verified here, inside the window.
+func (c *streamCopy) takeSnapshot(ctx context.Context) (any, error) {
+	if err := c.stream.CheckSchema(ctx); err != nil {
+		return nil, err
+	}
+	level := c.r.p.Verify
+	if level == replica.VerifyOff {
+		return nil, nil
+	}
+	if ts, ok := c.stream.(targetSnapshotter); ok {
+		id, err := ts.SnapshotTarget(ctx)
+		c.snapshot = id
+		return map[string]string{"snapshot": id}, err
+	}
+	if err := c.stream.Verify(ctx, level); err != nil {
+		return nil, err
+	}
+	c.verified = true
+	c.r.rep.Verified = level
+	return map[string]string{"verified": level.String()}, nil
+}
+
+func (c *streamCopy) finished() []stepDef {
+	return []stepDef{
+		{step: StepVerify, run: c.verify},
+		{step: StepFinishStream, run: c.finish},
+	}
+}
+
+// verify compares the target's snapshot with the fenced source. The
+// switch is done: a mismatch is reported (Report.VerifyMismatch, an
+// event), and so is a verification that could not run, neither failing
+// the step, so that the move completes either way.
+func (c *streamCopy) verify(ctx context.Context) (any, error) {
+	level := c.r.p.Verify
+	switch {
+	case level == replica.VerifyOff:
+		return nil, nil
+	case c.verified:
+		return map[string]string{"verified": level.String(), "where": "in the window"}, nil
+	case c.snapshot == "":
+		c.r.rep.VerifyError = "the snapshot taken in the window ended with the interrupted run"
+		return map[string]string{"skipped": c.r.rep.VerifyError}, nil
+	}
+	err := c.stream.(targetSnapshotter).VerifySnapshot(ctx, c.snapshot, level)
+	switch {
+	case err == nil:
+		c.r.rep.Verified = level
+		return map[string]string{"verified": level.String()}, nil
+	case errors.Is(err, replica.ErrVerifyMismatch):
+		c.r.rep.VerifyMismatch = err.Error()
+		c.r.m.emit(&Event{Kind: EventVerifyMismatch, Move: c.r.p.Move, Tenant: c.r.p.Tenant, Step: StepVerify, Err: err})
+		c.r.m.cfg.Logger.Warn("cutover: the target differs from the source", "move", c.r.p.Move, "tenant", c.r.p.Tenant, "error", err)
+		return map[string]string{"mismatch": err.Error()}, nil
+	default:
+		c.r.rep.VerifyError = err.Error()
+		c.r.m.cfg.Logger.Warn("cutover: the target could not be verified", "move", c.r.p.Move, "tenant", c.r.p.Tenant, "error", err)
+		return map[string]string{"error": err.Error()}, nil
+	}
+}
+
+// finish finishes the stream, through the handle this run holds or, in a
+// move resumed after its switch, without one.
+func (c *streamCopy) finish(ctx context.Context) (any, error) {
+	if c.stream != nil {
+		return nil, c.stream.Finish(ctx)
+	}
+	if f, ok := c.r.m.cfg.Provider.(streamFinisher); ok {
+		return nil, f.Finish(ctx, c.spec())
+	}
+	s, err := c.r.m.cfg.Provider.Start(ctx, c.spec())
+	if err != nil {
+		return nil, err
+	}
+	c.stream = s
+	return nil, s.Finish(ctx)
+}
+
+// undo aborts the stream, which drops the target's copy, unless the
+// configuration keeps it for a retry.
+func (c *streamCopy) undo(ctx context.Context, d map[string]any) error {
+	if !c.touched || c.r.p.KeepStream {
+		return nil
+	}
+	if err := c.abort(ctx); err != nil {
+		return fmt.Errorf("abort stream (the source serves again): %w", err)
+	}
+	return nil
+}
+
+func (c *streamCopy) abort(ctx context.Context) error {
+	if c.stream != nil {
+		return c.stream.Abort(ctx)
+	}
+	if a, ok := c.r.m.cfg.Provider.(streamAborter); ok {
+		return a.Abort(ctx, c.spec())
+	}
+	s, err := c.r.m.cfg.Provider.Start(ctx, c.spec())
+	if err != nil {
+		return err
+	}
+	c.stream = s
+	return s.Abort(ctx)
+}
+
+func (c *streamCopy) resumed(seen map[Step]Status) {
+	_, c.touched = seen[StepStream]
+}
+
+func (c *streamCopy) close() {
+	if c.stream != nil {
+		_ = c.stream.Close()
+	}
+}

@@ -1,0 +1,212 @@
+package cutover
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/daisychain-db/daisychain/fleet"
+)
+
+// The window's steps, the same for a move and a conversion. Each does
+// its work over the whole set of tenants at once, through the admin
+// sessions the run holds: its cost does not grow with the tenants.
+
+// pause holds the tenants' new work in the Routers.
+func (r *run) pause(ctx context.Context) (any, error) {
+	return r.publishAll(ctx, r.src, true)
+}
+
+// switchRoutes publishes every route to the destination: the point of no
+// return.
+func (r *run) switchRoutes(ctx context.Context) (any, error) {
+	return r.publishAll(ctx, r.tgt, false)
+}
+
+// publishAll points every route at inst, and returns what the journal
+// keeps of it: the highest epoch, which Resume takes as the floor of
+// every route of the set.
+func (r *run) publishAll(ctx context.Context, inst fleet.Instance, paused bool) (any, error) {
+	err := r.m.publishSet(ctx, r.routeRefs(nil), inst, paused)
+	d := epochDetail{Tenants: len(r.routes), Instance: inst.ID, Paused: paused}
+	if len(r.routes) == 1 {
+		d.Tenant, d.Tenants = r.routes[0].tenant, 0
+	}
+	for _, tr := range r.routes {
+		d.Epoch = max(d.Epoch, tr.epoch)
+	}
+	return d, err
+}
+
+// drainQuiet is how long the source databases' client sessions must all
+// have been idle for the drain to end before DrainGrace: work that a
+// Router let through just before it saw the pause (a request waiting for
+// one of its pool's connections, a statement on its way) is invisible to
+// the database until it arrives, and a fence that came first would fail
+// it. A Router holds new work within milliseconds of the pause; a quiet
+// spell of this length says it has.
+const drainQuiet = 15 * time.Millisecond
+
+// drain waits, up to DrainGrace, until no client session on the source
+// databases has been inside a transaction or running a statement for
+// drainQuiet: the work the paused routes let in has finished. What is
+// still running then is ended by the fence.
+func (r *run) drain(ctx context.Context) (any, error) {
+	if r.m.cfg.DrainGrace < 0 {
+		return nil, nil
+	}
+	dbs := r.databases()
+	busy := 0
+	err := r.admin.do(ctx, r.src, dbs, func(conn *pgx.Conn) error {
+		deadline := time.Now().Add(r.m.cfg.DrainGrace)
+		for {
+			var quietUS int64
+			if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state <> 'idle'),
+				coalesce(extract(epoch FROM clock_timestamp() - max(state_change)) * 1e6, 3.6e9)::int8
+				FROM pg_stat_activity
+				WHERE datname = ANY($1) AND backend_type = 'client backend' AND pid <> pg_backend_pid()`,
+				dbs).Scan(&busy, &quietUS); err != nil {
+				return fmt.Errorf("count in-flight sessions: %w", err)
+			}
+			quiet := time.Duration(quietUS) * time.Microsecond
+			if busy == 0 && quiet >= drainQuiet || time.Now().After(deadline) {
+				return nil
+			}
+			wait := 2 * time.Millisecond
+			if busy == 0 {
+				wait = max(wait, drainQuiet-quiet)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+	})
+	return map[string]int{"still_busy": busy}, err
+}
+
+// fenceTargets are what the fences guard, sparing spare.
+func (r *run) fenceTargets(spare []uint32) []FenceTarget {
+	out := make([]FenceTarget, len(r.tenants))
+	for i, t := range r.tenants {
+		t.Instance = r.src.ID // the fences guard the source copy
+		out[i] = FenceTarget{Tenant: t, Instance: r.src, Spare: spare, admin: r.admin}
+	}
+	return out
+}
+
+// fenceRecords is the fence step's started detail: which fences go up,
+// so that Resume releases those.
+func (r *run) fenceRecords() (any, error) {
+	records, err := recordFences(r.m.cfg.Fences, r.fenceTargets(nil))
+	return fenceStart{Records: records}, err
+}
+
+// fence holds every fence over the set, then checks that no prepared
+// transaction appeared meanwhile.
+func (r *run) fence(ctx context.Context) (any, error) {
+	spare, err := r.copy.spare(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("the copy's sessions to spare: %w", err)
+	}
+	targets := r.fenceTargets(spare)
+	var names []string
+	for _, f := range r.m.cfg.Fences {
+		// Recorded before Hold: a Hold that fails half-way is still
+		// released.
+		r.held = append(r.held, f)
+		if err := holdAll(ctx, f, targets); err != nil {
+			return nil, fmt.Errorf("fence %s: %w", f.Name(), err)
+		}
+		names = append(names, f.Name())
+	}
+	if err := r.checkPrepared(ctx); err != nil {
+		return nil, err
+	}
+	if !r.m.cfg.NoRoutePause {
+		r.rep.Fences = append([]string{"route pause"}, names...)
+	} else {
+		r.rep.Fences = names
+	}
+	return map[string][]string{"fences": names}, nil
+}
+
+// releaseFences takes the fences that may be up down, in reverse order.
+func (r *run) releaseFences(ctx context.Context) error {
+	targets := r.fenceTargets(nil)
+	var errs []error
+	for i := len(r.held) - 1; i >= 0; i-- {
+		if err := releaseAll(ctx, r.held[i], targets); err != nil {
+			errs = append(errs, fmt.Errorf("release fence %s: %w", r.held[i].Name(), err))
+		}
+	}
+	return joinSome(errs)
+}
+
+// holdAll holds f over targets: at once if f can, else target by target,
+// parallelDefault at a time.
+func holdAll(ctx context.Context, f Fence, targets []FenceTarget) error {
+	if bf, ok := f.(BatchFence); ok {
+		return bf.HoldAll(ctx, targets)
+	}
+	return inParallel(ctx, len(targets), parallelDefault, func(ctx context.Context, i int) error {
+		if err := f.Hold(ctx, targets[i]); err != nil {
+			return fmt.Errorf("%q: %w", targets[i].Tenant.ID, err)
+		}
+		return nil
+	})
+}
+
+// releaseAll releases f over targets, as holdAll holds it.
+func releaseAll(ctx context.Context, f Fence, targets []FenceTarget) error {
+	if bf, ok := f.(BatchFence); ok {
+		return bf.ReleaseAll(ctx, targets)
+	}
+	return inParallel(ctx, len(targets), parallelDefault, func(ctx context.Context, i int) error {
+		if err := f.Release(ctx, targets[i]); err != nil {
+			return fmt.Errorf("%q: %w", targets[i].Tenant.ID, err)
+		}
+		return nil
+	})
+}
+
+// checkPrepared refuses a window with prepared transactions in the source
+// databases: they are not streamed (they are decoded only when committed),
+// and once the databases are fenced they can be committed nowhere.
+// Preflight checked too, but one may have been prepared since.
+func (r *run) checkPrepared(ctx context.Context) error {
+	dbs := r.databases()
+	var prepared []string
+	err := r.admin.do(ctx, r.src, dbs, func(conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, `SELECT format('%s in %I', count(*), database) FROM pg_prepared_xacts
+			WHERE database = ANY($1) GROUP BY database ORDER BY database`, dbs)
+		if err != nil {
+			return err
+		}
+		prepared, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("count prepared transactions: %w", err)
+	}
+	if len(prepared) > 0 {
+		return fmt.Errorf("prepared transaction(s) appeared during the move (%s): COMMIT PREPARED or ROLLBACK PREPARED them on the source, then move again",
+			joinFirst(prepared, 5))
+	}
+	return nil
+}
+
+// barrier takes the source's position after the fence.
+func (r *run) barrier(ctx context.Context) (any, error) {
+	pos, err := r.follow.Barrier(ctx)
+	r.barrierPos = pos
+	return map[string]string{"position": pos.String()}, err
+}
+
+// waitTarget returns once the destination has applied the barrier.
+func (r *run) waitTarget(ctx context.Context) (any, error) {
+	return nil, r.follow.WaitFor(ctx, r.barrierPos)
+}
