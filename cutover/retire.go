@@ -6,6 +6,9 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/daisychain-db/daisychain/flags"
+	"github.com/daisychain-db/daisychain/fleet"
 )
 
 // ErrNotRetirable: the move is not done (or its tenant is not where the
@@ -20,6 +23,12 @@ var ErrNotRetirable = errors.New("cutover: move cannot be retired")
 // Retire that failed (or was cut off) is done by the next one, or by
 // Resume, and leaves the move listed as open until then. An ID that is
 // not a move's is refused with ErrNotAMove.
+//
+// Then the tenant's route says what the catalog says, so where the
+// Publisher can (flags.RouteForgetter) Retire deletes it: the route table
+// holds overrides, not the history of every move, and readers fall back
+// to the catalog. A route that cannot be forgotten is kept, which is
+// harmless; the journal's retire entry says which.
 func (m *Mover) Retire(ctx context.Context, moveID string) error {
 	entries, err := m.moveEntries(ctx, moveID)
 	if err != nil {
@@ -108,6 +117,10 @@ func (m *Mover) retire(ctx context.Context, moveID string, p plan) error {
 	if err != nil {
 		return fmt.Errorf("cutover: retire %q: %w", moveID, err)
 	}
+	dst, err := m.cfg.Catalog.Instance(ctx, p.Target)
+	if err != nil {
+		return fmt.Errorf("cutover: retire %q: %w", moveID, err)
+	}
 	r := &stepper{m: m, move: moveID, subject: p.Tenant, rep: &Report{}}
 	return r.step(ctx, StepRetire, func(ctx context.Context) (any, error) {
 		conn, err := connectAdmin(ctx, src, p.Database)
@@ -116,7 +129,40 @@ func (m *Mover) retire(ctx context.Context, moveID string, p plan) error {
 		}
 		defer conn.Close(context.WithoutCancel(ctx))
 		// FORCE ends what the fence let live (replication sessions).
-		_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{p.Database}.Sanitize()+" WITH (FORCE)")
-		return map[string]string{"dropped": p.Database, "on": p.Source}, err
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{p.Database}.Sanitize()+" WITH (FORCE)"); err != nil {
+			return nil, err
+		}
+		return map[string]string{"dropped": p.Database, "on": p.Source,
+			"route": m.forgetRoute(ctx, tenant, dst)}, nil
 	})
+}
+
+// forgetRoute deletes the tenant's published route once it says what the
+// catalog says (the move's target, unpaused), so that the route table
+// holds overrides, not the history of every move: readers then fall back
+// to the catalog and find the same place. It never fails a Retire, whose
+// work is done: keeping a route is harmless. It returns what it did.
+func (m *Mover) forgetRoute(ctx context.Context, tenant fleet.Tenant, inst fleet.Instance) string {
+	forgetter, ok := m.cfg.Publisher.(flags.RouteForgetter)
+	reader, readable := m.cfg.Publisher.(publishedReader)
+	if !ok || !readable {
+		return "kept: the Publisher cannot forget routes"
+	}
+	route, found, err := reader.Published(ctx, tenant.ID)
+	switch {
+	case err != nil:
+		return "kept: " + err.Error()
+	case !found:
+		return "none"
+	case route.Paused || route.Instance != inst.ID || route.Endpoint != flags.RouteTo(inst, tenant.Database, 0).Endpoint:
+		return "kept: it is not the catalog's route"
+	}
+	deleted, err := forgetter.Forget(ctx, tenant.ID, route.Epoch)
+	switch {
+	case err != nil:
+		return "kept: " + err.Error()
+	case !deleted:
+		return "kept: published again since"
+	}
+	return "forgotten"
 }
