@@ -345,7 +345,13 @@ func (h *postgresLocks) Release() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.conn != nil {
-		_ = h.conn.Close(context.Background())
+		// Unlock before closing: a closed connection lets go of its locks
+		// only once the server has ended its backend, which a caller that
+		// locks again right after Release can beat.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = h.conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
+		_ = h.conn.Close(ctx)
+		cancel()
 		h.conn = nil
 	}
 }
