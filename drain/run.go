@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +34,9 @@ type Config struct {
 	// KeepSources keeps each moved tenant's source copy, fenced, for the
 	// rollback period (cutover.Mover.Retire ends it). Default false: a
 	// drain exists to free its instance, so each copy is retired as soon
-	// as its move is done.
+	// as its move is done. With KeepSources, the after-drain threshold
+	// is checked without the kept copies (each is freed at Retire), while
+	// Result.After still counts them as what is on disk.
 	KeepSources bool
 	// Measure is passed to Measure, with Instances set to those each
 	// plan involves. Default: activity not sampled (a drain orders by
@@ -229,8 +232,10 @@ func (r *Runner) run(ctx context.Context, instanceID string, involved []string, 
 	if err != nil {
 		return res, err
 	}
+	var checked Totals
 	if iu := after.find(instanceID); iu != nil {
 		res.After = iu.Totals()
+		checked = r.withoutKeptCopies(iu, res.Moved, instanceID)
 	}
 	res.Elapsed = time.Since(start)
 	var errs []error
@@ -242,10 +247,29 @@ func (r *Runner) run(ctx context.Context, instanceID string, involved []string, 
 		errs = append(errs, fmt.Errorf("%w: %d of %d:\n  %s", ErrMovesFailed, len(res.Failed),
 			len(res.Plan.Moves), strings.Join(lines, "\n  ")))
 	}
-	if err := check(res.After); err != nil {
+	if err := check(checked); err != nil {
 		errs = append(errs, err)
 	}
 	return res, errors.Join(errs...)
+}
+
+// withoutKeptCopies is the instance's totals without the source copies
+// that KeepSources kept of the tenants moved off it: each frees its share
+// at Retire, so a drain's threshold is checked as if it had (Result.After
+// still says what is on disk).
+func (r *Runner) withoutKeptCopies(iu *InstanceUsage, moved []MoveResult, instanceID string) Totals {
+	if !r.cfg.KeepSources {
+		return iu.Totals()
+	}
+	kept := map[string]bool{}
+	for _, m := range moved {
+		if m.Move.From == instanceID {
+			kept[m.Move.Database] = true
+		}
+	}
+	rest := *iu
+	rest.Other = slices.DeleteFunc(slices.Clone(iu.Other), func(u fleet.Usage) bool { return kept[u.Database] })
+	return rest.Totals()
 }
 
 // execute runs the plan's moves, Concurrency at a time, in plan order.
