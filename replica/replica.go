@@ -218,7 +218,9 @@ type Progress struct {
 	// Elapsed since this handle was started or resumed.
 	Elapsed time.Duration
 	// Err is the error that stopped the stream in the background (such
-	// as ErrWALLimit), if any.
+	// as ErrWALLimit), if any. It is reported as soon as it happens; the
+	// phase says PhaseAborted once the WAL guard has also dropped the
+	// subscription and the slots.
 	Err error
 	// Blockers are the sessions on the source that the stream waits for:
 	// transactions that were open when its replication slots were
