@@ -26,7 +26,9 @@ import (
 )
 
 // BenchmarkMoveWindow moves a tenant back and forth under 16 writers
-// through the Router, and reports p50 and p99 of the gap the application
+// through the Router (each pausing 5 ms between writes, up to 3,200 writes
+// a second, the table emptied before each move so that the copies stay
+// small), and reports p50 and p99 of the gap the application
 // saw (the longest time between two acknowledged writes around each
 // move) and of the window the library measured, with application errors
 // and missing writes. The baseline, in the same run and alternating with
@@ -64,7 +66,7 @@ func BenchmarkMoveWindow(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const writers = 16
+	const writers, writePause = 16, 5 * time.Millisecond
 	for b.Loop() {
 		var lib, libGap, base, baseGap []time.Duration
 		steps := map[cutover.Step][]time.Duration{}
@@ -73,7 +75,8 @@ func BenchmarkMoveWindow(b *testing.B) {
 		other := map[string]string{"pg-a": "pg-b", "pg-b": "pg-a"}
 		for i := range moves {
 			// The library: a Move under writes through the Router.
-			w := cutovertest.StartWorkload(f.Router, "acme", writers)
+			emptyWorkload(b, f, where["acme"], "acme")
+			w := cutovertest.StartPacedWorkload(f.Router, "acme", writers, writePause)
 			settle(b, func() error { return w.WaitForAcks(ctx, 50) })
 			w.ResetGap()
 			id := "bench-" + strconv.Itoa(i)
@@ -100,7 +103,8 @@ func BenchmarkMoveWindow(b *testing.B) {
 			// The baseline: the same move by hand, the application
 			// following a connection string.
 			from, to := where["beta"], other[where["beta"]]
-			gap, window, errs, missing := moveByHand(b, f, "beta", from, to, writers, i)
+			emptyWorkload(b, f, from, "beta")
+			gap, window, errs, missing := moveByHand(b, f, "beta", from, to, writers, writePause, i)
 			where["beta"] = to
 			baseGap, base = append(baseGap, gap), append(base, window)
 			baseErrs += errs
@@ -134,6 +138,21 @@ func BenchmarkMoveWindow(b *testing.B) {
 	}
 }
 
+// emptyWorkload empties the workload table of db on instance: each move
+// checks only its own writes.
+func emptyWorkload(b *testing.B, f *cutovertest.Fleet, instance, db string) {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := f.Instances[instance].Connect(ctx, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "TRUNCATE daisychain_workload"); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // settle runs wait (writes seen), failing the benchmark if it fails.
 func settle(b *testing.B, wait func() error) {
 	b.Helper()
@@ -162,13 +181,13 @@ func missingOnInstance(b *testing.B, f *cutovertest.Fleet, instance, db string, 
 // string, and returns the application's longest gap, the time from
 // closing the source to the new connection string, the failed requests
 // and the acknowledged writes missing on the target.
-func moveByHand(b *testing.B, f *cutovertest.Fleet, db, from, to string, writers, i int) (gap, window time.Duration, errs, missing int64) {
+func moveByHand(b *testing.B, f *cutovertest.Fleet, db, from, to string, writers int, pause time.Duration, i int) (gap, window time.Duration, errs, missing int64) {
 	b.Helper()
 	ctx := context.Background()
 	src, tgt := f.Instances[from], f.Instances[to]
 	app := newConnStringApp(connStringOf(src, from, db))
 	defer app.close()
-	w := cutovertest.StartWorkload(app, db, writers)
+	w := cutovertest.StartPacedWorkload(app, db, writers, pause)
 	defer w.Stop()
 	stream, err := (&logical.Provider{}).Start(ctx, replica.Spec{ID: fmt.Sprintf("by-hand-%d", i),
 		Source: src.ConnString("postgres"), SourceDatabase: db, Target: tgt.ConnString("postgres"), TargetDatabase: db})

@@ -56,7 +56,7 @@ type Plan struct {
 // String is a readable plan.
 func (p *Plan) String() string {
 	var b strings.Builder
-	if p.Tenants > 1 || p.Tenant == "" {
+	if p.Tenant == "" { // a conversion
 		fmt.Fprintf(&b, "dry run: convert instance %s (%d tenants, %d bytes) onto %s\n", p.Source, p.Tenants, p.Bytes, p.Target)
 	} else {
 		fmt.Fprintf(&b, "dry run: move tenant %s (database %q, %d bytes, %d files) from %s to %s\n",

@@ -58,7 +58,7 @@ type BatchFence interface {
 
 // SettleDefault is how long DatabaseFence waits after a round that found
 // no session left before it checks once more (see DatabaseFence.Settle).
-const SettleDefault = 25 * time.Millisecond
+const SettleDefault = time.Millisecond
 
 // DatabaseFence is the authoritative fence: Hold makes the source database
 // refuse new connections (ALLOW_CONNECTIONS false, which binds superusers
@@ -73,6 +73,14 @@ const SettleDefault = 25 * time.Millisecond
 // workers); without it, client sessions only, so a replication=database
 // session that some client opened before the fence could still write.
 //
+// A session that passed the database's connection check just before it
+// refused connections may take a while to show in pg_stat_activity (it
+// shows once its startup is done, which a loaded server can make long);
+// meanwhile it holds its startup lock on the database, which pg_locks
+// shows. Hold ends those too, and returns once two rounds, Settle apart,
+// find neither kind: a session that passes the check after the ALTER
+// commits is refused by it.
+//
 // Release allows connections again. Preflight checks that the database
 // allowed them before, so that is exactly the state Hold found.
 //
@@ -84,10 +92,10 @@ const SettleDefault = 25 * time.Millisecond
 // The admin role of the instance must own the databases or be a
 // superuser.
 type DatabaseFence struct {
-	// Settle: a backend that passed the connection check just before
-	// the ALTER shows in pg_stat_activity only once its startup is done,
-	// so Hold returns only after two rounds that found no session, Settle
-	// apart. Default SettleDefault.
+	// Settle separates the two rounds that must find no session for Hold
+	// to return: a session between its startup lock and pg_stat_activity
+	// when the first round read them is in pg_stat_activity by the second.
+	// Default SettleDefault.
 	Settle time.Duration
 }
 
@@ -160,12 +168,18 @@ func (f DatabaseFence) hold(ctx context.Context, targets []FenceTarget) error {
 		}
 		emptyRounds := 0
 		for {
+			// Sessions, and sessions still starting: those holding
+			// their startup lock on one of the databases.
 			var left int
-			err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid))
-				FROM pg_stat_activity
-				WHERE datname = ANY($1) AND pid <> pg_backend_pid()
-				  AND (backend_type = 'client backend' OR datname = ANY($2))
-				  AND pid <> ALL($3::int8[])`, dbs, strict, spare).Scan(&left)
+			err := conn.QueryRow(ctx, `WITH doomed AS (
+					SELECT pid FROM pg_stat_activity
+					WHERE datname = ANY($1) AND (backend_type = 'client backend' OR datname = ANY($2))
+					UNION
+					SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.objid
+					WHERE l.locktype = 'object' AND l.classid = 'pg_database'::regclass AND l.objsubid = 0
+					  AND d.datname = ANY($1))
+				SELECT count(pg_terminate_backend(pid)) FROM doomed
+				WHERE pid <> pg_backend_pid() AND pid <> ALL($3::int8[])`, dbs, strict, spare).Scan(&left)
 			if err != nil {
 				return fmt.Errorf("cutover: database fence on %s: end sessions of %d database(s): %w", inst.ID, len(dbs), err)
 			}

@@ -3,6 +3,7 @@ package cutover_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -199,5 +200,76 @@ func TestDatabaseFenceHoldsASet(t *testing.T) {
 			continue
 		}
 		c.Close(ctx)
+	}
+}
+
+// TestDatabaseFenceEndsSessionsStillStarting: a session that passed the
+// database's connection check just before the fence, and is slow to
+// finish starting (post_auth_delay here; a loaded server anywhere), is
+// not yet in pg_stat_activity when the fence looks: the fence ends it
+// anyway, and it never writes.
+func TestDatabaseFenceEndsSessionsStillStarting(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	inst := localpgtest.Start(t, nil)
+	localpgtest.CreateDatabase(t, inst, "tenant")
+	setup, err := inst.Connect(ctx, "tenant")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := setup.Exec(ctx, "CREATE TABLE w (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	setup.Close(ctx)
+	target := cutover.FenceTarget{
+		Tenant:   fleet.Tenant{ID: "t", Database: "tenant", Instance: "src"},
+		Instance: fleet.Instance{ID: "src", Admin: inst.ConnString("postgres")},
+	}
+
+	cfg, err := pgx.ParseConfig(inst.ConnString("tenant"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["post_auth_delay"] = "2" // seconds between the connection check and pg_stat_activity
+	wrote := make(chan error, 1)
+	go func() {
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			wrote <- err
+			return
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "INSERT INTO w VALUES (1)")
+		wrote <- err
+	}()
+	// Wait until the session is past the check: it holds its startup
+	// lock on the database.
+	admin, err := inst.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		var starting int
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.objid
+			WHERE l.locktype = 'object' AND l.classid = 'pg_database'::regclass AND d.datname = 'tenant'`).Scan(&starting); err != nil {
+			t.Fatal(err)
+		}
+		if starting > 0 {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the delayed session never got past the connection check")
+		}
+	}
+	if err := (cutover.DatabaseFence{}).Hold(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; err == nil {
+		t.Error("a session that was starting when the fence went up wrote after it")
+	}
+	var rows int
+	if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = 'tenant'").Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("%d sessions in the fenced database (%v)", rows, err)
 	}
 }
