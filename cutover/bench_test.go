@@ -142,13 +142,23 @@ func BenchmarkMoveWindow(b *testing.B) {
 // checks only its own writes.
 func emptyWorkload(b *testing.B, f *cutovertest.Fleet, instance, db string) {
 	b.Helper()
+	onInstance(b, f, instance, db, func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "TRUNCATE daisychain_workload")
+		return err
+	})
+}
+
+// onInstance runs fn on a connection to db on the fleet's instance,
+// failing the benchmark if it fails.
+func onInstance(b *testing.B, f *cutovertest.Fleet, instance, db string, fn func(context.Context, *pgx.Conn) error) {
+	b.Helper()
 	ctx := context.Background()
 	conn, err := f.Instances[instance].Connect(ctx, db)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "TRUNCATE daisychain_workload"); err != nil {
+	if err := fn(ctx, conn); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -163,16 +173,11 @@ func settle(b *testing.B, wait func() error) {
 
 func missingOnInstance(b *testing.B, f *cutovertest.Fleet, instance, db string, missing func(context.Context, *pgx.Conn) (int64, error)) int64 {
 	b.Helper()
-	ctx := context.Background()
-	conn, err := f.Instances[instance].Connect(ctx, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	n, err := missing(ctx, conn)
-	if err != nil {
-		b.Fatal(err)
-	}
+	var n int64
+	onInstance(b, f, instance, db, func(ctx context.Context, conn *pgx.Conn) (err error) {
+		n, err = missing(ctx, conn)
+		return err
+	})
 	return n
 }
 
