@@ -368,22 +368,21 @@ func (p *PostgresProvider) ListenerPID() uint32 { return p.pid.Load() }
 
 // connect opens the listening connection, LISTENs, then re-reads the
 // cached tenants' routes, and returns the tenants whose route changed.
-func (p *PostgresProvider) connect(ctx context.Context) (conn *pgx.Conn, changed []string, err error) {
-	conn, err = pgx.ConnectConfig(ctx, p.listenCfg)
+func (p *PostgresProvider) connect(ctx context.Context) (*pgx.Conn, []string, error) {
+	conn, err := pgx.ConnectConfig(ctx, p.listenCfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("flags: connect the listener: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			conn.Close(context.WithoutCancel(ctx))
-			conn = nil
-		}
-	}()
-	if _, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{p.channel}.Sanitize()); err != nil {
-		return nil, nil, fmt.Errorf("flags: listen: %w", err)
-	}
-	if changed, err = p.reread(ctx, conn); err != nil {
+	fail := func(err error) (*pgx.Conn, []string, error) {
+		conn.Close(context.WithoutCancel(ctx))
 		return nil, nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{p.channel}.Sanitize()); err != nil {
+		return fail(fmt.Errorf("flags: listen: %w", err))
+	}
+	changed, err := p.reread(ctx, conn)
+	if err != nil {
+		return fail(err)
 	}
 	p.pid.Store(conn.PgConn().PID())
 	return conn, changed, nil

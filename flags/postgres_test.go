@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/open-feature/go-sdk/openfeature"
 
 	"github.com/daisychain-db/daisychain/flags"
@@ -185,4 +186,48 @@ func expect(t *testing.T, ch chan openfeature.EventDetails, what string) openfea
 		t.Fatalf("no %s event", what)
 		return openfeature.EventDetails{}
 	}
+}
+
+// TestPostgresProviderRecoversFromAFailedReread: a reconnection that
+// connects but cannot re-read the cached routes (here the table is
+// renamed away) closes what it opened and tries again; once the table is
+// back the provider is ready and serves the latest route.
+func TestPostgresProviderRecoversFromAFailedReread(t *testing.T) {
+	ctx := context.Background()
+	e := newPGEnv(t)
+	pub := e.provider(t)
+	reader := e.provider(t)
+	c := flagstest.Client(t, reader)
+	ready := make(chan openfeature.EventDetails, 100)
+	cb := openfeature.EventCallback(ptr(func(d openfeature.EventDetails) { ready <- d }))
+	c.AddHandler(openfeature.ProviderReady, cb)
+	t.Cleanup(func() { c.RemoveHandler(openfeature.ProviderReady, cb) })
+	drain(ready)
+	if err := pub.Publish(ctx, "t1", flags.RouteTo(e.instB, "tenant_1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := evaluate(t, c, "t1"); err != nil || r.Epoch != 1 {
+		t.Fatalf("before: %v, %v", r, err)
+	}
+	table := pgx.Identifier{flags.SchemaDefault, "routes"}.Sanitize()
+	controlAdmin := func(sql string, args ...any) {
+		t.Helper()
+		conn, err := e.a.Connect(ctx, "control")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	controlAdmin("ALTER TABLE " + table + " RENAME TO routes_away")
+	controlAdmin("SELECT pg_terminate_backend($1)", int64(reader.ListenerPID()))
+	time.Sleep(500 * time.Millisecond) // reconnections connect, LISTEN, and fail to re-read
+	controlAdmin("ALTER TABLE " + pgx.Identifier{flags.SchemaDefault, "routes_away"}.Sanitize() + " RENAME TO routes")
+	if err := pub.Publish(ctx, "t1", flags.RouteTo(e.instA, "tenant_1", 2)); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ready, "PROVIDER_READY")
+	waitFor(t, "epoch 2", 10*time.Second, func() bool { r, _ := reader.Lookup("t1"); return r.Epoch == 2 })
 }
