@@ -32,13 +32,7 @@ type fenceStart struct {
 func recordFences(fences []Fence, targets []FenceTarget) ([]fenceRecord, error) {
 	out := make([]fenceRecord, 0, len(fences))
 	for _, f := range fences {
-		var pgb *PgBouncerFence
-		switch f := f.(type) {
-		case PgBouncerFence:
-			pgb = &f
-		case *PgBouncerFence:
-			pgb = f
-		}
+		pgb := asPgBouncerFence(f)
 		if pgb == nil {
 			out = append(out, fenceRecord{Kind: f.Name()})
 			continue
@@ -59,6 +53,18 @@ func recordFences(fences []Fence, targets []FenceTarget) ([]fenceRecord, error) 
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// asPgBouncerFence is f as a PgBouncerFence, given by value or by
+// pointer, or nil.
+func asPgBouncerFence(f Fence) *PgBouncerFence {
+	switch f := f.(type) {
+	case PgBouncerFence:
+		return &f
+	case *PgBouncerFence:
+		return f
+	}
+	return nil
 }
 
 // journaledFences returns the records of the last fence step that
@@ -87,7 +93,7 @@ func (m *Mover) rebuildFences(records []fenceRecord) ([]Fence, error) {
 		case PgBouncerFence{}.Name():
 			admin := rec.Admin
 			for _, f := range m.cfg.Fences {
-				if c, ok := f.(PgBouncerFence); ok {
+				if c := asPgBouncerFence(f); c != nil {
 					if bare, err := connstring.WithoutPassword(c.Admin); err == nil && bare == rec.Admin {
 						admin = c.Admin
 					}
