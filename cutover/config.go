@@ -30,6 +30,8 @@ const (
 	// DrainGraceDefault bounds how long in-flight work on the source may
 	// take to finish once the route is paused, before the fence ends it.
 	DrainGraceDefault = 2 * time.Second
+	// DrainQuietDefault is the quiet spell that ends the drain early.
+	DrainQuietDefault = 15 * time.Millisecond
 )
 
 // RouteReader reads a tenant's current route; *flags.Resolver is one.
@@ -83,6 +85,18 @@ type Config struct {
 	// Default DrainGraceDefault, or half of WindowBudget if that is
 	// shorter; negative: do not wait.
 	DrainGrace time.Duration
+	// DrainQuiet: the drain ends before DrainGrace once no client session
+	// of the source databases has been starting, in a transaction or
+	// running a statement for this long. It must exceed the longest time
+	// an application takes between Router.Acquire and its first
+	// statement: work the Router let through just before it saw the
+	// pause is invisible to the database until that statement arrives,
+	// and a fence that came first would fail it. Default
+	// DrainQuietDefault, which a host that is not starved of CPU meets;
+	// raise it for one that is (a test under the race detector on a
+	// loaded machine). It adds to every window; at DrainGrace or more,
+	// every drain lasts DrainGrace.
+	DrainQuiet time.Duration
 	// Verify is how a moved tenant's target is compared with its source:
 	// replica.VerifyCounts (the default), VerifyChecksums or VerifyOff.
 	// Its cost grows with the tenant's size (see package replica), but
@@ -154,6 +168,9 @@ func (c *Config) withDefaults() (Config, error) {
 			bad("Fences[%d]: %v", i, err)
 		}
 	}
+	if out.DrainQuiet < 0 {
+		bad("DrainQuiet is %s: it must not be negative (0 means %s)", out.DrainQuiet, DrainQuietDefault)
+	}
 	if budget := cmp.Or(out.WindowBudget, WindowBudgetDefault); out.DrainGrace >= budget && budget > 0 {
 		bad("DrainGrace (%s) must be shorter than WindowBudget (%s), which it is part of: lower DrainGrace or raise WindowBudget", out.DrainGrace, budget)
 	}
@@ -183,6 +200,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.DrainGrace == 0 {
 		out.DrainGrace = min(DrainGraceDefault, out.WindowBudget/2)
+	}
+	if out.DrainQuiet == 0 {
+		out.DrainQuiet = DrainQuietDefault
 	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)

@@ -30,29 +30,35 @@ func (r *run) switchRoutes(ctx context.Context) (any, error) {
 // every route of the set.
 func (r *run) publishAll(ctx context.Context, inst fleet.Instance, paused bool) (any, error) {
 	err := r.m.publishSet(ctx, r.routeRefs(nil), inst, paused)
+	return r.epochs(inst, paused, 0), err
+}
+
+// pauseRecord is the pause step's started detail: the highest epoch the
+// pause is about to publish, journaled before it does, so that a Resume
+// of a run killed during the pause starts above it.
+func (r *run) pauseRecord() (any, error) {
+	return r.epochs(r.src, true, 1), nil
+}
+
+// epochs describes the set's routes to inst: the highest epoch, plus
+// ahead (1 for the epochs about to be published).
+func (r *run) epochs(inst fleet.Instance, paused bool, ahead int64) epochDetail {
 	d := epochDetail{Tenants: len(r.routes), Instance: inst.ID, Paused: paused}
 	if len(r.routes) == 1 {
 		d.Tenant, d.Tenants = r.routes[0].tenant, 0
 	}
 	for _, tr := range r.routes {
-		d.Epoch = max(d.Epoch, tr.epoch)
+		d.Epoch = max(d.Epoch, tr.epoch+ahead)
 	}
-	return d, err
+	return d
 }
 
-// drainQuiet is how long the source databases' client sessions must all
-// have been idle for the drain to end before DrainGrace: work that a
-// Router let through just before it saw the pause (a request waiting for
-// one of its pool's connections, a statement on its way) is invisible to
-// the database until it arrives, and a fence that came first would fail
-// it. A Router holds new work within milliseconds of the pause; a quiet
-// spell of this length says it has.
-const drainQuiet = 15 * time.Millisecond
-
 // drain waits, up to DrainGrace, until no client session on the source
-// databases has been inside a transaction or running a statement for
-// drainQuiet: the work the paused routes let in has finished. What is
-// still running then is ended by the fence.
+// databases has been starting, inside a transaction or running a
+// statement for Config.DrainQuiet: the work the paused routes let in has
+// finished. What is still running then is ended by the fence. Without a
+// route pause (NoRoutePause) nothing holds new work, so no quiet spell is
+// waited for: the drain ends at the first moment nothing runs.
 func (r *run) drain(ctx context.Context) (any, error) {
 	if r.m.cfg.DrainGrace < 0 {
 		return nil, nil
@@ -63,20 +69,30 @@ func (r *run) drain(ctx context.Context) (any, error) {
 		deadline := time.Now().Add(r.m.cfg.DrainGrace)
 		for {
 			var quietUS int64
-			if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state <> 'idle'),
+			// Busy: sessions in a transaction or a statement, and
+			// sessions still starting (they hold their startup lock on
+			// the database until they show in pg_stat_activity): a
+			// connection a Router opened just before the pause.
+			if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state <> 'idle') + (
+					SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.objid
+					WHERE l.locktype = 'object' AND l.classid = 'pg_database'::regclass AND l.objsubid = 0
+					  AND d.datname = ANY($1) AND l.pid <> pg_backend_pid()),
 				coalesce(extract(epoch FROM clock_timestamp() - max(state_change)) * 1e6, 3.6e9)::int8
 				FROM pg_stat_activity
 				WHERE datname = ANY($1) AND backend_type = 'client backend' AND pid <> pg_backend_pid()`,
 				dbs).Scan(&busy, &quietUS); err != nil {
 				return fmt.Errorf("count in-flight sessions: %w", err)
 			}
-			quiet := time.Duration(quietUS) * time.Microsecond
-			if busy == 0 && quiet >= drainQuiet || time.Now().After(deadline) {
+			quiet, want := time.Duration(quietUS)*time.Microsecond, r.m.cfg.DrainQuiet
+			if r.m.cfg.NoRoutePause {
+				quiet = want
+			}
+			if busy == 0 && quiet >= want || time.Now().After(deadline) {
 				return nil
 			}
 			wait := 2 * time.Millisecond
 			if busy == 0 {
-				wait = max(wait, drainQuiet-quiet)
+				wait = max(wait, want-quiet)
 			}
 			select {
 			case <-ctx.Done():

@@ -1,0 +1,5 @@
+//go:build !race
+
+package cutovertest
+
+const raceDetector = false
