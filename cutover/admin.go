@@ -30,24 +30,24 @@ type adminSession struct {
 }
 
 // open connects to inst, outside every database in avoid (the ones the
-// window fences or opens), and checks the session with a round trip.
-// Opening an instance already held does nothing.
+// window fences or opens). A session already held is checked with a
+// round trip instead (it may have been idle through a long catch-up) and
+// replaced when that fails.
 func (a *adminSessions) open(ctx context.Context, inst fleet.Instance, avoid []string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.sessions == nil {
 		a.sessions = map[string]*adminSession{}
 	}
-	if s, ok := a.sessions[inst.ID]; ok && s.conn != nil {
-		return nil
+	if s, ok := a.sessions[inst.ID]; ok && s.conn != nil && !s.conn.IsClosed() {
+		if err := s.conn.Ping(ctx); err == nil {
+			return nil
+		}
+		s.close(ctx)
 	}
 	conn, err := connectAdmin(ctx, inst, avoid...)
 	if err != nil {
 		return err
-	}
-	if _, err := conn.Exec(ctx, "SELECT 1"); err != nil {
-		conn.Close(context.WithoutCancel(ctx))
-		return fmt.Errorf("cutover: check the admin session to %s: %w", inst, err)
 	}
 	a.sessions[inst.ID] = &adminSession{inst: inst, avoid: avoid, conn: conn}
 	return nil

@@ -61,7 +61,7 @@ func (r *run) table() (before, window, after []stepDef) {
 		{step: StepCatchUp, run: r.catchUp},
 	}
 	if !r.m.cfg.NoRoutePause {
-		window = append(window, stepDef{step: StepPause, journal: journalStart, run: r.pause})
+		window = append(window, stepDef{step: StepPause, journal: journalStart, startDetail: r.pauseRecord, run: r.pause})
 	}
 	window = append(window,
 		stepDef{step: StepDrain, journal: journalFailure, run: r.drain},
@@ -97,14 +97,15 @@ func (r *run) forward(ctx context.Context) error {
 // switches the routes, within the budget. What it needs is opened and
 // checked before it opens: the admin sessions and the copy's readiness.
 func (r *run) window(ctx context.Context, steps []stepDef) error {
-	if err := r.checkLocks(ctx); err != nil {
-		return err
-	}
 	if err := r.admin.open(ctx, r.src, r.databases()); err != nil {
 		return fmt.Errorf("before the window: %w", err)
 	}
 	if err := r.copy.ready(ctx); err != nil {
 		return fmt.Errorf("before the window: %w", err)
+	}
+	// Last before the window: the locks are still ours.
+	if err := r.checkLocks(ctx); err != nil {
+		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.m.cfg.WindowBudget)
 	defer cancel()
