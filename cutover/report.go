@@ -86,6 +86,10 @@ type Report struct {
 	VerifyError string `json:"verify_error,omitempty"`
 	// Fences that were held, by name.
 	Fences []string `json:"fences"`
+	// StreamReconnects counts the times the window took its fences down
+	// (the routes still paused) for a stream that lost the source inside
+	// it to reconnect: the source restarted.
+	StreamReconnects int `json:"stream_reconnects,omitempty"`
 
 	// RolledBack is true when the tenant stayed on (or went back to) its
 	// source; RollbackReason says why.
@@ -110,6 +114,9 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "  window %s (budget %s), fences %s, verified %s, %d bytes copied, total %s\n",
 		r.Window.Round(time.Millisecond), r.WindowBudget, strings.Join(r.Fences, "+"), r.Verified,
 		r.BytesCopied, r.Finished.Sub(r.Started).Round(time.Millisecond))
+	if r.StreamReconnects > 0 {
+		fmt.Fprintf(&b, "  the stream lost the source inside the window and reconnected %d time(s), the fences down meanwhile\n", r.StreamReconnects)
+	}
 	if r.VerifyMismatch != "" {
 		fmt.Fprintf(&b, "  VERIFY MISMATCH: %s\n", r.VerifyMismatch)
 	}

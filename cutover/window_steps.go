@@ -2,12 +2,14 @@ package cutover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/replica"
 )
 
 // The window's steps, the same for a move and a conversion. Each does
@@ -222,7 +224,48 @@ func (r *run) barrier(ctx context.Context) (any, error) {
 	return map[string]string{"position": pos.String()}, err
 }
 
+// maxReconnects bounds how many times one window lets its stream
+// reconnect (see waitTarget).
+const maxReconnects = 2
+
 // waitTarget returns once the destination has applied the barrier.
+//
+// A stream that lost its connection to the source inside the window (the
+// source restarted) cannot come back through a fence that refuses
+// connections, and WaitFor fails with replica.ErrNotStreaming. Then the
+// fences come down while the routes stay paused, the stream reconnects
+// (Ready), the fences go up again sparing its new sessions, and the
+// target waits for a new barrier: a write that came in meanwhile through
+// another way than a Router is before that barrier, so it is carried.
+// All of it counts against the budget.
 func (r *run) waitTarget(ctx context.Context) (any, error) {
-	return nil, r.follow.WaitFor(ctx, r.barrierPos)
+	for reconnected := 0; ; reconnected++ {
+		err := r.follow.WaitFor(ctx, r.barrierPos)
+		if err == nil || !errors.Is(err, replica.ErrNotStreaming) || reconnected == maxReconnects {
+			return map[string]int{"reconnected": reconnected}, err
+		}
+		r.m.cfg.Logger.Warn("cutover: the stream lost the source inside the window; the fences come down for it to reconnect, the routes stay paused",
+			"move", r.p.Move, "err", err)
+		r.rep.StreamReconnects++
+		if rerr := r.letStreamReconnect(ctx); rerr != nil {
+			return map[string]int{"reconnected": reconnected}, fmt.Errorf("%w; letting it reconnect: %w", err, rerr)
+		}
+	}
+}
+
+// letStreamReconnect takes the fences down, waits for the stream to be
+// connected again, puts the fences back up and takes a new barrier.
+func (r *run) letStreamReconnect(ctx context.Context) error {
+	if err := r.releaseFences(ctx); err != nil {
+		return err
+	}
+	r.held = nil
+	if err := r.copy.ready(ctx); err != nil {
+		return err
+	}
+	if _, err := r.fence(ctx); err != nil {
+		return err
+	}
+	_, err := r.barrier(ctx)
+	return err
 }

@@ -48,7 +48,7 @@ type Workload struct {
 	first   error
 	lastAck time.Time
 	maxGap  time.Duration
-	// acked is closed (and replaced) at each acknowledged write.
+	// ackedCh is closed (and replaced) at each acknowledged write.
 	ackedCh chan struct{}
 }
 

@@ -163,10 +163,11 @@
 // runs and the held connection is open, and fails with
 // replica.ErrNotStreaming after Provider.ReadyTimeout. Inside the window,
 // WaitFor fails with replica.ErrNotStreaming once no WAL sender has
-// served the slot for Provider.SenderGrace, so that a stream that lost
-// its connection rolls the cutover back instead of holding writes for the
-// whole budget. Sessions (interface{ Sessions() logical.SourceSessions })
-// names the roles and application names of the stream's sessions on the
+// served the slot for Provider.SenderGrace, instead of holding writes
+// for the whole budget: a cutover then takes its fences down (its routes
+// still paused), calls Ready, fences again sparing the stream's new
+// sessions and waits for a new barrier, or rolls back. Sessions
+// (interface{ Sessions() logical.SourceSessions }) names the roles and application names of the stream's sessions on the
 // source, for a fence that must let them in or spare them; FencePIDs
 // names their PIDs, which change when they reconnect, so a fence reads
 // it again before each round.
