@@ -178,28 +178,26 @@ func (v *catalogView) shared(ctx context.Context, key string, fn func(context.Co
 	}
 }
 
-// checkMany checks every route against one read of the catalog's
-// instances, and returns the refusals, each naming its tenant.
+// checkMany checks routes against the catalog once per distinct
+// instance and endpoint among them (a conversion publishes hundreds of
+// routes to one instance: one lookup, never a listing of the fleet), and
+// returns the refusals, each naming its tenant.
 func (v *catalogView) checkMany(ctx context.Context, routes []TenantRoute) []error {
-	var list []fleet.Instance
-	if err := v.ask(ctx, func() (err error) {
-		list, err = v.catalog.Instances(ctx)
-		return err
-	}); err != nil {
-		return []error{fmt.Errorf("flags: list the catalog's instances: %w", err)}
-	}
-	byID := make(map[string]fleet.Instance, len(list))
-	for _, inst := range list {
-		byID[inst.ID] = inst
-	}
+	verdicts := map[refusalKey]error{}
 	var errs []error
 	for _, tr := range routes {
-		inst, ok := byID[tr.Route.Instance]
+		key := refusalKey{tr.Route.Instance, tr.Route.Endpoint.Host, tr.Route.Endpoint.Port}
+		err, seen := verdicts[key]
+		if !seen {
+			err = v.check(ctx, tr.Route)
+			verdicts[key] = err
+		}
 		switch {
-		case !ok:
-			errs = append(errs, fmt.Errorf("tenant %q: %w: %q (route %s)", tr.Tenant, ErrUnknownInstance, tr.Route.Instance, tr.Route))
-		case !sameEndpoint(inst, tr.Route):
-			errs = append(errs, fmt.Errorf("tenant %q: %w: route %s, catalog %s", tr.Tenant, ErrEndpointMismatch, tr.Route, inst))
+		case err == nil:
+		case refusal(err):
+			errs = append(errs, fmt.Errorf("tenant %q: %w", tr.Tenant, err))
+		default:
+			return []error{err} // the catalog cannot be read: nothing is checked
 		}
 	}
 	return errs
