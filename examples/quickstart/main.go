@@ -1,18 +1,28 @@
-// Command quickstart moves a tenant database between two throwaway local
-// PostgreSQL instances while an application keeps writing to it, and
-// checks that every write the application was told had committed is on
-// the target.
+// Command quickstart moves a tenant database between two PostgreSQL
+// instances while an application keeps writing to it, and checks that
+// every write the application was told had committed is on the target.
+// It is what an application that embeds daisychain writes: the catalog,
+// the route provider behind an OpenFeature API of its own, the Resolver,
+// the Router, the journal and the Mover, wired by hand from connection
+// strings (host.go), and request handlers that write through the Router
+// (writers.go).
 //
 //	go run ./examples/quickstart
 //	go run ./examples/quickstart -json
+//	go run ./examples/quickstart -control URL -instance pg-a=URL -instance pg-b=URL \
+//	    -tenant acme -database acme -from pg-a -to pg-b
 //
-// It starts three localpg instances (control, pg-a, pg-b), creates tenant
-// "acme" on pg-a with a shop schema, runs an application that writes
-// through the Router on several connections without pause, moves the
-// tenant to pg-b with cutover, and prints a report. It needs only Go and
-// the PostgreSQL server package. It exits 1 if the move rolled back, a
-// write is missing, the application got an error, or the application
-// waited longer than the window budget.
+// Without -control it starts three throwaway local instances (control,
+// pg-a, pg-b) with localpg and creates tenant "acme" on pg-a with a shop
+// schema (a dozen tables, foreign keys, sequences, about 15,000 rows);
+// the wiring sees only their connection strings, as it would see a
+// production fleet's. It needs only Go and the PostgreSQL server package.
+// Against servers of your own, the tenant's database must exist on -from;
+// the example creates its table daisychain_quickstart_writes in it and
+// writes to it, so point it at servers you can throw away.
+//
+// It exits 1 if the move rolled back, a write is missing, the application
+// got an error, or the application waited longer than the window budget.
 package main
 
 import (
@@ -27,161 +37,283 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/daisychain-db/daisychain/cutover"
-	"github.com/daisychain-db/daisychain/cutover/cutovertest"
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/localpg"
 )
 
-// summary is the -json output.
-type summary struct {
-	Tenant             string  `json:"tenant"`
-	From               string  `json:"from"`
-	To                 string  `json:"to"`
-	WindowMS           float64 `json:"window_ms"`
-	LibraryWindowMS    float64 `json:"library_window_ms"`
-	WindowBudgetMS     float64 `json:"window_budget_ms"`
-	AppErrors          int64   `json:"app_errors"`
-	AcknowledgedWrites int64   `json:"acknowledged_writes"`
-	MissingWrites      int64   `json:"missing_writes"`
-	RolledBack         bool    `json:"rolled_back"`
-	RollbackReason     string  `json:"rollback_reason,omitempty"`
-	Verified           string  `json:"verified"`
-	BytesCopied        int64   `json:"bytes_copied"`
-	TotalMS            float64 `json:"total_ms"`
+// options are the command line.
+type options struct {
+	Control   string
+	Instances map[string]string
+	Tenant    string
+	Database  string
+	From, To  string
+	Writers   int
+	JSON      bool
+}
+
+// instanceFlags collects -instance id=URL.
+type instanceFlags map[string]string
+
+func (f instanceFlags) String() string { return fmt.Sprint(len(f), " instances") }
+func (f instanceFlags) Set(v string) error {
+	id, conn, ok := strings.Cut(v, "=")
+	if !ok || id == "" || conn == "" {
+		return errors.New("want -instance id=connection-string")
+	}
+	f[id] = conn
+	return nil
 }
 
 func main() {
-	asJSON := flag.Bool("json", false, "print one JSON object instead of the readable report")
-	workers := flag.Int("workers", 4, "application connections writing without pause")
+	o := options{Instances: instanceFlags{}}
+	flag.StringVar(&o.Control, "control", "", "control database connection string (default: start local throwaway instances)")
+	flag.Var(instanceFlags(o.Instances), "instance", "id=admin-connection-string of a tenant instance (repeat)")
+	flag.StringVar(&o.Tenant, "tenant", "acme", "tenant ID")
+	flag.StringVar(&o.Database, "database", "acme", "the tenant's database name")
+	flag.StringVar(&o.From, "from", "pg-a", "instance the tenant is on")
+	flag.StringVar(&o.To, "to", "pg-b", "instance to move it to")
+	flag.IntVar(&o.Writers, "writers", 4, "application connections writing without pause")
+	flag.BoolVar(&o.JSON, "json", false, "print one JSON object")
 	flag.Parse()
 	log.SetFlags(0)
-	s, err := run(context.Background(), os.Stdout, *asJSON, *workers)
-	if err != nil {
+
+	ctx := context.Background()
+	if err := o.check(); err != nil {
 		log.Fatalf("quickstart: %v", err)
 	}
-	if problems := s.problems(); len(problems) > 0 {
+	if o.Control == "" {
+		stop, err := startLocal(ctx, &o)
+		if err != nil {
+			log.Fatalf("quickstart: %v", err)
+		}
+		defer stop()
+	}
+	res, err := run(ctx, os.Stdout, o)
+	if err != nil {
+		log.Printf("quickstart: %v", err)
+		os.Exit(1)
+	}
+	if problems := res.problems(); len(problems) > 0 {
 		log.Printf("quickstart: %s", strings.Join(problems, "; "))
 		os.Exit(1)
 	}
 }
 
-// problems says what makes the run a failure: the exit status is 1 if
-// there is any, so a script (or CI) can rely on it.
-func (s summary) problems() []string {
+// check refuses a command line that names only half of a fleet.
+func (o options) check() error {
+	switch {
+	case o.Control == "" && len(o.Instances) > 0:
+		return errors.New("-instance needs -control: give the control database too, or neither to start local instances")
+	case o.Control != "" && (o.Instances[o.From] == "" || o.Instances[o.To] == ""):
+		return fmt.Errorf("-control needs -instance %s=URL and -instance %s=URL (the -from and -to instances)", o.From, o.To)
+	case o.From == o.To:
+		return fmt.Errorf("-from and -to are both %q: name two instances", o.From)
+	case o.Writers < 1:
+		return fmt.Errorf("-writers is %d: at least 1", o.Writers)
+	}
+	return nil
+}
+
+// result is what the application and the library saw.
+type result struct {
+	Tenant             string  `json:"tenant"`
+	From               string  `json:"from"`
+	To                 string  `json:"to"`
+	Move               string  `json:"move"`
+	WindowMS           float64 `json:"window_ms"`
+	LibraryWindowMS    float64 `json:"library_window_ms"`
+	WindowBudgetMS     float64 `json:"window_budget_ms"`
+	AcknowledgedWrites int64   `json:"acknowledged_writes"`
+	AppErrors          int64   `json:"app_errors"`
+	FirstAppError      string  `json:"first_app_error,omitempty"`
+	MissingWrites      int64   `json:"missing_writes"`
+	RolledBack         bool    `json:"rolled_back"`
+	RollbackReason     string  `json:"rollback_reason,omitempty"`
+}
+
+// problems says what makes the run a failure; none means it succeeded.
+func (r result) problems() []string {
 	var out []string
-	if s.RolledBack {
-		out = append(out, "the move rolled back: "+s.RollbackReason)
+	if r.RolledBack {
+		out = append(out, "the move rolled back: "+r.RollbackReason)
 	}
-	if s.MissingWrites > 0 {
-		out = append(out, fmt.Sprintf("%d acknowledged writes missing", s.MissingWrites))
+	if r.MissingWrites > 0 {
+		out = append(out, fmt.Sprintf("%d acknowledged writes missing", r.MissingWrites))
 	}
-	if s.AppErrors > 0 {
-		out = append(out, fmt.Sprintf("the application got %d errors", s.AppErrors))
+	if r.AppErrors > 0 {
+		out = append(out, fmt.Sprintf("the application got %d errors, the first: %s", r.AppErrors, r.FirstAppError))
 	}
-	if s.WindowMS > s.WindowBudgetMS {
-		out = append(out, fmt.Sprintf("the application waited %.0f ms, over the %.0f ms window budget", s.WindowMS, s.WindowBudgetMS))
+	if r.WindowMS > r.WindowBudgetMS {
+		out = append(out, fmt.Sprintf("the application waited %.0f ms, over the %.0f ms window budget", r.WindowMS, r.WindowBudgetMS))
 	}
 	return out
 }
 
-func run(ctx context.Context, out io.Writer, asJSON bool, workers int) (summary, error) {
-	start := time.Now()
+func run(ctx context.Context, out io.Writer, o options) (result, error) {
 	say := func(format string, args ...any) {
-		if !asJSON {
+		if !o.JSON {
 			fmt.Fprintf(out, format+"\n", args...)
 		}
 	}
-	say("starting local PostgreSQL instances: control, pg-a, pg-b ...")
-	f, err := cutovertest.StartFleet(ctx, nil)
+	host, err := OpenHost(ctx, HostConfig{Control: o.Control, Instances: o.Instances})
 	if err != nil {
-		return summary{}, err
+		return result{}, err
 	}
-	defer f.Close()
+	defer host.Close()
 
-	const tenant = "acme"
-	say("creating tenant %q on pg-a: 12 tables, foreign keys, sequences, %s", tenant, "about 15,000 rows")
-	if err := f.AddTenant(ctx, tenant, tenant, "pg-a", shopSchema); err != nil {
-		return summary{}, err
+	if err := host.Catalog.AddTenant(ctx, fleet.Tenant{ID: o.Tenant, Database: o.Database, Instance: o.From}); err != nil &&
+		!errors.Is(err, fleet.ErrTenantExists) {
+		return result{}, err
 	}
-	mover, err := f.Mover(&cutover.Config{WindowBudget: 10 * time.Second})
+	conn, err := host.Router.Acquire(ctx, o.Tenant)
 	if err != nil {
-		return summary{}, err
+		return result{}, err
 	}
-	events, stop := mover.Subscribe(cutover.EventStepFinished, cutover.EventRolledBack)
-	defer stop()
+	_, err = conn.Exec(ctx, writesTable)
+	conn.Release()
+	if err != nil {
+		return result{}, fmt.Errorf("quickstart: create the application's table: %w", err)
+	}
+
+	say("application: %d connections writing to %s through the Router", o.Writers, o.Tenant)
+	app := startWriters(host.Router, o.Tenant, o.Writers)
+	time.Sleep(300 * time.Millisecond) // let the pools warm up before measuring gaps
+	app.resetGap()
+	say("moving %s from %s to %s:", o.Tenant, o.From, o.To)
+	events, unsubscribe := host.Mover.Subscribe(cutover.EventStepFinished)
+	printed := make(chan struct{})
 	go func() {
+		defer close(printed)
 		for e := range events {
-			if e.Kind == cutover.EventStepFinished {
-				status := "ok"
-				if e.Err != nil {
-					status = "failed: " + e.Err.Error()
-				}
-				say("  %-15s %8s  %s", e.Step, e.Elapsed.Round(100*time.Microsecond), status)
+			status := "ok"
+			if e.Err != nil {
+				status = "failed: " + e.Err.Error()
 			}
+			say("  %-15s %8s  %s", e.Step, e.Elapsed.Round(100*time.Microsecond), status)
 		}
 	}()
-
-	say("application: %d connections writing through the Router ...", workers)
-	w := cutovertest.StartWorkload(f.Router, tenant, workers)
-	time.Sleep(500 * time.Millisecond)
-	w.ResetGap()
-	say("moving %s from pg-a to pg-b:", tenant)
-	rep, moveErr := mover.Move(ctx, cutover.Request{Tenant: tenant, Target: "pg-b"})
-	time.Sleep(500 * time.Millisecond)
-	stats := w.Stop()
-	stop()
+	rep, moveErr := host.Mover.Move(ctx, cutover.Request{Tenant: o.Tenant, Target: o.To})
+	unsubscribe()
+	<-printed
+	time.Sleep(300 * time.Millisecond) // writes after the switch, on the target
+	seen := app.stop()
 	if rep == nil {
-		return summary{}, moveErr
+		return result{}, moveErr
 	}
 
-	where := "pg-b"
-	if rep.RolledBack {
-		where = "pg-a"
-	}
-	conn, err := f.Instances[where].Connect(ctx, tenant)
+	// Every acknowledged write must be where the tenant lives now.
+	where, err := host.Catalog.Locate(ctx, o.Tenant)
 	if err != nil {
-		return summary{}, err
+		return result{}, err
 	}
-	defer conn.Close(ctx)
-	missing, err := w.Missing(ctx, conn)
+	inst, err := host.Catalog.Instance(ctx, where.Instance)
 	if err != nil {
-		return summary{}, err
+		return result{}, err
 	}
-	s := summary{
-		Tenant: tenant, From: "pg-a", To: "pg-b",
-		WindowMS:           ms(stats.MaxGap),
-		LibraryWindowMS:    ms(rep.Window),
-		WindowBudgetMS:     ms(rep.WindowBudget),
-		AppErrors:          stats.Errors,
-		AcknowledgedWrites: stats.Acknowledged,
-		MissingWrites:      missing,
-		RolledBack:         rep.RolledBack,
-		RollbackReason:     rep.RollbackReason,
-		Verified:           rep.Verified.String(),
-		BytesCopied:        rep.BytesCopied,
-		TotalMS:            ms(time.Since(start)),
+	missing, err := countMissing(ctx, inst, where.Database, seen)
+	if err != nil {
+		return result{}, err
 	}
-	if asJSON {
-		if err := json.NewEncoder(out).Encode(s); err != nil {
-			return s, err
+	res := result{
+		Tenant: o.Tenant, From: o.From, To: o.To, Move: rep.Move,
+		WindowMS: ms(seen.maxGap), LibraryWindowMS: ms(rep.Window), WindowBudgetMS: ms(rep.WindowBudget),
+		AcknowledgedWrites: seen.acknowledged(), AppErrors: seen.errors, MissingWrites: missing,
+		RolledBack: rep.RolledBack, RollbackReason: rep.RollbackReason,
+	}
+	if seen.firstErr != nil {
+		res.FirstAppError = seen.firstErr.Error()
+	}
+	if o.JSON {
+		if err := json.NewEncoder(out).Encode(res); err != nil {
+			return res, err
 		}
 	} else {
-		outcome := "moved to pg-b"
+		outcome := "moved to " + o.To
 		if rep.RolledBack {
-			outcome = "rolled back, still on pg-a: " + rep.RollbackReason
+			outcome = "rolled back, still on " + o.From + ": " + rep.RollbackReason
 		}
-		say("")
-		say("%s: %s", tenant, outcome)
-		say("window as the library measured it: %.0f ms (budget %s), fences: %s, verified: %s, %d bytes copied",
-			s.LibraryWindowMS, rep.WindowBudget, strings.Join(rep.Fences, " + "), s.Verified, s.BytesCopied)
-		say("application saw: %d acknowledged writes, %d errors, longest pause between writes %.0f ms",
-			s.AcknowledgedWrites, s.AppErrors, s.WindowMS)
-		say("on %s: %d of the acknowledged writes missing", where, s.MissingWrites)
-		say("done in %s", time.Since(start).Round(time.Millisecond))
+		say("%s: %s", o.Tenant, outcome)
+		say("window as the library measured it: %.0f ms (budget %s), fences: %s, verified: %s, %d bytes copied, total %s",
+			res.LibraryWindowMS, rep.WindowBudget, strings.Join(rep.Fences, " + "), rep.Verified, rep.BytesCopied,
+			rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+		say("application saw: %d acknowledged writes, %d errors, longest wait %.0f ms; %d missing on %s",
+			res.AcknowledgedWrites, res.AppErrors, res.WindowMS, res.MissingWrites, where.Instance)
 	}
 	if moveErr != nil && !errors.Is(moveErr, cutover.ErrRolledBack) {
-		return s, moveErr
+		return res, moveErr
 	}
-	return s, nil
+	return res, nil
+}
+
+// countMissing counts acknowledged writes absent from the tenant's
+// database on inst, connecting with the catalog's admin string.
+func countMissing(ctx context.Context, inst fleet.Instance, database string, seen writesSeen) (int64, error) {
+	cfg, err := pgx.ParseConfig(inst.Admin)
+	if err != nil {
+		return 0, fmt.Errorf("quickstart: instance %q: the connection string does not parse", inst.ID)
+	}
+	cfg.Database = database
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var missing int64
+	for worker, seqs := range seen.acked {
+		var n int64
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM unnest($1::bigint[]) s
+			WHERE NOT EXISTS (SELECT 1 FROM daisychain_quickstart_writes w WHERE w.writer = $2 AND w.seq = s)`,
+			seqs, seen.base+int64(worker)).Scan(&n); err != nil {
+			return 0, fmt.Errorf("quickstart: check acknowledged writes: %w", err)
+		}
+		missing += n
+	}
+	return missing, nil
+}
+
+// startLocal starts throwaway instances and fills o with their connection
+// strings, as a user's configuration would.
+func startLocal(ctx context.Context, o *options) (stop func(), err error) {
+	var started []*localpg.Instance
+	stop = func() {
+		for _, inst := range started {
+			_ = inst.Close()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	for _, name := range []string{"control", o.From, o.To} {
+		inst, err := localpg.Start(ctx, &localpg.Config{Name: name, Password: "pw-" + name + "-secret"})
+		if err != nil {
+			return nil, err
+		}
+		started = append(started, inst)
+	}
+	if err := started[0].CreateDatabase(ctx, "daisychain"); err != nil {
+		return nil, err
+	}
+	if err := started[1].CreateDatabase(ctx, o.Database); err != nil {
+		return nil, err
+	}
+	tenant, err := started[1].Connect(ctx, o.Database)
+	if err != nil {
+		return nil, err
+	}
+	defer tenant.Close(ctx)
+	if _, err := tenant.Exec(ctx, shopSchema); err != nil {
+		return nil, fmt.Errorf("the tenant's shop schema: %w", err)
+	}
+	o.Control = started[0].ConnString("daisychain")
+	o.Instances[o.From] = started[1].ConnString("postgres")
+	o.Instances[o.To] = started[2].ConnString("postgres")
+	return stop, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

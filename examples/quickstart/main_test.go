@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -12,28 +13,32 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestQuickstart runs the README's first command as a user would, with
-// -json, and checks what it promises.
+// -json, against local instances it reaches only by connection string,
+// and checks what it promises.
 func TestQuickstart(t *testing.T) {
+	ctx := context.Background()
+	o := options{Instances: instanceFlags{}, Tenant: "acme", Database: "acme", From: "pg-a", To: "pg-b", Writers: 4, JSON: true}
+	stop, err := startLocal(ctx, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
 	var out bytes.Buffer
-	if _, err := run(context.Background(), &out, true, 4); err != nil {
+	res, err := run(ctx, &out, o)
+	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	var s map[string]any
-	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+	var got result
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
 	}
-	for _, k := range []string{"tenant", "window_ms", "library_window_ms", "app_errors", "acknowledged_writes", "missing_writes", "rolled_back"} {
-		if _, ok := s[k]; !ok {
-			t.Errorf("JSON has no %q: %s", k, out.String())
-		}
+	if p := res.problems(); len(p) > 0 {
+		t.Errorf("the move did not hold its promises: %s\n%s", strings.Join(p, "; "), out.String())
 	}
-	if s["window_ms"].(float64) > s["window_budget_ms"].(float64) {
-		t.Errorf("the application waited longer than the window budget: %s", out.String())
+	if got.AcknowledgedWrites == 0 || got.Move == "" {
+		t.Errorf("no writes acknowledged or no move ID: %s", out.String())
 	}
-	if s["app_errors"] != 0.0 || s["missing_writes"] != 0.0 || s["rolled_back"] != false || s["acknowledged_writes"] == 0.0 {
-		t.Errorf("quickstart: %s", out.String())
-	}
-	if bytes.Contains(out.Bytes(), []byte("secret")) {
+	if strings.Contains(out.String(), "secret") {
 		t.Error("the output shows a password")
 	}
 }
@@ -41,18 +46,40 @@ func TestQuickstart(t *testing.T) {
 // TestProblems checks the exit decision: each failure is named, and a
 // clean run has none.
 func TestProblems(t *testing.T) {
-	clean := summary{WindowMS: 80, WindowBudgetMS: 10000, AcknowledgedWrites: 10}
+	clean := result{WindowMS: 80, WindowBudgetMS: 5000, AcknowledgedWrites: 10}
 	if p := clean.problems(); len(p) != 0 {
 		t.Errorf("clean run: %v", p)
 	}
-	for name, s := range map[string]summary{
-		"rolled back": {RolledBack: true, RollbackReason: "over budget", WindowBudgetMS: 10000},
-		"missing":     {MissingWrites: 1, WindowBudgetMS: 10000},
-		"errors":      {AppErrors: 2, WindowBudgetMS: 10000},
-		"over budget": {WindowMS: 10001, WindowBudgetMS: 10000},
+	for name, r := range map[string]result{
+		"rolled back": {RolledBack: true, RollbackReason: "over budget", WindowBudgetMS: 5000},
+		"missing":     {MissingWrites: 1, WindowBudgetMS: 5000},
+		"errors":      {AppErrors: 2, FirstAppError: "boom", WindowBudgetMS: 5000},
+		"over budget": {WindowMS: 5001, WindowBudgetMS: 5000},
 	} {
-		if p := s.problems(); len(p) != 1 {
+		if p := r.problems(); len(p) != 1 {
 			t.Errorf("%s: problems %v, want one", name, p)
+		}
+	}
+}
+
+// TestCommandLineChecked: a command line that names half a fleet is
+// refused with what to add, before anything starts.
+func TestCommandLineChecked(t *testing.T) {
+	base := options{Instances: instanceFlags{}, Tenant: "acme", Database: "acme", From: "pg-a", To: "pg-b", Writers: 4}
+	if err := base.check(); err != nil {
+		t.Errorf("local run: %v", err)
+	}
+	for name, edit := range map[string]func(*options){
+		"instance without control": func(o *options) { o.Instances["pg-a"] = "postgres://a" },
+		"control without target":   func(o *options) { o.Control = "postgres://c"; o.Instances["pg-a"] = "postgres://a" },
+		"same from and to":         func(o *options) { o.To = "pg-a" },
+		"no writers":               func(o *options) { o.Writers = 0 },
+	} {
+		o := base
+		o.Instances = instanceFlags{}
+		edit(&o)
+		if err := o.check(); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }

@@ -62,13 +62,13 @@ func OpenHost(ctx context.Context, cfg HostConfig) (_ *Host, err error) {
 		pc, err := pgconn.ParseConfig(conn)
 		if err != nil {
 			// pgconn's parse errors may quote the string; name only the ID.
-			return nil, fmt.Errorf("embed: instance %q: the connection string does not parse", id)
+			return nil, fmt.Errorf("quickstart: instance %q: the connection string does not parse", id)
 		}
 		passwords[id] = pc.Password
 	}
 
 	if h.pool, err = pgxpool.New(ctx, cfg.Control); err != nil {
-		return nil, fmt.Errorf("embed: control database: %w", err)
+		return nil, fmt.Errorf("quickstart: control database: %w", err)
 	}
 	if h.Catalog, err = fleet.NewPostgresCatalog(ctx, h.pool, &fleet.PostgresCatalogConfig{
 		AdminPassword: func(_ context.Context, id string) (string, error) { return passwords[id], nil },
@@ -98,7 +98,7 @@ func OpenHost(ctx context.Context, cfg HostConfig) (_ *Host, err error) {
 	}
 	h.api = isolated.NewAPI()
 	if err := h.api.SetProviderAndWait(ctx, h.provider); err != nil {
-		return nil, fmt.Errorf("embed: route provider: %w", err)
+		return nil, fmt.Errorf("quickstart: route provider: %w", err)
 	}
 	resolver, err := flags.NewResolver(h.api.NewClient(), h.Catalog, nil)
 	if err != nil {
@@ -113,11 +113,11 @@ func OpenHost(ctx context.Context, cfg HostConfig) (_ *Host, err error) {
 		PoolConfig: func(_ context.Context, r flags.Route) (*pgxpool.Config, error) {
 			conn, ok := cfg.Instances[r.Instance]
 			if !ok {
-				return nil, fmt.Errorf("embed: no credentials for instance %q", r.Instance)
+				return nil, fmt.Errorf("quickstart: no credentials for instance %q", r.Instance)
 			}
 			pc, err := pgxpool.ParseConfig(conn)
 			if err != nil {
-				return nil, fmt.Errorf("embed: instance %q: the connection string does not parse", r.Instance)
+				return nil, fmt.Errorf("quickstart: instance %q: the connection string does not parse", r.Instance)
 			}
 			pc.MaxConns = 8
 			return pc, nil
@@ -154,7 +154,7 @@ func registerInstances(ctx context.Context, catalog fleet.Catalog, instances map
 	for _, id := range ids {
 		pc, err := pgconn.ParseConfig(instances[id])
 		if err != nil {
-			return fmt.Errorf("embed: instance %q: the connection string does not parse", id)
+			return fmt.Errorf("quickstart: instance %q: the connection string does not parse", id)
 		}
 		if err := catalog.RegisterInstance(ctx, fleet.Instance{
 			ID: id, Admin: instances[id],

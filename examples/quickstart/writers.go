@@ -13,7 +13,7 @@ import (
 )
 
 // writesTable is the application's table in the tenant's database.
-const writesTable = `CREATE TABLE IF NOT EXISTS daisychain_embed_writes (
+const writesTable = `CREATE TABLE IF NOT EXISTS daisychain_quickstart_writes (
 	id     bigserial PRIMARY KEY,
 	writer bigint NOT NULL,
 	seq    bigint NOT NULL,
@@ -59,7 +59,7 @@ func startWriters(router *flags.Router, tenant string, n int) *writers {
 func (w *writers) write(ctx context.Context, router *flags.Router, tenant string, i int) {
 	for seq := int64(1); ctx.Err() == nil; seq++ {
 		err := router.Do(ctx, tenant, func(c *pgxpool.Conn) error {
-			_, err := c.Exec(ctx, `INSERT INTO daisychain_embed_writes (writer, seq) VALUES ($1, $2)`, w.seen.base+int64(i), seq)
+			_, err := c.Exec(ctx, `INSERT INTO daisychain_quickstart_writes (writer, seq) VALUES ($1, $2)`, w.seen.base+int64(i), seq)
 			return err
 		})
 		now := time.Now()
