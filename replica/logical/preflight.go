@@ -2,6 +2,7 @@ package logical
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -49,7 +50,7 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 		err := tgt.QueryRow(ctx, `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1`,
 			e.spec.TargetDatabase).Scan(&comment)
 		switch {
-		case err == pgx.ErrNoRows:
+		case errors.Is(err, pgx.ErrNoRows):
 		case err != nil:
 			r.Add("target database", "cannot read pg_database on the target: %v", err)
 		default:

@@ -447,7 +447,7 @@ func (e *env) readMarker(ctx context.Context, conn *pgx.Conn) (*marker, bool, er
 	var comment *string
 	err := conn.QueryRow(ctx, `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1`,
 		e.spec.TargetDatabase).Scan(&comment)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}
 	if err != nil {
@@ -582,7 +582,7 @@ func (s *stream) createReplication(ctx context.Context) error {
 	var subOID uint32
 	err = s.tgt.QueryRow(ctx, `SELECT oid FROM pg_subscription WHERE subname = $1
 		AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, name).Scan(&subOID)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		if err := s.createSubscription(ctx); err != nil {
 			// The server's error does not repeat the connection string.
 			return fmt.Errorf("create subscription: %w", err)

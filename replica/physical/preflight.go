@@ -2,6 +2,7 @@ package physical
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -79,7 +80,7 @@ func preflight(ctx context.Context, src *source, slot string, localMajor int, al
 	var slotType string
 	var activePID *int32
 	switch err := conn.QueryRow(ctx, `SELECT slot_type, active_pid FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&slotType, &activePID); {
-	case err == pgx.ErrNoRows:
+	case errors.Is(err, pgx.ErrNoRows):
 		if slots >= maxSlots {
 			r.Add("max_replication_slots", "all %d replication slots are in use: drop an unused one or raise max_replication_slots on the source (restart)", maxSlots)
 		}
