@@ -173,6 +173,7 @@ func (c *Converter) replicaConfig(e *env, f *facts) localpg.Config {
 	if cfg.Settings == nil {
 		cfg.Settings = map[string]string{}
 	}
+	defaults := localpg.DefaultSettings()
 	for _, name := range hotStandbyParams {
 		want, ok := f.settings[name]
 		if !ok {
@@ -180,7 +181,7 @@ func (c *Converter) replicaConfig(e *env, f *facts) localpg.Config {
 		}
 		have, set := cfg.Settings[name]
 		if !set {
-			have = localpg.DefaultSettings[name]
+			have = defaults[name]
 		}
 		if v, err := strconv.ParseInt(have, 10, 64); err != nil || v < want {
 			cfg.Settings[name] = strconv.FormatInt(want, 10)
