@@ -18,11 +18,7 @@ type facts struct {
 	record       *record // the stream's record on the source: an earlier start left it
 	targetExists bool
 	noIdentity   []string // tables without a replica identity, schema-qualified and quoted
-	encoding     string
-	collate      string
-	ctype        string
-	provider     string // datlocprovider: "c" libc, "i" ICU
-	iculocale    string
+	locale       dbLocale // the source database's
 }
 
 // preflight checks spec without changing anything. A resumed stream
@@ -215,17 +211,9 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 		r.Add("large objects", "the source database has %d large objects, which logical replication does not copy: move them into bytea columns, or set Options.AllowLargeObjects to go on without them", largeObjects)
 	}
 
-	var datcollate, datctype string
-	if err := src.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()`).
-		Scan(&f.encoding, &datcollate, &datctype); err != nil {
-		r.Add("encoding", "cannot read the source database's encoding: %v", err)
-	}
-	f.collate, f.ctype, f.provider = datcollate, datctype, "c"
-	if e.srcMajor >= 15 {
-		if err := src.QueryRow(ctx, `SELECT datlocprovider::text, coalesce(daticulocale, '') FROM pg_database WHERE datname = current_database()`).
-			Scan(&f.provider, &f.iculocale); err != nil {
-			r.Add("encoding", "cannot read the source database's locale provider: %v", err)
-		}
+	if f.locale, err = readLocale(ctx, src, e.srcMajor, e.spec.SourceDatabase); err != nil {
+		f.locale = dbLocale{}
+		r.Add("encoding", "cannot read the source database's encoding and locale: %v", err)
 	}
 
 	if tgt == nil {
@@ -268,23 +256,14 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 	}
 	// Encoding and collation: an existing target must match; a new one is
 	// created with the source's, which the target must support.
-	if f.targetExists && f.encoding != "" {
-		var enc, coll, ctype string
-		provider, icu := "c", ""
-		q := `SELECT pg_encoding_to_char(encoding), datcollate, datctype, 'c', '' FROM pg_database WHERE datname = $1`
-		if e.tgtMajor >= 15 {
-			q = `SELECT pg_encoding_to_char(encoding), datcollate, datctype, datlocprovider::text, coalesce(daticulocale, '') FROM pg_database WHERE datname = $1`
+	if f.targetExists && f.locale.encoding != "" {
+		if have, err := readLocale(ctx, tgt, e.tgtMajor, e.spec.TargetDatabase); err == nil && have != f.locale {
+			r.Add("encoding", "the target database has %s; the source has %s: drop the target database so it is created to match", have, f.locale)
 		}
-		if err := tgt.QueryRow(ctx, q, e.spec.TargetDatabase).Scan(&enc, &coll, &ctype, &provider, &icu); err == nil &&
-			(enc != f.encoding || coll != datcollate || ctype != datctype || provider != f.provider || icu != f.iculocale) {
-			r.Add("encoding", "the target database has encoding %s, collation %s, ctype %s, locale provider %s %s; the source has %s, %s, %s, %s %s: "+
-				"drop the target database so it is created to match", enc, coll, ctype, provider, icu, f.encoding, datcollate, datctype, f.provider, f.iculocale)
-		}
-	} else if f.provider == "i" && e.tgtMajor < 15 {
-		r.Add("encoding", "the source database uses the ICU locale %s as its default collation, which the target's PostgreSQL %d cannot: use a target of version 15 or newer",
-			f.iculocale, e.tgtMajor)
-	} else if f.encoding != "" {
-		for _, loc := range []string{datcollate, datctype} {
+	} else if why := f.locale.unsupported(e.tgtMajor); why != "" {
+		r.Add("encoding", "%s", why)
+	} else if f.locale.encoding != "" {
+		for _, loc := range []string{f.locale.collate, f.locale.ctype} {
 			if loc == "C" || loc == "POSIX" || loc == "" {
 				continue
 			}

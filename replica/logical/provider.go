@@ -387,11 +387,8 @@ func (e *env) createTargetDB(ctx context.Context, f *facts, rec *record) (*marke
 	}
 	defer closeConn(conn)
 	q, err := formatStatement(ctx, conn, "CREATE DATABASE %I TEMPLATE template0", staging)
-	if err == nil && f.encoding != "" {
-		q, err = formatStatement(ctx, conn, "%s ENCODING %L LC_COLLATE %L LC_CTYPE %L", q, f.encoding, f.collate, f.ctype)
-	}
-	if err == nil && f.provider == "i" {
-		q, err = formatStatement(ctx, conn, "%s LOCALE_PROVIDER icu ICU_LOCALE %L", q, f.iculocale)
+	if err == nil {
+		q, err = f.locale.createOptions(ctx, conn, q)
 	}
 	if err != nil {
 		return nil, err
