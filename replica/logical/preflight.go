@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/daisychain-db/daisychain/internal/pgbin"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -130,7 +131,7 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 			if e.tgtMajor != 0 && e.tgtMajor < major {
 				r.Add("versions", "the target runs PostgreSQL %d, older than the source's %d: the schema may not restore; use a target of version %d or newer", e.tgtMajor, major, major)
 			}
-			if cm, err := clientMajor(e.binDir); err != nil {
+			if cm, err := pgbin.Major(ctx, e.binDir, "pg_dump"); err != nil {
 				r.Add("pg_dump", "%v", err)
 			} else if cm < major {
 				r.Add("pg_dump", "pg_dump in %s is version %d, older than the source's %d: set Provider.BinDir to the binaries of version %d or newer", e.binDir, cm, major, major)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,7 +18,8 @@ import (
 )
 
 // Provider starts logical replication streams of one database. The zero
-// value is ready to use.
+// value is ready to use; do not copy or change a Provider after first
+// use.
 type Provider struct {
 	// BinDir is the directory of pg_dump and pg_restore, of a version at
 	// least the source's. Default: found on PATH, else the newest
@@ -42,6 +44,16 @@ type Provider struct {
 	// ReadyTimeout bounds how long a stream's Ready waits for the stream
 	// to be connected. Default ReadyTimeoutDefault.
 	ReadyTimeout time.Duration
+
+	// binDirOnce finds BinDir's default once: it looks through PATH and
+	// runs pg_config.
+	binDirOnce sync.Once
+	binDir     string
+	binDirErr  error
+	// sweepOnce removes the dumps that dead processes left (see
+	// dumpdir.go) on the first Start or Abort: later ones are this
+	// process's, which removes them itself.
+	sweepOnce sync.Once
 }
 
 // Defaults of the Provider's fields.
@@ -78,7 +90,8 @@ func (p *Provider) env(spec replica.Spec) (*env, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	binDir, err := findBinDir(p.BinDir)
+	p.binDirOnce.Do(func() { p.binDir, p.binDirErr = findBinDir(p.BinDir) })
+	binDir, err := p.binDir, p.binDirErr
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +189,7 @@ func (p *Provider) Start(ctx context.Context, spec replica.Spec) (replica.Stream
 	if err := report.Err(); err != nil {
 		return nil, err
 	}
+	p.sweepDumpDirs(e.log)
 	fresh := f.marker == nil
 	s, err := e.start(ctx, f)
 	if err != nil {
@@ -199,7 +213,7 @@ func (p *Provider) Abort(ctx context.Context, spec replica.Spec) error {
 	if err != nil {
 		return err
 	}
-	sweepDumpDirs(e.log)
+	p.sweepDumpDirs(e.log)
 	return e.cleanup(ctx, true, nil)
 }
 
@@ -458,7 +472,6 @@ func (e *env) readMarker(ctx context.Context, conn *pgx.Conn) (*marker, bool, er
 }
 
 func (s *stream) dump(ctx context.Context) error {
-	sweepDumpDirs(s.e.log)
 	dir, err := newDumpDir(s.e.name)
 	if err != nil {
 		return err

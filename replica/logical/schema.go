@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,19 +36,6 @@ func findBinDir(explicit string) (string, error) {
 		return "", fmt.Errorf("logical: pg_dump/pg_restore: %w: install the PostgreSQL client package or set Provider.BinDir", err)
 	}
 	return dir, nil
-}
-
-// clientMajor returns the major version of pg_dump in binDir.
-func clientMajor(binDir string) (int, error) {
-	out, err := exec.Command(filepath.Join(binDir, "pg_dump"), "--version").Output()
-	if err != nil {
-		return 0, fmt.Errorf("run pg_dump --version in %s: %w", binDir, err)
-	}
-	m := regexp.MustCompile(`(\d+)(\.\d+)?`).FindStringSubmatch(string(out))
-	if m == nil {
-		return 0, fmt.Errorf("pg_dump --version printed %q", strings.TrimSpace(string(out)))
-	}
-	return strconv.Atoi(m[1])
 }
 
 // pgTool runs pg_dump or pg_restore against ci. The password travels in

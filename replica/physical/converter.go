@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/daisychain-db/daisychain/internal/pgbin"
 	"github.com/daisychain-db/daisychain/localpg"
 	"github.com/daisychain-db/daisychain/replica"
 )
@@ -114,8 +115,8 @@ func (c *Converter) env(ctx context.Context, spec replica.ConvertSpec) (*env, er
 	if e.binDir, err = localpg.FindBinDir(c.Replica.BinDir); err != nil {
 		return nil, err
 	}
-	if e.localMajor, err = localMajor(ctx, e.binDir); err != nil {
-		return nil, err
+	if e.localMajor, err = pgbin.Major(ctx, e.binDir, "postgres"); err != nil {
+		return nil, fmt.Errorf("physical: %w", err)
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)

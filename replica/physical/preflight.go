@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
@@ -136,19 +132,4 @@ func checkReplicationConnection(ctx context.Context, src *source) error {
 		return fmt.Errorf("IDENTIFY_SYSTEM on a replication connection to %s: %w", src.endpoint, err)
 	}
 	return nil
-}
-
-var versionLine = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
-
-// localMajor is the major version of the server binaries in binDir.
-func localMajor(ctx context.Context, binDir string) (int, error) {
-	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "postgres"), "--version").Output()
-	if err != nil {
-		return 0, fmt.Errorf("physical: run %s --version: %w", filepath.Join(binDir, "postgres"), err)
-	}
-	m := versionLine.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("physical: cannot read the version of %s from %q", filepath.Join(binDir, "postgres"), out)
-	}
-	return strconv.Atoi(string(m[1]))
 }
