@@ -166,11 +166,9 @@
 // served the slot for Provider.SenderGrace, instead of holding writes
 // for the whole budget: a cutover then takes its fences down (its routes
 // still paused), calls Ready, fences again sparing the stream's new
-// sessions and waits for a new barrier, or rolls back. Sessions
-// (interface{ Sessions() logical.SourceSessions }) names the roles and application names of the stream's sessions on the
-// source, for a fence that must let them in or spare them; FencePIDs
-// names their PIDs, which change when they reconnect, so a fence reads
-// it again before each round.
+// sessions and waits for a new barrier, or rolls back. FencePIDs names
+// the PIDs of the stream's sessions on the source, which change when
+// they reconnect, so a fence reads it again before each round.
 //
 // Provider.Finish and Provider.Abort have no such connection: on a fenced
 // source they drop the slots and leave the publication (harmless without

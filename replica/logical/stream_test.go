@@ -713,7 +713,8 @@ func TestLongTransaction(t *testing.T) {
 // A source restarted before the window: Ready returns once the stream has
 // reconnected (its slot streams again, its held connection is back). A
 // source restarted under a fence that refuses connections keeps the
-// subscriber out: WaitFor fails with ErrNotStreaming after the grace
+// subscriber out: Ready fails with ErrNotStreaming after
+// Provider.ReadyTimeout, and WaitFor after the grace
 // instead of holding the window for its whole budget.
 func TestReadyAndSenderLoss(t *testing.T) {
 	t.Parallel()
@@ -721,7 +722,7 @@ func TestReadyAndSenderLoss(t *testing.T) {
 	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 3*time.Minute)
-	p := &logical.Provider{PollInterval: 100 * time.Millisecond, SenderGrace: 2 * time.Second}
+	p := &logical.Provider{PollInterval: 100 * time.Millisecond, SenderGrace: 2 * time.Second, ReadyTimeout: 10 * time.Second}
 	st, err := p.Start(ctx, spec("ready", src, "t", dst, "t"))
 	if err != nil {
 		t.Fatal(err)
@@ -751,18 +752,14 @@ func TestReadyAndSenderLoss(t *testing.T) {
 	if err != nil || len(pids) != 2 {
 		t.Errorf("FencePIDs after Ready: %v %v, want the held connection and the WAL sender", pids, err)
 	}
-	sessions := st.(interface{ Sessions() logical.SourceSessions }).Sessions()
-	if n := queryInt(t, src, "postgres", `SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1) AND application_name = ANY($2)
-		AND usename = $3`, pids, sessions.ApplicationNames, sessions.SubscriptionRole); n != 2 {
-		t.Errorf("Sessions %+v names %d of the sessions FencePIDs names", sessions, n)
-	}
 
 	fence(t, src, "t", true)
 	if err := src.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := readier.Ready(testCtx(t, 3*time.Second)); err == nil {
-		t.Error("Ready under a fence that keeps the subscriber out")
+	// Ready gives up after Provider.ReadyTimeout, well before ctx ends.
+	if err := readier.Ready(ctx); !isErr(err, replica.ErrNotStreaming) || !strings.Contains(err.Error(), "Provider.ReadyTimeout") {
+		t.Errorf("Ready under a fence that keeps the subscriber out: %v, want ErrNotStreaming after Provider.ReadyTimeout", err)
 	}
 	pos, err := st.Barrier(ctx)
 	if err != nil {
