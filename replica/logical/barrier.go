@@ -82,7 +82,7 @@ func (s *stream) WaitFor(ctx context.Context, pos replica.Position) error {
 				s.guardOff.Store(true)
 				return nil
 			}
-			if err != nil && (errors.Is(err, replica.ErrSlotLost) || !transient(err)) {
+			if err != nil && !transient(err) {
 				return fmt.Errorf("logical: wait for %s: %w", pos, err)
 			}
 			switch {
@@ -118,8 +118,8 @@ func (s *stream) applied(ctx context.Context, pos replica.Position) (done, sendi
 	if err != nil {
 		return false, false, err
 	}
-	if lost(walStatus) {
-		return false, false, s.slotLost()
+	if err := s.slotLost(walStatus); err != nil {
+		return false, false, err
 	}
 	if confirmed != nil {
 		if got, err := replica.ParsePosition(*confirmed); err == nil && got >= pos {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/daisychain-db/daisychain/internal/pgretry"
-	"github.com/daisychain-db/daisychain/replica"
 )
 
 // querier is what the helpers need of a connection or pool.
@@ -78,21 +76,13 @@ func sqlState(err error) string {
 	return ""
 }
 
-// transient reports whether err may go away by retrying (see
-// pgretry.Transient, and errTryAgain). A program that failed (pg_restore: *exec.ExitError)
-// is not: it printed why, and running it again mostly fails again (see
-// stream.retryable).
+// transient reports whether err may go away by retrying: what
+// pgretry.Transient accepts (never this package's sentinels, nor a
+// program that failed, pg_restore's *exec.ExitError: it printed why, and
+// running it again mostly fails again; see stream.retryable), and
+// errTryAgain.
 func transient(err error) bool {
-	if errors.Is(err, errTryAgain) {
-		return true
-	}
-	for _, final := range []error{replica.ErrSlotLost, replica.ErrNotStreaming, replica.ErrClosed, replica.ErrWALLimit, replica.ErrNotReady} {
-		if errors.Is(err, final) {
-			return false
-		}
-	}
-	var exitErr *exec.ExitError
-	return !errors.As(err, &exitErr) && pgretry.Transient(err)
+	return errors.Is(err, errTryAgain) || pgretry.Transient(err)
 }
 
 // errTryAgain marks an error of this package that a retry may cure.

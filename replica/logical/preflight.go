@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/daisychain-db/daisychain/internal/pgbin"
+	"github.com/daisychain-db/daisychain/internal/slotwal"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -291,8 +292,8 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 // checkSlotWALBound requires max_slot_wal_keep_size on the source, unless
 // Options.AllowUnboundedSlotWAL accepts that there is none.
 func (e *env) checkSlotWALBound(ctx context.Context, src *pgx.Conn, r *replica.PreflightReport) {
-	var keepMB int64
-	if err := src.QueryRow(ctx, `SELECT setting::int8 FROM pg_settings WHERE name = 'max_slot_wal_keep_size'`).Scan(&keepMB); err != nil {
+	keepMB, err := slotwal.MaxKeepMB(ctx, src)
+	if err != nil {
 		r.Add("max_slot_wal_keep_size", "cannot read the source's max_slot_wal_keep_size: %v", err)
 		return
 	}

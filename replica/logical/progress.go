@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/daisychain-db/daisychain/replica"
 	"github.com/jackc/pgx/v5"
 )
@@ -39,10 +38,10 @@ const progressRetryFor = 30 * time.Second
 func (s *stream) progress(ctx context.Context) (replica.Progress, error) {
 	phase, err := s.state()
 	p := replica.Progress{Phase: phase, Elapsed: time.Since(s.started), Err: err}
+	if errors.Is(err, replica.ErrClosed) {
+		return p, err
+	}
 	if err != nil {
-		if errors.Is(err, replica.ErrClosed) {
-			return p, backoff.Permanent(err)
-		}
 		return p, nil
 	}
 	// Tables and bytes: the target knows each table's copy state, the
@@ -124,8 +123,8 @@ func (s *stream) progress(ctx context.Context) (replica.Progress, error) {
 			p.Blockers = b
 		}
 	}
-	if lost(walStatus) && !s.guardOff.Load() { // in the window, the target has everything it needs
-		p.Err = s.fail(s.slotLost())
+	if lostErr := s.slotLost(walStatus); lostErr != nil && !s.guardOff.Load() { // in the window, the target has everything it needs
+		p.Err = s.fail(lostErr)
 		return p, nil
 	}
 	if lag != nil {

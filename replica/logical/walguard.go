@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/daisychain-db/daisychain/internal/slotwal"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -20,9 +21,9 @@ func (s *stream) guard(ctx context.Context, stopWork func()) bool {
 	var walStatus *string
 	err := s.adm.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - restart_lsn)::int8, wal_status FROM pg_replication_slots
 		WHERE slot_name = $1`, s.e.name).Scan(&retained, &walStatus)
-	if err == nil && lost(walStatus) {
+	if lostErr := s.slotLost(walStatus); err == nil && lostErr != nil {
 		// Nothing to protect any more; what is left is Abort's.
-		s.fail(s.slotLost())
+		s.fail(lostErr)
 		stopWork()
 		return true
 	}
@@ -49,13 +50,9 @@ func (s *stream) guard(ctx context.Context, stopWork func()) bool {
 	return true
 }
 
-// lost reports whether a slot's wal_status says the source invalidated
-// it.
-func lost(walStatus *string) bool { return walStatus != nil && *walStatus == "lost" }
-
-func (s *stream) slotLost() error {
-	return fmt.Errorf("%w: the source invalidated slot %s (wal_status lost): it kept more WAL for the stream than the source's max_slot_wal_keep_size allows, "+
-		"so changes the target had not received are gone: Abort the stream and start it again", replica.ErrSlotLost, s.e.name)
+// slotLost is slotwal.Lost for the stream's slot.
+func (s *stream) slotLost(walStatus *string) error {
+	return slotwal.Lost(s.e.name, "stream", walStatus)
 }
 
 // stopReplication is the guard's abort: it marks the stream aborted in

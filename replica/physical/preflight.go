@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/daisychain-db/daisychain/internal/slotwal"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -36,14 +37,16 @@ func preflight(ctx context.Context, src *source, slot string, localMajor int, al
 	var canReplicate, inRecovery bool
 	var walLevel string
 	var versionNum, maxSenders, senders, maxSlots, slots int
-	var keepMB int64
 	err = conn.QueryRow(ctx, `SELECT r.rolsuper OR r.rolreplication, current_setting('wal_level'),
 			current_setting('server_version_num')::int, pg_is_in_recovery(),
 			current_setting('max_wal_senders')::int, (SELECT count(*) FROM pg_stat_replication)::int,
-			current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_replication_slots)::int,
-			(SELECT setting::int8 FROM pg_settings WHERE name = 'max_slot_wal_keep_size')
+			current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_replication_slots)::int
 		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&canReplicate, &walLevel, &versionNum, &inRecovery,
-		&maxSenders, &senders, &maxSlots, &slots, &keepMB)
+		&maxSenders, &senders, &maxSlots, &slots)
+	var keepMB int64
+	if err == nil {
+		keepMB, err = slotwal.MaxKeepMB(ctx, conn)
+	}
 	if err != nil {
 		r.Add("connection", "read the source's settings: %v", err)
 		return r, f
