@@ -18,7 +18,8 @@
 //     every such transaction to end, in any database: the stream's own
 //     slot, and each table-sync slot of the initial copy, whose wait
 //     Progress.Blockers names; Options.WaitForLongTransactions starts
-//     anyway), free replication
+//     anyway; the Provider fields of the same names set these three for
+//     every stream, as a cutover's user does), free replication
 //     slots and WAL senders on the source and logical replication workers
 //     on the target (one each for the stream, plus one per parallel table
 //     copy), a replica identity on every table, unlogged tables (not

@@ -304,7 +304,7 @@ func (e *env) checkSlotWALBound(ctx context.Context, src *pgx.Conn, r *replica.P
 		r.Add("max_slot_wal_keep_size", "the source's max_slot_wal_keep_size is -1 (unlimited): the stream's WAL guard runs only while this process does, "+
 			"and if the target stalls after it died, the stream's slot keeps WAL until the source's disk is full and the source stops: "+
 			"bound it, above Options.MaxRetainedWAL, with room on the source's disk (ALTER SYSTEM SET max_slot_wal_keep_size = '%dMB'; SELECT pg_reload_conf()), "+
-			"or set Options.AllowUnboundedSlotWAL to accept the risk", suggest)
+			"or set Options.AllowUnboundedSlotWAL (or Provider.AllowUnboundedSlotWAL) to accept the risk", suggest)
 	case keepMB >= 0 && e.maxWAL > 0 && keepMB<<20 < e.maxWAL:
 		r.Notes = append(r.Notes, fmt.Sprintf("the source's max_slot_wal_keep_size (%d MB) is below the stream's WAL limit (%d MB): "+
 			"a stalled stream fails with replica.ErrSlotLost (its slot invalidated) before the guard stops it", keepMB, e.maxWAL>>20))
@@ -334,9 +334,9 @@ func (e *env) checkLongTransactions(ctx context.Context, src *pgx.Conn, r *repli
 	for i, b := range long {
 		names[i] = b.String()
 	}
-	r.Add("long transactions", "transactions open on the source server for longer than %s (Options.LongTransactionLimit) would stall the stream, "+
+	r.Add("long transactions", "transactions open on the source server for longer than %s (Options.LongTransactionLimit, or Provider.LongTransactionLimit) would stall the stream, "+
 		"whose replication slots wait for them to end: %s: commit or end them (SELECT pg_terminate_backend(pid)), "+
-		"or set Options.WaitForLongTransactions to start anyway and wait for them", limit, strings.Join(names, "; "))
+		"or set Options.WaitForLongTransactions (or Provider.WaitForLongTransactions) to start anyway and wait for them", limit, strings.Join(names, "; "))
 }
 
 // checkNames refuses a new stream whose publication or slot name is

@@ -45,6 +45,23 @@ type Provider struct {
 	// to be connected. Default ReadyTimeoutDefault.
 	ReadyTimeout time.Duration
 
+	// The stream options below hold for every stream whose Spec leaves
+	// them unset (a cutover builds its Specs itself: these are how its
+	// user sets them); see replica.Options for each.
+
+	// LongTransactionLimit is replica.Options.LongTransactionLimit for a
+	// Spec whose is 0; it must not be negative. Default
+	// replica.LongTransactionLimitDefault.
+	LongTransactionLimit time.Duration
+	// WaitForLongTransactions is replica.Options.WaitForLongTransactions
+	// for every stream. Default false: preflight refuses long
+	// transactions.
+	WaitForLongTransactions bool
+	// AllowUnboundedSlotWAL is replica.Options.AllowUnboundedSlotWAL for
+	// every stream. Default false: preflight refuses a source whose
+	// max_slot_wal_keep_size is -1.
+	AllowUnboundedSlotWAL bool
+
 	// binDirOnce finds BinDir's default once: it looks through PATH and
 	// runs pg_config.
 	binDirOnce sync.Once
@@ -86,10 +103,27 @@ type env struct {
 	srcMajor, tgtMajor int
 }
 
+// validate checks the Provider's fields that have no safe default.
+func (p *Provider) validate() error {
+	var errs []error
+	if p.LongTransactionLimit < 0 {
+		errs = append(errs, fmt.Errorf("%w: Provider.LongTransactionLimit %s is negative", replica.ErrInvalidSpec, p.LongTransactionLimit))
+	}
+	if strings.ContainsAny(p.MaintenanceWorkMem, " '\\") {
+		errs = append(errs, fmt.Errorf("%w: Provider.MaintenanceWorkMem %q is not a size", replica.ErrInvalidSpec, p.MaintenanceWorkMem))
+	}
+	return errors.Join(errs...)
+}
+
 func (p *Provider) env(spec replica.Spec) (*env, error) {
-	if err := spec.Validate(); err != nil {
+	if err := errors.Join(spec.Validate(), p.validate()); err != nil {
 		return nil, err
 	}
+	if spec.LongTransactionLimit == 0 {
+		spec.LongTransactionLimit = p.LongTransactionLimit
+	}
+	spec.WaitForLongTransactions = spec.WaitForLongTransactions || p.WaitForLongTransactions
+	spec.AllowUnboundedSlotWAL = spec.AllowUnboundedSlotWAL || p.AllowUnboundedSlotWAL
 	p.binDirOnce.Do(func() { p.binDir, p.binDirErr = findBinDir(p.BinDir) })
 	binDir, err := p.binDir, p.binDirErr
 	if err != nil {
@@ -135,9 +169,6 @@ func (p *Provider) env(spec replica.Spec) (*env, error) {
 	}
 	if e.mwm == "" {
 		e.mwm = "256MB"
-	}
-	if strings.ContainsAny(e.mwm, " '\\") {
-		return nil, fmt.Errorf("logical: Provider.MaintenanceWorkMem %q is not a size", e.mwm)
 	}
 	if e.poll <= 0 {
 		e.poll = 250 * time.Millisecond

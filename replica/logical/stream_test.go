@@ -639,7 +639,9 @@ func TestSlotLost(t *testing.T) {
 }
 
 // A transaction left open on the source: preflight refuses to start
-// while it is older than the limit, naming it. One opened during the
+// while it is older than the limit (the Spec's or the Provider's),
+// naming it, unless WaitForLongTransactions (the Spec's or the
+// Provider's) accepts it. One opened during the
 // copy stalls the table-sync workers, which wait for it while they create
 // their slots: Progress names it, and Abort does not wait for it.
 func TestLongTransaction(t *testing.T) {
@@ -673,6 +675,20 @@ func TestLongTransaction(t *testing.T) {
 		!strings.Contains(e.Error(), "WaitForLongTransactions") {
 		t.Errorf("preflight with a long transaction: %v, want it named", e)
 	}
+	sp.LongTransactionLimit = 0
+	limiting := &logical.Provider{LongTransactionLimit: time.Millisecond}
+	if report, err := limiting.Preflight(ctx, sp); err != nil || report.Err() == nil || !strings.Contains(report.Err().Error(), fmt.Sprintf("pid %d", pid)) {
+		t.Errorf("preflight with Provider.LongTransactionLimit and a long transaction: %v %v, want it named", report, err)
+	}
+	waiting := &logical.Provider{LongTransactionLimit: time.Millisecond, WaitForLongTransactions: true}
+	if report, err := waiting.Preflight(ctx, sp); err != nil || report.Err() != nil {
+		t.Errorf("preflight with Provider.WaitForLongTransactions: %v %v, want no problem", report.Err(), err)
+	}
+	sp.LongTransactionLimit, sp.WaitForLongTransactions = time.Millisecond, true
+	if report, err := provider.Preflight(ctx, sp); err != nil || report.Err() != nil {
+		t.Errorf("preflight with Options.WaitForLongTransactions: %v %v, want no problem", report.Err(), err)
+	}
+	sp.WaitForLongTransactions = false
 	if _, err := blocker.Exec(ctx, `ROLLBACK`); err != nil {
 		t.Fatal(err)
 	}
