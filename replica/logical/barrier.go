@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/daisychain-db/daisychain/replica"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/daisychain-db/daisychain/replica"
 )
 
 // Barrier implements replica.Stream: the position of a logical message

@@ -14,9 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestFingerprintSeesDDL(t *testing.T) {

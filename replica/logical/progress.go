@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/daisychain-db/daisychain/replica"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/daisychain-db/daisychain/replica"
 )
 
+// sample is a byte count at a time, for a rate.
 type sample struct {
 	at    time.Time
 	bytes int64
