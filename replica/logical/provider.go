@@ -111,6 +111,8 @@ func (p *Provider) validate() error {
 	return errors.Join(errs...)
 }
 
+// env resolves spec: the Provider's stream options fill what spec leaves
+// unset, and every default is applied.
 func (p *Provider) env(spec replica.Spec) (*env, error) {
 	if err := errors.Join(spec.Validate(), p.validate()); err != nil {
 		return nil, err
