@@ -25,30 +25,33 @@ const (
 	StartTimeoutDefault = 60 * time.Second
 )
 
-// DefaultSettings are the postgresql.conf settings every instance gets
-// before Config.Settings are applied: logical replication sized for dozens
-// of concurrent tenant moves, and nothing that makes a test slower.
-var DefaultSettings = map[string]string{
-	"listen_addresses":                  "127.0.0.1",
-	"wal_level":                         "logical",
-	"max_connections":                   "200",
-	"max_replication_slots":             "64",
-	"max_wal_senders":                   "64",
-	"max_worker_processes":              "96",
-	"max_logical_replication_workers":   "64",
-	"max_sync_workers_per_subscription": "4",
-	// A bound on the WAL a stalled slot may keep, as production needs
-	// (replica preflight refuses an unbounded one).
-	"max_slot_wal_keep_size":       "16GB",
-	"wal_sender_timeout":           "30s",
-	"wal_receiver_status_interval": "1s",
-	"shared_buffers":               "64MB",
-	"dynamic_shared_memory_type":   "posix",
-	"logging_collector":            "off",
-	"log_line_prefix":              "%m [%p] %q%u@%d ",
-	"log_min_messages":             "warning",
-	"unix_socket_permissions":      "0777",
-	"timezone":                     "UTC",
+// DefaultSettings returns the postgresql.conf settings every instance
+// gets before Config.Settings are applied: logical replication sized for
+// dozens of concurrent tenant moves, and nothing that makes a test
+// slower. The map is new on each call; changing it changes no instance.
+func DefaultSettings() map[string]string {
+	return map[string]string{
+		"listen_addresses":                  "127.0.0.1",
+		"wal_level":                         "logical",
+		"max_connections":                   "200",
+		"max_replication_slots":             "64",
+		"max_wal_senders":                   "64",
+		"max_worker_processes":              "96",
+		"max_logical_replication_workers":   "64",
+		"max_sync_workers_per_subscription": "4",
+		// A bound on the WAL a stalled slot may keep, as production needs
+		// (replica preflight refuses an unbounded one).
+		"max_slot_wal_keep_size":       "16GB",
+		"wal_sender_timeout":           "30s",
+		"wal_receiver_status_interval": "1s",
+		"shared_buffers":               "64MB",
+		"dynamic_shared_memory_type":   "posix",
+		"logging_collector":            "off",
+		"log_line_prefix":              "%m [%p] %q%u@%d ",
+		"log_min_messages":             "warning",
+		"unix_socket_permissions":      "0777",
+		"timezone":                     "UTC",
+	}
 }
 
 // Config configures an instance. The zero value (or a nil *Config) is
@@ -149,7 +152,7 @@ func (c *Config) validate() error {
 // settings returns the postgresql.conf lines for this config, sorted so the
 // file is stable.
 func (c *Config) settings(port int, socketDir string) []string {
-	all := maps.Clone(DefaultSettings)
+	all := DefaultSettings()
 	if !c.Fsync {
 		all["fsync"] = "off"
 		all["full_page_writes"] = "off"

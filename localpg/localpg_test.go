@@ -256,3 +256,19 @@ func dials(port int) bool {
 	c.Close()
 	return true
 }
+
+// A caller that changes the defaults it was given changes them for
+// itself only, never for the next instance.
+func TestDefaultSettingsAreTheCallersCopy(t *testing.T) {
+	t.Parallel()
+	mine := localpg.DefaultSettings()
+	if mine["wal_level"] != "logical" {
+		t.Fatalf("DefaultSettings wal_level = %q, want logical", mine["wal_level"])
+	}
+	mine["wal_level"] = "minimal"
+	delete(mine, "max_slot_wal_keep_size")
+	again := localpg.DefaultSettings()
+	if again["wal_level"] != "logical" || again["max_slot_wal_keep_size"] != "16GB" {
+		t.Errorf("DefaultSettings after a caller changed its copy: wal_level %q, max_slot_wal_keep_size %q", again["wal_level"], again["max_slot_wal_keep_size"])
+	}
+}

@@ -83,7 +83,7 @@ func (f *Fleet) ReplicaInstance(port int) *localpg.Instance {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.conversions {
-		if inst := c.Instance(); inst != nil && inst.Port() == port {
+		if inst := c.LocalInstance(); inst != nil && inst.Port() == port {
 			return inst
 		}
 	}
@@ -312,7 +312,7 @@ func (f *Fleet) Close() error {
 	}
 	f.mu.Lock()
 	for _, c := range f.conversions {
-		if inst := c.Instance(); inst != nil {
+		if inst := c.LocalInstance(); inst != nil {
 			errs = append(errs, inst.Close())
 		}
 	}

@@ -1,6 +1,7 @@
 package pgbin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -153,8 +154,8 @@ var versionNumber = regexp.MustCompile(`\d+`)
 
 // Major returns the major version of program in dir, as its --version
 // prints it ("pg_dump (PostgreSQL) 15.8" is 15).
-func Major(dir, program string) (int, error) {
-	out, err := exec.Command(filepath.Join(dir, program), "--version").Output()
+func Major(ctx context.Context, dir, program string) (int, error) {
+	out, err := exec.CommandContext(ctx, filepath.Join(dir, program), "--version").Output()
 	if err != nil {
 		return 0, fmt.Errorf("pgbin: run %s --version in %s: %w", program, dir, err)
 	}

@@ -1,6 +1,7 @@
 package pgbin_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -46,7 +47,7 @@ func TestOnePrecedence(t *testing.T) {
 			t.Errorf("Find(%v) = %q, %v; want PATH's %q", programs, got, err, dir)
 		}
 	}
-	if m, err := pgbin.Major(dir, "pg_dump"); err != nil || m != 42 {
+	if m, err := pgbin.Major(context.Background(), dir, "pg_dump"); err != nil || m != 42 {
 		t.Errorf("Major = %d, %v; want 42", m, err)
 	}
 }

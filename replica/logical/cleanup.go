@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -164,7 +163,7 @@ func (e *env) dropStaging(ctx context.Context, name string) error {
 			return err
 		}
 		if m, ok := parseMarker(deref(comment)); ok && m.Stream != e.name {
-			return backoff.Permanent(fmt.Errorf("database %q on the target belongs to stream %q", name, m.ID))
+			return fmt.Errorf("database %q on the target belongs to stream %q", name, m.ID)
 		}
 		_, err = adm.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)")
 		return err
@@ -274,10 +273,7 @@ func (e *env) onSourceDB(ctx context.Context, held *heldConn, fn func(q querier)
 	err := retry(ctx, 10*time.Second, func() error {
 		conn, err := connect(ctx, e.srcDB, "source")
 		if err != nil {
-			if sqlState(err) == "55000" || sqlState(err) == "3D000" { // fenced, or gone
-				return backoff.Permanent(err)
-			}
-			return err
+			return err // fenced (55000) or gone (3D000) end the retries at once
 		}
 		defer closeConn(conn)
 		return fn(conn)

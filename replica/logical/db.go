@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/daisychain-db/daisychain/internal/pgretry"
-	"github.com/daisychain-db/daisychain/replica"
 )
 
 // querier is what the helpers need of a connection or pool.
@@ -77,21 +76,13 @@ func sqlState(err error) string {
 	return ""
 }
 
-// transient reports whether err may go away by retrying (see
-// pgretry.Transient, and errTryAgain). A program that failed (pg_restore: *exec.ExitError)
-// is not: it printed why, and running it again mostly fails again (see
-// stream.retryable).
+// transient reports whether err may go away by retrying: what
+// pgretry.Transient accepts (never this package's sentinels, nor a
+// program that failed, pg_restore's *exec.ExitError: it printed why, and
+// running it again mostly fails again; see stream.retryable), and
+// errTryAgain.
 func transient(err error) bool {
-	if errors.Is(err, errTryAgain) {
-		return true
-	}
-	for _, final := range []error{replica.ErrSlotLost, replica.ErrNotStreaming, replica.ErrClosed, replica.ErrWALLimit, replica.ErrNotReady} {
-		if errors.Is(err, final) {
-			return false
-		}
-	}
-	var exitErr *exec.ExitError
-	return !errors.As(err, &exitErr) && pgretry.Transient(err)
+	return errors.Is(err, errTryAgain) || pgretry.Transient(err)
 }
 
 // errTryAgain marks an error of this package that a retry may cure.
@@ -148,4 +139,14 @@ func formatStatement(ctx context.Context, q querier, format string, args ...stri
 	var stmt string
 	err := q.QueryRow(ctx, "SELECT format($1"+strings.Join(params, "")+")", values...).Scan(&stmt)
 	return stmt, err
+}
+
+// pollBackoff paces a wait that looks again and again: from initial,
+// doubling, to at most max, for as long as the wait goes on.
+func pollBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = initial, max, 0
+	b.RandomizationFactor = 0
+	b.Reset()
+	return b
 }

@@ -13,7 +13,7 @@ import (
 // settings by name, comparable between servers.
 const dbPropsQuery = `SELECT concat_ws(E'\n',
 	'owner ' || pg_get_userbyid(d.datdba),
-	'locale ' || concat_ws(' ', pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datlocprovider, d.daticulocale),
+	'locale ' || concat_ws(' ', pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datlocprovider, coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale')),
 	(SELECT string_agg(concat_ws(' ', 'acl', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
 		a.privilege_type, a.is_grantable), E'\n' ORDER BY 1)
 	 FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a),
@@ -24,7 +24,7 @@ FROM pg_database d WHERE d.datname = $1`
 // The target database gets the source database's owner, locale (ICU),
 // privileges and settings (for every role, and per role, list values
 // included). A role the database needs that the target lacks is named by
-// preflight.
+// preflight, and so is an existing target database of another locale.
 func TestDatabaseProperties(t *testing.T) {
 	t.Parallel()
 	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
@@ -52,6 +52,14 @@ func TestDatabaseProperties(t *testing.T) {
 		t.Errorf("preflight with roles missing on the target: %v, want them named", e)
 	}
 	execSQL(t, dst, "postgres", roles...)
+	localpgtest.CreateDatabase(t, dst, "libc")
+	report, err = provider.Preflight(ctx, spec("properties-libc", src, "props", dst, "libc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := report.Err(); e == nil || !strings.Contains(e.Error(), "locale provider c") || !strings.Contains(e.Error(), "locale provider i de-DE") {
+		t.Errorf("preflight with an existing libc target for an ICU source: %v, want both locales named", e)
+	}
 	st := startStreaming(t, sp)
 	want := queryValue[string](t, src, "postgres", dbPropsQuery, "props")
 	if got := queryValue[string](t, dst, "postgres", dbPropsQuery, "props"); got != want {

@@ -18,7 +18,8 @@
 //     every such transaction to end, in any database: the stream's own
 //     slot, and each table-sync slot of the initial copy, whose wait
 //     Progress.Blockers names; Options.WaitForLongTransactions starts
-//     anyway), free replication
+//     anyway; the Provider fields of the same names set these three for
+//     every stream, as a cutover's user does), free replication
 //     slots and WAL senders on the source and logical replication workers
 //     on the target (one each for the stream, plus one per parallel table
 //     copy), a replica identity on every table, unlogged tables (not
@@ -166,11 +167,9 @@
 // served the slot for Provider.SenderGrace, instead of holding writes
 // for the whole budget: a cutover then takes its fences down (its routes
 // still paused), calls Ready, fences again sparing the stream's new
-// sessions and waits for a new barrier, or rolls back. Sessions
-// (interface{ Sessions() logical.SourceSessions }) names the roles and application names of the stream's sessions on the
-// source, for a fence that must let them in or spare them; FencePIDs
-// names their PIDs, which change when they reconnect, so a fence reads
-// it again before each round.
+// sessions and waits for a new barrier, or rolls back. FencePIDs names
+// the PIDs of the stream's sessions on the source, which change when
+// they reconnect, so a fence reads it again before each round.
 //
 // Provider.Finish and Provider.Abort have no such connection: on a fenced
 // source they drop the slots and leave the publication (harmless without

@@ -14,7 +14,7 @@ import (
 // A stream keeps its schema dump in a directory of the temporary
 // directory until its schema is complete. A process killed meanwhile
 // cannot remove it, so each directory names its owner process in a file,
-// and every Start (and Provider.Abort) removes the directories whose
+// and a Provider's first Start (or Abort) removes the directories whose
 // owner is gone.
 const (
 	dumpPrefix    = "daisychain-schema-"
@@ -37,9 +37,14 @@ func newDumpDir(name string) (string, error) {
 	return dir, nil
 }
 
-// sweepDumpDirs removes the dump directories whose owner process is gone.
-// What it cannot remove it leaves, with a warning.
-func sweepDumpDirs(log *slog.Logger) {
+// sweepDumpDirs removes, on the Provider's first call, the dump
+// directories whose owner process is gone. What it cannot remove it
+// leaves, with a warning.
+func (p *Provider) sweepDumpDirs(log *slog.Logger) {
+	p.sweepOnce.Do(func() { removeStaleDumps(log) })
+}
+
+func removeStaleDumps(log *slog.Logger) {
 	// Stream names begin with "dc_"; directories of older versions (no
 	// name, no owner file) are not judged.
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dumpPrefix+"dc_*"))

@@ -124,7 +124,13 @@ func waitPhase(t testing.TB, st replica.Stream, want replica.Phase, timeout time
 // aborted when the test ends, and that must work.
 func startStreaming(t testing.TB, sp replica.Spec) replica.Stream {
 	t.Helper()
-	st, err := provider.Start(testCtx(t, 2*time.Minute), sp)
+	return startStreamingWith(t, provider, sp)
+}
+
+// startStreamingWith is startStreaming with Provider p.
+func startStreamingWith(t testing.TB, p *logical.Provider, sp replica.Spec) replica.Stream {
+	t.Helper()
+	st, err := p.Start(testCtx(t, 2*time.Minute), sp)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,9 @@ package logical
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
@@ -180,6 +184,35 @@ func TestSplitGUCList(t *testing.T) {
 	} {
 		if got := splitGUCList(in); !slices.Equal(got, want) {
 			t.Errorf("splitGUCList(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// What a stream fails with, a program that failed and a database that
+// refuses connections or is gone end a retry at once; a lost connection
+// and errTryAgain do not.
+func TestTransient(t *testing.T) {
+	t.Parallel()
+	exitErr := exec.Command("false").Run()
+	lost := &pgconn.PgError{Code: "57P01"}
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"slot lost", fmt.Errorf("%w: slot x", replica.ErrSlotLost), false},
+		{"not streaming", replica.ErrNotStreaming, false},
+		{"closed", fmt.Errorf("%w (finished)", replica.ErrClosed), false},
+		{"WAL limit", replica.ErrWALLimit, false},
+		{"not ready", replica.ErrNotReady, false},
+		{"pg_restore failed", fmt.Errorf("restore: %w", exitErr), false},
+		{"fenced", &pgconn.PgError{Code: "55000"}, false},
+		{"database gone", &pgconn.PgError{Code: "3D000"}, false},
+		{"terminated", fmt.Errorf("read: %w", lost), true},
+		{"try again", fmt.Errorf("%w: a slot was dropped concurrently", errTryAgain), true},
+	} {
+		if got := transient(c.err); got != c.want {
+			t.Errorf("transient(%s: %v) = %v, want %v", c.name, c.err, got, c.want)
 		}
 	}
 }

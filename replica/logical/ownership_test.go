@@ -140,8 +140,8 @@ func TestCrashAfterCreateDatabase(t *testing.T) {
 }
 
 // A run killed during its copy leaves its schema dump in the temporary
-// directory: the next Start removes the dumps whose owner process is
-// gone, and keeps those of live ones.
+// directory: a Provider's first Start removes the dumps whose owner
+// process is gone, and keeps those of live ones.
 func TestStaleDumpDirsRemoved(t *testing.T) {
 	t.Parallel()
 	dead := exec.Command("true")
@@ -164,7 +164,7 @@ func TestStaleDumpDirsRemoved(t *testing.T) {
 	left, live := mkdump(dead.Process.Pid), mkdump(os.Getpid())
 	inst := localpgtest.Start(t, &localpg.Config{Name: "one"})
 	createTenant(t, inst, "t", 10)
-	startStreaming(t, spec("sweeper", inst, "t", inst, "copy"))
+	startStreamingWith(t, &logical.Provider{PollInterval: provider.PollInterval}, spec("sweeper", inst, "t", inst, "copy"))
 	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the dump of a dead run is still there: %v", err)
 	}

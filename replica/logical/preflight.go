@@ -2,12 +2,15 @@ package logical
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/daisychain-db/daisychain/internal/pgbin"
+	"github.com/daisychain-db/daisychain/internal/slotwal"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -17,11 +20,7 @@ type facts struct {
 	record       *record // the stream's record on the source: an earlier start left it
 	targetExists bool
 	noIdentity   []string // tables without a replica identity, schema-qualified and quoted
-	encoding     string
-	collate      string
-	ctype        string
-	provider     string // datlocprovider: "c" libc, "i" ICU
-	iculocale    string
+	locale       dbLocale // the source database's
 }
 
 // preflight checks spec without changing anything. A resumed stream
@@ -49,7 +48,7 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 		err := tgt.QueryRow(ctx, `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1`,
 			e.spec.TargetDatabase).Scan(&comment)
 		switch {
-		case err == pgx.ErrNoRows:
+		case errors.Is(err, pgx.ErrNoRows):
 		case err != nil:
 			r.Add("target database", "cannot read pg_database on the target: %v", err)
 		default:
@@ -133,7 +132,7 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 			if e.tgtMajor != 0 && e.tgtMajor < major {
 				r.Add("versions", "the target runs PostgreSQL %d, older than the source's %d: the schema may not restore; use a target of version %d or newer", e.tgtMajor, major, major)
 			}
-			if cm, err := clientMajor(e.binDir); err != nil {
+			if cm, err := pgbin.Major(ctx, e.binDir, "pg_dump"); err != nil {
 				r.Add("pg_dump", "%v", err)
 			} else if cm < major {
 				r.Add("pg_dump", "pg_dump in %s is version %d, older than the source's %d: set Provider.BinDir to the binaries of version %d or newer", e.binDir, cm, major, major)
@@ -214,17 +213,9 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 		r.Add("large objects", "the source database has %d large objects, which logical replication does not copy: move them into bytea columns, or set Options.AllowLargeObjects to go on without them", largeObjects)
 	}
 
-	var datcollate, datctype string
-	if err := src.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()`).
-		Scan(&f.encoding, &datcollate, &datctype); err != nil {
-		r.Add("encoding", "cannot read the source database's encoding: %v", err)
-	}
-	f.collate, f.ctype, f.provider = datcollate, datctype, "c"
-	if e.srcMajor >= 15 {
-		if err := src.QueryRow(ctx, `SELECT datlocprovider::text, coalesce(daticulocale, '') FROM pg_database WHERE datname = current_database()`).
-			Scan(&f.provider, &f.iculocale); err != nil {
-			r.Add("encoding", "cannot read the source database's locale provider: %v", err)
-		}
+	if f.locale, err = readLocale(ctx, src, e.srcMajor, e.spec.SourceDatabase); err != nil {
+		f.locale = dbLocale{}
+		r.Add("encoding", "cannot read the source database's encoding and locale: %v", err)
 	}
 
 	if tgt == nil {
@@ -267,23 +258,14 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 	}
 	// Encoding and collation: an existing target must match; a new one is
 	// created with the source's, which the target must support.
-	if f.targetExists && f.encoding != "" {
-		var enc, coll, ctype string
-		provider, icu := "c", ""
-		q := `SELECT pg_encoding_to_char(encoding), datcollate, datctype, 'c', '' FROM pg_database WHERE datname = $1`
-		if e.tgtMajor >= 15 {
-			q = `SELECT pg_encoding_to_char(encoding), datcollate, datctype, datlocprovider::text, coalesce(daticulocale, '') FROM pg_database WHERE datname = $1`
+	if f.targetExists && f.locale.encoding != "" {
+		if have, err := readLocale(ctx, tgt, e.tgtMajor, e.spec.TargetDatabase); err == nil && have != f.locale {
+			r.Add("encoding", "the target database has %s; the source has %s: drop the target database so it is created to match", have, f.locale)
 		}
-		if err := tgt.QueryRow(ctx, q, e.spec.TargetDatabase).Scan(&enc, &coll, &ctype, &provider, &icu); err == nil &&
-			(enc != f.encoding || coll != datcollate || ctype != datctype || provider != f.provider || icu != f.iculocale) {
-			r.Add("encoding", "the target database has encoding %s, collation %s, ctype %s, locale provider %s %s; the source has %s, %s, %s, %s %s: "+
-				"drop the target database so it is created to match", enc, coll, ctype, provider, icu, f.encoding, datcollate, datctype, f.provider, f.iculocale)
-		}
-	} else if f.provider == "i" && e.tgtMajor < 15 {
-		r.Add("encoding", "the source database uses the ICU locale %s as its default collation, which the target's PostgreSQL %d cannot: use a target of version 15 or newer",
-			f.iculocale, e.tgtMajor)
-	} else if f.encoding != "" {
-		for _, loc := range []string{datcollate, datctype} {
+	} else if why := f.locale.unsupported(e.tgtMajor); why != "" {
+		r.Add("encoding", "%s", why)
+	} else if f.locale.encoding != "" {
+		for _, loc := range []string{f.locale.collate, f.locale.ctype} {
 			if loc == "C" || loc == "POSIX" || loc == "" {
 				continue
 			}
@@ -310,8 +292,8 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 // checkSlotWALBound requires max_slot_wal_keep_size on the source, unless
 // Options.AllowUnboundedSlotWAL accepts that there is none.
 func (e *env) checkSlotWALBound(ctx context.Context, src *pgx.Conn, r *replica.PreflightReport) {
-	var keepMB int64
-	if err := src.QueryRow(ctx, `SELECT setting::int8 FROM pg_settings WHERE name = 'max_slot_wal_keep_size'`).Scan(&keepMB); err != nil {
+	keepMB, err := slotwal.MaxKeepMB(ctx, src)
+	if err != nil {
 		r.Add("max_slot_wal_keep_size", "cannot read the source's max_slot_wal_keep_size: %v", err)
 		return
 	}
@@ -322,7 +304,7 @@ func (e *env) checkSlotWALBound(ctx context.Context, src *pgx.Conn, r *replica.P
 		r.Add("max_slot_wal_keep_size", "the source's max_slot_wal_keep_size is -1 (unlimited): the stream's WAL guard runs only while this process does, "+
 			"and if the target stalls after it died, the stream's slot keeps WAL until the source's disk is full and the source stops: "+
 			"bound it, above Options.MaxRetainedWAL, with room on the source's disk (ALTER SYSTEM SET max_slot_wal_keep_size = '%dMB'; SELECT pg_reload_conf()), "+
-			"or set Options.AllowUnboundedSlotWAL to accept the risk", suggest)
+			"or set Options.AllowUnboundedSlotWAL (or Provider.AllowUnboundedSlotWAL) to accept the risk", suggest)
 	case keepMB >= 0 && e.maxWAL > 0 && keepMB<<20 < e.maxWAL:
 		r.Notes = append(r.Notes, fmt.Sprintf("the source's max_slot_wal_keep_size (%d MB) is below the stream's WAL limit (%d MB): "+
 			"a stalled stream fails with replica.ErrSlotLost (its slot invalidated) before the guard stops it", keepMB, e.maxWAL>>20))
@@ -352,9 +334,9 @@ func (e *env) checkLongTransactions(ctx context.Context, src *pgx.Conn, r *repli
 	for i, b := range long {
 		names[i] = b.String()
 	}
-	r.Add("long transactions", "transactions open on the source server for longer than %s (Options.LongTransactionLimit) would stall the stream, "+
+	r.Add("long transactions", "transactions open on the source server for longer than %s (Options.LongTransactionLimit, or Provider.LongTransactionLimit) would stall the stream, "+
 		"whose replication slots wait for them to end: %s: commit or end them (SELECT pg_terminate_backend(pid)), "+
-		"or set Options.WaitForLongTransactions to start anyway and wait for them", limit, strings.Join(names, "; "))
+		"or set Options.WaitForLongTransactions (or Provider.WaitForLongTransactions) to start anyway and wait for them", limit, strings.Join(names, "; "))
 }
 
 // checkNames refuses a new stream whose publication or slot name is

@@ -8,6 +8,7 @@ import (
 	"github.com/daisychain-db/daisychain/localpg"
 	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 	"github.com/daisychain-db/daisychain/replica"
+	"github.com/daisychain-db/daisychain/replica/logical"
 )
 
 // startRefused starts sp, expects a preflight error containing every
@@ -95,8 +96,10 @@ func TestPreflightNonEmptyTarget(t *testing.T) {
 }
 
 // wal_level=replica, an unlimited max_slot_wal_keep_size and a table
-// without identity: the report lists all three. The explicit option
-// accepts the unbounded WAL.
+// without identity: the report lists all three. The explicit option, in
+// the Spec or the Provider, accepts the unbounded WAL. A negative
+// LongTransactionLimit, in either, is refused naming it, and changes
+// nothing.
 func TestPreflightWALLevel(t *testing.T) {
 	t.Parallel()
 	src := localpgtest.Start(t, &localpg.Config{Name: "src", Settings: map[string]string{"wal_level": "replica", "max_slot_wal_keep_size": "-1"}})
@@ -107,14 +110,49 @@ func TestPreflightWALLevel(t *testing.T) {
 	startRefused(t, sp, src, dst, false,
 		"3 problem(s)", "wal_level=replica", "wal_level = logical", "public.nokey",
 		"max_slot_wal_keep_size is -1", "ALTER SYSTEM SET max_slot_wal_keep_size", "AllowUnboundedSlotWAL")
-	sp.AllowUnboundedSlotWAL = true
-	report, err := provider.Preflight(testCtx(t, time.Minute), sp)
+	ctx := testCtx(t, time.Minute)
+	allowing := &logical.Provider{AllowUnboundedSlotWAL: true}
+	report, err := allowing.Preflight(ctx, sp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(report.Problems) != 2 || strings.Contains(report.Err().Error(), "max_slot_wal_keep_size") {
-		t.Errorf("with AllowUnboundedSlotWAL: %v", report.Err())
+		t.Errorf("with Provider.AllowUnboundedSlotWAL: %v", report.Err())
 	}
+	sp.AllowUnboundedSlotWAL = true
+	report, err = provider.Preflight(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Problems) != 2 || strings.Contains(report.Err().Error(), "max_slot_wal_keep_size") {
+		t.Errorf("with Options.AllowUnboundedSlotWAL: %v", report.Err())
+	}
+
+	negative := sp
+	negative.LongTransactionLimit = -time.Second
+	for _, c := range []struct {
+		p     *logical.Provider
+		sp    replica.Spec
+		field string
+	}{
+		{provider, negative, "LongTransactionLimit -1s is negative"},
+		{&logical.Provider{LongTransactionLimit: -time.Second}, sp, "Provider.LongTransactionLimit -1s is negative"},
+	} {
+		if _, err := c.p.Preflight(ctx, c.sp); !isErr(err, replica.ErrInvalidSpec) || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("Preflight with %s: %v, want ErrInvalidSpec naming it", c.field, err)
+		}
+		if st, err := c.p.Start(ctx, c.sp); !isErr(err, replica.ErrInvalidSpec) || !strings.Contains(err.Error(), c.field) {
+			if err == nil {
+				_ = st.Abort(ctx)
+			}
+			t.Errorf("Start with %s: %v, want ErrInvalidSpec naming it", c.field, err)
+		}
+	}
+	if databaseExists(t, dst, sp.TargetDatabase) {
+		t.Error("a refused Start created the target database")
+	}
+	assertNoReplicationObjects(t, src, sp.SourceDatabase)
+	assertNoReplicationObjects(t, dst)
 }
 
 func TestPreflightBadConnection(t *testing.T) {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -79,49 +77,5 @@ func (s *stream) missingConnection(ctx context.Context) string {
 	return ""
 }
 
-// SourceSessions names the sessions a stream opens on the source, for a
-// fence that must tell them from the application's (see Sessions).
-type SourceSessions struct {
-	// SubscriptionRole is the role the subscription's WAL senders log in
-	// as (its connection string's user); HeldRole the role of the
-	// stream's held connection (Spec.Source's).
-	SubscriptionRole, HeldRole string
-	// ApplicationNames are the application_name of the subscription's
-	// WAL sender and of the held connection.
-	ApplicationNames []string
-	// SyncApplicationPattern is a LIKE pattern that matches the
-	// application_name of the table-sync WAL senders (during the initial
-	// copy only).
-	SyncApplicationPattern string
-}
-
-// Sessions names the stream's sessions on the source: all of them are WAL
-// senders (backend_type walsender) in the source tenant database. A fence
-// that ends the database's sessions spares those that FencePIDs names
-// right before each round (a WAL sender that reconnected has a new PID);
-// one that keeps connections out must let these in if the stream is to
-// reconnect while it is up. It is an optional capability of the stream,
-// found by type assertion:
-//
-//	interface{ Sessions() logical.SourceSessions }
-func (s *stream) Sessions() SourceSessions {
-	return SourceSessions{
-		SubscriptionRole:       resolvedUser(s.e.srcSub),
-		HeldRole:               resolvedUser(s.e.srcDB),
-		ApplicationNames:       []string{s.e.name, heldApplicationName(s.e.name)},
-		SyncApplicationPattern: syncSlotPattern(s.m.SubOID, s.m.TargetSystem),
-	}
-}
-
 // heldApplicationName is the application_name of the held connection.
 func heldApplicationName(name string) string { return "daisychain " + name }
-
-// resolvedUser is the role a connection string logs in as, with libpq's
-// defaults (PGUSER, the operating system user) as pgx applies them.
-func resolvedUser(ci conninfo) string {
-	cfg, err := pgconn.ParseConfig(ci.String())
-	if err != nil {
-		return ci["user"]
-	}
-	return cfg.User
-}

@@ -45,28 +45,26 @@ $dc$`
 // what they raise, out of the server's log whatever its logging
 // settings, even when one fails, and out of
 // pg_stat_statements where it is loaded (setting a parameter of a module
-// that is not loaded is harmless).
-var quietSettings = []string{
-	"SET LOCAL log_statement = 'none'",
-	"SET LOCAL log_min_error_statement = 'panic'",
-	"SET LOCAL log_min_duration_statement = -1",
-	"SET LOCAL log_min_duration_sample = -1",
-	"SET LOCAL log_parameter_max_length = 0",
-	"SET LOCAL log_parameter_max_length_on_error = 0",
-	"SET LOCAL log_error_verbosity = terse",
-	"SET LOCAL log_min_messages = error",
-	"SET LOCAL client_min_messages = error",
-	"SET LOCAL pg_stat_statements.track_utility = off",
-}
+// that is not loaded is harmless). One string, sent with the simple
+// protocol: one round trip. The server may log this string itself (it
+// decides before it runs it), which holds nothing secret.
+const quietSettings = `SET LOCAL log_statement = 'none';
+SET LOCAL log_min_error_statement = 'panic';
+SET LOCAL log_min_duration_statement = -1;
+SET LOCAL log_min_duration_sample = -1;
+SET LOCAL log_parameter_max_length = 0;
+SET LOCAL log_parameter_max_length_on_error = 0;
+SET LOCAL log_error_verbosity = terse;
+SET LOCAL log_min_messages = error;
+SET LOCAL client_min_messages = error;
+SET LOCAL pg_stat_statements.track_utility = off`
 
 // subscribe runs stmt, a CREATE SUBSCRIPTION built by formatStatement
 // with "%%L" where the connection string goes, with ci as its connection
 // string, in tx (see subscribeFunction). stmt must hold no other '%'.
 func subscribe(ctx context.Context, tx pgx.Tx, stmt string, ci conninfo) error {
-	for _, set := range quietSettings {
-		if _, err := tx.Exec(ctx, set); err != nil {
-			return err
-		}
+	if _, err := tx.Exec(ctx, quietSettings, pgx.QueryExecModeSimpleProtocol); err != nil {
+		return err
 	}
 	if _, err := tx.Exec(ctx, subscribeFunction); err != nil {
 		return err

@@ -114,7 +114,7 @@ func BenchmarkConvert(b *testing.B) {
 			b.Fatal(err)
 		}
 		promoted := time.Since(t2)
-		if err := st.(*physical.Conversion).Instance().Close(); err != nil {
+		if err := st.(*physical.Conversion).LocalInstance().Close(); err != nil {
 			b.Fatal(err)
 		}
 

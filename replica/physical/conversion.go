@@ -65,10 +65,13 @@ func (cv *Conversion) ID() string { return cv.e.spec.ID }
 // source until Promote or Abort.
 func (cv *Conversion) SlotName() string { return cv.e.slot }
 
-// Instance is the replica's localpg instance, nil until the copy is done.
-// Abort closes it. After Promote it is the caller's: it runs as a child of
-// this process (see localpg) and is removed by its Close.
-func (cv *Conversion) Instance() *localpg.Instance {
+// LocalInstance is the local server process behind the replica, nil
+// until the copy is done: an extra of this package's Conversion, which
+// replica.Conversion does not have. A cutover needs only Endpoint and
+// AdminConnString; LocalInstance is for the caller that owns the
+// process: Abort closes it, but after Promote it is the caller's, a
+// child of this process (see localpg) that its Close stops and removes.
+func (cv *Conversion) LocalInstance() *localpg.Instance {
 	cv.mu.Lock()
 	defer cv.mu.Unlock()
 	return cv.inst
@@ -76,7 +79,7 @@ func (cv *Conversion) Instance() *localpg.Instance {
 
 // Endpoint implements replica.Conversion.
 func (cv *Conversion) Endpoint() fleet.Endpoint {
-	inst := cv.Instance()
+	inst := cv.LocalInstance()
 	if inst == nil {
 		return fleet.Endpoint{}
 	}
@@ -86,7 +89,7 @@ func (cv *Conversion) Endpoint() fleet.Endpoint {
 // AdminConnString implements replica.Conversion: the source's admin role,
 // password and database, at the replica's address.
 func (cv *Conversion) AdminConnString() string {
-	inst := cv.Instance()
+	inst := cv.LocalInstance()
 	if inst == nil {
 		return ""
 	}
@@ -239,7 +242,7 @@ func (cv *Conversion) replayed(ctx context.Context, conn *pgx.Conn) (replica.Pos
 // Abort implements replica.Conversion: it stops the base backup or the
 // replica, removes the replica's directory and drops the slot on the
 // source. A promoted replica is a primary that may have taken writes:
-// Abort refuses it (close Instance yourself).
+// Abort refuses it (close LocalInstance yourself).
 func (cv *Conversion) Abort(ctx context.Context) error {
 	cv.cancelCopy()
 	<-cv.copyDone
@@ -249,7 +252,7 @@ func (cv *Conversion) Abort(ctx context.Context) error {
 	phase, inst := cv.phase, cv.inst
 	cv.mu.Unlock()
 	if phase == replica.PhasePromoted {
-		return fmt.Errorf("physical: abort %s: %w: the replica was promoted and may hold writes; close its Instance to remove it",
+		return fmt.Errorf("physical: abort %s: %w: the replica was promoted and may hold writes; close its LocalInstance to remove it",
 			cv.e.spec, replica.ErrClosed)
 	}
 	var errs []error

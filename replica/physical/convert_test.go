@@ -43,7 +43,7 @@ func TestConvertUnderWrites(t *testing.T) {
 	}
 	cv := st.(*physical.Conversion)
 	t.Cleanup(func() {
-		if inst := cv.Instance(); inst != nil {
+		if inst := cv.LocalInstance(); inst != nil {
 			if t.Failed() {
 				t.Logf("replica log:\n%s", inst.Log())
 			}
@@ -250,7 +250,7 @@ func TestStartReusesLeftSlot(t *testing.T) {
 	}
 	slot := first.(*physical.Conversion).SlotName()
 	// As if the process died: its replica dies with it.
-	if err := first.(*physical.Conversion).Instance().Kill(); err != nil {
+	if err := first.(*physical.Conversion).LocalInstance().Kill(); err != nil {
 		t.Fatal(err)
 	}
 	second, err := (&physical.Converter{Replica: localpg.Config{BaseDir: dir}}).Start(ctx, spec)
@@ -355,7 +355,7 @@ func TestSlotLostFailsFast(t *testing.T) {
 	if err := waitCaughtUp(ctx, cv, 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	if err := cv.(*physical.Conversion).Instance().Stop(); err != nil {
+	if err := cv.(*physical.Conversion).LocalInstance().Stop(); err != nil {
 		t.Fatal(err)
 	}
 	slot := cv.(*physical.Conversion).SlotName()

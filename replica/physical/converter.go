@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/daisychain-db/daisychain/internal/pgbin"
 	"github.com/daisychain-db/daisychain/localpg"
 	"github.com/daisychain-db/daisychain/replica"
 )
@@ -114,8 +115,8 @@ func (c *Converter) env(ctx context.Context, spec replica.ConvertSpec) (*env, er
 	if e.binDir, err = localpg.FindBinDir(c.Replica.BinDir); err != nil {
 		return nil, err
 	}
-	if e.localMajor, err = localMajor(ctx, e.binDir); err != nil {
-		return nil, err
+	if e.localMajor, err = pgbin.Major(ctx, e.binDir, "postgres"); err != nil {
+		return nil, fmt.Errorf("physical: %w", err)
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -173,6 +174,7 @@ func (c *Converter) replicaConfig(e *env, f *facts) localpg.Config {
 	if cfg.Settings == nil {
 		cfg.Settings = map[string]string{}
 	}
+	defaults := localpg.DefaultSettings()
 	for _, name := range hotStandbyParams {
 		want, ok := f.settings[name]
 		if !ok {
@@ -180,7 +182,7 @@ func (c *Converter) replicaConfig(e *env, f *facts) localpg.Config {
 		}
 		have, set := cfg.Settings[name]
 		if !set {
-			have = localpg.DefaultSettings[name]
+			have = defaults[name]
 		}
 		if v, err := strconv.ParseInt(have, 10, 64); err != nil || v < want {
 			cfg.Settings[name] = strconv.FormatInt(want, 10)

@@ -12,6 +12,7 @@ import (
 	"github.com/daisychain-db/daisychain/replica"
 
 	"github.com/daisychain-db/daisychain/internal/pgretry"
+	"github.com/daisychain-db/daisychain/internal/slotwal"
 )
 
 // Barrier implements replica.Conversion: the end of a logical message
@@ -162,15 +163,8 @@ func (cv *Conversion) checkSlot(ctx context.Context) error {
 	return slotLost(cv.e.slot, walStatus)
 }
 
-// slotLost is replica.ErrSlotLost when a slot's wal_status says the
-// source invalidated it, else nil.
-func slotLost(slot string, walStatus *string) error {
-	if walStatus == nil || *walStatus != "lost" {
-		return nil
-	}
-	return fmt.Errorf("%w: the source invalidated slot %s (wal_status lost): it kept more WAL for the replica than the source's "+
-		"max_slot_wal_keep_size allows, and the replica misses WAL it had not received: Abort and start again", replica.ErrSlotLost, slot)
-}
+// slotLost is slotwal.Lost for the conversion's slot.
+func slotLost(slot string, walStatus *string) error { return slotwal.Lost(slot, "replica", walStatus) }
 
 // Promote implements replica.Conversion: pg_promote(wait => true) on the
 // replica, then primary_conninfo (which holds the source's password) and

@@ -54,7 +54,7 @@ func Example() {
 	if err := cv.Promote(ctx); err != nil {
 		log.Fatal(err)
 	}
-	defer cv.(*physical.Conversion).Instance().Close()
+	defer cv.(*physical.Conversion).LocalInstance().Close()
 
 	cfg, err := pgx.ParseConfig(cv.AdminConnString())
 	if err != nil {

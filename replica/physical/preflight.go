@@ -2,14 +2,12 @@ package physical
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/daisychain-db/daisychain/internal/slotwal"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -39,14 +37,16 @@ func preflight(ctx context.Context, src *source, slot string, localMajor int, al
 	var canReplicate, inRecovery bool
 	var walLevel string
 	var versionNum, maxSenders, senders, maxSlots, slots int
-	var keepMB int64
 	err = conn.QueryRow(ctx, `SELECT r.rolsuper OR r.rolreplication, current_setting('wal_level'),
 			current_setting('server_version_num')::int, pg_is_in_recovery(),
 			current_setting('max_wal_senders')::int, (SELECT count(*) FROM pg_stat_replication)::int,
-			current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_replication_slots)::int,
-			(SELECT setting::int8 FROM pg_settings WHERE name = 'max_slot_wal_keep_size')
+			current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_replication_slots)::int
 		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&canReplicate, &walLevel, &versionNum, &inRecovery,
-		&maxSenders, &senders, &maxSlots, &slots, &keepMB)
+		&maxSenders, &senders, &maxSlots, &slots)
+	var keepMB int64
+	if err == nil {
+		keepMB, err = slotwal.MaxKeepMB(ctx, conn)
+	}
 	if err != nil {
 		r.Add("connection", "read the source's settings: %v", err)
 		return r, f
@@ -79,7 +79,7 @@ func preflight(ctx context.Context, src *source, slot string, localMajor int, al
 	var slotType string
 	var activePID *int32
 	switch err := conn.QueryRow(ctx, `SELECT slot_type, active_pid FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&slotType, &activePID); {
-	case err == pgx.ErrNoRows:
+	case errors.Is(err, pgx.ErrNoRows):
 		if slots >= maxSlots {
 			r.Add("max_replication_slots", "all %d replication slots are in use: drop an unused one or raise max_replication_slots on the source (restart)", maxSlots)
 		}
@@ -135,19 +135,4 @@ func checkReplicationConnection(ctx context.Context, src *source) error {
 		return fmt.Errorf("IDENTIFY_SYSTEM on a replication connection to %s: %w", src.endpoint, err)
 	}
 	return nil
-}
-
-var versionLine = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
-
-// localMajor is the major version of the server binaries in binDir.
-func localMajor(ctx context.Context, binDir string) (int, error) {
-	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "postgres"), "--version").Output()
-	if err != nil {
-		return 0, fmt.Errorf("physical: run %s --version: %w", filepath.Join(binDir, "postgres"), err)
-	}
-	m := versionLine.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("physical: cannot read the version of %s from %q", filepath.Join(binDir, "postgres"), out)
-	}
-	return strconv.Atoi(string(m[1]))
 }
