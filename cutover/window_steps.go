@@ -106,8 +106,8 @@ func (r *run) drain(ctx context.Context) (any, error) {
 	return map[string]int{"still_busy": busy}, err
 }
 
-// fenceTargets are what the fences guard, sparing spare.
-func (r *run) fenceTargets(spare []uint32) []FenceTarget {
+// fenceTargets are what the fences guard, sparing what spare names.
+func (r *run) fenceTargets(spare FenceSparer) []FenceTarget {
 	out := make([]FenceTarget, len(r.tenants))
 	for i, t := range r.tenants {
 		t.Instance = r.src.ID // the fences guard the source copy
@@ -126,11 +126,7 @@ func (r *run) fenceRecords() (any, error) {
 // fence holds every fence over the set, then checks that no prepared
 // transaction appeared meanwhile.
 func (r *run) fence(ctx context.Context) (any, error) {
-	spare, err := r.copy.spare(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("the copy's sessions to spare: %w", err)
-	}
-	targets := r.fenceTargets(spare)
+	targets := r.fenceTargets(r.copy.spare())
 	var names []string
 	for _, f := range r.m.cfg.Fences {
 		// Recorded before Hold: a Hold that fails half-way is still
