@@ -48,11 +48,12 @@ type Fence interface {
 }
 
 // BatchFence is the optional capability of a Fence to hold and release
-// many targets at once, at a cost that does not grow with their number: a
-// conversion fences every tenant database of an instance inside one
-// window. Both methods are idempotent, like Hold and Release; HoldAll
-// returns once every target is held. A Fence without it is held target by
-// target, several at a time. DatabaseFence and PgBouncerFence have it.
+// many targets in one call: a conversion fences every tenant database of
+// an instance inside one window. Both methods are idempotent, like Hold
+// and Release; HoldAll returns once every target is held. A Fence without
+// it is held target by target, several at a time. DatabaseFence has it at
+// a cost that does not grow with the targets; PgBouncerFence over one
+// console session, one PAUSE per database.
 type BatchFence interface {
 	Fence
 	HoldAll(ctx context.Context, targets []FenceTarget) error

@@ -116,6 +116,22 @@ func (r *run) fenceTargets(spare FenceSparer) []FenceTarget {
 	return out
 }
 
+// prepareFences opens, before the window, what the fences use inside it:
+// the console session of a PgBouncerFence, which checks that PgBouncer
+// has every database, so that a missing one rolls the run back before
+// the window opens.
+func (r *run) prepareFences(ctx context.Context) error {
+	targets := r.fenceTargets(nil)
+	for _, f := range r.m.cfg.Fences {
+		if pgb := asPgBouncerFence(f); pgb != nil {
+			if err := pgb.prepare(ctx, targets); err != nil {
+				return fmt.Errorf("fence %s: %w", f.Name(), err)
+			}
+		}
+	}
+	return nil
+}
+
 // fenceRecords is the fence step's started detail: which fences go up,
 // so that Resume releases those.
 func (r *run) fenceRecords() (any, error) {
