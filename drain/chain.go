@@ -223,14 +223,11 @@ func (r *Runner) runChain(ctx context.Context, p chainPlan, done map[string]bool
 		// far, nowhere else.
 		open := append(slices.Clone(p.Spares), converted...)
 		if !done[string(stepChainDrain)+" "+inst] {
-			exclude, err := r.excludeAllBut(ctx, append(open, inst))
-			if err != nil {
-				return res, err
-			}
 			hooks := r.chainHooks(p.ID, fmt.Sprintf("%d-drain", i))
 			if err := r.chainStage(ctx, p.ID, stepChainDrain, inst, func(ctx context.Context) error {
 				var err error
-				stage.Drain, err = r.drain(ctx, inst, p.Threshold, &DrainOpts{Exclude: exclude}, hooks)
+				stage.Drain, err = r.drainOnto(ctx, inst, append(open, inst), p.Threshold,
+					DrainOpts{Concurrency: r.cfg.Concurrency}, hooks)
 				return err
 			}); err != nil {
 				return res, err
@@ -366,21 +363,6 @@ func (r *Runner) lockChain(ctx context.Context, chainID string) (cutover.HeldLoc
 		return nil, fmt.Errorf("drain: lock chain %q: %w", chainID, err)
 	}
 	return held, nil
-}
-
-// excludeAllBut lists every catalog instance not in keep.
-func (r *Runner) excludeAllBut(ctx context.Context, keep []string) ([]string, error) {
-	all, err := r.cfg.Catalog.Instances(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, inst := range all {
-		if !slices.Contains(keep, inst.ID) {
-			out = append(out, inst.ID)
-		}
-	}
-	return out, nil
 }
 
 // String summarizes a chain result.
