@@ -211,8 +211,8 @@ func (r *run) checkPrepared(ctx context.Context) error {
 	dbs := r.databases()
 	var prepared []string
 	err := r.admin.do(ctx, r.src, dbs, func(conn *pgx.Conn) error {
-		rows, err := conn.Query(ctx, `SELECT format('%s in %I', count(*), database) FROM pg_prepared_xacts
-			WHERE database = ANY($1) GROUP BY database ORDER BY database`, dbs)
+		rows, err := conn.Query(ctx, `SELECT format('%L in %I', gid, database) FROM pg_prepared_xacts
+			WHERE database = ANY($1) ORDER BY database, gid`, dbs)
 		if err != nil {
 			return err
 		}
@@ -223,8 +223,8 @@ func (r *run) checkPrepared(ctx context.Context) error {
 		return fmt.Errorf("count prepared transactions: %w", err)
 	}
 	if len(prepared) > 0 {
-		return fmt.Errorf("prepared transaction(s) appeared during the move (%s): COMMIT PREPARED or ROLLBACK PREPARED them on the source, then move again",
-			joinFirst(prepared, 5))
+		return fmt.Errorf("%d prepared transaction(s) appeared during the move (%s): COMMIT PREPARED or ROLLBACK PREPARED them on the source, then move again",
+			len(prepared), joinFirst(prepared, 5))
 	}
 	return nil
 }
