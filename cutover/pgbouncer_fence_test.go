@@ -184,7 +184,7 @@ func TestPgBouncerFenceHoldsClients(t *testing.T) {
 	if err := fence.HoldAll(ctx, []cutover.FenceTarget{target, unknown}); err == nil || !strings.Contains(err.Error(), "not_in_pgbouncer") {
 		t.Errorf("HoldAll of a set with a database PgBouncer lacks: %v, want an error naming it", err)
 	}
-	if pausedInPgBouncer(t, console, db) {
+	if pgBouncerPaused(t, fence.Admin, db) {
 		t.Error("HoldAll paused a database before finding that PgBouncer lacks another of the set")
 		must(t, fence.Release(ctx, target))
 	}
@@ -216,33 +216,6 @@ func TestPgBouncerFenceCheckedBeforeTheWindow(t *testing.T) {
 	if route, err := f.Routes.Resolve(ctx, "acme"); err != nil || route.Instance != "pg-a" || route.Paused {
 		t.Errorf("route after the rollback: %+v, %v", route, err)
 	}
-}
-
-// pausedInPgBouncer reads db's paused column from SHOW DATABASES.
-func pausedInPgBouncer(t *testing.T, console *pgx.Conn, db string) bool {
-	t.Helper()
-	rows, err := console.Query(context.Background(), "SHOW DATABASES")
-	must(t, err)
-	defer rows.Close()
-	paused := false
-	for rows.Next() {
-		vals, err := rows.Values()
-		must(t, err)
-		var name, p string
-		for i, fd := range rows.FieldDescriptions() {
-			switch fd.Name {
-			case "name":
-				name = fmt.Sprint(vals[i])
-			case "paused":
-				p = fmt.Sprint(vals[i])
-			}
-		}
-		if name == db {
-			paused = p == "1"
-		}
-	}
-	must(t, rows.Err())
-	return paused
 }
 
 // waitingClients reads cl_waiting of db's pool from SHOW POOLS.
