@@ -66,9 +66,16 @@ type Config struct {
 	// configured then (a fence of another kind than the built-in ones is
 	// found again by its Name).
 	Fences []Fence
-	// NoRoutePause skips pausing the route: the window is then held by
+	// NoRoutePause skips pausing the routes: the window is then held by
 	// the fences alone, and applications see errors instead of waiting.
-	// For comparisons; default false.
+	// Set it when the tenants' applications do not connect through a
+	// flags.Router (they read routes some other way, or connect to the
+	// instance directly): nothing of theirs waits on a paused route, so
+	// the pause would only add a publish to the window, and the drain
+	// would wait for a quiet spell that a client writing without a
+	// break never leaves (it ends at the first moment nothing runs
+	// instead). Their in-flight statements fail at the fence and must
+	// be retried, as after any failover. Default false.
 	NoRoutePause bool
 
 	// WindowBudget bounds the window; over it the move rolls back.
@@ -114,8 +121,9 @@ type Config struct {
 	// locks (held by the journal, for journals that can: the tenant's,
 	// and the instances') while another mover has them; then they fail
 	// with ErrMoveInProgress or ErrInstanceBusy, naming the holder. A
-	// mover that crashed holds them until the control database notices,
-	// within about 25 s. Default LockWaitDefault; negative: do not wait.
+	// mover whose host died holds them until the control database
+	// notices, within LockOrphanTimeout. Default LockWaitDefault;
+	// negative: do not wait.
 	LockWait time.Duration
 
 	// BeforeStep, if set, runs once a step is journaled as started and

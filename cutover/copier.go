@@ -32,7 +32,7 @@ type copier interface {
 	finished() []stepDef
 	// spare names the source backends the fences must leave alone; nil
 	// when the copy does not say (see FenceTarget.Spare).
-	spare(ctx context.Context) ([]uint32, error)
+	spare() FenceSparer
 	// undo removes the copy once a rollback has the routes back on the
 	// source, noting what it did or left in d.
 	undo(ctx context.Context, d map[string]any) error
@@ -48,12 +48,4 @@ type follower interface {
 	Progress(ctx context.Context) (replica.Progress, error)
 	Barrier(ctx context.Context) (replica.Position, error)
 	WaitFor(ctx context.Context, pos replica.Position) error
-}
-
-// readier is the optional capability of a follower to say it is
-// connected end to end (replica/logical's Ready): the run asks right
-// before the window opens, since a fence that refuses connections would
-// keep a disconnected stream out for the whole window.
-type readier interface {
-	Ready(ctx context.Context) error
 }

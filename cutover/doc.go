@@ -22,6 +22,14 @@
 // returns); cooperative fences hold work before it reaches the database.
 // A fence with the BatchFence capability fences a set at once.
 //
+// What a Mover is given need implement only the required interfaces
+// (replica.Provider, flags.Publisher, RouteReader, Journal, Fence); the
+// optional capabilities it finds by type assertion (Readier, FenceSparer,
+// TargetSnapshotter, StreamAborter, StreamFinisher, ConverterPreflighter,
+// PublishedReader, BatchPublishedReader, BatchRouteReader, Locker,
+// BatchFence) are exported interfaces, each saying what the Mover does
+// without it.
+//
 // The Journal records the steps (StepPlan to StepDone or StepRolledBack),
 // in the control database (PostgresJournal) or in memory (MemoryJournal).
 package cutover

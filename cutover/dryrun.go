@@ -28,9 +28,11 @@ const (
 	windowFixedEstimate = 150 * time.Millisecond
 )
 
-// Plan is what a move or a conversion would do, from a dry run that
-// changed nothing.
-type Plan struct {
+// DryRunReport is what a move or a conversion would do, from a dry run
+// that changed nothing: its steps, its estimates and the problems its
+// preflight found. (The plan a run journals, and drain.Plan, the moves a
+// drain would make, are other things.)
+type DryRunReport struct {
 	Move, Tenant, Database, Source, Target string
 	// Tenants the window would hold: 1 for a move.
 	Tenants int
@@ -53,8 +55,8 @@ type Plan struct {
 	Problems []string
 }
 
-// String is a readable plan.
-func (p *Plan) String() string {
+// String is a readable report.
+func (p *DryRunReport) String() string {
 	var b strings.Builder
 	if p.Tenant == "" { // a conversion
 		fmt.Fprintf(&b, "dry run: convert instance %s (%d tenants, %d bytes) onto %s\n", p.Source, p.Tenants, p.Bytes, p.Target)
@@ -79,11 +81,12 @@ func (p *Plan) String() string {
 	return b.String()
 }
 
-// DryRun runs the preflight and returns the plan, with estimates of the
-// copy and the window, changing nothing and journaling nothing. A request
+// DryRun runs the preflight and returns what the move would do, with
+// estimates of the copy and the window, changing nothing and journaling
+// nothing. A request
 // that names no known tenant or instance is an error; problems a move
-// would be refused for are in Plan.Problems.
-func (m *Mover) DryRun(ctx context.Context, req Request) (*Plan, error) {
+// would be refused for are in DryRunReport.Problems.
+func (m *Mover) DryRun(ctx context.Context, req Request) (*DryRunReport, error) {
 	r, err := m.prepare(ctx, req)
 	if err != nil {
 		return nil, err
@@ -110,7 +113,7 @@ func (m *Mover) DryRun(ctx context.Context, req Request) (*Plan, error) {
 // and of the replica, the steps, and estimates of the copy (the whole
 // instance's bytes) and the window, changing nothing and journaling
 // nothing.
-func (m *Mover) DryRunConvert(ctx context.Context, req ConvertRequest) (*Plan, error) {
+func (m *Mover) DryRunConvert(ctx context.Context, req ConvertRequest) (*DryRunReport, error) {
 	r, err := m.prepareConvert(ctx, req)
 	if err != nil {
 		return nil, err
@@ -133,8 +136,8 @@ func (m *Mover) DryRunConvert(ctx context.Context, req ConvertRequest) (*Plan, e
 // dryRun is what both dry runs share: the steps of the run's table, the
 // preflight's problems, and the part of the window that does not depend
 // on the data.
-func (r *run) dryRun(ctx context.Context) *Plan {
-	p := &Plan{Move: r.p.Move, Tenant: r.p.Tenant, Source: r.p.source(), Target: r.p.destination(),
+func (r *run) dryRun(ctx context.Context) *DryRunReport {
+	p := &DryRunReport{Move: r.p.Move, Tenant: r.p.Tenant, Source: r.p.source(), Target: r.p.destination(),
 		Tenants: len(r.tenants), WindowBudget: r.m.cfg.WindowBudget, Verify: r.p.Verify}
 	before, window, after := r.table()
 	for _, part := range [][]stepDef{before, window, after} {

@@ -44,10 +44,17 @@ type Event struct {
 // (all kinds when none are given) and a function that ends the
 // subscription and closes the channel. Sending never blocks: events that
 // do not fit in the channel's buffer (eventbus.BufferDefault, 1024) are
-// dropped, so a slow subscriber never slows a move down.
+// dropped, so a slow subscriber never slows a move down; EventsDropped
+// counts them.
 func (m *Mover) Subscribe(kinds ...EventKind) (<-chan *Event, func()) {
 	return m.events.Subscribe(kinds...)
 }
+
+// EventsDropped is how many events subscribers missed because their
+// channel was full, since New: each event a subscription missed counts
+// once. A subscriber that must see every event reads its channel
+// promptly, and can tell from this count whether it did.
+func (m *Mover) EventsDropped() uint64 { return m.events.Dropped() }
 
 func (m *Mover) emit(e *Event) {
 	if e.At.IsZero() {

@@ -17,12 +17,15 @@ import (
 type FenceTarget struct {
 	Tenant   fleet.Tenant
 	Instance fleet.Instance
-	// Spare lists backends of the source that a fence must leave alone:
-	// the stream's own sessions, which read the source inside the window
-	// and deliver its last changes (the logical stream reports them with
-	// FencePIDs). Nil means the stream did not say; DatabaseFence then
-	// leaves every replication session running.
-	Spare []uint32
+	// Spare names the backends of the source that a fence must leave
+	// alone: the copy's own sessions, which read the source inside the
+	// window and deliver its last changes. A run sets it to the stream
+	// when the stream is a FenceSparer, and to SparePIDs{} for a
+	// conversion (a physical replica holds no session in the
+	// databases). The PIDs change when the stream reconnects, so a fence
+	// asks again before each round of ending sessions. Nil means nobody
+	// said; DatabaseFence then leaves every replication session running.
+	Spare FenceSparer
 
 	// admin is the run's admin session to Instance, held from before
 	// the window; nil outside a run.
@@ -45,11 +48,12 @@ type Fence interface {
 }
 
 // BatchFence is the optional capability of a Fence to hold and release
-// many targets at once, at a cost that does not grow with their number: a
-// conversion fences every tenant database of an instance inside one
-// window. Both methods are idempotent, like Hold and Release; HoldAll
-// returns once every target is held. A Fence without it is held target by
-// target, several at a time. DatabaseFence and PgBouncerFence have it.
+// many targets in one call: a conversion fences every tenant database of
+// an instance inside one window. Both methods are idempotent, like Hold
+// and Release; HoldAll returns once every target is held. A Fence without
+// it is held target by target, several at a time. DatabaseFence has it at
+// a cost that does not grow with the targets; PgBouncerFence over one
+// console session, one PAUSE per database.
 type BatchFence interface {
 	Fence
 	HoldAll(ctx context.Context, targets []FenceTarget) error
@@ -69,9 +73,10 @@ const SettleDefault = time.Millisecond
 // they committed.
 //
 // Which sessions it ends: with FenceTarget.Spare set, every backend of the
-// database but those (client sessions, replication sessions, background
-// workers); without it, client sessions only, so a replication=database
-// session that some client opened before the fence could still write.
+// database but those it names, asked again before each round (client
+// sessions, replication sessions, background workers); without it, client
+// sessions only, so a replication=database session that some client
+// opened before the fence could still write.
 //
 // A session that passed the database's connection check just before it
 // refused connections may take a while to show in pg_stat_activity (it
@@ -149,18 +154,11 @@ func (f DatabaseFence) hold(ctx context.Context, targets []FenceTarget) error {
 	}
 	// Every backend but the spared ones goes in the databases whose
 	// target names what to spare; client sessions only in the others.
-	var strict []string
-	spare := []int64{}
+	strict := []string{}
 	for _, t := range targets {
 		if t.Spare != nil {
 			strict = append(strict, t.Tenant.Database)
 		}
-		for _, pid := range t.Spare {
-			spare = append(spare, int64(pid))
-		}
-	}
-	if strict == nil {
-		strict = []string{}
 	}
 	return targets[0].admin.do(ctx, inst, dbs, func(conn *pgx.Conn) error {
 		if _, err := conn.Exec(ctx, allowConnections(dbs, false)); err != nil {
@@ -168,10 +166,14 @@ func (f DatabaseFence) hold(ctx context.Context, targets []FenceTarget) error {
 		}
 		emptyRounds := 0
 		for {
+			spare, err := sparedPIDs(ctx, targets)
+			if err != nil {
+				return fmt.Errorf("cutover: database fence on %s: the sessions to spare: %w", inst.ID, err)
+			}
 			// Sessions, and sessions still starting: those holding
 			// their startup lock on one of the databases.
 			var left int
-			err := conn.QueryRow(ctx, `WITH doomed AS (
+			err = conn.QueryRow(ctx, `WITH doomed AS (
 					SELECT pid FROM pg_stat_activity
 					WHERE datname = ANY($1) AND (backend_type = 'client backend' OR datname = ANY($2))
 					UNION
@@ -200,6 +202,34 @@ func (f DatabaseFence) hold(ctx context.Context, targets []FenceTarget) error {
 		}
 	})
 }
+
+// sparedPIDs asks every target's Spare for the PIDs to leave running,
+// now: a stream that reconnected has new ones.
+func sparedPIDs(ctx context.Context, targets []FenceTarget) ([]int64, error) {
+	spare := []int64{}
+	for _, t := range targets {
+		if t.Spare == nil {
+			continue
+		}
+		pids, err := t.Spare.FencePIDs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, pid := range pids {
+			spare = append(spare, int64(pid))
+		}
+	}
+	return spare, nil
+}
+
+// SparePIDs is a FenceSparer that names a fixed set of backends: those of
+// a copy that never reconnects inside the window. SparePIDs{} spares none,
+// which makes DatabaseFence end every backend of the database, replication
+// sessions included.
+type SparePIDs []uint32
+
+// FencePIDs implements FenceSparer.
+func (s SparePIDs) FencePIDs(context.Context) ([]uint32, error) { return s, nil }
 
 // allowConnections is one simple-protocol round trip that sets
 // ALLOW_CONNECTIONS on every database, in one implicit transaction.

@@ -1,8 +1,11 @@
 package cutover
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/daisychain-db/daisychain/fleet"
 )
 
 // TestRebuiltPgBouncerFenceKeepsItsPassword: the journal keeps a
@@ -27,5 +30,23 @@ func TestRebuiltPgBouncerFenceKeepsItsPassword(t *testing.T) {
 		if f, ok := rebuilt[0].(PgBouncerFence); !ok || f.Admin != admin {
 			t.Errorf("configured as %T: rebuilt %#v, want the configured console with its password", configured, rebuilt[0])
 		}
+	}
+}
+
+// TestAdminConnectionAvoidsFencedDatabases: an admin connection never sits
+// in a database the window fences; when Admin names one and "postgres" is
+// fenced too, the error says to name another database, before any
+// connection is tried, without the password.
+func TestAdminConnectionAvoidsFencedDatabases(t *testing.T) {
+	inst := fleet.Instance{ID: "src", Admin: "postgres://admin:s3cret@127.0.0.1:1/tenant"}
+	_, err := connectAdmin(context.Background(), inst, "tenant", "postgres")
+	if err == nil || !strings.Contains(err.Error(), `"postgres"`) || !strings.Contains(err.Error(), "name another database in Admin") {
+		t.Errorf("connectAdmin with Admin's database and postgres fenced: %v, want an error saying to name another database", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "connect to") {
+		t.Errorf("connectAdmin tried to connect: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package cutover_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,12 +130,11 @@ func TestDatabaseFenceEndsReplicationSessionsButSpared(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer spared.Close(ctx)
-	target.Spare = []uint32{spared.PgConn().PID()}
+	target.Spare = cutover.SparePIDs{spared.PgConn().PID()}
 
 	if err := (cutover.DatabaseFence{}).Hold(ctx, target); err != nil {
 		t.Fatal(err)
 	}
-	defer (cutover.DatabaseFence{}).Release(ctx, target)
 	if _, err := repl.Exec(ctx, "INSERT INTO w VALUES (2)").ReadAll(); err == nil {
 		t.Error("a replication session wrote after the fence")
 	}
@@ -145,6 +145,37 @@ func TestDatabaseFenceEndsReplicationSessionsButSpared(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d rows, want 1", n)
 	}
+	if err := (cutover.DatabaseFence{}).Release(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+
+	// The PIDs to spare change (a stream that reconnected has new
+	// ones), so the fence asks before each round: a session its Spare
+	// names no more is ended, though the first round spared it.
+	target.Spare = &changingSparer{first: []uint32{spared.PgConn().PID()}}
+	if err := (cutover.DatabaseFence{}).Hold(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	defer (cutover.DatabaseFence{}).Release(ctx, target)
+	if err := spared.Ping(ctx); err == nil {
+		t.Error("a session the Spare named only in the first round outlived the fence: the fence did not ask again")
+	}
+}
+
+// changingSparer names first on its first call and nothing after.
+type changingSparer struct {
+	mu    sync.Mutex
+	first []uint32
+	calls int
+}
+
+func (s *changingSparer) FencePIDs(context.Context) ([]uint32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls++; s.calls == 1 {
+		return s.first, nil
+	}
+	return []uint32{}, nil
 }
 
 // TestDatabaseFenceHoldsASet: HoldAll fences many databases of an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -84,21 +85,38 @@ type HeldLocks interface {
 	Release()
 }
 
-// locker is the optional capability of a Journal to hold locks across
-// processes while a move runs, so that two movers never act on one
-// tenant at once, and no move touches an instance being converted. Both
-// journals of this package have it.
-type locker interface {
-	// TryLock takes every lock, or none, at once: a refusal is a
-	// *LockConflictError. holder names the taker in conflicts.
-	TryLock(ctx context.Context, holder string, locks ...Lock) (HeldLocks, error)
-}
-
 // noLocks stands for locks a journal cannot hold.
 type noLocks struct{}
 
 func (noLocks) Check(context.Context) error { return nil }
 func (noLocks) Release()                    {}
+
+// TryLock takes the locks through j, every one or none, without waiting:
+// a refusal is a *LockConflictError. A journal that is not a Locker holds
+// no locks: the HeldLocks returned then checks and releases nothing.
+// Mover takes its locks through it, and so does drain for a chain.
+func TryLock(ctx context.Context, j Journal, holder string, locks ...Lock) (HeldLocks, error) {
+	l, ok := j.(Locker)
+	if !ok {
+		return noLocks{}, nil
+	}
+	return l.TryLock(ctx, holder, locks...)
+}
+
+// Keepalives of a PostgresJournal's lock session: if the host of a mover
+// dies without closing it, the control database notices after
+// LockOrphanTimeout and lets the locks go.
+const (
+	lockKeepaliveIdle     = 10 * time.Second
+	lockKeepaliveInterval = 5 * time.Second
+	lockKeepaliveCount    = 3
+)
+
+// LockOrphanTimeout is how long, at most, the locks of a mover whose host
+// died outlast it in a PostgresJournal: the lock session's TCP keepalives
+// (idle, then probes) tell the control database it is gone. A mover that
+// merely crashed closes its connection, and its locks go at once.
+const LockOrphanTimeout = lockKeepaliveIdle + lockKeepaliveCount*lockKeepaliveInterval
 
 // lock takes the locks if the journal can hold them, waiting up to
 // LockWait for holders to let go (a crashed mover's locks last until the
@@ -106,13 +124,9 @@ func (noLocks) Release()                    {}
 // is held and by whom, and wraps ErrMoveInProgress (a tenant) or
 // ErrInstanceBusy (an instance).
 func (m *Mover) lock(ctx context.Context, holder string, locks ...Lock) (HeldLocks, error) {
-	l, ok := m.cfg.Journal.(locker)
-	if !ok {
-		return noLocks{}, nil
-	}
 	var held HeldLocks
 	try := func() error {
-		h, err := l.TryLock(ctx, holder, locks...)
+		h, err := TryLock(ctx, m.cfg.Journal, holder, locks...)
 		var conflict *LockConflictError
 		if err != nil && !errors.As(err, &conflict) {
 			return backoff.Permanent(err)
@@ -177,7 +191,7 @@ type memoryHeld struct {
 	once sync.Once
 }
 
-// TryLock implements locker, within this process.
+// TryLock implements Locker, within this process.
 func (j *MemoryJournal) TryLock(_ context.Context, holder string, locks ...Lock) (HeldLocks, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -239,7 +253,7 @@ const advisoryKey = `l.locktype = 'advisory' AND l.objsubid = 1
 	AND l.classid = ((hashtextextended(%[1]s, 0) >> 32) & 4294967295)::oid
 	AND l.objid = (hashtextextended(%[1]s, 0) & 4294967295)::oid`
 
-// TryLock implements locker with session advisory locks in the control
+// TryLock implements Locker with session advisory locks in the control
 // database, held on a connection of their own (not one of the journal's
 // pool, which the move needs for its appends) for as long as the move
 // runs: if the process dies, the connection and the locks go with it.
@@ -250,9 +264,9 @@ func (j *PostgresJournal) TryLock(ctx context.Context, holder string, locks ...L
 	cfg := j.pool.Config().ConnConfig.Copy()
 	// If this host dies without closing the connection, the server must
 	// notice soon, or the locks would outlive the mover by hours.
-	cfg.RuntimeParams["tcp_keepalives_idle"] = "10"
-	cfg.RuntimeParams["tcp_keepalives_interval"] = "5"
-	cfg.RuntimeParams["tcp_keepalives_count"] = "3"
+	cfg.RuntimeParams["tcp_keepalives_idle"] = strconv.Itoa(int(lockKeepaliveIdle / time.Second))
+	cfg.RuntimeParams["tcp_keepalives_interval"] = strconv.Itoa(int(lockKeepaliveInterval / time.Second))
+	cfg.RuntimeParams["tcp_keepalives_count"] = strconv.Itoa(lockKeepaliveCount)
 	cfg.RuntimeParams["application_name"] = lockApplicationPrefix + holder // the server cuts it at 63 bytes
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {

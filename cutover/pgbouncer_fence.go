@@ -3,6 +3,7 @@ package cutover
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -47,52 +48,111 @@ func (f PgBouncerFence) Release(ctx context.Context, t FenceTarget) error {
 	return f.ReleaseAll(ctx, []FenceTarget{t})
 }
 
-// HoldAll implements BatchFence: PAUSE for each target's database, over
-// one connection to the admin console.
+// HoldAll implements BatchFence. It reads SHOW DATABASES first and
+// refuses, pausing nothing, when PgBouncer lacks any target's database;
+// then it issues PAUSE for each database not paused yet. The admin
+// console takes one command at a time and each PAUSE returns once that
+// database's server connections are idle, so HoldAll costs a round trip
+// per database plus the longest transaction in flight: unlike
+// DatabaseFence's, its cost grows with the targets. Inside a run it uses
+// the console session the run opened, and checked, before its window;
+// outside one it connects for the call.
 func (f PgBouncerFence) HoldAll(ctx context.Context, targets []FenceTarget) error {
 	return f.command(ctx, targets, "PAUSE", true)
 }
 
-// ReleaseAll implements BatchFence: RESUME for each.
+// ReleaseAll implements BatchFence: RESUME for each database that is
+// paused, after the same check.
 func (f PgBouncerFence) ReleaseAll(ctx context.Context, targets []FenceTarget) error {
 	return f.command(ctx, targets, "RESUME", false)
 }
 
+// prepare opens the run's session to the admin console and checks that
+// PgBouncer has every target's database, before the window opens: inside
+// it, HoldAll then neither connects nor authenticates.
+func (f PgBouncerFence) prepare(ctx context.Context, targets []FenceTarget) error {
+	if len(targets) == 0 {
+		return nil
+	}
+	if err := targets[0].admin.openConsole(ctx, f.Admin); err != nil {
+		return err
+	}
+	return targets[0].admin.doConsole(ctx, f.Admin, func(conn *pgx.Conn) error {
+		_, _, err := f.states(ctx, conn, targets)
+		return err
+	})
+}
+
 // command runs PAUSE or RESUME for each target's database unless it is
 // already in the wanted state, which PgBouncer would report as an error.
+// Every database is checked before any command goes out.
 func (f PgBouncerFence) command(ctx context.Context, targets []FenceTarget, verb string, wantPaused bool) error {
-	cfg, err := pgx.ParseConfig(f.Admin)
+	if len(targets) == 0 {
+		return nil
+	}
+	return targets[0].admin.doConsole(ctx, f.Admin, func(conn *pgx.Conn) error {
+		dbs, paused, err := f.states(ctx, conn, targets)
+		if err != nil {
+			return err
+		}
+		for _, db := range dbs {
+			if paused[db] == wantPaused {
+				continue
+			}
+			// Admin console commands take no parameters; the name is
+			// quoted as an identifier, which PgBouncer accepts.
+			if _, err := conn.Exec(ctx, verb+" "+pgx.Identifier{db}.Sanitize()); err != nil {
+				return fmt.Errorf("cutover: pgbouncer fence: %s %q: %w", verb, db, err)
+			}
+			paused[db] = wantPaused
+		}
+		return nil
+	})
+}
+
+// states returns the targets' PgBouncer databases, each once, and
+// whether each is paused; a database PgBouncer lacks is an error naming
+// every such one.
+func (f PgBouncerFence) states(ctx context.Context, conn *pgx.Conn, targets []FenceTarget) ([]string, map[string]bool, error) {
+	paused, err := pgBouncerPaused(ctx, conn)
 	if err != nil {
-		return fmt.Errorf("cutover: pgbouncer fence: Admin is not a valid connection string")
+		return nil, nil, fmt.Errorf("cutover: pgbouncer fence: %w", err)
+	}
+	var dbs, missing []string
+	seen := map[string]bool{}
+	for _, t := range targets {
+		db := f.database(t)
+		if seen[db] {
+			continue
+		}
+		seen[db] = true
+		if _, found := paused[db]; !found {
+			missing = append(missing, strconv.Quote(db))
+			continue
+		}
+		dbs = append(dbs, db)
+	}
+	if len(missing) > 0 {
+		return nil, nil, fmt.Errorf("cutover: pgbouncer fence: PgBouncer has no database %s: add them to [databases] or set PgBouncerFence.Database",
+			joinFirst(missing, 5))
+	}
+	return dbs, paused, nil
+}
+
+// connectConsole connects to a PgBouncer admin console without letting a
+// parse error quote the connection string (it may hold a password).
+func connectConsole(ctx context.Context, admin string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		return nil, fmt.Errorf("cutover: pgbouncer fence: Admin is not a valid connection string")
 	}
 	// The admin console speaks only the simple query protocol.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("cutover: pgbouncer fence: connect to the admin console: %w", err)
+		return nil, fmt.Errorf("cutover: pgbouncer fence: connect to the admin console: %w", err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	paused, err := pgBouncerPaused(ctx, conn)
-	if err != nil {
-		return fmt.Errorf("cutover: pgbouncer fence: %w", err)
-	}
-	for _, t := range targets {
-		db := f.database(t)
-		state, found := paused[db]
-		if !found {
-			return fmt.Errorf("cutover: pgbouncer fence: PgBouncer has no database %q: add it to [databases] or set PgBouncerFence.Database", db)
-		}
-		if state == wantPaused {
-			continue
-		}
-		// Admin console commands take no parameters; the name is quoted
-		// as an identifier, which PgBouncer accepts.
-		if _, err := conn.Exec(ctx, verb+" "+pgx.Identifier{db}.Sanitize()); err != nil {
-			return fmt.Errorf("cutover: pgbouncer fence: %s %q: %w", verb, db, err)
-		}
-		paused[db] = wantPaused
-	}
-	return nil
+	return conn, nil
 }
 
 // pgBouncerPaused reads SHOW DATABASES, whose columns differ between

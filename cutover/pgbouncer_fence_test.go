@@ -2,6 +2,7 @@ package cutover_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -176,6 +178,43 @@ func TestPgBouncerFenceHoldsClients(t *testing.T) {
 	unknown := cutover.FenceTarget{Tenant: fleet.Tenant{ID: "x", Database: "not_in_pgbouncer"}}
 	if err := fence.Hold(ctx, unknown); err == nil {
 		t.Error("Hold of a database PgBouncer does not know succeeded")
+	}
+	// A set with a database PgBouncer lacks is refused before any PAUSE
+	// goes out: the known database still serves.
+	if err := fence.HoldAll(ctx, []cutover.FenceTarget{target, unknown}); err == nil || !strings.Contains(err.Error(), "not_in_pgbouncer") {
+		t.Errorf("HoldAll of a set with a database PgBouncer lacks: %v, want an error naming it", err)
+	}
+	if pgBouncerPaused(t, fence.Admin, db) {
+		t.Error("HoldAll paused a database before finding that PgBouncer lacks another of the set")
+		must(t, fence.Release(ctx, target))
+	}
+}
+
+// TestPgBouncerFenceCheckedBeforeTheWindow: a move whose PgBouncer lacks
+// the tenant's database rolls back before its window opens (the run
+// connects to the admin console and checks it first), so the routes are
+// never paused for it.
+func TestPgBouncerFenceCheckedBeforeTheWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := startFleet(t)
+	src := f.Instances["pg-a"]
+	localpgtest.CreateDatabase(t, src, "other")
+	port := startPgBouncer(t, src, "other")
+	mover, err := f.Mover(&cutover.Config{WindowBudget: 30 * time.Second, Fences: []cutover.Fence{cutover.DatabaseFence{},
+		cutover.PgBouncerFence{Admin: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/pgbouncer?sslmode=disable", port)}}})
+	must(t, err)
+	rep, err := mover.Move(ctx, cutover.Request{ID: "no-pgbouncer-db", Tenant: "acme", Target: "pg-b"})
+	if !errors.Is(err, cutover.ErrRolledBack) || !strings.Contains(err.Error(), `"acme"`) {
+		t.Fatalf("move: %v, want a rollback naming the database PgBouncer lacks\n%s", err, rep)
+	}
+	for _, s := range rep.Steps {
+		if s.Step == cutover.StepPause || s.Step == cutover.StepFence {
+			t.Errorf("the window opened (step %s ran) before the PgBouncer fence was checked\n%s", s.Step, rep)
+		}
+	}
+	if route, err := f.Routes.Resolve(ctx, "acme"); err != nil || route.Instance != "pg-a" || route.Paused {
+		t.Errorf("route after the rollback: %+v, %v", route, err)
 	}
 }
 

@@ -25,11 +25,18 @@ func (r *run) preflight(ctx context.Context) (any, error) {
 func (r *run) preflightProblems(ctx context.Context) []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	routes, err := r.m.resolveSet(ctx, r.routeTenants())
+	if err != nil {
+		add("routes of the %d tenant(s): %v", len(r.tenants), err)
+		routes = make([]resolvedRoute, len(r.tenants))
+	}
 	for i, t := range r.tenants {
-		route, err := r.m.cfg.Routes.Resolve(ctx, t.ID)
+		route := routes[i].route
 		switch {
 		case err != nil:
-			add("route of %q: %v", t.ID, err)
+			// said once above
+		case routes[i].err != nil:
+			add("route of %q: %v", t.ID, routes[i].err)
 		case route.Instance != r.src.ID:
 			add("route: tenant %q is routed to %q but the catalog has it on %q: publish a route to %q first, or fix the catalog",
 				t.ID, route.Instance, r.src.ID, r.src.ID)

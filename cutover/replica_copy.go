@@ -27,12 +27,6 @@ type replicaCopy struct {
 	touched, promoted, registered bool
 }
 
-// converterPreflight is the optional capability of a replica.Converter to
-// check a conversion without starting it (replica/physical has it).
-type converterPreflight interface {
-	Preflight(ctx context.Context, spec replica.ConvertSpec) (*replica.PreflightReport, error)
-}
-
 func (c *replicaCopy) spec() replica.ConvertSpec {
 	return replica.ConvertSpec{ID: c.r.p.Move, Source: c.r.src.Admin, Logger: c.r.m.cfg.Logger}
 }
@@ -50,7 +44,7 @@ func (c *replicaCopy) start(ctx context.Context) (follower, error) {
 }
 
 func (c *replicaCopy) preflight(ctx context.Context) []string {
-	pf, ok := c.r.m.cfg.Converter.(converterPreflight)
+	pf, ok := c.r.m.cfg.Converter.(ConverterPreflighter)
 	if !ok {
 		return nil
 	}
@@ -78,7 +72,7 @@ func (c *replicaCopy) ready(ctx context.Context) error {
 
 // spare: a physical replica holds no session in any tenant database, so
 // every session there is ended.
-func (c *replicaCopy) spare(context.Context) ([]uint32, error) { return []uint32{}, nil }
+func (c *replicaCopy) spare() FenceSparer { return SparePIDs{} }
 
 // leveled: from the promotion on, the old instance's copy stays the way
 // back until the switch; the promoted replica is what the switch opens.

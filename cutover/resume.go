@@ -7,19 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/fleet"
 )
-
-// publishedReader is the optional capability of a Publisher to read back
-// the route it holds for a tenant, authoritatively (the in-memory and
-// PostgreSQL providers have it). Resume uses it to learn which routes a
-// run published and whether a switch that was cut off went through;
-// without it, Routes is asked for epochs and a cut-off switch stays
-// undecided.
-type publishedReader interface {
-	Published(ctx context.Context, tenantID string) (flags.Route, bool, error)
-}
 
 // Resume completes or rolls back a move or a conversion after a crash,
 // from its journal: one whose switch went through is completed (catalog,
@@ -148,26 +137,41 @@ func (r *run) restore(ctx context.Context, entries []Entry, seen map[Step]Status
 // run published it; without Published, every route is taken as touched,
 // at the epoch Routes has.
 func (r *run) readRoutesBack(ctx context.Context) error {
-	pr, ok := r.m.cfg.Publisher.(publishedReader)
-	return inParallel(ctx, len(r.routes), parallelDefault, func(ctx context.Context, i int) error {
-		tr := &r.routes[i]
-		if !ok {
-			tr.touched = true
-			if route, err := r.m.cfg.Routes.Resolve(ctx, tr.tenant); err == nil {
-				tr.epoch = max(tr.epoch, route.Epoch)
-			}
-			return nil
-		}
-		route, found, err := pr.Published(ctx, tr.tenant)
+	pr, ok := r.m.cfg.Publisher.(PublishedReader)
+	if !ok {
+		routes, err := r.m.resolveSet(ctx, r.routeTenants())
 		if err != nil {
-			return err
+			routes = nil
 		}
-		if found {
-			tr.epoch = max(tr.epoch, route.Epoch)
-			tr.touched = route.Move == r.p.Move
+		for i := range r.routes {
+			tr := &r.routes[i]
+			tr.touched = true
+			if i < len(routes) && routes[i].err == nil {
+				tr.epoch = max(tr.epoch, routes[i].route.Epoch)
+			}
 		}
 		return nil
-	})
+	}
+	routes, err := r.m.publishedSet(ctx, pr, r.routeTenants())
+	if err != nil {
+		return err
+	}
+	for i, p := range routes {
+		if tr := &r.routes[i]; p.found {
+			tr.epoch = max(tr.epoch, p.route.Epoch)
+			tr.touched = p.route.Move == r.p.Move
+		}
+	}
+	return nil
+}
+
+// routeTenants are the IDs of the run's routes, in their order.
+func (r *run) routeTenants() []string {
+	ids := make([]string, len(r.routes))
+	for i, tr := range r.routes {
+		ids[i] = tr.tenant
+	}
+	return ids
 }
 
 // journaledEpoch is the highest epoch the journal says the run

@@ -144,7 +144,7 @@ func (m *Mover) retire(ctx context.Context, moveID string, p plan) error {
 // work is done: keeping a route is harmless. It returns what it did.
 func (m *Mover) forgetRoute(ctx context.Context, tenant fleet.Tenant, inst fleet.Instance) string {
 	forgetter, ok := m.cfg.Publisher.(flags.RouteForgetter)
-	reader, readable := m.cfg.Publisher.(publishedReader)
+	reader, readable := m.cfg.Publisher.(PublishedReader)
 	if !ok || !readable {
 		return "kept: the Publisher cannot forget routes"
 	}

@@ -68,23 +68,22 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 // the routes that switched serve from the destination already, and the
 // others are published there too.
 func (r *run) switchWentThrough(ctx context.Context) (bool, error) {
-	pr, ok := r.m.cfg.Publisher.(publishedReader)
+	pr, ok := r.m.cfg.Publisher.(PublishedReader)
 	if !ok {
 		return false, fmt.Errorf("the Publisher (%T) cannot read routes back (it has no Published method)", r.m.cfg.Publisher)
 	}
 	switched := make([]bool, len(r.routes))
-	err := inParallel(ctx, len(r.routes), parallelDefault, func(ctx context.Context, i int) error {
-		tr := &r.routes[i]
-		route, found, err := pr.Published(ctx, tr.tenant)
-		if err != nil || !found {
-			return err
-		}
-		tr.epoch = max(tr.epoch, route.Epoch)
-		switched[i] = route.Move == r.p.Move && route.Instance == r.p.destination() && !route.Paused
-		return nil
-	})
+	routes, err := r.m.publishedSet(ctx, pr, r.routeTenants())
 	if err != nil {
 		return false, err
+	}
+	for i, p := range routes {
+		if !p.found {
+			continue
+		}
+		tr, route := &r.routes[i], p.route
+		tr.epoch = max(tr.epoch, route.Epoch)
+		switched[i] = route.Move == r.p.Move && route.Instance == r.p.destination() && !route.Paused
 	}
 	n := 0
 	for _, s := range switched {

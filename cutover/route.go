@@ -92,9 +92,9 @@ func (m *Mover) retryPublish(ctx context.Context, op func() error) error {
 }
 
 // readPublished reads the tenant's route back from the Publisher, if it
-// can (publishedReader).
+// can (PublishedReader).
 func (m *Mover) readPublished(ctx context.Context, tenant string) (flags.Route, bool, error) {
-	pr, ok := m.cfg.Publisher.(publishedReader)
+	pr, ok := m.cfg.Publisher.(PublishedReader)
 	if !ok {
 		return flags.Route{}, false, fmt.Errorf("the Publisher (%T) cannot read routes back (it has no Published method)", m.cfg.Publisher)
 	}

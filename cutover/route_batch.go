@@ -8,19 +8,14 @@ import (
 	"github.com/daisychain-db/daisychain/fleet"
 )
 
-type (
-	batchRoute     = flags.TenantRoute
-	batchPublisher = flags.BatchPublisher
-)
-
 // publishSet makes the routes of trs point at inst, each with its next
 // epoch: in one batch where the Publisher can, else tenant by tenant,
 // parallelDefault at a time.
 func (m *Mover) publishSet(ctx context.Context, trs []*tenantRoute, inst fleet.Instance, paused bool) error {
-	if bp, ok := m.cfg.Publisher.(batchPublisher); ok && len(trs) > 1 {
-		batch := make([]batchRoute, len(trs))
+	if bp, ok := m.cfg.Publisher.(flags.BatchPublisher); ok && len(trs) > 1 {
+		batch := make([]flags.TenantRoute, len(trs))
 		for i, tr := range trs {
-			batch[i] = batchRoute{Tenant: tr.tenant, Route: tr.next(inst, paused)}
+			batch[i] = flags.TenantRoute{Tenant: tr.tenant, Route: tr.next(inst, paused)}
 			tr.touched = true // even a failed publish may have committed
 		}
 		err := m.retryPublish(ctx, func() error { return bp.PublishMany(ctx, batch) })

@@ -100,6 +100,9 @@ func (r *run) window(ctx context.Context, steps []stepDef) error {
 	if err := r.admin.open(ctx, r.src, r.databases()); err != nil {
 		return fmt.Errorf("before the window: %w", err)
 	}
+	if err := r.prepareFences(ctx); err != nil {
+		return fmt.Errorf("before the window: %w", err)
+	}
 	if err := r.copy.ready(ctx); err != nil {
 		return fmt.Errorf("before the window: %w", err)
 	}

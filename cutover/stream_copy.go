@@ -22,32 +22,6 @@ type streamCopy struct {
 	verified bool
 }
 
-// targetSnapshotter is the optional capability of a replica.Stream to
-// hold a snapshot of the target, taken in the window, and compare it with
-// the fenced source after the switch (replica/logical has it).
-type targetSnapshotter interface {
-	SnapshotTarget(ctx context.Context) (string, error)
-	VerifySnapshot(ctx context.Context, snapshot string, level replica.VerifyLevel) error
-}
-
-// streamAborter is the optional capability of a replica.Provider to abort
-// a stream without a handle (replica/logical has it).
-type streamAborter interface {
-	Abort(ctx context.Context, spec replica.Spec) error
-}
-
-// streamFinisher is the optional capability of a replica.Provider to
-// finish a stream without a handle.
-type streamFinisher interface {
-	Finish(ctx context.Context, spec replica.Spec) error
-}
-
-// fencePIDer is the optional capability of a replica.Stream to name the
-// source backends it needs inside the window (replica/logical has it).
-type fencePIDer interface {
-	FencePIDs(ctx context.Context) ([]uint32, error)
-}
-
 func (c *streamCopy) spec() replica.Spec {
 	r := c.r
 	return replica.Spec{
@@ -89,17 +63,17 @@ func (c *streamCopy) preflight(ctx context.Context) []string {
 }
 
 func (c *streamCopy) ready(ctx context.Context) error {
-	if rd, ok := c.stream.(readier); ok {
+	if rd, ok := c.stream.(Readier); ok {
 		return rd.Ready(ctx)
 	}
 	return nil
 }
 
-func (c *streamCopy) spare(ctx context.Context) ([]uint32, error) {
-	if fp, ok := c.stream.(fencePIDer); ok {
-		return fp.FencePIDs(ctx)
+func (c *streamCopy) spare() FenceSparer {
+	if fs, ok := c.stream.(FenceSparer); ok {
+		return fs
 	}
-	return nil, nil
+	return nil
 }
 
 // leveled: the sequences, which logical replication does not carry, the
@@ -124,7 +98,7 @@ func (c *streamCopy) takeSnapshot(ctx context.Context) (any, error) {
 	if level == replica.VerifyOff {
 		return nil, nil
 	}
-	if ts, ok := c.stream.(targetSnapshotter); ok {
+	if ts, ok := c.stream.(TargetSnapshotter); ok {
 		id, err := ts.SnapshotTarget(ctx)
 		c.snapshot = id
 		return map[string]string{"snapshot": id}, err
@@ -159,7 +133,7 @@ func (c *streamCopy) verify(ctx context.Context) (any, error) {
 		c.r.rep.VerifyError = "the snapshot taken in the window ended with the interrupted run"
 		return map[string]string{"skipped": c.r.rep.VerifyError}, nil
 	}
-	err := c.stream.(targetSnapshotter).VerifySnapshot(ctx, c.snapshot, level)
+	err := c.stream.(TargetSnapshotter).VerifySnapshot(ctx, c.snapshot, level)
 	switch {
 	case err == nil:
 		c.r.rep.Verified = level
@@ -182,7 +156,7 @@ func (c *streamCopy) finish(ctx context.Context) (any, error) {
 	if c.stream != nil {
 		return nil, c.stream.Finish(ctx)
 	}
-	if f, ok := c.r.m.cfg.Provider.(streamFinisher); ok {
+	if f, ok := c.r.m.cfg.Provider.(StreamFinisher); ok {
 		return nil, f.Finish(ctx, c.spec())
 	}
 	s, err := c.r.m.cfg.Provider.Start(ctx, c.spec())
@@ -209,7 +183,7 @@ func (c *streamCopy) abort(ctx context.Context) error {
 	if c.stream != nil {
 		return c.stream.Abort(ctx)
 	}
-	if a, ok := c.r.m.cfg.Provider.(streamAborter); ok {
+	if a, ok := c.r.m.cfg.Provider.(StreamAborter); ok {
 		return a.Abort(ctx, c.spec())
 	}
 	s, err := c.r.m.cfg.Provider.Start(ctx, c.spec())

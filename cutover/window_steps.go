@@ -106,14 +106,30 @@ func (r *run) drain(ctx context.Context) (any, error) {
 	return map[string]int{"still_busy": busy}, err
 }
 
-// fenceTargets are what the fences guard, sparing spare.
-func (r *run) fenceTargets(spare []uint32) []FenceTarget {
+// fenceTargets are what the fences guard, sparing what spare names.
+func (r *run) fenceTargets(spare FenceSparer) []FenceTarget {
 	out := make([]FenceTarget, len(r.tenants))
 	for i, t := range r.tenants {
 		t.Instance = r.src.ID // the fences guard the source copy
 		out[i] = FenceTarget{Tenant: t, Instance: r.src, Spare: spare, admin: r.admin}
 	}
 	return out
+}
+
+// prepareFences opens, before the window, what the fences use inside it:
+// the console session of a PgBouncerFence, which checks that PgBouncer
+// has every database, so that a missing one rolls the run back before
+// the window opens.
+func (r *run) prepareFences(ctx context.Context) error {
+	targets := r.fenceTargets(nil)
+	for _, f := range r.m.cfg.Fences {
+		if pgb := asPgBouncerFence(f); pgb != nil {
+			if err := pgb.prepare(ctx, targets); err != nil {
+				return fmt.Errorf("fence %s: %w", f.Name(), err)
+			}
+		}
+	}
+	return nil
 }
 
 // fenceRecords is the fence step's started detail: which fences go up,
@@ -126,11 +142,7 @@ func (r *run) fenceRecords() (any, error) {
 // fence holds every fence over the set, then checks that no prepared
 // transaction appeared meanwhile.
 func (r *run) fence(ctx context.Context) (any, error) {
-	spare, err := r.copy.spare(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("the copy's sessions to spare: %w", err)
-	}
-	targets := r.fenceTargets(spare)
+	targets := r.fenceTargets(r.copy.spare())
 	var names []string
 	for _, f := range r.m.cfg.Fences {
 		// Recorded before Hold: a Hold that fails half-way is still
@@ -199,8 +211,8 @@ func (r *run) checkPrepared(ctx context.Context) error {
 	dbs := r.databases()
 	var prepared []string
 	err := r.admin.do(ctx, r.src, dbs, func(conn *pgx.Conn) error {
-		rows, err := conn.Query(ctx, `SELECT format('%s in %I', count(*), database) FROM pg_prepared_xacts
-			WHERE database = ANY($1) GROUP BY database ORDER BY database`, dbs)
+		rows, err := conn.Query(ctx, `SELECT format('%L in %I', gid, database) FROM pg_prepared_xacts
+			WHERE database = ANY($1) ORDER BY database, gid`, dbs)
 		if err != nil {
 			return err
 		}
@@ -211,8 +223,8 @@ func (r *run) checkPrepared(ctx context.Context) error {
 		return fmt.Errorf("count prepared transactions: %w", err)
 	}
 	if len(prepared) > 0 {
-		return fmt.Errorf("prepared transaction(s) appeared during the move (%s): COMMIT PREPARED or ROLLBACK PREPARED them on the source, then move again",
-			joinFirst(prepared, 5))
+		return fmt.Errorf("%d prepared transaction(s) appeared during the move (%s): COMMIT PREPARED or ROLLBACK PREPARED them on the source, then move again",
+			len(prepared), joinFirst(prepared, 5))
 	}
 	return nil
 }

@@ -223,14 +223,11 @@ func (r *Runner) runChain(ctx context.Context, p chainPlan, done map[string]bool
 		// far, nowhere else.
 		open := append(slices.Clone(p.Spares), converted...)
 		if !done[string(stepChainDrain)+" "+inst] {
-			exclude, err := r.excludeAllBut(ctx, append(open, inst))
-			if err != nil {
-				return res, err
-			}
 			hooks := r.chainHooks(p.ID, fmt.Sprintf("%d-drain", i))
 			if err := r.chainStage(ctx, p.ID, stepChainDrain, inst, func(ctx context.Context) error {
 				var err error
-				stage.Drain, err = r.drain(ctx, inst, p.Threshold, &DrainOpts{Exclude: exclude}, hooks)
+				stage.Drain, err = r.drainOnto(ctx, inst, append(open, inst), p.Threshold,
+					DrainOpts{Concurrency: r.cfg.Concurrency}, hooks)
 				return err
 			}); err != nil {
 				return res, err
@@ -348,55 +345,24 @@ func (r *Runner) chainJournal(ctx context.Context, chainID string, step cutover.
 	return err
 }
 
-// chainLocker is the optional capability of a Journal to hold locks across
-// processes (cutover's journals have it).
-type chainLocker interface {
-	TryLock(ctx context.Context, holder string, locks ...cutover.Lock) (cutover.HeldLocks, error)
-}
-
 // lockChain takes the chain's lock, so that one process at a time runs
 // it, or refuses with ErrChainInProgress naming the holder.
 func (r *Runner) lockChain(ctx context.Context, chainID string) (cutover.HeldLocks, error) {
-	l, ok := r.cfg.Journal.(chainLocker)
-	if !ok {
-		return noLocks{}, nil
-	}
 	holder := fmt.Sprintf("chain %q", chainID)
-	held, err := l.TryLock(ctx, holder, cutover.Lock{Key: "daisychain.chain:" + chainID})
+	held, err := cutover.TryLock(ctx, r.cfg.Journal, holder, cutover.Lock{Key: "daisychain.chain:" + chainID})
 	var conflict *cutover.LockConflictError
 	if errors.As(err, &conflict) {
 		by := conflict.Conflicts[0].Holder
 		if by == "" {
 			by = "another process"
 		}
-		return nil, fmt.Errorf("%w: chain %q is being run by %s (a crashed run's lock goes within about 25 s)",
-			ErrChainInProgress, chainID, by)
+		return nil, fmt.Errorf("%w: chain %q is being run by %s (the lock of a run whose host died goes within %s)",
+			ErrChainInProgress, chainID, by, cutover.LockOrphanTimeout)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("drain: lock chain %q: %w", chainID, err)
 	}
 	return held, nil
-}
-
-// noLocks stands for the locks of a journal that cannot hold any.
-type noLocks struct{}
-
-func (noLocks) Check(context.Context) error { return nil }
-func (noLocks) Release()                    {}
-
-// excludeAllBut lists every catalog instance not in keep.
-func (r *Runner) excludeAllBut(ctx context.Context, keep []string) ([]string, error) {
-	all, err := r.cfg.Catalog.Instances(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, inst := range all {
-		if !slices.Contains(keep, inst.ID) {
-			out = append(out, inst.ID)
-		}
-	}
-	return out, nil
 }
 
 // String summarizes a chain result.

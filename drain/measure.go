@@ -115,12 +115,21 @@ func Measure(ctx context.Context, catalog fleet.Catalog, opts *MeasureOpts) (*Sn
 // only keeps the instances with the IDs, in their order; an ID not among
 // them is an error.
 func only(instances []fleet.Instance, ids []string) ([]fleet.Instance, error) {
+	wanted := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		if !slices.ContainsFunc(instances, func(inst fleet.Instance) bool { return inst.ID == id }) {
+		wanted[id] = true
+	}
+	found := make(map[string]bool, len(ids))
+	kept := slices.DeleteFunc(instances, func(inst fleet.Instance) bool {
+		found[inst.ID] = wanted[inst.ID]
+		return !wanted[inst.ID]
+	})
+	for _, id := range ids {
+		if !found[id] {
 			return nil, fmt.Errorf("%w: instance %q is not in the catalog", ErrInvalid, id)
 		}
 	}
-	return slices.DeleteFunc(instances, func(inst fleet.Instance) bool { return !slices.Contains(ids, inst.ID) }), nil
+	return kept, nil
 }
 
 // measureInstance fills in iu's tenants and other databases from one
@@ -190,19 +199,27 @@ func (r *Runner) drainPass(ctx context.Context, instanceID string, opts *DrainOp
 	if opts != nil {
 		o = *opts
 	}
-	o.Concurrency = r.cfg.Concurrency
+	var err error
+	if o.Concurrency, err = r.planConcurrency("DrainOpts", o.Concurrency); err != nil {
+		return nil, o, err
+	}
 	all, err := r.cfg.Catalog.Instances(ctx)
 	if err != nil {
 		return nil, o, fmt.Errorf("drain: measure: %w", err)
 	}
+	excluded := make(map[string]bool, len(o.Exclude))
+	for _, id := range o.Exclude {
+		excluded[id] = true
+	}
 	var ids []string
 	for _, inst := range all {
-		if inst.ID == instanceID || !slices.Contains(o.Exclude, inst.ID) {
+		if inst.ID == instanceID || !excluded[inst.ID] {
 			ids = append(ids, inst.ID)
 		}
+		delete(excluded, inst.ID)
 	}
 	for _, id := range o.Exclude {
-		if !slices.ContainsFunc(all, func(inst fleet.Instance) bool { return inst.ID == id }) {
+		if excluded[id] {
 			return nil, o, fmt.Errorf("%w: excluded instance %q is not in the catalog", ErrInvalid, id)
 		}
 	}

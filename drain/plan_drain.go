@@ -17,7 +17,8 @@ type DrainOpts struct {
 	// reaches it before the threshold holds comes with ErrMaxMoves.
 	MaxMoves int
 	// Concurrency is how many moves the estimate runs at once. Default
-	// ConcurrencyDefault.
+	// ConcurrencyDefault; through a Runner, its Config.Concurrency, and
+	// another value is refused with ErrInvalid.
 	Concurrency int
 }
 

@@ -14,7 +14,8 @@ type RefillOpts struct {
 	// MaxMoves caps the plan's moves; zero means no cap.
 	MaxMoves int
 	// Concurrency is how many moves the estimate runs at once. Default
-	// ConcurrencyDefault.
+	// ConcurrencyDefault; through a Runner, its Config.Concurrency, and
+	// another value is refused with ErrInvalid.
 	Concurrency int
 }
 

@@ -39,8 +39,9 @@ type Config struct {
 	// Result.After still counts them as what is on disk.
 	KeepSources bool
 	// Measure is passed to Measure, with Instances set to those each
-	// plan involves. Default: activity not sampled (a drain orders by
-	// size first), which keeps measuring fast.
+	// plan involves (so Measure.Instances must be nil). Default:
+	// activity not sampled (a drain orders by size first), which keeps
+	// measuring fast.
 	Measure *MeasureOpts
 	// Logger receives each move's outcome. Default: discarded.
 	Logger *slog.Logger
@@ -68,6 +69,9 @@ func New(cfg *Config) (*Runner, error) {
 	}
 	if c.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("Concurrency is %d: it must not be negative (0 means %d)", c.Concurrency, ConcurrencyDefault))
+	}
+	if c.Measure != nil && c.Measure.Instances != nil {
+		errs = append(errs, errors.New("Measure.Instances is set: a Runner measures the instances each plan involves, so leave it nil (DrainOpts.Exclude keeps tenants off instances)"))
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: drain.New: %w", ErrInvalid, errors.Join(errs...))
@@ -111,10 +115,16 @@ type Event struct {
 
 // Subscribe returns a channel of the runner's events of the given kinds
 // (all when none are given) and a function that ends the subscription.
-// Sending never blocks; events that do not fit are dropped.
+// Sending never blocks: events that do not fit in the channel's buffer
+// (1024) are dropped, and EventsDropped counts them.
 func (r *Runner) Subscribe(kinds ...EventKind) (<-chan *Event, func()) {
 	return r.events.Subscribe(kinds...)
 }
+
+// EventsDropped is how many events subscribers missed because their
+// channel was full, since New: each event a subscription missed counts
+// once.
+func (r *Runner) EventsDropped() uint64 { return r.events.Dropped() }
 
 // MoveResult is one move's outcome.
 type MoveResult struct {
@@ -148,6 +158,13 @@ func (r *Runner) drain(ctx context.Context, instanceID string, threshold Thresho
 	if err != nil {
 		return nil, err
 	}
+	return r.drainOnto(ctx, instanceID, involved, threshold, o, hooks)
+}
+
+// drainOnto drains instanceID onto the other instances of involved, and
+// no others: only involved is measured, and a plan places tenants only on
+// what it measured.
+func (r *Runner) drainOnto(ctx context.Context, instanceID string, involved []string, threshold Threshold, o DrainOpts, hooks moveHooks) (*Result, error) {
 	return r.run(ctx, instanceID, involved, func(s *Snapshot) (*Plan, error) {
 		return PlanDrain(s, instanceID, threshold, &o)
 	}, func(t Totals) error {
@@ -165,14 +182,35 @@ func (r *Runner) Refill(ctx context.Context, instanceID string, sources []string
 }
 
 func (r *Runner) refill(ctx context.Context, instanceID string, sources []string, level Threshold, opts *RefillOpts, hooks moveHooks) (*Result, error) {
+	o, err := r.refillOpts(opts)
+	if err != nil {
+		return nil, err
+	}
 	return r.run(ctx, instanceID, append([]string{instanceID}, sources...), func(s *Snapshot) (*Plan, error) {
-		var o RefillOpts
-		if opts != nil {
-			o = *opts
-		}
-		o.Concurrency = r.cfg.Concurrency
 		return PlanRefill(s, instanceID, sources, level, &o)
 	}, func(Totals) error { return nil }, hooks)
+}
+
+// refillOpts are the caller's options with the Runner's Concurrency.
+func (r *Runner) refillOpts(opts *RefillOpts) (RefillOpts, error) {
+	var o RefillOpts
+	if opts != nil {
+		o = *opts
+	}
+	var err error
+	o.Concurrency, err = r.planConcurrency("RefillOpts", o.Concurrency)
+	return o, err
+}
+
+// planConcurrency is the Concurrency the Runner's plans estimate with:
+// its own, since it runs the moves. A caller's that differs is refused,
+// not silently replaced.
+func (r *Runner) planConcurrency(opts string, asked int) (int, error) {
+	if asked != 0 && asked != r.cfg.Concurrency {
+		return 0, fmt.Errorf("%w: %s.Concurrency is %d, but this Runner runs Config.Concurrency = %d moves at once, and its plans estimate with that: leave it 0, or set Config.Concurrency",
+			ErrInvalid, opts, asked, r.cfg.Concurrency)
+	}
+	return r.cfg.Concurrency, nil
 }
 
 // DryRun measures the fleet and returns the plan a Drain would run,
@@ -200,15 +238,14 @@ type moveHooks struct {
 // DryRunRefill measures the fleet and returns the plan a Refill would
 // run, changing nothing.
 func (r *Runner) DryRunRefill(ctx context.Context, instanceID string, sources []string, level Threshold, opts *RefillOpts) (*Plan, error) {
+	o, err := r.refillOpts(opts)
+	if err != nil {
+		return nil, err
+	}
 	s, err := r.measure(ctx, append([]string{instanceID}, sources...))
 	if err != nil {
 		return nil, err
 	}
-	var o RefillOpts
-	if opts != nil {
-		o = *opts
-	}
-	o.Concurrency = r.cfg.Concurrency
 	return PlanRefill(s, instanceID, sources, level, &o)
 }
 

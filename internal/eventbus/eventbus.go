@@ -1,18 +1,22 @@
 // Package eventbus fans events out to subscribers without ever blocking
 // the sender: each subscription has a buffered channel, and an event that
-// does not fit is dropped for that subscriber. cutover and drain expose
-// their events through it.
+// does not fit is dropped for that subscriber, and counted. cutover and
+// drain expose their events through it.
 package eventbus
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // BufferDefault is the buffer of a subscription's channel.
 const BufferDefault = 1024
 
 // Bus delivers events of kind K. The zero value is ready.
 type Bus[K comparable, E any] struct {
-	mu   sync.Mutex
-	subs map[*subscription[K, E]]struct{}
+	mu      sync.Mutex
+	subs    map[*subscription[K, E]]struct{}
+	dropped atomic.Uint64
 }
 
 type subscription[K comparable, E any] struct {
@@ -57,6 +61,11 @@ func (b *Bus[K, E]) Emit(kind K, e E) {
 		select {
 		case s.ch <- e:
 		default:
+			b.dropped.Add(1)
 		}
 	}
 }
+
+// Dropped is how many events were dropped, over every subscription, since
+// the Bus was made: each event a full subscription missed counts once.
+func (b *Bus[K, E]) Dropped() uint64 { return b.dropped.Load() }

@@ -29,6 +29,11 @@ func TestBusFiltersAndNeverBlocks(t *testing.T) {
 	if n != BufferDefault {
 		t.Errorf("all: %d events, want the %d that fit", n, BufferDefault)
 	}
+	// all missed 10 (the even and odd past its buffer); odd got its
+	// BufferDefault/2+5 within its buffer.
+	if d := b.Dropped(); d != 10 {
+		t.Errorf("Dropped: %d, want the 10 events all missed", d)
+	}
 	for v := range odd {
 		if v%2 != 1 {
 			t.Errorf("odd subscription got %d", v)
