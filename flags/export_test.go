@@ -21,3 +21,14 @@ func RouterMemory(r *Router) (tenants, pools int) {
 	defer r.mu.Unlock()
 	return len(r.tenants), len(r.open)
 }
+
+// BudgetWaiters returns how many dials of r wait for a connection slot
+// of the instance.
+func BudgetWaiters(r *Router, instance string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b := r.budgets[instance]; b != nil {
+		return int(b.waiting.Load())
+	}
+	return 0
+}

@@ -162,6 +162,7 @@ type Router struct {
 	ticks   atomic.Int64
 	ticker  *time.Timer
 	closers sync.WaitGroup // pool closes under way
+	hangups sync.WaitGroup // closed connections waiting for the server to hang up
 }
 
 type poolKey struct {
@@ -520,6 +521,7 @@ func (r *Router) Close() {
 		r.events.RemoveHandler(openfeature.ProviderReady, r.onEvent)
 	}
 	r.closers.Wait()
+	r.hangups.Wait()
 }
 
 // observeLocked records the route the Router follows for tenantID.

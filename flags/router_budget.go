@@ -123,13 +123,15 @@ func (b *instanceBudget) take(ctx context.Context) error {
 
 func (b *instanceBudget) give() { <-b.slots }
 
-// hangupWait bounds how long closing a connection waits for the server
-// to hang up.
+// hangupWait bounds how long a closed connection's slot waits for the
+// server to hang up.
 const hangupWait = time.Second
 
 // budgetConn gives its slot back when the socket closes, once the server
 // has hung up: its backend is gone then, so that a connection made with
-// the slot is never one too many on the server either.
+// the slot is never one too many on the server either. The wait for the
+// hangup runs apart from Close, so that whoever closes (a Release freeing
+// a slot, a pool closing) never waits on the network.
 type budgetConn struct {
 	net.Conn
 	b      *instanceBudget
@@ -138,14 +140,22 @@ type budgetConn struct {
 
 func (c *budgetConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
+		// Closing already (pgconn closes twice): closing the socket now
+		// would end the wait for the hangup early.
+		return nil
+	}
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		defer c.b.give()
 		return c.Conn.Close()
 	}
-	defer c.b.give()
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+	c.b.r.hangups.Go(func() {
+		defer c.b.give()
 		_ = c.Conn.SetReadDeadline(time.Now().Add(hangupWait))
 		_, _ = io.Copy(io.Discard, c.Conn)
-	}
-	return c.Conn.Close()
+		_ = c.Conn.Close()
+	})
+	return nil
 }
 
 // reclaimIdle closes one idle connection of the instance's pools, from
