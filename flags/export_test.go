@@ -32,3 +32,14 @@ func BudgetWaiters(r *Router, instance string) int {
 	}
 	return 0
 }
+
+// PoolConns returns how many connections the pool the tenant's route
+// uses holds, in use or idle (0 without a pool).
+func PoolConns(r *Router, tenantID string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ts := r.tenants[tenantID]; ts != nil && ts.pool != nil {
+		return int(ts.pool.pool.Stat().TotalConns())
+	}
+	return 0
+}

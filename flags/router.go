@@ -180,7 +180,7 @@ type routePool struct {
 	inflight  int                        // connections out, and acquires under way
 	conns     map[*pgx.Conn]*tenantState // connections out, by the tenant that took them
 	usedSweep int64                      // Router.sweeps when inflight last went to 0
-	lastUse   uint64                     // Router.uses then: orders pools by last use
+	lastUse   atomic.Uint64              // Router.uses then: orders pools by last use (read without Router.mu)
 	retired   bool                       // no tenant routes here any more
 	closing   bool
 }
@@ -573,7 +573,8 @@ func (r *Router) doneWithLocked(rp *routePool, ts *tenantState) {
 	ts.inflight--
 	if rp.inflight--; rp.inflight == 0 {
 		r.uses++
-		rp.usedSweep, rp.lastUse = r.sweeps, r.uses
+		rp.usedSweep = r.sweeps
+		rp.lastUse.Store(r.uses)
 	}
 	r.closeIfDoneLocked(rp)
 }
@@ -591,6 +592,9 @@ func (r *Router) closeLocked(rp *routePool) {
 	}
 	rp.closing = true
 	delete(r.open, rp)
+	if rp.budget != nil {
+		rp.budget.remove(rp)
+	}
 	r.closers.Go(func() {
 		rp.pool.Close()
 		r.log.Debug("flags: pool closed", "instance", rp.key.instance, "endpoint", rp.key.endpoint.String())
@@ -722,8 +726,12 @@ func (r *Router) createPool(ctx context.Context, route Route) error {
 	// If the tenant's route moved on meanwhile, the pool waits here unused
 	// until a route uses it, the Router closes, or it is idle too long.
 	r.uses++
-	rp.usedSweep, rp.lastUse = r.sweeps, r.uses
+	rp.usedSweep = r.sweeps
+	rp.lastUse.Store(r.uses)
 	r.pools[rp.key] = rp
+	if rp.budget != nil {
+		rp.budget.add(rp)
+	}
 	r.log.Debug("flags: pool created", "instance", route.Instance, "endpoint", route.Endpoint.String())
 	return nil
 }
@@ -745,7 +753,8 @@ func (t releaseTracer) TraceRelease(_ *pgxpool.Pool, d pgxpool.TraceReleaseData)
 	t.r.released(t.rp, d.Conn)
 	if b := t.rp.budget; b != nil && b.waiting.Load() > 0 {
 		// A pool of the instance waits for a connection slot: free
-		// this one rather than keep it idle (the pool then drops it).
-		closeConn(d.Conn)
+		// this one rather than keep it idle (the pool then drops it),
+		// unless the connections closing already cover the need.
+		b.released(d.Conn)
 	}
 }
