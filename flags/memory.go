@@ -116,7 +116,7 @@ func (p *MemoryProvider) PublishMany(ctx context.Context, routes []TenantRoute) 
 		tenants[i] = tr.Tenant
 	}
 	p.mu.Unlock()
-	p.routesChanged("published", tenants)
+	p.routesChanged(tenants)
 	return nil
 }
 

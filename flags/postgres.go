@@ -251,23 +251,33 @@ func (p *PostgresProvider) find(ctx context.Context, tenant string) (stored, err
 	}
 }
 
-// fetch reads the tenant's route from the table.
+// fetch reads the tenant's route from the table, on a cache miss.
 func (p *PostgresProvider) fetch(ctx context.Context, tenant string) (stored, error) {
 	p.fetches.Add(1)
-	var raw []byte
-	var seq int64
-	err := p.pool.QueryRow(ctx, "SELECT route, seq FROM "+p.table+" WHERE tenant = $1", tenant).Scan(&raw, &seq)
+	st, _, err := p.readRoute(ctx, tenant)
+	if err != nil {
+		return stored{}, fmt.Errorf("flags: %w", err)
+	}
+	return st, nil
+}
+
+// readRoute reads the tenant's row: its route (found false if none), the
+// write's sequence number, and the route's JSON as stored (Forget deletes
+// the row only if it still holds it). A cache miss, Published and Forget
+// all read this way.
+func (p *PostgresProvider) readRoute(ctx context.Context, tenant string) (st stored, raw []byte, err error) {
+	err = p.pool.QueryRow(ctx, "SELECT route, seq FROM "+p.table+" WHERE tenant = $1", tenant).Scan(&raw, &st.seq)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return stored{}, nil
+		return stored{}, nil, nil
 	}
 	if err != nil {
-		return stored{}, fmt.Errorf("flags: read the route of tenant %q: %w", tenant, err)
+		return stored{}, nil, fmt.Errorf("read the route of tenant %q: %w", tenant, err)
 	}
-	r, err := DecodeRoute(raw)
-	if err != nil {
-		return stored{}, fmt.Errorf("flags: stored route of tenant %q: %w", tenant, err)
+	if st.route, err = DecodeRoute(raw); err != nil {
+		return stored{}, nil, fmt.Errorf("stored route of tenant %q: %w", tenant, err)
 	}
-	return stored{route: r, seq: seq, found: true}, nil
+	st.found = true
+	return st, raw, nil
 }
 
 // CacheStats says what a PostgresProvider holds in memory and how often
@@ -508,11 +518,11 @@ func (p *PostgresProvider) reconnect(ctx context.Context) *pgx.Conn {
 
 // notification is the payload of a notification on the routes channel:
 // one tenant's route (Publish), one tenant's forgotten route (Forget:
-// Forgot is the epoch forgotten, Route is absent), or several tenants'
-// routes (PublishMany: Routes).
+// Route is absent; the payload's "forgot", the epoch forgotten, is for
+// people reading the channel), or several tenants' routes (PublishMany:
+// Routes).
 type notification struct {
 	notifiedRoute
-	Forgot int64           `json:"forgot"`
 	Routes []notifiedRoute `json:"routes"`
 }
 
@@ -542,7 +552,7 @@ func (p *PostgresProvider) notified(payload string) {
 			changed = append(changed, nr.Tenant)
 		}
 	}
-	p.routesChanged("published", changed)
+	p.routesChanged(changed)
 }
 
 // notifiedOne applies one tenant's notified route, or its absence, if
