@@ -19,8 +19,7 @@ import (
 // NewMemoryProviderWithOptions.
 type MemoryProvider struct {
 	routeTable
-	catalog *catalogView  // nil: routes are not checked
-	fleet   fleet.Catalog // nil: Forget does not check
+	catalog *catalogView // nil: routes are not checked, nor forgets
 
 	mu     sync.RWMutex
 	routes map[string]stored
@@ -58,7 +57,7 @@ func NewMemoryProvider() *MemoryProvider { return NewMemoryProviderWithOptions(n
 func NewMemoryProviderWithOptions(opts *MemoryOptions) *MemoryProvider {
 	p := &MemoryProvider{routes: map[string]stored{}}
 	if opts != nil && opts.Catalog != nil {
-		p.catalog, p.fleet = newPublishCheck(opts.Catalog), opts.Catalog
+		p.catalog = newPublishCheck(opts.Catalog)
 	}
 	p.init("daisychain-memory", func(_ context.Context, tenant string) (stored, error) {
 		p.mu.RLock()
@@ -132,7 +131,7 @@ func (p *MemoryProvider) Forget(ctx context.Context, tenantID string, epoch int6
 	if !ok || cur.Epoch != epoch {
 		return false, nil
 	}
-	if err := checkForget(ctx, p.fleet, tenantID, cur); err != nil {
+	if err := checkForget(ctx, p.catalog, tenantID, cur); err != nil {
 		return false, err
 	}
 	p.mu.Lock()

@@ -140,8 +140,7 @@ type PostgresProvider struct {
 	fetchTimeout time.Duration
 	log          *slog.Logger
 	pid          atomic.Uint32 // backend of the listening connection
-	catalog      *catalogView  // nil: routes are not checked
-	fleet        fleet.Catalog // nil: Forget does not check
+	catalog      *catalogView  // nil: routes are not checked, nor forgets
 	cache        *routeCache
 	flight       singleflight.Group // cache misses, by tenant
 	fetches      atomic.Int64
@@ -202,7 +201,6 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 		fetchTimeout: o.FetchTimeout,
 		log:          o.Logger,
 		cache:        newRouteCache(max(o.RouteCacheSize, 0)),
-		fleet:        o.Catalog,
 	}
 	if o.Catalog != nil {
 		p.catalog = newPublishCheck(o.Catalog)

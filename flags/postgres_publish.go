@@ -199,7 +199,7 @@ func (p *PostgresProvider) Forget(ctx context.Context, tenantID string, epoch in
 	if !st.found || cur.Epoch != epoch {
 		return false, nil
 	}
-	if err := checkForget(ctx, p.fleet, tenantID, cur); err != nil {
+	if err := checkForget(ctx, p.catalog, tenantID, cur); err != nil {
 		return false, err
 	}
 	var seq int64
