@@ -304,22 +304,34 @@ func wakeLocked(ts *tenantState) {
 // route the Router follows now.
 func (r *Router) Route(ctx context.Context, tenantID string) (Route, error) {
 	r.mu.Lock()
-	before, events := r.tenants[tenantID], 0
-	if before != nil {
-		events = before.events
+	_, route, err := r.evaluateLocked(ctx, tenantID, r.tenants[tenantID])
+	if err != nil {
+		return Route{}, err
+	}
+	r.mu.Unlock()
+	return route, nil
+}
+
+// evaluateLocked evaluates the tenant's route (ts: its state, if any)
+// and records it. Called with r.mu held, it releases it while the
+// Resolver evaluates; it returns with r.mu held, or without it with an
+// error.
+func (r *Router) evaluateLocked(ctx context.Context, tenantID string, ts *tenantState) (*tenantState, Route, error) {
+	events := 0
+	if ts != nil {
+		events = ts.events
 	}
 	r.mu.Unlock()
 	route, err := r.resolver.Resolve(ctx, tenantID)
 	if err != nil {
-		return Route{}, err
+		return nil, Route{}, err
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
-		return Route{}, fmt.Errorf("flags: router: %w", ErrClosed)
+		r.mu.Unlock()
+		return nil, Route{}, fmt.Errorf("flags: router: %w", ErrClosed)
 	}
-	r.evaluatedLocked(tenantID, route, before, events)
-	return route, nil
+	return r.evaluatedLocked(tenantID, route, ts, events), route, nil
 }
 
 // reusableLocked returns the tenant's route if Acquire may reuse it.
@@ -373,21 +385,10 @@ func (r *Router) Acquire(ctx context.Context, tenantID string) (*pgxpool.Conn, e
 		if reuse {
 			route = ts.route
 		} else {
-			events := 0
-			if ts != nil {
-				events = ts.events
-			}
-			r.mu.Unlock()
 			var err error
-			if route, err = r.resolver.Resolve(ctx, tenantID); err != nil {
+			if ts, route, err = r.evaluateLocked(ctx, tenantID, ts); err != nil {
 				return nil, err
 			}
-			r.mu.Lock()
-			if r.closed {
-				r.mu.Unlock()
-				return nil, fmt.Errorf("flags: router: %w", ErrClosed)
-			}
-			ts = r.evaluatedLocked(tenantID, route, ts, events)
 		}
 		ts.touched = r.sweeps
 
