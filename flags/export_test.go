@@ -1,5 +1,7 @@
 package flags
 
+import "time"
+
 // What tests outside the package check of the per-tenant memories: that
 // they stay bounded. Nothing here is part of the package's API.
 
@@ -43,3 +45,14 @@ func PoolConns(r *Router, tenantID string) int {
 	}
 	return 0
 }
+
+// ReuseTicks is how many ticks of a Router's clock a route is reused for.
+const ReuseTicks = reuseTicks
+
+// RouteClockTick returns how often r's timer advances its clock of route
+// reuse.
+func RouteClockTick(r *Router) time.Duration { return r.tickInterval() }
+
+// AdvanceRouteClock advances r's clock of route reuse by n ticks, as its
+// timer does once every RouteClockTick.
+func AdvanceRouteClock(r *Router, n int) { r.ticks.Add(int64(n)) }
