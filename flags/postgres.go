@@ -30,6 +30,11 @@ const (
 	// PostgresOptions.PingInterval says otherwise.
 	PingIntervalDefault = 5 * time.Second
 
+	// SchemaMaxLen is the longest PostgresOptions.Schema, in bytes: the
+	// notification channel, "<schema>.routes", is an identifier of at
+	// most 63.
+	SchemaMaxLen = 56
+
 	// ListenerApplicationName is the application_name of the listening
 	// connection when the connection string sets none, so that it can be
 	// told apart in pg_stat_activity.
@@ -73,17 +78,20 @@ var migrations = []string{
 // PostgresOptions are optional settings of a PostgresProvider; nil means
 // defaults.
 type PostgresOptions struct {
-	// Schema holds the route table. Default SchemaDefault. At most 56
-	// bytes: the notification channel is "<schema>.routes".
+	// Schema holds the route table. Default SchemaDefault. At most
+	// SchemaMaxLen bytes: the notification channel is "<schema>.routes".
 	Schema string
-	// PingInterval: see PingIntervalDefault.
+	// PingInterval is how long the listening connection may stay quiet
+	// before the provider checks it with a ping. Default
+	// PingIntervalDefault; not negative.
 	PingInterval time.Duration
 	// RouteCacheSize bounds how many tenants' routes the provider keeps
 	// in memory (least recently used out first). Default
 	// RouteCacheSizeDefault; negative: no bound.
 	RouteCacheSize int
-	// FetchTimeout bounds the read of a route on a cache miss. Default
-	// FetchTimeoutDefault.
+	// FetchTimeout bounds the read of a route on a cache miss (the
+	// evaluation's context bounds the wait too). Default
+	// FetchTimeoutDefault; not negative.
 	FetchTimeout time.Duration
 	// Logger receives connection losses and recoveries. Default:
 	// discarded.
@@ -160,12 +168,36 @@ var (
 	_ RouteForgetter                       = (*PostgresProvider)(nil)
 )
 
+// validate refuses the settings NewPostgresProvider cannot work with,
+// naming each; nil means defaults.
+func (o *PostgresOptions) validate() error {
+	if o == nil {
+		return nil
+	}
+	var errs []error
+	if len(o.Schema) > SchemaMaxLen {
+		errs = append(errs, fmt.Errorf("PostgresOptions.Schema %q is %d bytes: at most %d (the notification channel is \"<schema>.routes\")", o.Schema, len(o.Schema), SchemaMaxLen))
+	}
+	if o.PingInterval < 0 {
+		errs = append(errs, fmt.Errorf("PostgresOptions.PingInterval is %s: it must not be negative (0 means %s)", o.PingInterval, PingIntervalDefault))
+	}
+	if o.FetchTimeout < 0 {
+		errs = append(errs, fmt.Errorf("PostgresOptions.FetchTimeout is %s: it must not be negative (0 means %s)", o.FetchTimeout, FetchTimeoutDefault))
+	}
+	return invalidConfig(errs)
+}
+
 // NewPostgresProvider connects to the control database with connString
 // (a pgxpool connection string; the pool publishes and reads routes on
 // cache misses, and a separate connection made from the same settings
 // listens), and creates or upgrades the route table. The provider
-// follows nothing until Init.
+// follows nothing until Init. Options it cannot work with are refused,
+// before connecting, with an error wrapping ErrInvalidConfig that names
+// each.
 func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresOptions) (*PostgresProvider, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
 	var o PostgresOptions
 	if opts != nil {
 		o = *opts
@@ -173,16 +205,13 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 	if o.Schema == "" {
 		o.Schema = SchemaDefault
 	}
-	if len(o.Schema) > 56 {
-		return nil, fmt.Errorf("flags: schema name %q is longer than 56 bytes", o.Schema)
-	}
-	if o.PingInterval <= 0 {
+	if o.PingInterval == 0 {
 		o.PingInterval = PingIntervalDefault
 	}
 	if o.RouteCacheSize == 0 {
 		o.RouteCacheSize = RouteCacheSizeDefault
 	}
-	if o.FetchTimeout <= 0 {
+	if o.FetchTimeout == 0 {
 		o.FetchTimeout = FetchTimeoutDefault
 	}
 	if o.Logger == nil {

@@ -19,6 +19,11 @@ import (
 // lives, unless ResolverOptions.CatalogTTL says otherwise.
 const CatalogTTLDefault = 2 * time.Second
 
+// TenantCacheSizeDefault is how many tenants a Resolver remembers, unless
+// ResolverOptions.TenantCacheSize says otherwise: as many as a
+// PostgresProvider caches routes of, by default.
+const TenantCacheSizeDefault = RouteCacheSizeDefault
+
 // FlagClient is what a Resolver needs of an OpenFeature client;
 // *openfeature.Client has it. If the client also implements
 // openfeature.IEventing (as *openfeature.Client does), a Router wakes its
@@ -57,7 +62,7 @@ type ResolverOptions struct {
 	// against the catalog again (and refused again, if still bad; the
 	// refusal is then reported again). Size it, as the provider's
 	// RouteCacheSize, to the tenants a process serves. Default
-	// RouteCacheSizeDefault; negative: unbounded.
+	// TenantCacheSizeDefault; negative: unbounded.
 	TenantCacheSize int
 }
 
@@ -99,7 +104,7 @@ type tenantMemory struct {
 // isolated.NewAPI) and checking routes against catalog.
 func NewResolver(client FlagClient, catalog fleet.Catalog, opts *ResolverOptions) (*Resolver, error) {
 	if client == nil || catalog == nil {
-		return nil, errors.New("flags: NewResolver needs a client and a catalog")
+		return nil, fmt.Errorf("%w: NewResolver needs a client and a catalog", ErrInvalidConfig)
 	}
 	var o ResolverOptions
 	if opts != nil {
@@ -112,7 +117,7 @@ func NewResolver(client FlagClient, catalog fleet.Catalog, opts *ResolverOptions
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.TenantCacheSize == 0 {
-		o.TenantCacheSize = RouteCacheSizeDefault
+		o.TenantCacheSize = TenantCacheSizeDefault
 	}
 	size := max(o.TenantCacheSize, 0)
 	return &Resolver{

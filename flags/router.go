@@ -40,6 +40,11 @@ const (
 	// unused before the Router closes it (and its connections), unless
 	// RouterConfig.PoolIdleTimeout says otherwise.
 	PoolIdleTimeoutDefault = 5 * time.Minute
+
+	// MaxConnsPerInstanceLimit is the greatest RouterConfig.MaxConnsPerInstance:
+	// PostgreSQL's own limit on max_connections (MAX_BACKENDS), beyond
+	// which a cap means nothing.
+	MaxConnsPerInstanceLimit = 1<<18 - 1
 )
 
 // RouterConfig configures a Router.
@@ -66,7 +71,8 @@ type RouterConfig struct {
 	HoldLimit time.Duration
 
 	// PollInterval is how often a waiting Acquire re-evaluates the route
-	// from the provider's memory. Default PollIntervalDefault.
+	// from the provider's memory. Default PollIntervalDefault; not
+	// negative.
 	PollInterval time.Duration
 
 	// RouteMaxAge bounds how long Acquire reuses the route it evaluated
@@ -90,7 +96,8 @@ type RouterConfig struct {
 	// while callers wait, connections released on that instance are
 	// closed rather than kept idle. Cancel requests, which last a moment
 	// and open no session, are not counted. Default
-	// MaxConnsPerInstanceDefault; negative: no cap.
+	// MaxConnsPerInstanceDefault; negative: no cap; at most
+	// MaxConnsPerInstanceLimit.
 	MaxConnsPerInstance int
 
 	// PoolIdleTimeout is how long a tenant database's pool may go unused
@@ -107,6 +114,27 @@ type RouterConfig struct {
 	// Logger receives route changes (Info) and pool lifecycle (Debug).
 	// Default: discarded.
 	Logger *slog.Logger
+}
+
+// validate refuses the settings NewRouter cannot work with, naming each.
+func (c *RouterConfig) validate() error {
+	if c == nil {
+		return fmt.Errorf("%w: NewRouter needs a RouterConfig with Resolver and PoolConfig", ErrInvalidConfig)
+	}
+	var errs []error
+	if c.Resolver == nil {
+		errs = append(errs, errors.New("RouterConfig.Resolver is nil: set the *Resolver that reads the routes"))
+	}
+	if c.PoolConfig == nil {
+		errs = append(errs, errors.New("RouterConfig.PoolConfig is nil: set the pool settings of a route's instance (PoolConfigFrom, for one connection string)"))
+	}
+	if c.PollInterval < 0 {
+		errs = append(errs, fmt.Errorf("RouterConfig.PollInterval is %s: it must not be negative (0 means %s)", c.PollInterval, PollIntervalDefault))
+	}
+	if c.MaxConnsPerInstance > MaxConnsPerInstanceLimit {
+		errs = append(errs, fmt.Errorf("RouterConfig.MaxConnsPerInstance is %d: at most %d, PostgreSQL's limit (negative: no cap)", c.MaxConnsPerInstance, MaxConnsPerInstanceLimit))
+	}
+	return invalidConfig(errs)
 }
 
 // PoolConfigFrom returns a RouterConfig.PoolConfig that parses connString
@@ -203,10 +231,11 @@ type tenantState struct {
 	touched    int64 // Router.sweeps when last asked about
 }
 
-// NewRouter returns a Router.
+// NewRouter returns a Router. Settings it cannot work with are refused
+// with an error wrapping ErrInvalidConfig that names each.
 func NewRouter(cfg *RouterConfig) (*Router, error) {
-	if cfg == nil || cfg.Resolver == nil || cfg.PoolConfig == nil {
-		return nil, errors.New("flags: NewRouter needs a Resolver and a PoolConfig")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	r := &Router{
 		resolver:    cfg.Resolver,
@@ -226,7 +255,7 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 	if r.holdLimit == 0 {
 		r.holdLimit = HoldLimitDefault
 	}
-	if r.poll <= 0 {
+	if r.poll == 0 {
 		r.poll = PollIntervalDefault
 	}
 	if r.maxAge == 0 {
