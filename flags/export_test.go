@@ -56,3 +56,19 @@ func RouteClockTick(r *Router) time.Duration { return r.tickInterval() }
 // AdvanceRouteClock advances r's clock of route reuse by n ticks, as its
 // timer does once every RouteClockTick.
 func AdvanceRouteClock(r *Router, n int) { r.ticks.Add(int64(n)) }
+
+// Sweep runs as many of r's sweeps as make a pool, or a tenant, idle for
+// PoolIdleTimeout, as its timer would over that time.
+func Sweep(r *Router) {
+	for range idleSweeps {
+		r.sweep()
+	}
+}
+
+// Capped reports whether r counts its connections to the instance
+// against MaxConnsPerInstance.
+func Capped(r *Router, instance string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.budgets[instance] != nil
+}

@@ -696,8 +696,13 @@ func (r *Router) sweep() {
 		if !idle(ts) || r.sweeps-ts.touched < idleSweeps {
 			continue
 		}
-		if ts.pool != nil {
+		switch {
+		case ts.pool == nil:
+		case r.idleTimeout > 0:
 			r.detachLocked(ts)
+		default: // pools are never closed: forget the tenant only
+			delete(ts.pool.members, ts)
+			ts.pool = nil
 		}
 		delete(r.tenants, id)
 	}
