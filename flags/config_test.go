@@ -76,24 +76,24 @@ func TestNewResolverRefusesMissingArguments(t *testing.T) {
 	if _, err := flags.NewResolver(client, nil, nil); !errors.Is(err, flags.ErrInvalidConfig) || !strings.Contains(err.Error(), "catalog") {
 		t.Errorf("NewResolver without a catalog: %v, want ErrInvalidConfig naming the catalog", err)
 	}
-	// Every negative setting has a meaning (see ResolverOptions).
-	if _, err := flags.NewResolver(client, cat, &flags.ResolverOptions{CatalogTTL: -1, CatalogRetry: -1, TenantCacheSize: -1}); err != nil {
+	// Every negative setting has a meaning (see ResolverConfig).
+	if _, err := flags.NewResolver(client, cat, &flags.ResolverConfig{CatalogTTL: -1, CatalogRetry: -1, TenantCacheSize: -1}); err != nil {
 		t.Errorf("NewResolver with the documented negative settings: %v", err)
 	}
 }
 
-// TestNewPostgresProviderRefusesBadOptions: each bad option is refused
+// TestNewPostgresProviderRefusesBadConfigs: each bad setting is refused
 // before connecting (the connection string leads nowhere), with an error
 // wrapping ErrInvalidConfig that names the field.
-func TestNewPostgresProviderRefusesBadOptions(t *testing.T) {
+func TestNewPostgresProviderRefusesBadConfigs(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		field string
-		opts  flags.PostgresOptions
+		opts  flags.PostgresConfig
 	}{
-		{"Schema", flags.PostgresOptions{Schema: strings.Repeat("s", flags.SchemaMaxLen+1)}},
-		{"PingInterval", flags.PostgresOptions{PingInterval: -time.Second}},
-		{"FetchTimeout", flags.PostgresOptions{FetchTimeout: -time.Second}},
+		{"Schema", flags.PostgresConfig{Schema: strings.Repeat("s", flags.SchemaMaxLen+1)}},
+		{"PingInterval", flags.PostgresConfig{PingInterval: -time.Second}},
+		{"FetchTimeout", flags.PostgresConfig{FetchTimeout: -time.Second}},
 	} {
 		p, err := flags.NewPostgresProvider(ctx, nowhere, &c.opts)
 		if err == nil {

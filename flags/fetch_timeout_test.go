@@ -10,7 +10,7 @@ import (
 	"github.com/daisychain-db/daisychain/flags"
 )
 
-// TestFetchTimeout: PostgresOptions.FetchTimeout bounds the read of a
+// TestFetchTimeout: PostgresConfig.FetchTimeout bounds the read of a
 // route on a cache miss, whatever the evaluation's context: while the
 // route table is locked, a provider with a short FetchTimeout answers
 // with an error, and one with a long FetchTimeout still waits, then
@@ -20,7 +20,7 @@ func TestFetchTimeout(t *testing.T) {
 	ctx := context.Background()
 	e := newOneEnv(t)
 	provider := func(timeout time.Duration) *flags.PostgresProvider {
-		p, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresOptions{FetchTimeout: timeout})
+		p, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresConfig{FetchTimeout: timeout})
 		if err != nil {
 			t.Fatal(err)
 		}

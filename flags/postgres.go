@@ -22,15 +22,15 @@ import (
 
 const (
 	// SchemaDefault is the schema of the route table in the control
-	// database, unless PostgresOptions.Schema says otherwise.
+	// database, unless PostgresConfig.Schema says otherwise.
 	SchemaDefault = "daisychain"
 
 	// PingIntervalDefault is how long the listening connection may stay
 	// quiet before the provider checks it with a ping, unless
-	// PostgresOptions.PingInterval says otherwise.
+	// PostgresConfig.PingInterval says otherwise.
 	PingIntervalDefault = 5 * time.Second
 
-	// SchemaMaxLen is the longest PostgresOptions.Schema, in bytes: the
+	// SchemaMaxLen is the longest PostgresConfig.Schema, in bytes: the
 	// notification channel, "<schema>.routes", is an identifier of at
 	// most 63.
 	SchemaMaxLen = 56
@@ -46,7 +46,7 @@ const (
 	connectTimeout = 10 * time.Second
 
 	// FetchTimeoutDefault bounds the query that reads a tenant's route
-	// on a cache miss, unless PostgresOptions.FetchTimeout says
+	// on a cache miss, unless PostgresConfig.FetchTimeout says
 	// otherwise. The evaluation's context bounds the wait too.
 	FetchTimeoutDefault = 2 * time.Second
 )
@@ -75,9 +75,9 @@ var migrations = []string{
 		FOR EACH ROW EXECUTE FUNCTION {{schema}}.routes_stamp_seq()`,
 }
 
-// PostgresOptions are optional settings of a PostgresProvider; nil means
+// PostgresConfig configures a PostgresProvider; every field is optional, and nil means
 // defaults.
-type PostgresOptions struct {
+type PostgresConfig struct {
 	// Schema holds the route table. Default SchemaDefault. At most
 	// SchemaMaxLen bytes: the notification channel is "<schema>.routes".
 	Schema string
@@ -170,19 +170,19 @@ var (
 
 // validate refuses the settings NewPostgresProvider cannot work with,
 // naming each; nil means defaults.
-func (o *PostgresOptions) validate() error {
-	if o == nil {
+func (c *PostgresConfig) validate() error {
+	if c == nil {
 		return nil
 	}
 	var errs []error
-	if len(o.Schema) > SchemaMaxLen {
-		errs = append(errs, fmt.Errorf("PostgresOptions.Schema %q is %d bytes: at most %d (the notification channel is \"<schema>.routes\")", o.Schema, len(o.Schema), SchemaMaxLen))
+	if len(c.Schema) > SchemaMaxLen {
+		errs = append(errs, fmt.Errorf("PostgresConfig.Schema %q is %d bytes: at most %d (the notification channel is \"<schema>.routes\")", c.Schema, len(c.Schema), SchemaMaxLen))
 	}
-	if o.PingInterval < 0 {
-		errs = append(errs, fmt.Errorf("PostgresOptions.PingInterval is %s: it must not be negative (0 means %s)", o.PingInterval, PingIntervalDefault))
+	if c.PingInterval < 0 {
+		errs = append(errs, fmt.Errorf("PostgresConfig.PingInterval is %s: it must not be negative (0 means %s)", c.PingInterval, PingIntervalDefault))
 	}
-	if o.FetchTimeout < 0 {
-		errs = append(errs, fmt.Errorf("PostgresOptions.FetchTimeout is %s: it must not be negative (0 means %s)", o.FetchTimeout, FetchTimeoutDefault))
+	if c.FetchTimeout < 0 {
+		errs = append(errs, fmt.Errorf("PostgresConfig.FetchTimeout is %s: it must not be negative (0 means %s)", c.FetchTimeout, FetchTimeoutDefault))
 	}
 	return invalidConfig(errs)
 }
@@ -191,16 +191,16 @@ func (o *PostgresOptions) validate() error {
 // (a pgxpool connection string; the pool publishes and reads routes on
 // cache misses, and a separate connection made from the same settings
 // listens), and creates or upgrades the route table. The provider
-// follows nothing until Init. Options it cannot work with are refused,
+// follows nothing until Init. Settings it cannot work with are refused,
 // before connecting, with an error wrapping ErrInvalidConfig that names
 // each.
-func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresOptions) (*PostgresProvider, error) {
-	if err := opts.validate(); err != nil {
+func NewPostgresProvider(ctx context.Context, connString string, cfg *PostgresConfig) (*PostgresProvider, error) {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	var o PostgresOptions
-	if opts != nil {
-		o = *opts
+	var o PostgresConfig
+	if cfg != nil {
+		o = *cfg
 	}
 	if o.Schema == "" {
 		o.Schema = SchemaDefault
@@ -217,12 +217,12 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	cfg, err := pgxpool.ParseConfig(connString)
+	poolCfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
 		return nil, fmt.Errorf("flags: parse connection string: %w", err)
 	}
 	p := &PostgresProvider{
-		listenCfg:    cfg.ConnConfig.Copy(),
+		listenCfg:    poolCfg.ConnConfig.Copy(),
 		table:        pgx.Identifier{o.Schema, "routes"}.Sanitize(),
 		seqName:      pgx.Identifier{o.Schema, "routes_seq"}.Sanitize(),
 		channel:      o.Schema + ".routes",
@@ -238,7 +238,7 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 		p.listenCfg.RuntimeParams["application_name"] = ListenerApplicationName
 	}
 	p.init("daisychain-postgres", p.find)
-	if p.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+	if p.pool, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
 		return nil, fmt.Errorf("flags: connect to the control database: %w", err)
 	}
 	if err := pgschema.Migrate(ctx, p.pool, o.Schema, "flags", migrations); err != nil {

@@ -18,7 +18,7 @@ const notifyChunkBytes = 5000
 // Publish implements Publisher: one statement inserts or updates the
 // tenant's row only if the epoch is greater, and notifies listeners in
 // the same transaction. An epoch not greater than the stored one is
-// ErrStaleEpoch. With PostgresOptions.Catalog, a route the catalog does
+// ErrStaleEpoch. With PostgresConfig.Catalog, a route the catalog does
 // not back is refused and nothing is written. The route is also applied
 // at once to this provider's memory, if it holds the tenant.
 func (p *PostgresProvider) Publish(ctx context.Context, tenantID string, r Route) error {

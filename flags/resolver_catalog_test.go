@@ -37,7 +37,7 @@ func TestResolverRetriesCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := flags.NewResolver(flagstest.Client(t, flags.NewMemoryProvider()), catalog,
-		&flags.ResolverOptions{CatalogTTL: -1}) // every Resolve asks the catalog
+		&flags.ResolverConfig{CatalogTTL: -1}) // every Resolve asks the catalog
 	if err != nil {
 		t.Fatal(err)
 	}

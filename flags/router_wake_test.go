@@ -159,7 +159,7 @@ func TestResolverCoalescesCatalogLookups(t *testing.T) {
 	mc, a, _ := memCatalog(t)
 	cat := &gatedCatalog{Catalog: mc, gate: make(chan struct{})}
 	const ttl = 300 * time.Millisecond
-	res, err := flags.NewResolver(flagstest.Client(t, flags.NewMemoryProvider()), cat, &flags.ResolverOptions{CatalogTTL: ttl})
+	res, err := flags.NewResolver(flagstest.Client(t, flags.NewMemoryProvider()), cat, &flags.ResolverConfig{CatalogTTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
