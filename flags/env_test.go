@@ -133,3 +133,13 @@ func admin(tb testing.TB, inst *localpg.Instance, sql string, args ...any) {
 		tb.Fatalf("%s: %v", sql, err)
 	}
 }
+
+// addTenant creates database on instance A and puts tenant id there in
+// the catalog.
+func (e *pgEnv) addTenant(tb testing.TB, id, database string) {
+	tb.Helper()
+	localpgtest.CreateDatabase(tb, e.a, database)
+	if err := e.catalog.AddTenant(context.Background(), fleet.Tenant{ID: id, Database: database, Instance: "pg-a"}); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -165,10 +165,7 @@ func TestRouterReclaimsOnlyWhatTheBudgetNeeds(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newOneEnv(t)
-	localpgtest.CreateDatabase(t, e.a, "db_u2")
-	if err := e.catalog.AddTenant(ctx, fleet.Tenant{ID: "u2", Database: "db_u2", Instance: "pg-a"}); err != nil {
-		t.Fatal(err)
-	}
+	e.addTenant(t, "u2", "db_u2")
 	const budget = 3
 	r, _ := e.router(t, flags.RouterConfig{MaxConnsPerInstance: budget})
 	held := make([]*pgxpool.Conn, budget)

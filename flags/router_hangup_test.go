@@ -12,8 +12,6 @@ import (
 
 	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/flags/flagstest"
-	"github.com/daisychain-db/daisychain/fleet"
-	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 )
 
 // silentConn is a connection whose peer never answers once the client
@@ -47,10 +45,7 @@ func TestRouterReleaseDoesNotWaitForHangup(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newOneEnv(t)
-	localpgtest.CreateDatabase(t, e.a, "db_u2")
-	if err := e.catalog.AddTenant(ctx, fleet.Tenant{ID: "u2", Database: "db_u2", Instance: "pg-a"}); err != nil {
-		t.Fatal(err)
-	}
+	e.addTenant(t, "u2", "db_u2")
 	silent := make(chan struct{})
 	speak := sync.OnceFunc(func() { close(silent) })
 	defer speak()
