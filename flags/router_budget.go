@@ -133,6 +133,11 @@ func (b *instanceBudget) take(ctx context.Context) error {
 		case <-b.r.done:
 			return fmt.Errorf("flags: router: %w", ErrClosed)
 		case <-look.C:
+			select { // a slot freed meanwhile is taken, not reclaimed again
+			case b.slots <- struct{}{}:
+				return nil
+			default:
+			}
 			b.reclaimIdle(ctx)
 			look.Reset(wait.NextBackOff())
 		}
@@ -178,9 +183,12 @@ func (c *budgetConn) Close() error {
 	return nil
 }
 
-// short reports whether dials wait for more slots than the connections
-// closing will give back.
-func (b *instanceBudget) short() bool { return b.waiting.Load() > b.closing.Load() }
+// short reports whether dials wait for more slots than are free or will
+// be given back by the connections closing.
+func (b *instanceBudget) short() bool {
+	free := cap(b.slots) - len(b.slots)
+	return int(b.waiting.Load()) > int(b.closing.Load())+free
+}
 
 // reclaimIdle closes as many idle connections of the instance's pools as
 // the waiting dials need beyond those already closing, from the pools

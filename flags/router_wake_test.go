@@ -166,6 +166,7 @@ func TestResolverCoalescesCatalogLookups(t *testing.T) {
 	for _, tenant := range []string{"t1", "ghost"} {
 		const n = 10
 		errs := make(chan error, n)
+		before := cat.calls.Load() // before any Resolve can have asked
 		for range n {
 			go func() {
 				got, err := res.Resolve(ctx, tenant)
@@ -175,7 +176,6 @@ func TestResolverCoalescesCatalogLookups(t *testing.T) {
 				errs <- err
 			}()
 		}
-		before := cat.calls.Load()
 		waitFor(t, "a catalog lookup", 5*time.Second, func() bool { return cat.calls.Load() > before })
 		time.Sleep(50 * time.Millisecond)
 		if k := cat.calls.Load() - before; k != 1 {
