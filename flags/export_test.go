@@ -72,3 +72,9 @@ func Capped(r *Router, instance string) bool {
 	defer r.mu.Unlock()
 	return r.budgets[instance] != nil
 }
+
+// CacheBounds returns how many tenants p's route cache and r's memory
+// hold at most (0: unbounded).
+func CacheBounds(p *PostgresProvider, r *Resolver) (routes, tenants int) {
+	return p.cache.entries.max, r.tenants.max
+}
