@@ -34,6 +34,7 @@ func TestNewRouterRefusesBadConfigs(t *testing.T) {
 		{"Resolver", func(c *flags.RouterConfig) { c.Resolver = nil }},
 		{"PoolConfig", func(c *flags.RouterConfig) { c.PoolConfig = nil }},
 		{"PollInterval", func(c *flags.RouterConfig) { c.PollInterval = -time.Millisecond }},
+		{"RouteMaxAge", func(c *flags.RouterConfig) { c.RouteMaxAge = flags.RouteMaxAgeMin - 1 }},
 		{"MaxConnsPerInstance", func(c *flags.RouterConfig) { c.MaxConnsPerInstance = flags.MaxConnsPerInstanceLimit + 1 }},
 	} {
 		cfg := good()
@@ -58,9 +59,9 @@ func TestNewRouterRefusesBadConfigs(t *testing.T) {
 	}
 	r.Close()
 	cfg = good()
-	cfg.MaxConnsPerInstance = flags.MaxConnsPerInstanceLimit
+	cfg.MaxConnsPerInstance, cfg.RouteMaxAge = flags.MaxConnsPerInstanceLimit, flags.RouteMaxAgeMin
 	if r, err = flags.NewRouter(&cfg); err != nil {
-		t.Fatalf("NewRouter with MaxConnsPerInstance at its limit: %v", err)
+		t.Fatalf("NewRouter with MaxConnsPerInstance and RouteMaxAge at their limits: %v", err)
 	}
 	r.Close()
 }

@@ -41,6 +41,11 @@ const (
 	// RouterConfig.PoolIdleTimeout says otherwise.
 	PoolIdleTimeoutDefault = 5 * time.Minute
 
+	// RouteMaxAgeMin is the shortest positive RouterConfig.RouteMaxAge:
+	// the Router's clock of route reuse ticks every millisecond at
+	// most, four ticks a RouteMaxAge, so a shorter one could not be kept.
+	RouteMaxAgeMin = reuseTicks * time.Millisecond
+
 	// MaxConnsPerInstanceLimit is the greatest RouterConfig.MaxConnsPerInstance:
 	// PostgreSQL's own limit on max_connections (MAX_BACKENDS), beyond
 	// which a cap means nothing.
@@ -84,7 +89,8 @@ type RouterConfig struct {
 	// advances, so as late as the process runs its timers). A paused
 	// route is never reused.
 	// Without events every Acquire evaluates. Default
-	// RouteMaxAgeDefault; negative: evaluate on every Acquire.
+	// RouteMaxAgeDefault; negative: evaluate on every Acquire; a positive
+	// value is at least RouteMaxAgeMin.
 	RouteMaxAge time.Duration
 
 	// MaxConnsPerInstance caps the server connections this Router holds
@@ -130,6 +136,9 @@ func (c *RouterConfig) validate() error {
 	}
 	if c.PollInterval < 0 {
 		errs = append(errs, fmt.Errorf("RouterConfig.PollInterval is %s: it must not be negative (0 means %s)", c.PollInterval, PollIntervalDefault))
+	}
+	if c.RouteMaxAge > 0 && c.RouteMaxAge < RouteMaxAgeMin {
+		errs = append(errs, fmt.Errorf("RouterConfig.RouteMaxAge is %s: at least %s (0 means %s; negative: evaluate on every Acquire)", c.RouteMaxAge, RouteMaxAgeMin, RouteMaxAgeDefault))
 	}
 	if c.MaxConnsPerInstance > MaxConnsPerInstanceLimit {
 		errs = append(errs, fmt.Errorf("RouterConfig.MaxConnsPerInstance is %d: at most %d, PostgreSQL's limit (negative: no cap)", c.MaxConnsPerInstance, MaxConnsPerInstanceLimit))
@@ -660,7 +669,7 @@ func (r *Router) tick() {
 	}
 }
 
-func (r *Router) tickInterval() time.Duration { return max(r.maxAge/reuseTicks, time.Millisecond) }
+func (r *Router) tickInterval() time.Duration { return r.maxAge / reuseTicks } // >= 1ms: RouteMaxAgeMin
 
 // sweep closes the pools unused for idleTimeout, and forgets the tenants
 // that used them, and every tenant not asked about for as long, that
