@@ -68,7 +68,14 @@ func (e *pgEnv) provider(tb testing.TB) *flags.PostgresProvider {
 func (e *pgEnv) router(tb testing.TB, cfg flags.RouterConfig) (*flags.Router, *flags.PostgresProvider) {
 	tb.Helper()
 	p := e.provider(tb)
-	res, err := flags.NewResolver(flagstest.Client(tb, p), e.catalog, nil)
+	return e.routerThrough(tb, flagstest.Client(tb, p), cfg), p
+}
+
+// routerThrough returns a Router whose Resolver evaluates through
+// client; cfg may set anything but Resolver and PoolConfig.
+func (e *pgEnv) routerThrough(tb testing.TB, client flags.FlagClient, cfg flags.RouterConfig) *flags.Router {
+	tb.Helper()
+	res, err := flags.NewResolver(client, e.catalog, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -79,7 +86,7 @@ func (e *pgEnv) router(tb testing.TB, cfg flags.RouterConfig) (*flags.Router, *f
 		tb.Fatal(err)
 	}
 	tb.Cleanup(r.Close)
-	return r, p
+	return r
 }
 
 func serverPort(tb testing.TB, c *pgxpool.Conn) int {

@@ -23,20 +23,7 @@ func TestRouterNegativeSettings(t *testing.T) {
 	e := newOneEnv(t)
 	routes := flags.NewMemoryProvider()
 	client := &countingClient{Client: flagstest.Client(t, routes), n: map[string]int{}}
-	newRouter := func(cfg flags.RouterConfig) *flags.Router {
-		res, err := flags.NewResolver(client, e.catalog, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Resolver = res
-		cfg.PoolConfig = flagstest.PoolConfig(e.byID, "application_name="+routerApp+"&pool_max_conns=2")
-		r, err := flags.NewRouter(&cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		return r
-	}
+	newRouter := func(cfg flags.RouterConfig) *flags.Router { return e.routerThrough(t, client, cfg) }
 	use := func(r *flags.Router) {
 		t.Helper()
 		if err := r.Do(ctx, "t1", func(c *pgxpool.Conn) error { _, err := c.Exec(ctx, "SELECT 1"); return err }); err != nil {

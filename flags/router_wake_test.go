@@ -224,17 +224,7 @@ func TestRouterReusesRoutesWithinMaxAge(t *testing.T) {
 	client := &countingClient{Client: flagstest.Client(t, routes), n: map[string]int{}}
 	const maxAge = 300 * time.Millisecond
 	newRouter := func(c flags.FlagClient, maxAge time.Duration) *flags.Router {
-		res, err := flags.NewResolver(c, e.catalog, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := flags.NewRouter(&flags.RouterConfig{Resolver: res, RouteMaxAge: maxAge,
-			PoolConfig: flagstest.PoolConfig(e.byID, "application_name="+routerApp+"&pool_max_conns=2")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		return r
+		return e.routerThrough(t, c, flags.RouterConfig{RouteMaxAge: maxAge})
 	}
 	port := func(r *flags.Router) int {
 		var p int
