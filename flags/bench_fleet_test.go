@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -31,8 +32,9 @@ import (
 // mostly costs, so the baseline is the same load, in the same run, through
 // bare pgxpools, one per database, held within the same budget the same
 // way (a dial takes a slot, a closed socket gives it back, a connection
-// released while a dial waits is dropped, and an idle one of another pool
-// closed every 10 ms) but without routes: the two
+// released while a dial waits for more slots than are free is dropped,
+// and an idle one of another pool closed when a dial starts waiting and
+// then with backoff) but without routes: the two
 // alternate, 1 s each, for 10 s per iteration. Reported: calls per second
 // through the Router ("calls/s") and bare ("bare-calls/s"), and their
 // ratio ("bare/router-calls"); the most server connections seen on any
@@ -267,6 +269,10 @@ type bareBudget struct {
 	waiting atomic.Int32
 }
 
+// short reports whether dials wait for more slots than are free (a
+// slotConn gives its slot back as it closes).
+func (bb *bareBudget) short() bool { return int(bb.waiting.Load()) > cap(bb.slots)-len(bb.slots) }
+
 func newBarePools(budget int, config func(context.Context, flags.Route) (*pgxpool.Config, error)) *barePools {
 	return &barePools{budget: budget, config: config, pools: map[flags.Endpoint]*pgxpool.Pool{},
 		instances: map[flags.Endpoint]string{}, budgets: map[string]*bareBudget{}}
@@ -301,7 +307,7 @@ func (bp *barePools) acquire(ctx context.Context, route flags.Route) (*pgxpool.C
 			}
 			return &slotConn{Conn: c, slots: bb.slots}, nil
 		}
-		cfg.AfterRelease = func(*pgx.Conn) bool { return bb.waiting.Load() == 0 }
+		cfg.AfterRelease = func(*pgx.Conn) bool { return !bb.short() }
 		if p, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 			bp.mu.Unlock()
 			return nil, err
@@ -314,20 +320,32 @@ func (bp *barePools) acquire(ctx context.Context, route flags.Route) (*pgxpool.C
 }
 
 // take waits for a slot of the instance's budget, closing an idle
-// connection of another of its pools every 10 ms meanwhile, as a Router
-// does: connections also go idle without being released.
+// connection of another of its pools when it starts waiting and then
+// with backoff from 10 ms to 1 s, while short, as a Router does:
+// connections also go idle without being released.
 func (bp *barePools) take(ctx context.Context, instance string, bb *bareBudget) error {
 	bb.waiting.Add(1)
 	defer bb.waiting.Add(-1)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
+	wait := backoff.NewExponentialBackOff(backoff.WithInitialInterval(10*time.Millisecond),
+		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(0))
+	look := time.NewTimer(0)
+	defer look.Stop()
 	for {
 		select {
 		case bb.slots <- struct{}{}:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-tick.C:
+		case <-look.C:
+		}
+		select {
+		case bb.slots <- struct{}{}:
+			return nil
+		default:
+		}
+		look.Reset(wait.NextBackOff())
+		if !bb.short() {
+			continue
 		}
 		bp.mu.Lock()
 		var pools []*pgxpool.Pool
@@ -341,7 +359,7 @@ func (bp *barePools) take(ctx context.Context, instance string, bb *bareBudget) 
 			if idle := p.AcquireAllIdle(ctx); len(idle) > 0 {
 				_ = idle[0].Conn().Close(ctx)
 				for _, c := range idle {
-					c.Release()
+					c.Release() // kept: the closed one's slot is free
 				}
 				break
 			}

@@ -15,7 +15,7 @@ import (
 
 // CatalogRetryDefault bounds how long a catalog lookup that failed with a
 // transient error (a lost connection, a server restarting) is tried
-// again, with exponential backoff, unless ResolverOptions.CatalogRetry
+// again, with exponential backoff, unless ResolverConfig.CatalogRetry
 // says otherwise. The caller's context bounds it too.
 const CatalogRetryDefault = 3 * time.Second
 

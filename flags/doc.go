@@ -39,7 +39,7 @@
 //
 // Everything else a process keeps per tenant is bounded the same way: a
 // Resolver remembers the route it served and the route it refused, and
-// the catalog's answers, for at most ResolverOptions.TenantCacheSize
+// the catalog's answers, for at most ResolverConfig.TenantCacheSize
 // tenants (RouteCacheSizeDefault); a tenant it forgot gets the provider's
 // route as it is (the provider is authoritative), a bad one checked and
 // refused again. A Router forgets a tenant with nothing under way once
@@ -56,7 +56,7 @@
 // route published for the tenant, whose epoch starts again at 1, is
 // followed because of the route store's write sequence number
 // (FlagMetadataSeq). Given the fleet catalog
-// (MemoryOptions.Catalog, PostgresOptions.Catalog), they also refuse a
+// (MemoryConfig.Catalog, PostgresConfig.Catalog), they also refuse a
 // route to an instance it does not know (ErrUnknownInstance) or to another
 // endpoint than its own for the instance (ErrEndpointMismatch), and
 // publish nothing.

@@ -68,7 +68,14 @@ func (e *pgEnv) provider(tb testing.TB) *flags.PostgresProvider {
 func (e *pgEnv) router(tb testing.TB, cfg flags.RouterConfig) (*flags.Router, *flags.PostgresProvider) {
 	tb.Helper()
 	p := e.provider(tb)
-	res, err := flags.NewResolver(flagstest.Client(tb, p), e.catalog, nil)
+	return e.routerThrough(tb, flagstest.Client(tb, p), cfg), p
+}
+
+// routerThrough returns a Router whose Resolver evaluates through
+// client; cfg may set anything but Resolver and PoolConfig.
+func (e *pgEnv) routerThrough(tb testing.TB, client flags.FlagClient, cfg flags.RouterConfig) *flags.Router {
+	tb.Helper()
+	res, err := flags.NewResolver(client, e.catalog, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -79,7 +86,7 @@ func (e *pgEnv) router(tb testing.TB, cfg flags.RouterConfig) (*flags.Router, *f
 		tb.Fatal(err)
 	}
 	tb.Cleanup(r.Close)
-	return r, p
+	return r
 }
 
 func serverPort(tb testing.TB, c *pgxpool.Conn) int {
@@ -131,5 +138,15 @@ func admin(tb testing.TB, inst *localpg.Instance, sql string, args ...any) {
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, sql, args...); err != nil {
 		tb.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// addTenant creates database on instance A and puts tenant id there in
+// the catalog.
+func (e *pgEnv) addTenant(tb testing.TB, id, database string) {
+	tb.Helper()
+	localpgtest.CreateDatabase(tb, e.a, database)
+	if err := e.catalog.AddTenant(context.Background(), fleet.Tenant{ID: id, Database: database, Instance: "pg-a"}); err != nil {
+		tb.Fatal(err)
 	}
 }

@@ -65,7 +65,7 @@ func ExampleResolver() {
 
 	rogue := flags.RouteTo(b, "acme", 3)
 	rogue.Instance = "pg-x" // not in the catalog
-	checked := flags.NewMemoryProviderWithOptions(&flags.MemoryOptions{Catalog: catalog})
+	checked := flags.NewMemoryProviderWithConfig(&flags.MemoryConfig{Catalog: catalog})
 	err = checked.Publish(ctx, "acme", rogue) // a publisher with the catalog refuses it
 	fmt.Println(errors.Is(err, flags.ErrUnknownInstance))
 
@@ -125,7 +125,7 @@ func ExampleBatchPublisher() {
 	ctx := context.Background()
 	catalog, a, b := exampleCatalog(ctx)
 	_ = catalog.AddTenant(ctx, fleet.Tenant{ID: "globex", Database: "globex", Instance: "pg-a"})
-	routes := flags.NewMemoryProviderWithOptions(&flags.MemoryOptions{Catalog: catalog})
+	routes := flags.NewMemoryProviderWithConfig(&flags.MemoryConfig{Catalog: catalog})
 
 	err := routes.PublishMany(ctx, []flags.TenantRoute{
 		{Tenant: "acme", Route: flags.RouteTo(b, "acme", 1)},

@@ -22,7 +22,7 @@ func TestForgetRetiredRoute(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newPGEnv(t)
-	pub, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresOptions{Catalog: e.catalog})
+	pub, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresConfig{Catalog: e.catalog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestForgetRetiredRoute(t *testing.T) {
 func TestMemoryForget(t *testing.T) {
 	ctx := context.Background()
 	cat, a, b := memCatalog(t)
-	p := flags.NewMemoryProviderWithOptions(&flags.MemoryOptions{Catalog: cat})
+	p := flags.NewMemoryProviderWithConfig(&flags.MemoryConfig{Catalog: cat})
 	res, err := flags.NewResolver(flagstest.Client(t, p), cat, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -16,20 +16,19 @@ import (
 // override layer in front of a host's own provider. It holds every route
 // published to it (it is their only store). It is safe for concurrent
 // use. The zero value is not usable; call NewMemoryProvider or
-// NewMemoryProviderWithOptions.
+// NewMemoryProviderWithConfig.
 type MemoryProvider struct {
 	routeTable
-	catalog *catalogView  // nil: routes are not checked
-	fleet   fleet.Catalog // nil: Forget does not check
+	catalog *catalogView // nil: routes are not checked, nor forgets
 
 	mu     sync.RWMutex
 	routes map[string]stored
 	seq    int64 // write sequence number: grows with every write
 }
 
-// MemoryOptions are optional settings of a MemoryProvider; nil means
+// MemoryConfig configures a MemoryProvider; every field is optional, and nil means
 // defaults.
-type MemoryOptions struct {
+type MemoryConfig struct {
 	// Catalog, if set, is checked by Publish and PublishMany: a route to
 	// an instance it does not know is refused (ErrUnknownInstance), and
 	// so is one to another endpoint than its endpoint for the instance
@@ -50,15 +49,15 @@ var (
 )
 
 // NewMemoryProvider returns a provider without routes, that publishes any
-// valid route (no Catalog: see MemoryOptions).
-func NewMemoryProvider() *MemoryProvider { return NewMemoryProviderWithOptions(nil) }
+// valid route (no Catalog: see MemoryConfig).
+func NewMemoryProvider() *MemoryProvider { return NewMemoryProviderWithConfig(nil) }
 
-// NewMemoryProviderWithOptions returns a provider without routes,
-// configured by opts (nil: defaults, as NewMemoryProvider).
-func NewMemoryProviderWithOptions(opts *MemoryOptions) *MemoryProvider {
+// NewMemoryProviderWithConfig returns a provider without routes,
+// configured by cfg (nil: defaults, as NewMemoryProvider).
+func NewMemoryProviderWithConfig(cfg *MemoryConfig) *MemoryProvider {
 	p := &MemoryProvider{routes: map[string]stored{}}
-	if opts != nil && opts.Catalog != nil {
-		p.catalog, p.fleet = newPublishCheck(opts.Catalog), opts.Catalog
+	if cfg != nil && cfg.Catalog != nil {
+		p.catalog = newPublishCheck(cfg.Catalog)
 	}
 	p.init("daisychain-memory", func(_ context.Context, tenant string) (stored, error) {
 		p.mu.RLock()
@@ -69,7 +68,7 @@ func NewMemoryProviderWithOptions(opts *MemoryOptions) *MemoryProvider {
 }
 
 // Publish implements Publisher. It emits a configuration-changed event
-// naming RouteFlagKey and the tenant. With MemoryOptions.Catalog, a route
+// naming RouteFlagKey and the tenant. With MemoryConfig.Catalog, a route
 // the catalog does not back is refused.
 func (p *MemoryProvider) Publish(ctx context.Context, tenantID string, r Route) error {
 	if err := checkPublish(ctx, p.catalog, tenantID, r); err != nil {
@@ -116,7 +115,7 @@ func (p *MemoryProvider) PublishMany(ctx context.Context, routes []TenantRoute) 
 		tenants[i] = tr.Tenant
 	}
 	p.mu.Unlock()
-	p.routesChanged("published", tenants)
+	p.routesChanged(tenants)
 	return nil
 }
 
@@ -132,7 +131,7 @@ func (p *MemoryProvider) Forget(ctx context.Context, tenantID string, epoch int6
 	if !ok || cur.Epoch != epoch {
 		return false, nil
 	}
-	if err := checkForget(ctx, p.fleet, tenantID, cur); err != nil {
+	if err := checkForget(ctx, p.catalog, tenantID, cur); err != nil {
 		return false, err
 	}
 	p.mu.Lock()

@@ -22,13 +22,18 @@ import (
 
 const (
 	// SchemaDefault is the schema of the route table in the control
-	// database, unless PostgresOptions.Schema says otherwise.
+	// database, unless PostgresConfig.Schema says otherwise.
 	SchemaDefault = "daisychain"
 
 	// PingIntervalDefault is how long the listening connection may stay
 	// quiet before the provider checks it with a ping, unless
-	// PostgresOptions.PingInterval says otherwise.
+	// PostgresConfig.PingInterval says otherwise.
 	PingIntervalDefault = 5 * time.Second
+
+	// SchemaMaxLen is the longest PostgresConfig.Schema, in bytes: the
+	// notification channel, "<schema>.routes", is an identifier of at
+	// most 63.
+	SchemaMaxLen = 56
 
 	// ListenerApplicationName is the application_name of the listening
 	// connection when the connection string sets none, so that it can be
@@ -41,7 +46,7 @@ const (
 	connectTimeout = 10 * time.Second
 
 	// FetchTimeoutDefault bounds the query that reads a tenant's route
-	// on a cache miss, unless PostgresOptions.FetchTimeout says
+	// on a cache miss, unless PostgresConfig.FetchTimeout says
 	// otherwise. The evaluation's context bounds the wait too.
 	FetchTimeoutDefault = 2 * time.Second
 )
@@ -70,20 +75,23 @@ var migrations = []string{
 		FOR EACH ROW EXECUTE FUNCTION {{schema}}.routes_stamp_seq()`,
 }
 
-// PostgresOptions are optional settings of a PostgresProvider; nil means
+// PostgresConfig configures a PostgresProvider; every field is optional, and nil means
 // defaults.
-type PostgresOptions struct {
-	// Schema holds the route table. Default SchemaDefault. At most 56
-	// bytes: the notification channel is "<schema>.routes".
+type PostgresConfig struct {
+	// Schema holds the route table. Default SchemaDefault. At most
+	// SchemaMaxLen bytes: the notification channel is "<schema>.routes".
 	Schema string
-	// PingInterval: see PingIntervalDefault.
+	// PingInterval is how long the listening connection may stay quiet
+	// before the provider checks it with a ping. Default
+	// PingIntervalDefault; not negative.
 	PingInterval time.Duration
 	// RouteCacheSize bounds how many tenants' routes the provider keeps
 	// in memory (least recently used out first). Default
 	// RouteCacheSizeDefault; negative: no bound.
 	RouteCacheSize int
-	// FetchTimeout bounds the read of a route on a cache miss. Default
-	// FetchTimeoutDefault.
+	// FetchTimeout bounds the read of a route on a cache miss (the
+	// evaluation's context bounds the wait too). Default
+	// FetchTimeoutDefault; not negative.
 	FetchTimeout time.Duration
 	// Logger receives connection losses and recoveries. Default:
 	// discarded.
@@ -140,8 +148,7 @@ type PostgresProvider struct {
 	fetchTimeout time.Duration
 	log          *slog.Logger
 	pid          atomic.Uint32 // backend of the listening connection
-	catalog      *catalogView  // nil: routes are not checked
-	fleet        fleet.Catalog // nil: Forget does not check
+	catalog      *catalogView  // nil: routes are not checked, nor forgets
 	cache        *routeCache
 	flight       singleflight.Group // cache misses, by tenant
 	fetches      atomic.Int64
@@ -161,40 +168,61 @@ var (
 	_ RouteForgetter                       = (*PostgresProvider)(nil)
 )
 
+// validate refuses the settings NewPostgresProvider cannot work with,
+// naming each; nil means defaults.
+func (c *PostgresConfig) validate() error {
+	if c == nil {
+		return nil
+	}
+	var errs []error
+	if len(c.Schema) > SchemaMaxLen {
+		errs = append(errs, fmt.Errorf("PostgresConfig.Schema %q is %d bytes: at most %d (the notification channel is \"<schema>.routes\")", c.Schema, len(c.Schema), SchemaMaxLen))
+	}
+	if c.PingInterval < 0 {
+		errs = append(errs, fmt.Errorf("PostgresConfig.PingInterval is %s: it must not be negative (0 means %s)", c.PingInterval, PingIntervalDefault))
+	}
+	if c.FetchTimeout < 0 {
+		errs = append(errs, fmt.Errorf("PostgresConfig.FetchTimeout is %s: it must not be negative (0 means %s)", c.FetchTimeout, FetchTimeoutDefault))
+	}
+	return invalidConfig(errs)
+}
+
 // NewPostgresProvider connects to the control database with connString
 // (a pgxpool connection string; the pool publishes and reads routes on
 // cache misses, and a separate connection made from the same settings
 // listens), and creates or upgrades the route table. The provider
-// follows nothing until Init.
-func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresOptions) (*PostgresProvider, error) {
-	var o PostgresOptions
-	if opts != nil {
-		o = *opts
+// follows nothing until Init. Settings it cannot work with are refused,
+// before connecting, with an error wrapping ErrInvalidConfig that names
+// each.
+func NewPostgresProvider(ctx context.Context, connString string, cfg *PostgresConfig) (*PostgresProvider, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	var o PostgresConfig
+	if cfg != nil {
+		o = *cfg
 	}
 	if o.Schema == "" {
 		o.Schema = SchemaDefault
 	}
-	if len(o.Schema) > 56 {
-		return nil, fmt.Errorf("flags: schema name %q is longer than 56 bytes", o.Schema)
-	}
-	if o.PingInterval <= 0 {
+	if o.PingInterval == 0 {
 		o.PingInterval = PingIntervalDefault
 	}
 	if o.RouteCacheSize == 0 {
 		o.RouteCacheSize = RouteCacheSizeDefault
 	}
-	if o.FetchTimeout <= 0 {
+	if o.FetchTimeout == 0 {
 		o.FetchTimeout = FetchTimeoutDefault
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	cfg, err := pgxpool.ParseConfig(connString)
+	poolCfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
 		return nil, fmt.Errorf("flags: parse connection string: %w", err)
 	}
 	p := &PostgresProvider{
-		listenCfg:    cfg.ConnConfig.Copy(),
+		listenCfg:    poolCfg.ConnConfig.Copy(),
 		table:        pgx.Identifier{o.Schema, "routes"}.Sanitize(),
 		seqName:      pgx.Identifier{o.Schema, "routes_seq"}.Sanitize(),
 		channel:      o.Schema + ".routes",
@@ -202,7 +230,6 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 		fetchTimeout: o.FetchTimeout,
 		log:          o.Logger,
 		cache:        newRouteCache(max(o.RouteCacheSize, 0)),
-		fleet:        o.Catalog,
 	}
 	if o.Catalog != nil {
 		p.catalog = newPublishCheck(o.Catalog)
@@ -211,7 +238,7 @@ func NewPostgresProvider(ctx context.Context, connString string, opts *PostgresO
 		p.listenCfg.RuntimeParams["application_name"] = ListenerApplicationName
 	}
 	p.init("daisychain-postgres", p.find)
-	if p.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+	if p.pool, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
 		return nil, fmt.Errorf("flags: connect to the control database: %w", err)
 	}
 	if err := pgschema.Migrate(ctx, p.pool, o.Schema, "flags", migrations); err != nil {
@@ -251,23 +278,33 @@ func (p *PostgresProvider) find(ctx context.Context, tenant string) (stored, err
 	}
 }
 
-// fetch reads the tenant's route from the table.
+// fetch reads the tenant's route from the table, on a cache miss.
 func (p *PostgresProvider) fetch(ctx context.Context, tenant string) (stored, error) {
 	p.fetches.Add(1)
-	var raw []byte
-	var seq int64
-	err := p.pool.QueryRow(ctx, "SELECT route, seq FROM "+p.table+" WHERE tenant = $1", tenant).Scan(&raw, &seq)
+	st, _, err := p.readRoute(ctx, tenant)
+	if err != nil {
+		return stored{}, fmt.Errorf("flags: %w", err)
+	}
+	return st, nil
+}
+
+// readRoute reads the tenant's row: its route (found false if none), the
+// write's sequence number, and the route's JSON as stored (Forget deletes
+// the row only if it still holds it). A cache miss, Published and Forget
+// all read this way.
+func (p *PostgresProvider) readRoute(ctx context.Context, tenant string) (st stored, raw []byte, err error) {
+	err = p.pool.QueryRow(ctx, "SELECT route, seq FROM "+p.table+" WHERE tenant = $1", tenant).Scan(&raw, &st.seq)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return stored{}, nil
+		return stored{}, nil, nil
 	}
 	if err != nil {
-		return stored{}, fmt.Errorf("flags: read the route of tenant %q: %w", tenant, err)
+		return stored{}, nil, fmt.Errorf("read the route of tenant %q: %w", tenant, err)
 	}
-	r, err := DecodeRoute(raw)
-	if err != nil {
-		return stored{}, fmt.Errorf("flags: stored route of tenant %q: %w", tenant, err)
+	if st.route, err = DecodeRoute(raw); err != nil {
+		return stored{}, nil, fmt.Errorf("stored route of tenant %q: %w", tenant, err)
 	}
-	return stored{route: r, seq: seq, found: true}, nil
+	st.found = true
+	return st, raw, nil
 }
 
 // CacheStats says what a PostgresProvider holds in memory and how often
@@ -508,11 +545,11 @@ func (p *PostgresProvider) reconnect(ctx context.Context) *pgx.Conn {
 
 // notification is the payload of a notification on the routes channel:
 // one tenant's route (Publish), one tenant's forgotten route (Forget:
-// Forgot is the epoch forgotten, Route is absent), or several tenants'
-// routes (PublishMany: Routes).
+// Route is absent; the payload's "forgot", the epoch forgotten, is for
+// people reading the channel), or several tenants' routes (PublishMany:
+// Routes).
 type notification struct {
 	notifiedRoute
-	Forgot int64           `json:"forgot"`
 	Routes []notifiedRoute `json:"routes"`
 }
 
@@ -542,7 +579,7 @@ func (p *PostgresProvider) notified(payload string) {
 			changed = append(changed, nr.Tenant)
 		}
 	}
-	p.routesChanged("published", changed)
+	p.routesChanged(changed)
 }
 
 // notifiedOne applies one tenant's notified route, or its absence, if

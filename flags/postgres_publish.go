@@ -18,7 +18,7 @@ const notifyChunkBytes = 5000
 // Publish implements Publisher: one statement inserts or updates the
 // tenant's row only if the epoch is greater, and notifies listeners in
 // the same transaction. An epoch not greater than the stored one is
-// ErrStaleEpoch. With PostgresOptions.Catalog, a route the catalog does
+// ErrStaleEpoch. With PostgresConfig.Catalog, a route the catalog does
 // not back is refused and nothing is written. The route is also applied
 // at once to this provider's memory, if it holds the tenant.
 func (p *PostgresProvider) Publish(ctx context.Context, tenantID string, r Route) error {
@@ -142,7 +142,7 @@ func (p *PostgresProvider) PublishMany(ctx context.Context, routes []TenantRoute
 			changed = append(changed, t)
 		}
 	}
-	p.routesChanged("published", changed)
+	p.routesChanged(changed)
 	return nil
 }
 
@@ -191,19 +191,15 @@ func (p *PostgresProvider) Forget(ctx context.Context, tenantID string, epoch in
 	if epoch < 1 {
 		return false, fmt.Errorf("%w: forget tenant %q at epoch %d: published routes have epoch 1 or more", ErrInvalidRoute, tenantID, epoch)
 	}
-	var raw []byte
-	err := p.pool.QueryRow(ctx, "SELECT route FROM "+p.table+" WHERE tenant = $1 AND epoch = $2", tenantID, epoch).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
+	st, raw, err := p.readRoute(ctx, tenantID)
+	if err != nil {
+		return false, fmt.Errorf("flags: forget: %w", err)
+	}
+	cur := st.route
+	if !st.found || cur.Epoch != epoch {
 		return false, nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("flags: forget the route of tenant %q: %w", tenantID, err)
-	}
-	cur, err := DecodeRoute(raw)
-	if err != nil {
-		return false, fmt.Errorf("flags: forget the route of tenant %q: %w", tenantID, err)
-	}
-	if err := checkForget(ctx, p.fleet, tenantID, cur); err != nil {
+	if err := checkForget(ctx, p.catalog, tenantID, cur); err != nil {
 		return false, err
 	}
 	var seq int64
@@ -228,17 +224,9 @@ func (p *PostgresProvider) Forget(ctx context.Context, tenantID string, epoch in
 // (not this provider's memory, which may trail it): the authoritative
 // answer to whether a Publish that was cut off went through.
 func (p *PostgresProvider) Published(ctx context.Context, tenantID string) (Route, bool, error) {
-	var raw []byte
-	err := p.pool.QueryRow(ctx, "SELECT route FROM "+p.table+" WHERE tenant = $1", tenantID).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Route{}, false, nil
-	}
+	st, _, err := p.readRoute(ctx, tenantID)
 	if err != nil {
-		return Route{}, false, fmt.Errorf("flags: read the published route of tenant %q: %w", tenantID, err)
+		return Route{}, false, fmt.Errorf("flags: published route: %w", err)
 	}
-	r, err := DecodeRoute(raw)
-	if err != nil {
-		return Route{}, false, fmt.Errorf("flags: published route of tenant %q: %w", tenantID, err)
-	}
-	return r, true, nil
+	return st.route, st.found, nil
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/daisychain-db/daisychain/fleet"
 )
 
 // Publisher writes tenants' routes. Implementations refuse a route whose
@@ -169,10 +167,13 @@ func checkPublishMany(ctx context.Context, catalog *catalogView, routes []Tenant
 
 // checkForget validates the arguments of Forget and, with a catalog,
 // refuses to forget a route that says something the catalog does not.
-func checkForget(ctx context.Context, catalog fleet.Catalog, tenantID string, r Route) error {
-	if catalog == nil {
+// It asks the catalog itself, not the view's cached answers: forgetting
+// a route the catalog has just stopped backing would move the tenant.
+func checkForget(ctx context.Context, view *catalogView, tenantID string, r Route) error {
+	if view == nil {
 		return nil
 	}
+	catalog := view.catalog
 	t, err := catalog.Locate(ctx, tenantID)
 	if err != nil {
 		return fmt.Errorf("flags: forget the route of tenant %q: %w", tenantID, err)

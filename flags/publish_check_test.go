@@ -26,13 +26,13 @@ func TestPublishersCheckTheCatalog(t *testing.T) {
 		flags.Publisher
 		Published(ctx context.Context, tenantID string) (flags.Route, bool, error)
 	}
-	pg, err := flags.NewPostgresProvider(ctx, control.ConnString("control"), &flags.PostgresOptions{Catalog: catalog})
+	pg, err := flags.NewPostgresProvider(ctx, control.ConnString("control"), &flags.PostgresConfig{Catalog: catalog})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pg.Close()
 	for name, p := range map[string]publisher{
-		"memory":   flags.NewMemoryProviderWithOptions(&flags.MemoryOptions{Catalog: catalog}),
+		"memory":   flags.NewMemoryProviderWithConfig(&flags.MemoryConfig{Catalog: catalog}),
 		"postgres": pg,
 	} {
 		t.Run(name, func(t *testing.T) {

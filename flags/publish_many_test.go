@@ -57,9 +57,9 @@ func TestPublishManyAllOrNothing(t *testing.T) {
 			cat := &countingCatalog{Catalog: mc}
 			var p batchPublisher
 			if name == "memory" {
-				p = flags.NewMemoryProviderWithOptions(&flags.MemoryOptions{Catalog: cat})
+				p = flags.NewMemoryProviderWithConfig(&flags.MemoryConfig{Catalog: cat})
 			} else {
-				pg, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresOptions{Catalog: cat, Schema: "batch"})
+				pg, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresConfig{Catalog: cat, Schema: "batch"})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -16,8 +16,13 @@ import (
 
 // CatalogTTLDefault is how long a Resolver reuses what the catalog said
 // about an instance, or about where a tenant without a published route
-// lives, unless ResolverOptions.CatalogTTL says otherwise.
+// lives, unless ResolverConfig.CatalogTTL says otherwise.
 const CatalogTTLDefault = 2 * time.Second
+
+// TenantCacheSizeDefault is how many tenants a Resolver remembers, unless
+// ResolverConfig.TenantCacheSize says otherwise: as many as a
+// PostgresProvider caches routes of, by default.
+const TenantCacheSizeDefault = RouteCacheSizeDefault
 
 // FlagClient is what a Resolver needs of an OpenFeature client;
 // *openfeature.Client has it. If the client also implements
@@ -27,8 +32,9 @@ type FlagClient interface {
 	ObjectValueDetails(ctx context.Context, flag string, defaultValue any, evalCtx openfeature.EvaluationContext, options ...openfeature.Option) (openfeature.InterfaceEvaluationDetails, error)
 }
 
-// ResolverOptions are optional settings of a Resolver; nil means defaults.
-type ResolverOptions struct {
+// ResolverConfig configures a Resolver; every field is optional, and nil
+// means defaults.
+type ResolverConfig struct {
 	// CatalogTTL is how long a catalog answer is reused: an instance, a
 	// tenant's location, a tenant the catalog does not know, and the
 	// refusal of a bad route (so that a bad flag, or an unknown tenant,
@@ -57,7 +63,7 @@ type ResolverOptions struct {
 	// against the catalog again (and refused again, if still bad; the
 	// refusal is then reported again). Size it, as the provider's
 	// RouteCacheSize, to the tenants a process serves. Default
-	// RouteCacheSizeDefault; negative: unbounded.
+	// TenantCacheSizeDefault; negative: unbounded.
 	TenantCacheSize int
 }
 
@@ -97,13 +103,13 @@ type tenantMemory struct {
 // NewResolver returns a Resolver evaluating through client (never the
 // global OpenFeature singleton: pass a client of your API, or of
 // isolated.NewAPI) and checking routes against catalog.
-func NewResolver(client FlagClient, catalog fleet.Catalog, opts *ResolverOptions) (*Resolver, error) {
+func NewResolver(client FlagClient, catalog fleet.Catalog, cfg *ResolverConfig) (*Resolver, error) {
 	if client == nil || catalog == nil {
-		return nil, errors.New("flags: NewResolver needs a client and a catalog")
+		return nil, fmt.Errorf("%w: NewResolver needs a client and a catalog", ErrInvalidConfig)
 	}
-	var o ResolverOptions
-	if opts != nil {
-		o = *opts
+	var o ResolverConfig
+	if cfg != nil {
+		o = *cfg
 	}
 	if o.CatalogTTL == 0 {
 		o.CatalogTTL = CatalogTTLDefault
@@ -112,7 +118,7 @@ func NewResolver(client FlagClient, catalog fleet.Catalog, opts *ResolverOptions
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.TenantCacheSize == 0 {
-		o.TenantCacheSize = RouteCacheSizeDefault
+		o.TenantCacheSize = TenantCacheSizeDefault
 	}
 	size := max(o.TenantCacheSize, 0)
 	return &Resolver{

@@ -2,7 +2,11 @@ package flags_test
 
 import (
 	"context"
+	"errors"
+	"io"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -37,7 +41,7 @@ func TestResolverRetriesCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := flags.NewResolver(flagstest.Client(t, flags.NewMemoryProvider()), catalog,
-		&flags.ResolverOptions{CatalogTTL: -1}) // every Resolve asks the catalog
+		&flags.ResolverConfig{CatalogTTL: -1}) // every Resolve asks the catalog
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,5 +53,43 @@ func TestResolverRetriesCatalog(t *testing.T) {
 	admin(t, inst, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", app)
 	if got, err := res.Resolve(ctx, "t1"); err != nil || got != want {
 		t.Errorf("after the catalog's connections were ended: %v, %v; want %v", got, err, want)
+	}
+}
+
+// flakyCatalog fails its first failures lookups of a tenant with a lost
+// connection's error.
+type flakyCatalog struct {
+	fleet.Catalog
+	failures int32
+	calls    atomic.Int32
+}
+
+func (c *flakyCatalog) Locate(ctx context.Context, tenantID string) (fleet.Tenant, error) {
+	if c.calls.Add(1) <= c.failures {
+		return fleet.Tenant{}, io.ErrUnexpectedEOF
+	}
+	return c.Catalog.Locate(ctx, tenantID)
+}
+
+// TestResolverCatalogRetrySetting: a catalog lookup that fails with a
+// transient error is tried again by default, and not at all with a
+// negative ResolverConfig.CatalogRetry: the error is returned at once.
+func TestResolverCatalogRetrySetting(t *testing.T) {
+	ctx := context.Background()
+	mc, a, _ := memCatalog(t)
+	client := flagstest.Client(t, flags.NewMemoryProvider())
+	for _, retry := range []time.Duration{0, -1} {
+		cat := &flakyCatalog{Catalog: mc, failures: 2}
+		res, err := flags.NewResolver(client, cat, &flags.ResolverConfig{CatalogTTL: -1, CatalogRetry: retry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := res.Resolve(ctx, "t1")
+		switch {
+		case retry == 0 && (err != nil || got != flags.RouteTo(a, "tenant_1", 0) || cat.calls.Load() != 3):
+			t.Errorf("default CatalogRetry, two lost connections: %v, %v after %d lookups; want the catalog's route after 3", got, err, cat.calls.Load())
+		case retry < 0 && (!errors.Is(err, io.ErrUnexpectedEOF) || cat.calls.Load() != 1):
+			t.Errorf("CatalogRetry %s, a lost connection: %v after %d lookups; want that error after 1", retry, err, cat.calls.Load())
+		}
 	}
 }

@@ -62,7 +62,7 @@ func TestResolverServesLastValidRoute(t *testing.T) {
 	ctx := context.Background()
 	cat, a, b := memCatalog(t)
 	stub := &stubClient{}
-	res, _ := flags.NewResolver(stub, cat, &flags.ResolverOptions{CatalogTTL: -1})
+	res, _ := flags.NewResolver(stub, cat, &flags.ResolverConfig{CatalogTTL: -1})
 	events, stop := res.Subscribe(flags.EventRouteRefused)
 	defer stop()
 

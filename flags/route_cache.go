@@ -5,7 +5,7 @@ import (
 )
 
 // RouteCacheSizeDefault is how many tenants' routes a PostgresProvider
-// keeps in memory, unless PostgresOptions.RouteCacheSize says otherwise:
+// keeps in memory, unless PostgresConfig.RouteCacheSize says otherwise:
 // the tenants an application server serves, not the fleet's. A tenant
 // without a route counts as one too. Each takes a few hundred bytes.
 const RouteCacheSizeDefault = 100_000

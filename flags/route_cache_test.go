@@ -37,7 +37,7 @@ func TestRoutesOnDemand(t *testing.T) {
 	e := newOneEnv(t)
 	pub := e.provider(t)
 	publishN(t, e, pub, 200, 1)
-	reader, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresOptions{RouteCacheSize: 3})
+	reader, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresConfig{RouteCacheSize: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package flags_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -75,6 +76,67 @@ func TestDecodeRouteRejectsMalformed(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("DecodeRoute(%#v) = %q, want it to mention %q", tc.v, err, w)
 			}
+		}
+	}
+}
+
+// TestRouteValidateLimits: each field of a route is accepted up to its
+// limit and refused one past it, with ErrInvalidRoute naming the field;
+// so is a published route's tenant ID.
+func TestRouteValidateLimits(t *testing.T) {
+	good := flags.Route{Instance: "pg-a", Endpoint: flags.Endpoint{Host: "10.0.0.1", Port: 5432, Database: "tenant_1"}, Epoch: 1}
+	for _, c := range []struct {
+		field  string
+		ok     bool
+		change func(*flags.Route)
+	}{
+		{"instance", false, func(r *flags.Route) { r.Instance = "" }},
+		{"instance", true, func(r *flags.Route) { r.Instance = strings.Repeat("i", 200) }},
+		{"instance", false, func(r *flags.Route) { r.Instance = strings.Repeat("i", 201) }},
+		{"host", false, func(r *flags.Route) { r.Endpoint.Host = "" }},
+		{"host", true, func(r *flags.Route) { r.Endpoint.Host = strings.Repeat("h", 255) }},
+		{"host", false, func(r *flags.Route) { r.Endpoint.Host = strings.Repeat("h", 256) }},
+		{"port", false, func(r *flags.Route) { r.Endpoint.Port = 0 }},
+		{"port", true, func(r *flags.Route) { r.Endpoint.Port = 65535 }},
+		{"port", false, func(r *flags.Route) { r.Endpoint.Port = 65536 }},
+		{"database", false, func(r *flags.Route) { r.Endpoint.Database = "" }},
+		{"database", true, func(r *flags.Route) { r.Endpoint.Database = strings.Repeat("d", 63) }},
+		{"database", false, func(r *flags.Route) { r.Endpoint.Database = strings.Repeat("d", 64) }},
+		{"database", false, func(r *flags.Route) { r.Endpoint.Database = "tenant\x00_1" }},
+		{"move", true, func(r *flags.Route) { r.Move = strings.Repeat("m", 512) }},
+		{"move", false, func(r *flags.Route) { r.Move = strings.Repeat("m", 513) }},
+		{"epoch", true, func(r *flags.Route) { r.Epoch = 0 }},
+		{"epoch", false, func(r *flags.Route) { r.Epoch = -1 }},
+	} {
+		r := good
+		c.change(&r)
+		err := r.Validate()
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("%s at its limit: %v; want it accepted", c.field, err)
+		case !c.ok && (!errors.Is(err, flags.ErrInvalidRoute) || !strings.Contains(err.Error(), c.field)):
+			t.Errorf("a bad %s (%s): %v; want ErrInvalidRoute naming %s", c.field, r, err, c.field)
+		}
+	}
+
+	ctx := context.Background()
+	p := flags.NewMemoryProvider()
+	for _, c := range []struct {
+		tenant string
+		ok     bool
+	}{
+		{"", false},
+		{strings.Repeat("t", 200), true},
+		{strings.Repeat("t", 201), false},
+		{"t\n1", false},
+		{"t\x7f1", false},
+	} {
+		err := p.Publish(ctx, c.tenant, good)
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("tenant ID of %d bytes: %v; want it accepted", len(c.tenant), err)
+		case !c.ok && (!errors.Is(err, flags.ErrInvalidRoute) || !strings.Contains(err.Error(), "tenant ID")):
+			t.Errorf("tenant ID %q: %v; want ErrInvalidRoute naming the tenant ID", c.tenant, err)
 		}
 	}
 }

@@ -40,6 +40,16 @@ const (
 	// unused before the Router closes it (and its connections), unless
 	// RouterConfig.PoolIdleTimeout says otherwise.
 	PoolIdleTimeoutDefault = 5 * time.Minute
+
+	// RouteMaxAgeMin is the shortest positive RouterConfig.RouteMaxAge:
+	// the Router's clock of route reuse ticks every millisecond at
+	// most, four ticks a RouteMaxAge, so a shorter one could not be kept.
+	RouteMaxAgeMin = reuseTicks * time.Millisecond
+
+	// MaxConnsPerInstanceLimit is the greatest RouterConfig.MaxConnsPerInstance:
+	// PostgreSQL's own limit on max_connections (MAX_BACKENDS), beyond
+	// which a cap means nothing.
+	MaxConnsPerInstanceLimit = 1<<18 - 1
 )
 
 // RouterConfig configures a Router.
@@ -66,7 +76,8 @@ type RouterConfig struct {
 	HoldLimit time.Duration
 
 	// PollInterval is how often a waiting Acquire re-evaluates the route
-	// from the provider's memory. Default PollIntervalDefault.
+	// from the provider's memory. Default PollIntervalDefault; not
+	// negative.
 	PollInterval time.Duration
 
 	// RouteMaxAge bounds how long Acquire reuses the route it evaluated
@@ -78,7 +89,8 @@ type RouterConfig struct {
 	// advances, so as late as the process runs its timers). A paused
 	// route is never reused.
 	// Without events every Acquire evaluates. Default
-	// RouteMaxAgeDefault; negative: evaluate on every Acquire.
+	// RouteMaxAgeDefault; negative: evaluate on every Acquire; a positive
+	// value is at least RouteMaxAgeMin.
 	RouteMaxAge time.Duration
 
 	// MaxConnsPerInstance caps the server connections this Router holds
@@ -90,7 +102,8 @@ type RouterConfig struct {
 	// while callers wait, connections released on that instance are
 	// closed rather than kept idle. Cancel requests, which last a moment
 	// and open no session, are not counted. Default
-	// MaxConnsPerInstanceDefault; negative: no cap.
+	// MaxConnsPerInstanceDefault; negative: no cap; at most
+	// MaxConnsPerInstanceLimit.
 	MaxConnsPerInstance int
 
 	// PoolIdleTimeout is how long a tenant database's pool may go unused
@@ -107,6 +120,30 @@ type RouterConfig struct {
 	// Logger receives route changes (Info) and pool lifecycle (Debug).
 	// Default: discarded.
 	Logger *slog.Logger
+}
+
+// validate refuses the settings NewRouter cannot work with, naming each.
+func (c *RouterConfig) validate() error {
+	if c == nil {
+		return fmt.Errorf("%w: NewRouter needs a RouterConfig with Resolver and PoolConfig", ErrInvalidConfig)
+	}
+	var errs []error
+	if c.Resolver == nil {
+		errs = append(errs, errors.New("RouterConfig.Resolver is nil: set the *Resolver that reads the routes"))
+	}
+	if c.PoolConfig == nil {
+		errs = append(errs, errors.New("RouterConfig.PoolConfig is nil: set the pool settings of a route's instance (PoolConfigFrom, for one connection string)"))
+	}
+	if c.PollInterval < 0 {
+		errs = append(errs, fmt.Errorf("RouterConfig.PollInterval is %s: it must not be negative (0 means %s)", c.PollInterval, PollIntervalDefault))
+	}
+	if c.RouteMaxAge > 0 && c.RouteMaxAge < RouteMaxAgeMin {
+		errs = append(errs, fmt.Errorf("RouterConfig.RouteMaxAge is %s: at least %s (0 means %s; negative: evaluate on every Acquire)", c.RouteMaxAge, RouteMaxAgeMin, RouteMaxAgeDefault))
+	}
+	if c.MaxConnsPerInstance > MaxConnsPerInstanceLimit {
+		errs = append(errs, fmt.Errorf("RouterConfig.MaxConnsPerInstance is %d: at most %d, PostgreSQL's limit (negative: no cap)", c.MaxConnsPerInstance, MaxConnsPerInstanceLimit))
+	}
+	return invalidConfig(errs)
 }
 
 // PoolConfigFrom returns a RouterConfig.PoolConfig that parses connString
@@ -162,6 +199,7 @@ type Router struct {
 	ticks   atomic.Int64
 	ticker  *time.Timer
 	closers sync.WaitGroup // pool closes under way
+	hangups sync.WaitGroup // closed connections waiting for the server to hang up
 }
 
 type poolKey struct {
@@ -179,7 +217,7 @@ type routePool struct {
 	inflight  int                        // connections out, and acquires under way
 	conns     map[*pgx.Conn]*tenantState // connections out, by the tenant that took them
 	usedSweep int64                      // Router.sweeps when inflight last went to 0
-	lastUse   uint64                     // Router.uses then: orders pools by last use
+	lastUse   atomic.Uint64              // Router.uses then: orders pools by last use (read without Router.mu)
 	retired   bool                       // no tenant routes here any more
 	closing   bool
 }
@@ -202,10 +240,11 @@ type tenantState struct {
 	touched    int64 // Router.sweeps when last asked about
 }
 
-// NewRouter returns a Router.
+// NewRouter returns a Router. Settings it cannot work with are refused
+// with an error wrapping ErrInvalidConfig that names each.
 func NewRouter(cfg *RouterConfig) (*Router, error) {
-	if cfg == nil || cfg.Resolver == nil || cfg.PoolConfig == nil {
-		return nil, errors.New("flags: NewRouter needs a Resolver and a PoolConfig")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	r := &Router{
 		resolver:    cfg.Resolver,
@@ -225,7 +264,7 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 	if r.holdLimit == 0 {
 		r.holdLimit = HoldLimitDefault
 	}
-	if r.poll <= 0 {
+	if r.poll == 0 {
 		r.poll = PollIntervalDefault
 	}
 	if r.maxAge == 0 {
@@ -303,22 +342,34 @@ func wakeLocked(ts *tenantState) {
 // route the Router follows now.
 func (r *Router) Route(ctx context.Context, tenantID string) (Route, error) {
 	r.mu.Lock()
-	before, events := r.tenants[tenantID], 0
-	if before != nil {
-		events = before.events
+	_, route, err := r.evaluateLocked(ctx, tenantID, r.tenants[tenantID])
+	if err != nil {
+		return Route{}, err
+	}
+	r.mu.Unlock()
+	return route, nil
+}
+
+// evaluateLocked evaluates the tenant's route (ts: its state, if any)
+// and records it. Called with r.mu held, it releases it while the
+// Resolver evaluates; it returns with r.mu held, or without it with an
+// error.
+func (r *Router) evaluateLocked(ctx context.Context, tenantID string, ts *tenantState) (*tenantState, Route, error) {
+	events := 0
+	if ts != nil {
+		events = ts.events
 	}
 	r.mu.Unlock()
 	route, err := r.resolver.Resolve(ctx, tenantID)
 	if err != nil {
-		return Route{}, err
+		return nil, Route{}, err
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
-		return Route{}, fmt.Errorf("flags: router: %w", ErrClosed)
+		r.mu.Unlock()
+		return nil, Route{}, fmt.Errorf("flags: router: %w", ErrClosed)
 	}
-	r.evaluatedLocked(tenantID, route, before, events)
-	return route, nil
+	return r.evaluatedLocked(tenantID, route, ts, events), route, nil
 }
 
 // reusableLocked returns the tenant's route if Acquire may reuse it.
@@ -372,21 +423,10 @@ func (r *Router) Acquire(ctx context.Context, tenantID string) (*pgxpool.Conn, e
 		if reuse {
 			route = ts.route
 		} else {
-			events := 0
-			if ts != nil {
-				events = ts.events
-			}
-			r.mu.Unlock()
 			var err error
-			if route, err = r.resolver.Resolve(ctx, tenantID); err != nil {
+			if ts, route, err = r.evaluateLocked(ctx, tenantID, ts); err != nil {
 				return nil, err
 			}
-			r.mu.Lock()
-			if r.closed {
-				r.mu.Unlock()
-				return nil, fmt.Errorf("flags: router: %w", ErrClosed)
-			}
-			ts = r.evaluatedLocked(tenantID, route, ts, events)
 		}
 		ts.touched = r.sweeps
 
@@ -520,6 +560,7 @@ func (r *Router) Close() {
 		r.events.RemoveHandler(openfeature.ProviderReady, r.onEvent)
 	}
 	r.closers.Wait()
+	r.hangups.Wait()
 }
 
 // observeLocked records the route the Router follows for tenantID.
@@ -571,7 +612,8 @@ func (r *Router) doneWithLocked(rp *routePool, ts *tenantState) {
 	ts.inflight--
 	if rp.inflight--; rp.inflight == 0 {
 		r.uses++
-		rp.usedSweep, rp.lastUse = r.sweeps, r.uses
+		rp.usedSweep = r.sweeps
+		rp.lastUse.Store(r.uses)
 	}
 	r.closeIfDoneLocked(rp)
 }
@@ -589,6 +631,9 @@ func (r *Router) closeLocked(rp *routePool) {
 	}
 	rp.closing = true
 	delete(r.open, rp)
+	if rp.budget != nil {
+		rp.budget.remove(rp)
+	}
 	r.closers.Go(func() {
 		rp.pool.Close()
 		r.log.Debug("flags: pool closed", "instance", rp.key.instance, "endpoint", rp.key.endpoint.String())
@@ -624,7 +669,7 @@ func (r *Router) tick() {
 	}
 }
 
-func (r *Router) tickInterval() time.Duration { return max(r.maxAge/reuseTicks, time.Millisecond) }
+func (r *Router) tickInterval() time.Duration { return r.maxAge / reuseTicks } // >= 1ms: RouteMaxAgeMin
 
 // sweep closes the pools unused for idleTimeout, and forgets the tenants
 // that used them, and every tenant not asked about for as long, that
@@ -660,8 +705,13 @@ func (r *Router) sweep() {
 		if !idle(ts) || r.sweeps-ts.touched < idleSweeps {
 			continue
 		}
-		if ts.pool != nil {
+		switch {
+		case ts.pool == nil:
+		case r.idleTimeout > 0:
 			r.detachLocked(ts)
+		default: // pools are never closed: forget the tenant only
+			delete(ts.pool.members, ts)
+			ts.pool = nil
 		}
 		delete(r.tenants, id)
 	}
@@ -720,8 +770,12 @@ func (r *Router) createPool(ctx context.Context, route Route) error {
 	// If the tenant's route moved on meanwhile, the pool waits here unused
 	// until a route uses it, the Router closes, or it is idle too long.
 	r.uses++
-	rp.usedSweep, rp.lastUse = r.sweeps, r.uses
+	rp.usedSweep = r.sweeps
+	rp.lastUse.Store(r.uses)
 	r.pools[rp.key] = rp
+	if rp.budget != nil {
+		rp.budget.add(rp)
+	}
 	r.log.Debug("flags: pool created", "instance", route.Instance, "endpoint", route.Endpoint.String())
 	return nil
 }
@@ -743,7 +797,8 @@ func (t releaseTracer) TraceRelease(_ *pgxpool.Pool, d pgxpool.TraceReleaseData)
 	t.r.released(t.rp, d.Conn)
 	if b := t.rp.budget; b != nil && b.waiting.Load() > 0 {
 		// A pool of the instance waits for a connection slot: free
-		// this one rather than keep it idle (the pool then drops it).
-		closeConn(d.Conn)
+		// this one rather than keep it idle (the pool then drops it),
+		// unless the connections closing already cover the need.
+		b.released(d.Conn)
 	}
 }

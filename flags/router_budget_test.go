@@ -157,3 +157,38 @@ func TestRouterClosesIdlePools(t *testing.T) {
 	}
 	c.Release()
 }
+
+// TestRouterReclaimsOnlyWhatTheBudgetNeeds: a pool beyond the instance's
+// cap takes the slot of one idle connection of another tenant's pool,
+// and leaves that pool's other idle connections open.
+func TestRouterReclaimsOnlyWhatTheBudgetNeeds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newOneEnv(t)
+	e.addTenant(t, "u2", "db_u2")
+	const budget = 3
+	r, _ := e.router(t, flags.RouterConfig{MaxConnsPerInstance: budget})
+	held := make([]*pgxpool.Conn, budget)
+	for i := range held {
+		c, err := r.Acquire(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held[i] = c
+	}
+	for _, c := range held {
+		c.Release()
+	}
+	if n := flags.PoolConns(r, "t1"); n != budget {
+		t.Fatalf("t1's pool holds %d connections, want %d idle", n, budget)
+	}
+	if err := r.Do(ctx, "u2", func(c *pgxpool.Conn) error { _, err := c.Exec(ctx, "SELECT 1"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if n := flags.PoolConns(r, "t1"); n != budget-1 {
+		t.Errorf("t1's pool holds %d connections after u2 took one slot; want %d: one closed for u2, the others kept", n, budget-1)
+	}
+	if n := flags.PoolConns(r, "u2"); n != 1 {
+		t.Errorf("u2's pool holds %d connections, want 1", n)
+	}
+}

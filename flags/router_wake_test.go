@@ -159,13 +159,14 @@ func TestResolverCoalescesCatalogLookups(t *testing.T) {
 	mc, a, _ := memCatalog(t)
 	cat := &gatedCatalog{Catalog: mc, gate: make(chan struct{})}
 	const ttl = 300 * time.Millisecond
-	res, err := flags.NewResolver(flagstest.Client(t, flags.NewMemoryProvider()), cat, &flags.ResolverOptions{CatalogTTL: ttl})
+	res, err := flags.NewResolver(flagstest.Client(t, flags.NewMemoryProvider()), cat, &flags.ResolverConfig{CatalogTTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tenant := range []string{"t1", "ghost"} {
 		const n = 10
 		errs := make(chan error, n)
+		before := cat.calls.Load() // before any Resolve can have asked
 		for range n {
 			go func() {
 				got, err := res.Resolve(ctx, tenant)
@@ -175,7 +176,6 @@ func TestResolverCoalescesCatalogLookups(t *testing.T) {
 				errs <- err
 			}()
 		}
-		before := cat.calls.Load()
 		waitFor(t, "a catalog lookup", 5*time.Second, func() bool { return cat.calls.Load() > before })
 		time.Sleep(50 * time.Millisecond)
 		if k := cat.calls.Load() - before; k != 1 {
@@ -211,7 +211,11 @@ func (deafClient) RemoveHandler(openfeature.EventType, openfeature.EventCallback
 
 // TestRouterReusesRoutesWithinMaxAge: with provider events, Acquire
 // evaluates a tenant's route once and reuses it; if events are lost, a
-// flip is followed once RouteMaxAge has passed, not later.
+// flip is followed once the Router's clock has run RouteMaxAge, not
+// later, and not before three quarters of it. The bound is checked on
+// that clock, advanced by the test (its timer's ticks add up to
+// RouteMaxAge), so that a slow machine cannot make it pass or fail; a
+// Router on its own timer follows too.
 func TestRouterReusesRoutesWithinMaxAge(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -219,18 +223,8 @@ func TestRouterReusesRoutesWithinMaxAge(t *testing.T) {
 	routes := flags.NewMemoryProvider()
 	client := &countingClient{Client: flagstest.Client(t, routes), n: map[string]int{}}
 	const maxAge = 300 * time.Millisecond
-	newRouter := func(c flags.FlagClient) *flags.Router {
-		res, err := flags.NewResolver(c, e.catalog, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := flags.NewRouter(&flags.RouterConfig{Resolver: res, RouteMaxAge: maxAge,
-			PoolConfig: flagstest.PoolConfig(e.byID, "application_name="+routerApp+"&pool_max_conns=2")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		return r
+	newRouter := func(c flags.FlagClient, maxAge time.Duration) *flags.Router {
+		return e.routerThrough(t, c, flags.RouterConfig{RouteMaxAge: maxAge})
 	}
 	port := func(r *flags.Router) int {
 		var p int
@@ -239,26 +233,41 @@ func TestRouterReusesRoutesWithinMaxAge(t *testing.T) {
 		}
 		return p
 	}
-	hearing := newRouter(client)
+	deaf := func(maxAge time.Duration) *flags.Router {
+		return newRouter(deafClient{&countingClient{Client: client.Client, n: map[string]int{}}}, maxAge)
+	}
+	hearing := newRouter(client, maxAge)
 	for range 50 {
 		port(hearing)
 	}
 	if n := client.count("t1"); n > 5 {
 		t.Errorf("%d evaluations for 50 Acquires within RouteMaxAge; want the route reused", n)
 	}
-	deaf := newRouter(deafClient{&countingClient{Client: client.Client, n: map[string]int{}}})
-	if p := port(deaf); p != e.a.Port() {
-		t.Fatalf("port %d, want A's", p)
+	// Its own timer ticks every 15 minutes: only the test advances it.
+	const longAge = time.Hour
+	stopped, ticking := deaf(longAge), deaf(maxAge)
+	if tick := flags.RouteClockTick(stopped); tick*flags.ReuseTicks > longAge {
+		t.Errorf("the clock ticks every %s: %d ticks are more than RouteMaxAge (%s)", tick, flags.ReuseTicks, longAge)
 	}
-	port(deaf) // the second evaluation makes the route reusable
+	for _, r := range []*flags.Router{stopped, ticking} {
+		if p := port(r); p != e.a.Port() {
+			t.Fatalf("port %d, want A's", p)
+		}
+		port(r) // the second evaluation makes the route reusable
+	}
 	if err := routes.Publish(ctx, "t1", flags.RouteTo(e.instB, "tenant_1", 1)); err != nil {
 		t.Fatal(err)
 	}
 	published := time.Now()
 	waitFor(t, "the router hearing events to follow", 5*time.Second, func() bool { return port(hearing) == e.b.Port() })
-	if p := port(deaf); p != e.a.Port() && time.Since(published) < maxAge/2 {
-		t.Errorf("the deaf router followed the flip at once; want the route reused for up to RouteMaxAge")
+	flags.AdvanceRouteClock(stopped, flags.ReuseTicks-1)
+	if p := port(stopped); p != e.a.Port() {
+		t.Errorf("the deaf router followed the flip before three quarters of RouteMaxAge; want the route reused")
 	}
-	waitFor(t, "the deaf router to follow", 5*time.Second, func() bool { return port(deaf) == e.b.Port() })
-	t.Logf("the deaf router followed %s after the publish (RouteMaxAge %s)", time.Since(published).Round(time.Millisecond), maxAge)
+	flags.AdvanceRouteClock(stopped, 1)
+	if p := port(stopped); p != e.b.Port() {
+		t.Errorf("the deaf router still on A once its clock ran RouteMaxAge; want it to follow the flip")
+	}
+	waitFor(t, "the deaf router on its timer to follow", 5*time.Second, func() bool { return port(ticking) == e.b.Port() })
+	t.Logf("the deaf router on its timer followed %s after the publish (RouteMaxAge %s)", time.Since(published).Round(time.Millisecond), maxAge)
 }

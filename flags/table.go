@@ -81,21 +81,22 @@ func (t *routeTable) routeChanged(tenant string, st stored) {
 	})
 }
 
-// routesChanged emits one configuration-changed event naming tenants.
-func (t *routeTable) routesChanged(why string, tenants []string) {
+// routesChanged emits one configuration-changed event naming tenants
+// whose routes were published.
+func (t *routeTable) routesChanged(tenants []string) {
 	if len(tenants) == 0 {
 		return
 	}
 	if len(tenants) == 1 {
 		t.emit(openfeature.Event{EventType: openfeature.ProviderConfigChange, ProviderEventDetails: openfeature.ProviderEventDetails{
-			Message:       fmt.Sprintf("route of tenant %q changed (%s)", tenants[0], why),
+			Message:       fmt.Sprintf("route of tenant %q changed (published)", tenants[0]),
 			FlagChanges:   []string{RouteFlagKey},
 			EventMetadata: map[string]any{EventMetadataTenant: tenants[0]},
 		}})
 		return
 	}
 	t.emit(openfeature.Event{EventType: openfeature.ProviderConfigChange, ProviderEventDetails: openfeature.ProviderEventDetails{
-		Message:       fmt.Sprintf("routes of %d tenants changed (%s)", len(tenants), why),
+		Message:       fmt.Sprintf("routes of %d tenants changed (published)", len(tenants)),
 		FlagChanges:   []string{RouteFlagKey},
 		EventMetadata: map[string]any{EventMetadataTenants: tenants},
 	}})

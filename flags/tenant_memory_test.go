@@ -43,7 +43,7 @@ func TestResolverMemoryBounded(t *testing.T) {
 	if err := p.PublishMany(ctx, routes); err != nil {
 		t.Fatal(err)
 	}
-	res, err := flags.NewResolver(flagstest.Client(t, p), cat, &flags.ResolverOptions{TenantCacheSize: bound})
+	res, err := flags.NewResolver(flagstest.Client(t, p), cat, &flags.ResolverConfig{TenantCacheSize: bound})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,12 +114,12 @@ func TestResolverMemoryBoundedPostgres(t *testing.T) {
 	}
 	pub := e.provider(t)
 	publishN(t, e, pub, n, 1)
-	reader, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresOptions{RouteCacheSize: bound})
+	reader, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresConfig{RouteCacheSize: bound})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(reader.Close)
-	res, err := flags.NewResolver(flagstest.Client(t, reader), e.catalog, &flags.ResolverOptions{TenantCacheSize: bound})
+	res, err := flags.NewResolver(flagstest.Client(t, reader), e.catalog, &flags.ResolverConfig{TenantCacheSize: bound})
 	if err != nil {
 		t.Fatal(err)
 	}

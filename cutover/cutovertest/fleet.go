@@ -123,7 +123,7 @@ func OpenControl(ctx context.Context, url string) (_ *Control, err error) {
 	if c.Journal, err = cutover.NewPostgresJournal(ctx, c.pool, nil); err != nil {
 		return nil, err
 	}
-	if c.Publisher, err = flags.NewPostgresProvider(ctx, url, &flags.PostgresOptions{Catalog: c.Catalog}); err != nil {
+	if c.Publisher, err = flags.NewPostgresProvider(ctx, url, &flags.PostgresConfig{Catalog: c.Catalog}); err != nil {
 		return nil, err
 	}
 	client, err := c.client(ctx, c.Publisher)

@@ -88,7 +88,7 @@ func OpenHost(ctx context.Context, cfg HostConfig) (_ *Host, err error) {
 	// evaluations from memory, following other processes' publishes by
 	// LISTEN/NOTIFY. An isolated API, never the global singleton: the
 	// host may use OpenFeature for its own flags.
-	if h.provider, err = flags.NewPostgresProvider(ctx, cfg.Control, &flags.PostgresOptions{
+	if h.provider, err = flags.NewPostgresProvider(ctx, cfg.Control, &flags.PostgresConfig{
 		// With the catalog, a route to an unknown instance or endpoint is
 		// refused before it is written.
 		Catalog: h.Catalog,

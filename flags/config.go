@@ -1,0 +1,20 @@
+package flags
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrInvalidConfig: a constructor was given settings it cannot work
+// with (NewRouter, NewResolver, NewPostgresProvider); the error names
+// each field and what to fix, and nothing was started or connected.
+var ErrInvalidConfig = errors.New("flags: invalid config")
+
+// invalidConfig joins the refusals of a config's fields, if any, under
+// ErrInvalidConfig.
+func invalidConfig(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+}
