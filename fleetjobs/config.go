@@ -12,10 +12,11 @@ import (
 
 const (
 	// MoveTimeoutDefault is how long a move job may run before River
-	// cancels its context: never (-1). A move bounds itself
-	// (cutover.Config.CatchUpTimeout, WindowBudget), and a cancelled move
-	// rolls back and throws its copy away.
-	MoveTimeoutDefault time.Duration = -1
+	// cancels it, and so how long River waits before it rescues the job
+	// of a worker that died: cutover's CatchUpTimeoutDefault (the copy
+	// and catch-up) and an hour for the window, the verification and
+	// the end of the stream.
+	MoveTimeoutDefault = 2 * time.Hour
 	// RetireTimeoutDefault bounds a retire job: dropping one database.
 	RetireTimeoutDefault = 10 * time.Minute
 	// BusySnoozeDefault is how long a job whose tenant is held by another
@@ -43,11 +44,14 @@ type Config struct {
 	Journal cutover.Journal
 
 	// MoveTimeout is the River timeout of a move job (the worker's
-	// Timeout, which overrides the client's JobTimeout). Default
-	// MoveTimeoutDefault: none. If set, it must exceed the longest move:
-	// a move cancelled before its switch rolls back.
+	// Timeout, which overrides the client's JobTimeout). It must exceed
+	// the longest move, since a move cancelled before its switch rolls
+	// back; and River rescues the job of a dead worker only once it has
+	// run this long (and RescueStuckJobsAfter), so it is also how long
+	// such a move waits to be resumed. Default MoveTimeoutDefault.
 	MoveTimeout time.Duration
-	// RetireTimeout is the River timeout of a retire job. Default
+	// RetireTimeout is the River timeout of a retire job, and how long
+	// River waits before it rescues one whose worker died. Default
 	// RetireTimeoutDefault.
 	RetireTimeout time.Duration
 	// BusySnooze is how long a job snoozes (river.JobSnooze, which does
@@ -75,11 +79,13 @@ func (c *Config) validate() error {
 	if c.Journal == nil {
 		errs = append(errs, errors.New("Journal is required: the journal the Mover writes to"))
 	}
-	if c.MoveTimeout < -1 {
-		errs = append(errs, fmt.Errorf("MoveTimeout %v is negative: set a duration, 0 for MoveTimeoutDefault, or -1 for none", c.MoveTimeout))
+	// River never rescues a job whose worker has no timeout (-1): a
+	// dead worker's move would stay running for ever.
+	if c.MoveTimeout < 0 {
+		errs = append(errs, fmt.Errorf("MoveTimeout %v is negative: set a duration longer than the longest move, or 0 for MoveTimeoutDefault (River never rescues a job without a timeout)", c.MoveTimeout))
 	}
-	if c.RetireTimeout < -1 {
-		errs = append(errs, fmt.Errorf("RetireTimeout %v is negative: set a duration, 0 for RetireTimeoutDefault, or -1 for none", c.RetireTimeout))
+	if c.RetireTimeout < 0 {
+		errs = append(errs, fmt.Errorf("RetireTimeout %v is negative: set a duration, or 0 for RetireTimeoutDefault (River never rescues a job without a timeout)", c.RetireTimeout))
 	}
 	if c.BusySnooze < 0 {
 		errs = append(errs, fmt.Errorf("BusySnooze %v is negative: set a duration, or 0 for BusySnoozeDefault", c.BusySnooze))

@@ -19,7 +19,7 @@ import (
 func TestRegisterRefusesInvalidConfig(t *testing.T) {
 	t.Parallel()
 	workers := river.NewWorkers()
-	err := fleetjobs.Register(workers, &fleetjobs.Config{MoveTimeout: -2, BusySnooze: -1})
+	err := fleetjobs.Register(workers, &fleetjobs.Config{MoveTimeout: -1, BusySnooze: -1})
 	if !errors.Is(err, fleetjobs.ErrInvalidConfig) {
 		t.Fatalf("Register: %v, want ErrInvalidConfig", err)
 	}

@@ -49,23 +49,31 @@
 //
 // # Timeouts for long copies
 //
-// A move lasts as long as its copy: hours for a large tenant. Two River
-// settings must allow for it:
+// A move lasts as long as its copy: hours for a large tenant. River bounds
+// a job by its worker's timeout, and rescues a job whose worker died only
+// once it has been running for longer than both that timeout and the
+// client's RescueStuckJobsAfter (then within the rescuer's 30 s round):
 //
 //   - JobTimeout (the client's, default one minute) does not apply to
-//     daisychain's kinds: their workers set their own (Config.MoveTimeout,
-//     none by default; Config.RetireTimeout). A move cancelled before its
-//     switch rolls back and throws its copy away, so a MoveTimeout, if
-//     set, must exceed the longest move.
-//   - RescueStuckJobsAfter (the client's, default one hour) must exceed
-//     the longest move too: cutover.Config.CatchUpTimeout (default one
-//     hour) plus the WindowBudget, plus the verification and the end of
-//     the stream of the largest tenant (cutover.Mover.DryRun estimates
-//     them). Three hours suits cutover's defaults. Too short is safe but
-//     wasteful: the rescued attempt finds the move open and its tenant
-//     held, snoozes until the live one ends, then finds it done; each
-//     rescue costs an attempt (MaxAttempts). Too long only delays the
-//     resumption of a move whose worker died.
+//     daisychain's kinds: their workers set their own, Config.MoveTimeout
+//     (default two hours) and Config.RetireTimeout. MoveTimeout must
+//     exceed the longest move: cutover.Config.CatchUpTimeout (the copy and
+//     catch-up, default one hour), the WindowBudget, and the verification
+//     and the end of the stream of the largest tenant
+//     (cutover.Mover.DryRun estimates them). A move that outlives it is
+//     cancelled: rolled back if before its switch. It cannot be -1 (no
+//     timeout): River never rescues such a job.
+//   - RescueStuckJobsAfter (the client's, default one hour) need not
+//     exceed MoveTimeout: River does not rescue a move job before
+//     MoveTimeout anyway. Leave it at or below MoveTimeout, so that
+//     MoveTimeout alone says when a dead worker's move is taken up again.
+//
+// MoveTimeout is therefore also how long a move whose worker died waits to
+// be resumed, its tenant paused and fenced if the worker died inside the
+// window: size it to your largest tenant, not larger. A rescue that comes
+// too soon is safe (the live mover still holds the tenant's lock: the
+// rescued attempt snoozes until it ends, then finds the move over), and
+// costs an attempt of MaxAttempts.
 //
 // Stop the client with Client.Stop, which lets running moves finish;
 // StopAndCancel cancels them, rolling back those before their switch.

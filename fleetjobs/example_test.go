@@ -55,8 +55,6 @@ func Example() {
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
 		Workers: workers,
-		// Longer than the longest move (see the package documentation).
-		RescueStuckJobsAfter: 3 * time.Hour,
 	})
 	if err != nil {
 		log.Fatal(err)

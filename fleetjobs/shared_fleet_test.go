@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/daisychain-db/daisychain/cutover"
@@ -77,22 +76,8 @@ func startSharedFleet(ctx context.Context) (_ *sharedFleet, err error) {
 	if err != nil {
 		return s, err
 	}
-	workers := river.NewWorkers()
-	if err = fleetjobs.Register(workers, &fleetjobs.Config{Mover: mover, Journal: f.Journal, BusySnooze: busySnooze}); err != nil {
-		return s, err
-	}
-	s.client, err = river.NewClient(riverpgxv5.New(s.pool), &river.Config{
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
-		Workers:           workers,
-		FetchPollInterval: 100 * time.Millisecond,
-	})
-	if err != nil {
-		return s, err
-	}
-	if err = s.client.Start(ctx); err != nil {
-		return s, err
-	}
-	return s, nil
+	s.client, err = startWorker(ctx, s.pool, &fleetjobs.Config{Mover: mover, Journal: f.Journal, BusySnooze: busySnooze}, nil)
+	return s, err
 }
 
 func (s *sharedFleet) close() error {
@@ -124,12 +109,17 @@ func (w withSharedFleet) Run() int {
 // discarded) and returns its row.
 func (s *sharedFleet) waitJob(t *testing.T, id int64) *rivertype.JobRow {
 	t.Helper()
+	return waitFinalized(t, s.client, id)
+}
+
+func waitFinalized(t *testing.T, client *river.Client[pgx.Tx], id int64) *rivertype.JobRow {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		job, err := s.client.JobGet(ctx, id)
+		job, err := client.JobGet(ctx, id)
 		if err != nil {
 			t.Fatalf("job %d: %v", id, err)
 		}
