@@ -41,7 +41,7 @@ func TestMoveJobWaitsForBusyTenant(t *testing.T) {
 
 	held.Release()
 	assertOutput(t, s.waitJob(t, res.Job.ID), fleetjobs.DecisionMoved)
-	assertOn(t, s, tenant, "pg-b")
+	assertOn(t, s.Fleet, tenant, "pg-b")
 }
 
 // waitSnoozed waits until the job has run once and been snoozed.

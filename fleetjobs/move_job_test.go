@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 	"github.com/daisychain-db/daisychain/fleetjobs"
 )
 
@@ -43,20 +45,8 @@ func TestMoveJob(t *testing.T) {
 
 	job := s.waitJob(t, first.Job.ID)
 	assertOutput(t, job, fleetjobs.DecisionMoved)
-	waitForAcks(t, w, 10) // and writes go on, on the target
-	stats := w.Stop()
-	if stats.Errors != 0 {
+	if stats := assertSettled(t, s.Fleet, w, moveID, tenant, "pg-b"); stats.Errors != 0 {
 		t.Errorf("the application saw %d errors, first: %v", stats.Errors, stats.FirstError)
-	}
-	assertOn(t, s, tenant, "pg-b")
-	conn, err := s.Instances["pg-b"].Connect(ctx, tenant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	missing, err := w.Missing(ctx, conn)
-	conn.Close(ctx)
-	if err != nil || missing != 0 {
-		t.Errorf("%d of %d acknowledged writes missing on pg-b (%v)", missing, stats.Acknowledged, err)
 	}
 	entries, err := s.Journal.Entries(ctx, moveID)
 	if err != nil {
@@ -87,7 +77,7 @@ func TestMoveJob(t *testing.T) {
 	if len(after) != len(entries) {
 		t.Errorf("a job of a done move journaled %d entries, want none", len(after)-len(entries))
 	}
-	assertOn(t, s, tenant, "pg-b")
+	assertOn(t, s.Fleet, tenant, "pg-b")
 
 	retire, err := fleetjobs.InsertRetire(ctx, s.client, fleetjobs.RetireArgs{MoveID: moveID}, nil)
 	if err != nil {
@@ -115,18 +105,43 @@ func assertOutput(t *testing.T, job *rivertype.JobRow, want fleetjobs.Decision) 
 }
 
 // assertOn checks that the catalog and the route have the tenant on
-// instance, unpaused, and that no move is left open.
-func assertOn(t *testing.T, s *sharedFleet, tenant, instance string) {
+// instance, unpaused.
+func assertOn(t *testing.T, f *cutovertest.Fleet, tenant, instance string) {
 	t.Helper()
 	ctx := context.Background()
-	tn, err := s.Catalog.Locate(ctx, tenant)
+	tn, err := f.Catalog.Locate(ctx, tenant)
 	if err != nil || tn.Instance != instance {
 		t.Errorf("catalog has %s on %q (%v), want %s", tenant, tn.Instance, err, instance)
 	}
-	route, err := s.Routes.Resolve(ctx, tenant)
+	route, err := f.Routes.Resolve(ctx, tenant)
 	if err != nil || route.Instance != instance || route.Paused {
 		t.Errorf("route of %s: %+v (%v), want %s unpaused", tenant, route, err, instance)
 	}
+}
+
+// assertSettled checks what a user checks once a move job is over: the
+// application writes on, the tenant is on instance (catalog and route),
+// every acknowledged write is there, and the move is not open. It stops
+// the application and returns what it saw.
+func assertSettled(t *testing.T, f *cutovertest.Fleet, w *cutovertest.Workload, moveID, tenant, instance string) cutovertest.WorkloadStats {
+	t.Helper()
+	ctx := context.Background()
+	waitForAcks(t, w, 10)
+	stats := w.Stop()
+	assertOn(t, f, tenant, instance)
+	conn, err := f.Instances[instance].Connect(ctx, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing, err := w.Missing(ctx, conn)
+	conn.Close(ctx)
+	if err != nil || missing != 0 {
+		t.Errorf("%d of %d acknowledged writes missing on %s (%v)", missing, stats.Acknowledged, instance, err)
+	}
+	if open, err := f.Journal.Open(ctx, cutover.KindMove); err != nil || slices.Contains(open, moveID) {
+		t.Errorf("open moves %v (%v), want %s over", open, err, moveID)
+	}
+	return stats
 }
 
 func countStarted(entries []cutover.Entry, step cutover.Step) int {

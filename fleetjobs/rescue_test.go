@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,51 +17,6 @@ import (
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 	"github.com/daisychain-db/daisychain/fleetjobs"
 )
-
-// rescueWorkerEnv carries a rescueWorker to a re-run of this test binary.
-const rescueWorkerEnv = "FLEETJOBS_RESCUE_WORKER"
-
-type rescueWorker struct {
-	ControlURL string       `json:"control_url"`
-	Step       cutover.Step `json:"step"`
-}
-
-// TestRescueWorkerChild is the child of TestRescuedJobResumesOnAnotherWorker:
-// a worker process whose River client takes the move job and is killed
-// once the move has journaled the chosen step as started.
-func TestRescueWorkerChild(t *testing.T) {
-	var c rescueWorker
-	if !cutovertest.ChildArg(t, rescueWorkerEnv, &c) {
-		t.Skip("the child of TestRescuedJobResumesOnAnotherWorker: it runs in the process that test starts")
-	}
-	ctx := context.Background()
-	control, err := cutovertest.OpenControl(ctx, c.ControlURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mover, err := control.Mover(&cutover.Config{
-		WindowBudget: time.Minute,
-		BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
-			if s == c.Step {
-				cutovertest.Reached(string(s)) // and wait for SIGKILL
-			}
-			return nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, c.ControlURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := startWorker(ctx, pool, &fleetjobs.Config{Mover: mover, Journal: control.Journal}, nil); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(3 * time.Minute) // the parent kills this process long before
-	fmt.Printf("WORKER NEVER REACHED %s\n", c.Step)
-	os.Exit(3)
-}
 
 // TestRescuedJobResumesOnAnotherWorker: a worker process dies (SIGKILL)
 // in the middle of a move job, after the switch; River's rescuer, in
@@ -109,7 +63,8 @@ func TestRescuedJobResumesOnAnotherWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cutovertest.KillChildAt(t, "TestRescueWorkerChild", rescueWorkerEnv, rescueWorker{ControlURL: f.URL, Step: cutover.StepVerify})
+	cutovertest.KillChildAt(t, "TestKilledMoverChild", killedMoverEnv,
+		killedMover{ControlURL: f.URL, Step: cutover.StepVerify, AsWorker: true})
 
 	mover, err := f.Mover(&cutover.Config{WindowBudget: time.Minute})
 	if err != nil {
@@ -131,28 +86,7 @@ func TestRescuedJobResumesOnAnotherWorker(t *testing.T) {
 	if job.Attempt < 2 || !strings.Contains(fmt.Sprint(job.Errors), "rescued") {
 		t.Errorf("job %d completed at attempt %d with errors %v, want a rescue and a second attempt", job.ID, job.Attempt, job.Errors)
 	}
-	waitForAcks(t, w, 10)
-	stats := w.Stop()
-	tn, err := f.Catalog.Locate(ctx, tenant)
-	if err != nil || tn.Instance != "pg-b" {
-		t.Errorf("catalog has %s on %q (%v), want pg-b", tenant, tn.Instance, err)
-	}
-	route, err := f.Routes.Resolve(ctx, tenant)
-	if err != nil || route.Instance != "pg-b" || route.Paused {
-		t.Errorf("route of %s: %+v (%v), want pg-b unpaused", tenant, route, err)
-	}
-	conn, err := f.Instances["pg-b"].Connect(ctx, tenant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	missing, err := w.Missing(ctx, conn)
-	conn.Close(ctx)
-	if err != nil || missing != 0 {
-		t.Errorf("%d of %d acknowledged writes missing on pg-b (%v)", missing, stats.Acknowledged, err)
-	}
-	if open, err := f.Journal.Open(ctx, cutover.KindMove); err != nil || len(open) != 0 {
-		t.Errorf("open moves after the job: %v (%v), want none", open, err)
-	}
+	assertSettled(t, f, w, moveID, tenant, "pg-b")
 }
 
 // startWorker starts a worker process's River client over the control

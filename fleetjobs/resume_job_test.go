@@ -2,11 +2,9 @@ package fleetjobs_test
 
 import (
 	"context"
-	"fmt"
-	"os"
+	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/riverqueue/river/rivertype"
 
@@ -14,46 +12,6 @@ import (
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 	"github.com/daisychain-db/daisychain/fleetjobs"
 )
-
-// killedMoveEnv carries a killedMove to a re-run of this test binary.
-const killedMoveEnv = "FLEETJOBS_KILLED_MOVE"
-
-type killedMove struct {
-	ControlURL string       `json:"control_url"`
-	Move       string       `json:"move"`
-	Tenant     string       `json:"tenant"`
-	Step       cutover.Step `json:"step"`
-}
-
-// TestKilledMoveChild is the child of TestMoveJobResumesKilledMove: a
-// process that moves the tenant and is killed once the chosen step is
-// journaled as started.
-func TestKilledMoveChild(t *testing.T) {
-	var c killedMove
-	if !cutovertest.ChildArg(t, killedMoveEnv, &c) {
-		t.Skip("the child of TestMoveJobResumesKilledMove: it runs in the process that test starts")
-	}
-	ctx := context.Background()
-	control, err := cutovertest.OpenControl(ctx, c.ControlURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mover, err := control.Mover(&cutover.Config{
-		WindowBudget: time.Minute,
-		BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
-			if s == c.Step {
-				cutovertest.Reached(string(s)) // and wait for SIGKILL
-			}
-			return nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = mover.Move(ctx, cutover.Request{ID: c.Move, Tenant: c.Tenant, Target: "pg-b"})
-	fmt.Printf("MOVE ENDED WITHOUT REACHING %s: %v\n", c.Step, err)
-	os.Exit(3)
-}
 
 // TestMoveJobResumesKilledMove: a process moving a tenant is killed with
 // SIGKILL; a move job of the same ID, run by another process's worker,
@@ -82,9 +40,9 @@ func TestMoveJobResumesKilledMove(t *testing.T) {
 			tenant := "killed_at_" + string(tc.step)
 			moveID := "move-" + tenant
 			w := s.addTenant(t, tenant)
-			cutovertest.KillChildAt(t, "TestKilledMoveChild", killedMoveEnv,
-				killedMove{ControlURL: s.URL, Move: moveID, Tenant: tenant, Step: tc.step})
-			if open, err := s.Journal.Open(ctx, cutover.KindMove); err != nil || !contains(open, moveID) {
+			cutovertest.KillChildAt(t, "TestKilledMoverChild", killedMoverEnv,
+				killedMover{ControlURL: s.URL, Move: moveID, Tenant: tenant, Step: tc.step})
+			if open, err := s.Journal.Open(ctx, cutover.KindMove); err != nil || !slices.Contains(open, moveID) {
 				t.Fatalf("after the kill, open moves are %v (%v), want %s among them", open, err, moveID)
 			}
 
@@ -101,30 +59,7 @@ func TestMoveJobResumesKilledMove(t *testing.T) {
 			} else if last := job.Errors[len(job.Errors)-1].Error; !strings.Contains(last, "rolled back") {
 				t.Errorf("cancelled job %d says %q, want why: rolled back", job.ID, last)
 			}
-			waitForAcks(t, w, 10)
-			stats := w.Stop()
-			assertOn(t, s, tenant, tc.wantOn)
-			conn, err := s.Instances[tc.wantOn].Connect(ctx, tenant)
-			if err != nil {
-				t.Fatal(err)
-			}
-			missing, err := w.Missing(ctx, conn)
-			conn.Close(ctx)
-			if err != nil || missing != 0 {
-				t.Errorf("%d of %d acknowledged writes missing on %s (%v)", missing, stats.Acknowledged, tc.wantOn, err)
-			}
-			if open, err := s.Journal.Open(ctx, cutover.KindMove); err != nil || contains(open, moveID) {
-				t.Errorf("after the job, open moves are %v (%v), want %s closed", open, err, moveID)
-			}
+			assertSettled(t, s.Fleet, w, moveID, tenant, tc.wantOn)
 		})
 	}
-}
-
-func contains(ids []string, id string) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
 }
