@@ -11,9 +11,11 @@ import (
 	"github.com/riverqueue/river/rivertype"
 )
 
-// ErrMoveIDConflict: a job of the same kind and move ID is already queued,
-// running or kept completed, with other arguments (another tenant or
-// target). Nothing was inserted: a move ID names one move.
+// ErrMoveIDConflict: a move ID names one move, and this one is taken: a
+// job of the same kind and move ID is already queued, running or kept
+// completed with other arguments (the insert helpers refuse it, inserting
+// nothing), or the journal has the ID moving another tenant or to another
+// target (the worker cancels the job, changing nothing).
 var ErrMoveIDConflict = errors.New("fleetjobs: a job with that move ID and other arguments exists")
 
 // InsertMove enqueues a move job through the host's client. opts may be

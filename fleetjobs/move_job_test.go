@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/riverqueue/river/rivertype"
@@ -17,8 +19,9 @@ import (
 // TestMoveJob: a move enqueued as a job, twice, runs once and completes
 // under writes (no application error, no acknowledged write missing, route
 // and catalog on the target); the same ID with another target is refused;
-// a job of a move that is done already changes nothing; a retire job drops
-// the source copy.
+// a job of a move that is done already changes nothing, and so does one
+// whose ID the journal has for another move; a retire job drops the source
+// copy.
 func TestMoveJob(t *testing.T) {
 	t.Parallel()
 	s := fleetFor(t)
@@ -76,6 +79,22 @@ func TestMoveJob(t *testing.T) {
 	}
 	if len(after) != len(entries) {
 		t.Errorf("a job of a done move journaled %d entries, want none", len(after)-len(entries))
+	}
+	assertOn(t, s.Fleet, tenant, "pg-b")
+
+	// The ID reused for another move is not taken for that move done.
+	if _, err := s.client.JobDelete(ctx, again.Job.ID); err != nil {
+		t.Fatal(err)
+	}
+	reused, err := fleetjobs.InsertMove(ctx, s.client, fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-a"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job := s.waitJob(t, reused.Job.ID); job.State != rivertype.JobStateCancelled || !strings.Contains(fmt.Sprint(job.Errors), "the journal's") {
+		t.Errorf("job %d of %s to pg-a, a move journaled to pg-b: %s, errors %v; want cancelled, naming the journaled move", job.ID, moveID, job.State, job.Errors)
+	}
+	if again, err := s.Journal.Entries(ctx, moveID); err != nil || len(again) != len(entries) {
+		t.Errorf("the job of a reused ID journaled %d entries (%v), want none", len(again)-len(entries), err)
 	}
 	assertOn(t, s.Fleet, tenant, "pg-b")
 

@@ -53,7 +53,10 @@ func (w *moveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 	if err := a.validate(); err != nil {
 		return river.JobCancel(err)
 	}
-	state, err := journalState(ctx, w.cfg.Journal, a.MoveID)
+	state, planned, err := journalState(ctx, w.cfg.Journal, a.MoveID)
+	if err == nil {
+		err = planned.check(a.MoveID, a)
+	}
 	if err != nil {
 		return w.settle(err)
 	}
@@ -98,7 +101,7 @@ func (w *moveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 //     snooze (no attempt used up); the advisory lock, not River, keeps
 //     two movers of one tenant apart;
 //   - the move rolled back, was refused by preflight, or the ID names no
-//     move: cancel, since running it again changes nothing;
+//     move or another one: cancel, since running it again changes nothing;
 //   - anything else: fail the attempt; River retries it, and the next
 //     attempt resumes from the journal.
 func (w *moveWorker) settle(err error) error {
@@ -111,7 +114,7 @@ func settle(err error, busySnooze time.Duration) error {
 		return river.JobSnooze(busySnooze)
 	case errors.Is(err, cutover.ErrRolledBack), errors.Is(err, cutover.ErrPreflight),
 		errors.Is(err, cutover.ErrNotAMove), errors.Is(err, cutover.ErrMoveNotFound),
-		errors.Is(err, cutover.ErrNotRetirable):
+		errors.Is(err, cutover.ErrNotRetirable), errors.Is(err, ErrMoveIDConflict):
 		return river.JobCancel(err)
 	default:
 		return err

@@ -29,7 +29,7 @@ func (w *retireWorker) Work(ctx context.Context, job *river.Job[RetireArgs]) err
 	}
 	err := w.cfg.Mover.Retire(ctx, a.MoveID)
 	if errors.Is(err, cutover.ErrNotRetirable) {
-		if state, serr := journalState(ctx, w.cfg.Journal, a.MoveID); serr == nil && state == moveOpen {
+		if state, _, serr := journalState(ctx, w.cfg.Journal, a.MoveID); serr == nil && state == moveOpen {
 			return river.JobSnooze(w.cfg.BusySnooze)
 		}
 	}
