@@ -19,8 +19,8 @@ func TestMoveJobWaitsForBusyTenant(t *testing.T) {
 	t.Parallel()
 	s := fleetFor(t)
 	ctx := context.Background()
-	const tenant, moveID = "busy", "move-busy"
-	s.addTenant(t, tenant)
+	tenant, _ := s.addTenant(t, "busy")
+	moveID := "move-" + tenant
 	held, err := s.Journal.TryLock(ctx, "another mover", cutover.Lock{Key: "daisychain.tenant:" + tenant})
 	if err != nil {
 		t.Fatal(err)

@@ -26,8 +26,8 @@ func TestMoveJob(t *testing.T) {
 	t.Parallel()
 	s := fleetFor(t)
 	ctx := context.Background()
-	const tenant, moveID = "acme", "move-acme"
-	w := s.addTenant(t, tenant)
+	tenant, w := s.addTenant(t, "acme")
+	moveID := "move-" + tenant
 
 	args := fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-b"}
 	first, err := fleetjobs.InsertMove(ctx, s.client, args, nil)

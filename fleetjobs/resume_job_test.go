@@ -37,9 +37,8 @@ func TestMoveJobResumesKilledMove(t *testing.T) {
 		t.Run(string(tc.step), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			tenant := "killed_at_" + string(tc.step)
+			tenant, w := s.addTenant(t, "killed_at_"+string(tc.step))
 			moveID := "move-" + tenant
-			w := s.addTenant(t, tenant)
 			cutovertest.KillChildAt(t, "TestKilledMoverChild", killedMoverEnv,
 				killedMover{ControlURL: s.URL, Move: moveID, Tenant: tenant, Step: tc.step})
 			if open, err := s.Journal.Open(ctx, cutover.KindMove); err != nil || !slices.Contains(open, moveID) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,18 +135,22 @@ func waitFinalized(t *testing.T, client *river.Client[pgx.Tx], id int64) *rivert
 	}
 }
 
-// addTenant creates a tenant on pg-a and starts an application writing to
-// it through the Router.
-func (s *sharedFleet) addTenant(t *testing.T, tenant string) *cutovertest.Workload {
+// addTenant creates a tenant on pg-a, named from base and unique in the
+// shared fleet (tests may run again in it: -count), and starts an
+// application writing to it through the Router.
+func (s *sharedFleet) addTenant(t *testing.T, base string) (string, *cutovertest.Workload) {
 	t.Helper()
+	tenant := fmt.Sprintf("%s_%d", base, tenantSeq.Add(1))
 	if err := s.AddTenant(context.Background(), tenant, tenant, "pg-a", itemsSchema); err != nil {
 		t.Fatal(err)
 	}
 	w := cutovertest.StartWorkload(s.Router, tenant, 2)
 	t.Cleanup(func() { w.Stop() })
 	waitForAcks(t, w, 10)
-	return w
+	return tenant, w
 }
+
+var tenantSeq atomic.Int64
 
 func waitForAcks(t *testing.T, w *cutovertest.Workload, n int64) {
 	t.Helper()
