@@ -70,10 +70,11 @@
 //
 // MoveTimeout is therefore also how long a move whose worker died waits to
 // be resumed, its tenant paused and fenced if the worker died inside the
-// window: size it to your largest tenant, not larger. A rescue that comes
-// too soon is safe (the live mover still holds the tenant's lock: the
-// rescued attempt snoozes until it ends, then finds the move over), and
-// costs an attempt of MaxAttempts.
+// window: size it to your largest tenant, not larger. A rescue of a job
+// whose worker is alive (still winding down a move River cancelled) is
+// safe: that mover holds the tenant's lock, so the rescued attempt snoozes
+// until it lets go, then finds the move over. Each rescue costs an attempt
+// of MaxAttempts.
 //
 // Stop the client with Client.Stop, which lets running moves finish;
 // StopAndCancel cancels them, rolling back those before their switch.

@@ -16,7 +16,7 @@ import (
 // completed with other arguments (the insert helpers refuse it, inserting
 // nothing), or the journal has the ID moving another tenant or to another
 // target (the worker cancels the job, changing nothing).
-var ErrMoveIDConflict = errors.New("fleetjobs: a job with that move ID and other arguments exists")
+var ErrMoveIDConflict = errors.New("fleetjobs: the move ID names another move")
 
 // InsertMove enqueues a move job through the host's client. opts may be
 // nil; its UniqueOpts are replaced, since a move job is unique by its move
