@@ -36,9 +36,8 @@ func Migrate(ctx context.Context, db Execer, schema, component string, steps []s
 	// Serialize migrations of this schema across processes. The lock
 	// is taken before CREATE SCHEMA, whose IF NOT EXISTS is not safe
 	// against a concurrent creator.
-	if _, err = tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-		"daisychain.pgschema:"+schema); err != nil {
-		return fmt.Errorf("pgschema: %s: lock: %w", component, err)
+	if err = Lock(ctx, tx, schema); err != nil {
+		return fmt.Errorf("pgschema: %s: %w", component, err)
 	}
 	q := pgx.Identifier{schema}.Sanitize()
 	if _, err = tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+q); err != nil {
@@ -77,6 +76,17 @@ func Migrate(ctx context.Context, db Execer, schema, component string, steps []s
 	}
 	if err = tx.Commit(ctx); err != nil {
 		return fmt.Errorf("pgschema: %s: commit: %w", component, err)
+	}
+	return nil
+}
+
+// Lock takes, for the rest of tx, the advisory lock under which Migrate
+// changes schema: a migration of tables that are not ours (River's) takes
+// it too, so it never runs beside another process's migration.
+func Lock(ctx context.Context, tx pgx.Tx, schema string) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+		"daisychain.pgschema:"+schema); err != nil {
+		return fmt.Errorf("migration lock of schema %q: %w", schema, err)
 	}
 	return nil
 }

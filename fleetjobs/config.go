@@ -1,0 +1,115 @@
+package fleetjobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/daisychain-db/daisychain/cutover"
+)
+
+const (
+	// MoveTimeoutDefault is how long a move job may run before River
+	// cancels it, and so how long River waits before it rescues the job
+	// of a worker that died: cutover's CatchUpTimeoutDefault (the copy
+	// and catch-up) and an hour for the window, the verification and
+	// the end of the stream.
+	MoveTimeoutDefault = 2 * time.Hour
+	// RetireTimeoutDefault bounds a retire job: dropping one database.
+	RetireTimeoutDefault = 10 * time.Minute
+	// BusySnoozeDefault is how long a job whose tenant is held by another
+	// mover waits before it tries again.
+	BusySnoozeDefault = 30 * time.Second
+)
+
+// Mover is what the workers need of a *cutover.Mover; the host's Mover is
+// one, built over the same control database as the jobs' Journal.
+type Mover interface {
+	Move(ctx context.Context, req cutover.Request) (*cutover.Report, error)
+	Resume(ctx context.Context, moveID string) (*cutover.Report, error)
+	Retire(ctx context.Context, moveID string) error
+}
+
+// Config configures the workers Register adds. Mover and Journal are
+// required; every other field has a documented default.
+type Config struct {
+	// Mover runs the moves. It is shared by every job of this process;
+	// moves of different tenants run at once.
+	Mover Mover
+	// Journal is the journal Mover writes to (cutover.Config.Journal, a
+	// PostgresJournal in the control database): a job reads its move's
+	// entries there to decide whether to start, resume or do nothing.
+	Journal cutover.Journal
+
+	// MoveTimeout is the River timeout of a move job (the worker's
+	// Timeout, which overrides the client's JobTimeout). It must exceed
+	// the longest move, since a move cancelled before its switch rolls
+	// back; and River rescues the job of a dead worker only once it has
+	// run this long (and RescueStuckJobsAfter), so it is also how long
+	// such a move waits to be resumed. Default MoveTimeoutDefault.
+	MoveTimeout time.Duration
+	// RetireTimeout is the River timeout of a retire job, and how long
+	// River waits before it rescues one whose worker died. Default
+	// RetireTimeoutDefault.
+	RetireTimeout time.Duration
+	// BusySnooze is how long a job snoozes (river.JobSnooze, which does
+	// not use up an attempt) when its tenant is held by another mover
+	// (cutover.ErrMoveInProgress) or an instance it needs is being
+	// converted (cutover.ErrInstanceBusy). Default BusySnoozeDefault.
+	BusySnooze time.Duration
+
+	// Logger receives what each job decided (Info). Default: discarded.
+	Logger *slog.Logger
+}
+
+// ErrInvalidConfig: Register was given a Config it cannot work with; the
+// error names each field and what to fix, and nothing was registered.
+var ErrInvalidConfig = errors.New("fleetjobs: invalid config")
+
+func (c *Config) validate() error {
+	if c == nil {
+		return fmt.Errorf("%w: nil Config: set at least Mover and Journal", ErrInvalidConfig)
+	}
+	var errs []error
+	if c.Mover == nil {
+		errs = append(errs, errors.New("Mover is required: the host's *cutover.Mover"))
+	}
+	if c.Journal == nil {
+		errs = append(errs, errors.New("Journal is required: the journal the Mover writes to"))
+	}
+	// River never rescues a job whose worker has no timeout (-1): a
+	// dead worker's move would stay running for ever.
+	if c.MoveTimeout < 0 {
+		errs = append(errs, fmt.Errorf("MoveTimeout %v is negative: set a duration longer than the longest move, or 0 for MoveTimeoutDefault (River never rescues a job without a timeout)", c.MoveTimeout))
+	}
+	if c.RetireTimeout < 0 {
+		errs = append(errs, fmt.Errorf("RetireTimeout %v is negative: set a duration, or 0 for RetireTimeoutDefault (River never rescues a job without a timeout)", c.RetireTimeout))
+	}
+	if c.BusySnooze < 0 {
+		errs = append(errs, fmt.Errorf("BusySnooze %v is negative: set a duration, or 0 for BusySnoozeDefault", c.BusySnooze))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// withDefaults returns a copy of a valid c with every default filled in.
+func (c *Config) withDefaults() Config {
+	d := *c
+	if d.MoveTimeout == 0 {
+		d.MoveTimeout = MoveTimeoutDefault
+	}
+	if d.RetireTimeout == 0 {
+		d.RetireTimeout = RetireTimeoutDefault
+	}
+	if d.BusySnooze == 0 {
+		d.BusySnooze = BusySnoozeDefault
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return d
+}

@@ -1,0 +1,54 @@
+package fleetjobs_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/riverqueue/river"
+
+	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/fleetjobs"
+)
+
+// TestRegisterRefusesInvalidConfig: a Config without Mover or Journal, or
+// with negative durations, is refused with an error naming each field,
+// and registers nothing (a valid Config registers into the same Workers
+// afterwards, which River refuses for a kind registered twice).
+func TestRegisterRefusesInvalidConfig(t *testing.T) {
+	t.Parallel()
+	workers := river.NewWorkers()
+	err := fleetjobs.Register(workers, &fleetjobs.Config{MoveTimeout: -1, BusySnooze: -1})
+	if !errors.Is(err, fleetjobs.ErrInvalidConfig) {
+		t.Fatalf("Register: %v, want ErrInvalidConfig", err)
+	}
+	for _, field := range []string{"Mover", "Journal", "MoveTimeout", "BusySnooze"} {
+		if !strings.Contains(err.Error(), field) {
+			t.Errorf("error %q does not name %s", err, field)
+		}
+	}
+	if err := fleetjobs.Register(nil, &fleetjobs.Config{}); !errors.Is(err, fleetjobs.ErrInvalidConfig) || !strings.Contains(err.Error(), "workers") {
+		t.Errorf("Register(nil workers): %v, want ErrInvalidConfig naming workers", err)
+	}
+	// Register only keeps the Mover for the jobs; this one never runs.
+	if err := fleetjobs.Register(workers, &fleetjobs.Config{Mover: &cutover.Mover{}, Journal: &cutover.MemoryJournal{}}); err != nil {
+		t.Errorf("Register after refusals: %v, want the kinds still free", err)
+	}
+}
+
+// TestInsertRefusesIncompleteArgs: a move without a move ID, tenant or
+// target is refused before River sees it, naming each field.
+func TestInsertRefusesIncompleteArgs(t *testing.T) {
+	t.Parallel()
+	// Refused before the client is used: there is none.
+	_, err := fleetjobs.InsertMove(context.Background(), nil, fleetjobs.MoveArgs{}, nil)
+	if !errors.Is(err, fleetjobs.ErrInvalidArgs) {
+		t.Fatalf("InsertMove of empty args: %v, want ErrInvalidArgs", err)
+	}
+	for _, field := range []string{"MoveID", "Tenant", "Target"} {
+		if !strings.Contains(err.Error(), field) {
+			t.Errorf("error %q does not name %s", err, field)
+		}
+	}
+}

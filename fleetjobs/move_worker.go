@@ -1,0 +1,122 @@
+package fleetjobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/daisychain-db/daisychain/cutover"
+)
+
+// Decision says what a job did, as its recorded output (river_job.output)
+// and its log line say.
+type Decision string
+
+const (
+	// DecisionMoved: the job started the move (the journal had no entry
+	// of its ID).
+	DecisionMoved Decision = "moved"
+	// DecisionResumed: the journal had the move open (its worker died, or
+	// an attempt failed after its switch), and the job resumed it.
+	DecisionResumed Decision = "resumed"
+	// DecisionAlreadyDone: the journal had the move done; the job changed
+	// nothing.
+	DecisionAlreadyDone Decision = "already_done"
+	// DecisionRetired: the job retired the move (or found it retired).
+	DecisionRetired Decision = "retired"
+)
+
+// Output is what a job records as its output when it succeeds.
+type Output struct {
+	Decision Decision `json:"decision"`
+	// Report is the move's report (nil when the job changed nothing).
+	Report *cutover.Report `json:"report,omitempty"`
+}
+
+// moveWorker runs MoveArgs jobs.
+type moveWorker struct {
+	river.WorkerDefaults[MoveArgs]
+	cfg Config
+}
+
+// Timeout overrides the client's JobTimeout: see Config.MoveTimeout.
+func (w *moveWorker) Timeout(*river.Job[MoveArgs]) time.Duration { return w.cfg.MoveTimeout }
+
+// Work does what the journal says is left of the move: start it, resume
+// it, or nothing. Whatever killed an earlier attempt, the journal is how
+// far the move got, so any attempt on any worker continues from there.
+func (w *moveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
+	a := job.Args
+	if err := a.validate(); err != nil {
+		return river.JobCancel(err)
+	}
+	state, planned, err := journalState(ctx, w.cfg.Journal, a.MoveID)
+	if err == nil {
+		err = planned.check(a.MoveID, a)
+	}
+	if err != nil {
+		return w.settle(err)
+	}
+	var (
+		rep      *cutover.Report
+		decision Decision
+	)
+	switch state {
+	case moveDone:
+		decision = DecisionAlreadyDone
+	case moveRolledBack:
+		return river.JobCancel(fmt.Errorf("fleetjobs: move %s of %s was rolled back, its tenant is served by its source: enqueue a move with a new ID to try again",
+			a.MoveID, a.Tenant))
+	case moveOpen:
+		decision = DecisionResumed
+		rep, err = w.cfg.Mover.Resume(ctx, a.MoveID)
+	case moveAbsent:
+		decision = DecisionMoved
+		rep, err = w.cfg.Mover.Move(ctx, cutover.Request{ID: a.MoveID, Tenant: a.Tenant, Target: a.Target})
+		if errors.Is(err, cutover.ErrMoveIDUsed) {
+			// Another attempt (a job rescued while its worker still
+			// ran) started it after we read the journal: that one
+			// holds the tenant, so wait as for a busy tenant.
+			err = fmt.Errorf("%w: %w", cutover.ErrMoveInProgress, err)
+		}
+	}
+	if err == nil && rep != nil && rep.RolledBack {
+		err = fmt.Errorf("%w: %s", cutover.ErrRolledBack, rep.RollbackReason)
+	}
+	if err != nil {
+		w.cfg.Logger.InfoContext(ctx, "fleetjobs: move job did not finish", "job", job.ID, "move", a.MoveID,
+			"tenant", a.Tenant, "journal", state.String(), "attempt", job.Attempt, "err", err)
+		return w.settle(err)
+	}
+	w.cfg.Logger.InfoContext(ctx, "fleetjobs: move job finished", "job", job.ID, "move", a.MoveID,
+		"tenant", a.Tenant, "target", a.Target, "decision", string(decision))
+	return river.RecordOutput(ctx, Output{Decision: decision, Report: rep})
+}
+
+// settle turns a move's error into what River does with the job:
+//   - another mover holds the tenant, or an instance is being converted:
+//     snooze (no attempt used up); the advisory lock, not River, keeps
+//     two movers of one tenant apart;
+//   - the move rolled back, was refused by preflight, or the ID names no
+//     move or another one: cancel, since running it again changes nothing;
+//   - anything else: fail the attempt; River retries it, and the next
+//     attempt resumes from the journal.
+func (w *moveWorker) settle(err error) error {
+	return settle(err, w.cfg.BusySnooze)
+}
+
+func settle(err error, busySnooze time.Duration) error {
+	switch {
+	case errors.Is(err, cutover.ErrMoveInProgress), errors.Is(err, cutover.ErrInstanceBusy):
+		return river.JobSnooze(busySnooze)
+	case errors.Is(err, cutover.ErrRolledBack), errors.Is(err, cutover.ErrPreflight),
+		errors.Is(err, cutover.ErrNotAMove), errors.Is(err, cutover.ErrMoveNotFound),
+		errors.Is(err, cutover.ErrNotRetirable), errors.Is(err, ErrMoveIDConflict):
+		return river.JobCancel(err)
+	default:
+		return err
+	}
+}
