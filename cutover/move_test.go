@@ -9,6 +9,7 @@ import (
 
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 )
 
 const shopSchema = `
@@ -170,17 +171,7 @@ func waitForAcks(t *testing.T, w *cutovertest.Workload, n int64) {
 
 func databaseExists(t *testing.T, f *cutovertest.Fleet, instance, db string) bool {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := f.Instances[instance].Connect(ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&exists); err != nil {
-		t.Fatal(err)
-	}
-	return exists
+	return localpgtest.HasDatabase(t, f.Instances[instance], db)
 }
 
 func assertNoReplicationObjects(t *testing.T, f *cutovertest.Fleet) {

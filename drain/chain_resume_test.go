@@ -12,6 +12,7 @@ import (
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 	"github.com/daisychain-db/daisychain/drain"
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 )
 
 // TestResumeChainLockedAndRetires: while a chain runs, ResumeChain of it
@@ -133,17 +134,7 @@ func tenantsOn(t *testing.T, f *cutovertest.Fleet, instance string) []string {
 // not.
 func hasDatabase(t *testing.T, f *cutovertest.Fleet, instance, db string) bool {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := f.Instances[instance].Connect(ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&exists); err != nil {
-		t.Fatal(err)
-	}
-	return exists
+	return localpgtest.HasDatabase(t, f.Instances[instance], db)
 }
 
 // openJournals lists the open moves and chains.

@@ -14,6 +14,7 @@ import (
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 	"github.com/daisychain-db/daisychain/fleetjobs"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 )
 
 // TestMoveJob: a move enqueued as a job, twice, runs once and completes
@@ -175,15 +176,5 @@ func countStarted(entries []cutover.Entry, step cutover.Step) int {
 
 func databaseExists(t *testing.T, s *sharedFleet, instance, db string) bool {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := s.Instances[instance].Connect(ctx, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&exists); err != nil {
-		t.Fatal(err)
-	}
-	return exists
+	return localpgtest.HasDatabase(t, s.Instances[instance], db)
 }

@@ -36,3 +36,20 @@ func CreateDatabase(tb testing.TB, inst *localpg.Instance, name string) {
 		tb.Fatal(err)
 	}
 }
+
+// HasDatabase reports whether inst has the database, fenced (refusing
+// connections) or not, or fails the test.
+func HasDatabase(tb testing.TB, inst *localpg.Instance, name string) bool {
+	tb.Helper()
+	ctx := context.Background()
+	conn, err := inst.Connect(ctx, "postgres")
+	if err != nil {
+		tb.Fatalf("localpgtest: %v", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		tb.Fatalf("localpgtest: %v", err)
+	}
+	return exists
+}
