@@ -123,21 +123,21 @@
 // the README):
 //
 //   - A Publish with the PostgreSQL provider reached all of 10 routers
-//     (each with its own provider) in 1.5 ms at the median and 14.1 ms at
-//     p99, and all of 100 routers (10 providers of 10) in 1.9 ms and
-//     10.1 ms (200 publishes each, BenchmarkPropagation).
+//     (each with its own provider) in 0.5 ms at the median and 1.5 ms at
+//     p99, and all of 100 routers (10 providers of 10) in 1.1 ms and
+//     3.8 ms (200 publishes each, BenchmarkPropagation).
 //   - With 1,000,000 routes in the table, a new provider, Resolver and
-//     Router were ready and had served a first Acquire in 47 ms, holding
-//     0.02 MB of heap, 1.2 MB once 1,000 tenants were resolved; loading the
-//     table into a map instead took 54.7 s and 294 MB
+//     Router were ready and had served a first Acquire in 17.5 ms, holding
+//     0.16 MB of heap, 1.43 MB once 1,000 tenants were resolved; loading
+//     the table into a map instead took 4.8 s and 291 MB
 //     (BenchmarkStartWithMillionRoutes).
-//   - Router.Acquire+Release of a warm tenant cost 342 to 1,087 ns against
-//     263 to 779 ns for a bare pgxpool acquire (1.25 to 1.40 times,
-//     BenchmarkAcquireOverhead); with 10,000 tenants over 900 databases on
-//     3 instances, 322 and 309 against 236 and 232 ns (1.36 and 1.33
-//     times, two runs), and never more than the budget of 50 connections
-//     per instance under 16 callers; under their mixed load, where a call
-//     to a cold database reconnects, 237 and 540 calls/s against 270 and
-//     539 through bare pgxpools held in the same budget, in the same runs
-//     (BenchmarkRouterFleet).
+//   - Router.Acquire+Release of a warm tenant cost 299 to 411 ns against
+//     242 to 313 ns for a bare pgxpool acquire (1.07 to 1.51 times, three
+//     runs of BenchmarkAcquireOverhead); with 10,000 tenants over 900
+//     databases on 3 instances, 336 and 309 against 233 and 232 ns (1.44
+//     and 1.33 times, two runs), and never more than the budget of 50
+//     connections per instance under 16 callers; under their mixed load,
+//     where a call to a cold database reconnects, 480 and 558 calls/s
+//     against 484 and 565 through bare pgxpools held in the same budget
+//     the same way, in the same runs (BenchmarkRouterFleet).
 package flags
