@@ -10,7 +10,10 @@
 //
 // It starts five localpg instances (control, pg-1, pg-2, pg-3 and the
 // spare pg-s) and 30 tenants of varied sizes, and needs only Go and the
-// PostgreSQL server package.
+// PostgreSQL server package. The library is wired as a host wires it,
+// from the instances' connection strings (package examples/internal/host,
+// shared with the quickstart), with replica/physical's local standbys as
+// the converter.
 package main
 
 import (
@@ -24,10 +27,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/daisychain-db/daisychain/cutover"
-	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 	"github.com/daisychain-db/daisychain/drain"
+	"github.com/daisychain-db/daisychain/examples/internal/host"
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/replica/physical"
 )
 
 // summary is the -json output. Windows of tenant moves and of
@@ -85,18 +89,31 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 	}
 	chain := []string{"pg-1", "pg-2", "pg-3"}
 	say("starting local PostgreSQL instances: control, %v and the spare pg-s ...", chain)
-	f, err := cutovertest.StartFleet(ctx, &cutovertest.FleetConfig{
-		Instances: append(slices.Clone(chain), "pg-s"),
+	local, err := startLocal(ctx, append(slices.Clone(chain), "pg-s"))
+	if err != nil {
+		return summary{}, err
+	}
+	defer local.close()
+	replicas := &localReplicas{Converter: physical.Converter{
+		// The replica's roles and passwords are its source's; a password
+		// in its config makes localpg authenticate TCP with SCRAM.
+		Replica: localpg.Config{Name: "converted", Password: "(the source's)"},
+	}}
+	defer replicas.close()
+	h, err := host.Open(ctx, host.Config{
+		Control: local.control, Instances: local.instances,
 		Limits:    fleet.Limits{MaxFiles: 4000, MaxTenants: 20},
+		Converter: replicas, WindowBudget: 30 * time.Second,
 	})
 	if err != nil {
 		return summary{}, err
 	}
-	defer f.Close()
+	defer h.Close()
 
 	say("creating %d tenants of varied sizes, and an application writing to each through the Router ...",
 		tenantsPerInstance*len(chain))
-	var workloads []*cutovertest.Workload
+	var tenants []string
+	var writers []*host.Writers
 	for i, inst := range chain {
 		for j := range tenantsPerInstance {
 			id := fmt.Sprintf("tenant-%02d", i*tenantsPerInstance+j)
@@ -106,18 +123,20 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 				CREATE INDEX events_account ON events (account_id);
 				INSERT INTO accounts (name) SELECT 'a' || g FROM generate_series(1, 50) g;
 				INSERT INTO events (account_id, body) SELECT 1 + g %% 50, repeat('e', 100) FROM generate_series(1, %d) g;`, rows)
-			if err := f.AddTenant(ctx, id, id, inst, schema); err != nil {
+			if err := local.addTenant(ctx, h, id, inst, schema); err != nil {
 				return summary{}, err
 			}
-			workloads = append(workloads, cutovertest.StartPacedWorkload(f.Router, id, 1, 20*time.Millisecond))
+			tenants = append(tenants, id)
+			writers = append(writers, host.StartWriters(h.Router, id, 1, 20*time.Millisecond))
 		}
 	}
+	defer func() {
+		for _, w := range writers {
+			w.Stop()
+		}
+	}()
 
-	mover, err := f.Mover(&cutover.Config{Converter: f.Converter(), WindowBudget: 30 * time.Second})
-	if err != nil {
-		return summary{}, err
-	}
-	runner, err := drain.New(&drain.Config{Catalog: f.Catalog, Mover: mover, Journal: f.Journal})
+	runner, err := drain.New(&drain.Config{Catalog: h.Catalog, Mover: h.Mover, Journal: h.Journal})
 	if err != nil {
 		return summary{}, err
 	}
@@ -137,7 +156,7 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 			say("  moved %-9s %-6s -> %-6s %s (%d/%d)", e.Move.Tenant, e.Move.From, e.Move.To, status, e.Done+e.Failed, e.Total)
 		}
 	}()
-	for _, w := range workloads {
+	for _, w := range writers {
 		w.ResetGap()
 	}
 	say("running the chain over %v with spare pg-s, threshold %d files per instance before conversion:", chain, fileThreshold)
@@ -148,11 +167,12 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 	time.Sleep(200 * time.Millisecond)
 
 	var s summary
-	for _, w := range workloads {
-		stats := w.Stop()
-		s.AcknowledgedWrites += stats.Acknowledged
-		s.AppErrors += stats.Errors
-		s.AppWindowMaxMS = max(s.AppWindowMaxMS, ms(stats.MaxGap))
+	seen := make([]host.Seen, len(writers))
+	for i, w := range writers {
+		seen[i] = w.Stop()
+		s.AcknowledgedWrites += seen[i].Acknowledged()
+		s.AppErrors += seen[i].Errors
+		s.AppWindowMaxMS = max(s.AppWindowMaxMS, ms(seen[i].MaxGap))
 	}
 	if res != nil {
 		for _, st := range res.Stages {
@@ -171,15 +191,14 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 			}
 		}
 	}
-	for i, w := range workloads {
-		id := fmt.Sprintf("tenant-%02d", i)
-		missing, err := missingWrites(ctx, f, id, w)
+	for i, id := range tenants {
+		missing, err := seen[i].Missing(ctx, h.Catalog, id)
 		if err != nil {
 			return s, err
 		}
 		s.MissingWrites += missing
 	}
-	if on, err := f.Catalog.Tenants(ctx, "pg-s"); err == nil {
+	if on, err := h.Catalog.Tenants(ctx, "pg-s"); err == nil {
 		s.SpareTenantsAtEnd = len(on)
 	}
 	slices.Sort(windows)
@@ -206,32 +225,6 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 		say("spare pg-s holds %d tenants at the end; done in %s", s.SpareTenantsAtEnd, time.Since(start).Round(time.Second))
 	}
 	return s, chainErr
-}
-
-// missingWrites counts the tenant's acknowledged writes missing where
-// the catalog says it lives now.
-func missingWrites(ctx context.Context, f *cutovertest.Fleet, tenant string, w *cutovertest.Workload) (int64, error) {
-	tn, err := f.Catalog.Locate(ctx, tenant)
-	if err != nil {
-		return 0, err
-	}
-	inst, err := f.Catalog.Instance(ctx, tn.Instance)
-	if err != nil {
-		return 0, err
-	}
-	local := f.Instances[tn.Instance]
-	if local == nil {
-		local = f.ReplicaInstance(inst.Endpoint.Port)
-	}
-	if local == nil {
-		return 0, fmt.Errorf("no local instance for %s", tn.Instance)
-	}
-	conn, err := local.Connect(ctx, tenant)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close(ctx)
-	return w.Missing(ctx, conn)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -4,8 +4,8 @@
 // It is what an application that embeds daisychain writes: the catalog,
 // the route provider behind an OpenFeature API of its own, the Resolver,
 // the Router, the journal and the Mover, wired by hand from connection
-// strings (host.go), and request handlers that write through the Router
-// (writers.go).
+// strings, and request handlers that write through the Router (package
+// examples/internal/host, shared with the daisy chain example).
 //
 //	go run ./examples/quickstart
 //	go run ./examples/quickstart -json
@@ -18,7 +18,7 @@
 // the wiring sees only their connection strings, as it would see a
 // production fleet's. It needs only Go and the PostgreSQL server package.
 // Against servers of your own, the tenant's database must exist on -from;
-// the example creates its table daisychain_quickstart_writes in it and
+// the example creates its table daisychain_example_writes in it and
 // writes to it, so point it at servers you can throw away.
 //
 // It exits 1 if the move rolled back, a write is missing, the application
@@ -37,9 +37,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/examples/internal/host"
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/localpg"
 )
@@ -159,32 +158,32 @@ func run(ctx context.Context, out io.Writer, o options) (result, error) {
 			fmt.Fprintf(out, format+"\n", args...)
 		}
 	}
-	host, err := OpenHost(ctx, HostConfig{Control: o.Control, Instances: o.Instances})
+	h, err := host.Open(ctx, host.Config{Control: o.Control, Instances: o.Instances})
 	if err != nil {
 		return result{}, err
 	}
-	defer host.Close()
+	defer h.Close()
 
-	if err := host.Catalog.AddTenant(ctx, fleet.Tenant{ID: o.Tenant, Database: o.Database, Instance: o.From}); err != nil &&
+	if err := h.Catalog.AddTenant(ctx, fleet.Tenant{ID: o.Tenant, Database: o.Database, Instance: o.From}); err != nil &&
 		!errors.Is(err, fleet.ErrTenantExists) {
 		return result{}, err
 	}
-	conn, err := host.Router.Acquire(ctx, o.Tenant)
+	conn, err := h.Router.Acquire(ctx, o.Tenant)
 	if err != nil {
 		return result{}, err
 	}
-	_, err = conn.Exec(ctx, writesTable)
+	_, err = conn.Exec(ctx, host.WritesTable)
 	conn.Release()
 	if err != nil {
 		return result{}, fmt.Errorf("quickstart: create the application's table: %w", err)
 	}
 
 	say("application: %d connections writing to %s through the Router", o.Writers, o.Tenant)
-	app := startWriters(host.Router, o.Tenant, o.Writers)
+	app := host.StartWriters(h.Router, o.Tenant, o.Writers, 0)
 	time.Sleep(300 * time.Millisecond) // let the pools warm up before measuring gaps
-	app.resetGap()
+	app.ResetGap()
 	say("moving %s from %s to %s:", o.Tenant, o.From, o.To)
-	events, unsubscribe := host.Mover.Subscribe(cutover.EventStepFinished)
+	events, unsubscribe := h.Mover.Subscribe(cutover.EventStepFinished)
 	printed := make(chan struct{})
 	go func() {
 		defer close(printed)
@@ -196,36 +195,32 @@ func run(ctx context.Context, out io.Writer, o options) (result, error) {
 			say("  %-15s %8s  %s", e.Step, e.Elapsed.Round(100*time.Microsecond), status)
 		}
 	}()
-	rep, moveErr := host.Mover.Move(ctx, cutover.Request{Tenant: o.Tenant, Target: o.To})
+	rep, moveErr := h.Mover.Move(ctx, cutover.Request{Tenant: o.Tenant, Target: o.To})
 	unsubscribe()
 	<-printed
 	time.Sleep(300 * time.Millisecond) // writes after the switch, on the target
-	seen := app.stop()
+	seen := app.Stop()
 	if rep == nil {
 		return result{}, moveErr
 	}
 
 	// Every acknowledged write must be where the tenant lives now.
-	where, err := host.Catalog.Locate(ctx, o.Tenant)
+	where, err := h.Catalog.Locate(ctx, o.Tenant)
 	if err != nil {
 		return result{}, err
 	}
-	inst, err := host.Catalog.Instance(ctx, where.Instance)
-	if err != nil {
-		return result{}, err
-	}
-	missing, err := countMissing(ctx, inst, where.Database, seen)
+	missing, err := seen.Missing(ctx, h.Catalog, o.Tenant)
 	if err != nil {
 		return result{}, err
 	}
 	res := result{
 		Tenant: o.Tenant, From: o.From, To: o.To, Move: rep.Move,
-		WindowMS: ms(seen.maxGap), LibraryWindowMS: ms(rep.Window), WindowBudgetMS: ms(rep.WindowBudget),
-		AcknowledgedWrites: seen.acknowledged(), AppErrors: seen.errors, MissingWrites: missing,
+		WindowMS: ms(seen.MaxGap), LibraryWindowMS: ms(rep.Window), WindowBudgetMS: ms(rep.WindowBudget),
+		AcknowledgedWrites: seen.Acknowledged(), AppErrors: seen.Errors, MissingWrites: missing,
 		RolledBack: rep.RolledBack, RollbackReason: rep.RollbackReason,
 	}
-	if seen.firstErr != nil {
-		res.FirstAppError = seen.firstErr.Error()
+	if seen.FirstErr != nil {
+		res.FirstAppError = seen.FirstErr.Error()
 	}
 	if o.JSON {
 		if err := json.NewEncoder(out).Encode(res); err != nil {
@@ -247,32 +242,6 @@ func run(ctx context.Context, out io.Writer, o options) (result, error) {
 		return res, moveErr
 	}
 	return res, nil
-}
-
-// countMissing counts acknowledged writes absent from the tenant's
-// database on inst, connecting with the catalog's admin string.
-func countMissing(ctx context.Context, inst fleet.Instance, database string, seen writesSeen) (int64, error) {
-	cfg, err := pgx.ParseConfig(inst.Admin)
-	if err != nil {
-		return 0, fmt.Errorf("quickstart: instance %q: the connection string does not parse", inst.ID)
-	}
-	cfg.Database = database
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var missing int64
-	for worker, seqs := range seen.acked {
-		var n int64
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM unnest($1::bigint[]) s
-			WHERE NOT EXISTS (SELECT 1 FROM daisychain_quickstart_writes w WHERE w.writer = $2 AND w.seq = s)`,
-			seqs, seen.base+int64(worker)).Scan(&n); err != nil {
-			return 0, fmt.Errorf("quickstart: check acknowledged writes: %w", err)
-		}
-		missing += n
-	}
-	return missing, nil
 }
 
 // startLocal starts throwaway instances and fills o with their connection

@@ -1,4 +1,4 @@
-package main
+package host
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -16,70 +17,74 @@ import (
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/replica"
 )
 
-// HostConfig is what a host application knows: connection strings, from
-// its own configuration or secret store.
-type HostConfig struct {
+// Config is what a host application knows: connection strings, from its
+// own configuration or secret store, and how it wants moves run.
+type Config struct {
 	// Control is the control database: catalog, routes, journal.
 	Control string
 	// Instances maps an instance ID to the admin connection string the
 	// library uses on it (a role that may create databases, publications
-	// and subscriptions).
+	// and subscriptions). Each is registered in the catalog, with Limits.
 	Instances map[string]string
+	// Limits of every instance registered. Default: none.
+	Limits fleet.Limits
+	// Converter builds the replica of an instance for a conversion.
+	// Default nil: no conversions.
+	Converter replica.Converter
+	// WindowBudget bounds each window. Default 5 s.
+	WindowBudget time.Duration
 	// Logger for the library. Nil discards.
 	Logger *slog.Logger
 }
 
 // Host is everything an application that embeds daisychain wires once at
-// start: the catalog, the route provider behind an OpenFeature API of its
-// own, the Resolver, the Router its request handlers take connections
-// from, the journal and the Mover.
+// start.
 type Host struct {
 	Catalog *fleet.PostgresCatalog
+	Journal *cutover.PostgresJournal
 	Router  *flags.Router
 	Mover   *cutover.Mover
 
-	pool     *pgxpool.Pool
-	provider *flags.PostgresProvider
-	api      *openfeature.EvaluationAPI
+	instances map[string]string
+	pool      *pgxpool.Pool
+	provider  *flags.PostgresProvider
+	api       *openfeature.EvaluationAPI
 }
 
-// OpenHost wires a Host from connection strings. On error nothing is left
+// Open wires a Host from connection strings. On error nothing is left
 // open. Close it.
-func OpenHost(ctx context.Context, cfg HostConfig) (_ *Host, err error) {
-	h := &Host{}
+func Open(ctx context.Context, cfg Config) (_ *Host, err error) {
+	h := &Host{instances: cfg.Instances}
 	defer func() {
 		if err != nil {
 			h.Close()
 		}
 	}()
-	// Passwords are kept here, in the host, never in the catalog: the
-	// catalog strips them when it stores an instance and asks the host
-	// for them when it hands one out.
-	passwords := map[string]string{}
 	for id, conn := range cfg.Instances {
-		pc, err := pgconn.ParseConfig(conn)
-		if err != nil {
+		if _, err := pgconn.ParseConfig(conn); err != nil {
 			// pgconn's parse errors may quote the string; name only the ID.
-			return nil, fmt.Errorf("quickstart: instance %q: the connection string does not parse", id)
+			return nil, fmt.Errorf("host: instance %q: the connection string does not parse", id)
 		}
-		passwords[id] = pc.Password
 	}
 
 	if h.pool, err = pgxpool.New(ctx, cfg.Control); err != nil {
-		return nil, fmt.Errorf("quickstart: control database: %w", err)
+		return nil, fmt.Errorf("host: control database: %w", err)
 	}
+	// Passwords are kept here, in the host, never in the catalog: the
+	// catalog strips them when it stores an instance and asks the host
+	// for them when it hands one out.
 	if h.Catalog, err = fleet.NewPostgresCatalog(ctx, h.pool, &fleet.PostgresCatalogConfig{
-		AdminPassword: func(_ context.Context, id string) (string, error) { return passwords[id], nil },
+		AdminPassword: func(_ context.Context, id string) (string, error) { return h.password(id), nil },
 	}); err != nil {
 		return nil, err
 	}
-	if err := registerInstances(ctx, h.Catalog, cfg.Instances); err != nil {
+	if err := registerInstances(ctx, h.Catalog, cfg.Instances, cfg.Limits); err != nil {
 		return nil, err
 	}
-	journal, err := cutover.NewPostgresJournal(ctx, h.pool, nil)
-	if err != nil {
+	if h.Journal, err = cutover.NewPostgresJournal(ctx, h.pool, nil); err != nil {
 		return nil, err
 	}
 
@@ -98,7 +103,7 @@ func OpenHost(ctx context.Context, cfg HostConfig) (_ *Host, err error) {
 	}
 	h.api = isolated.NewAPI()
 	if err := h.api.SetProviderAndWait(ctx, h.provider); err != nil {
-		return nil, fmt.Errorf("quickstart: route provider: %w", err)
+		return nil, fmt.Errorf("host: route provider: %w", err)
 	}
 	resolver, err := flags.NewResolver(h.api.NewClient(), h.Catalog, nil)
 	if err != nil {
@@ -111,13 +116,13 @@ func OpenHost(ctx context.Context, cfg HostConfig) (_ *Host, err error) {
 	h.Router, err = flags.NewRouter(&flags.RouterConfig{
 		Resolver: resolver,
 		PoolConfig: func(_ context.Context, r flags.Route) (*pgxpool.Config, error) {
-			conn, ok := cfg.Instances[r.Instance]
+			conn, ok := h.credentials(r.Instance)
 			if !ok {
-				return nil, fmt.Errorf("quickstart: no credentials for instance %q", r.Instance)
+				return nil, fmt.Errorf("host: no credentials for instance %q", r.Instance)
 			}
 			pc, err := pgxpool.ParseConfig(conn)
 			if err != nil {
-				return nil, fmt.Errorf("quickstart: instance %q: the connection string does not parse", r.Instance)
+				return nil, fmt.Errorf("host: instance %q: the connection string does not parse", r.Instance)
 			}
 			pc.MaxConns = 8
 			return pc, nil
@@ -128,12 +133,17 @@ func OpenHost(ctx context.Context, cfg HostConfig) (_ *Host, err error) {
 		return nil, err
 	}
 
+	budget := cfg.WindowBudget
+	if budget == 0 {
+		budget = 5 * time.Second
+	}
 	h.Mover, err = cutover.New(&cutover.Config{
 		Catalog:      h.Catalog,
 		Publisher:    h.provider,
 		Routes:       resolver,
-		Journal:      journal,
-		WindowBudget: 5 * time.Second,
+		Journal:      h.Journal,
+		Converter:    cfg.Converter,
+		WindowBudget: budget,
 		Logger:       cfg.Logger,
 	})
 	if err != nil {
@@ -142,10 +152,39 @@ func OpenHost(ctx context.Context, cfg HostConfig) (_ *Host, err error) {
 	return h, nil
 }
 
+// credentials returns the connection string of an instance's roles. A
+// converted instance ("pg-1.1", the drain chain's default name for the
+// replica of "pg-1") is a copy of its source, roles and passwords
+// included, so it has its source's.
+func (h *Host) credentials(id string) (string, bool) {
+	if conn, ok := h.instances[id]; ok {
+		return conn, true
+	}
+	source, _, converted := strings.Cut(id, ".")
+	if !converted {
+		return "", false
+	}
+	conn, ok := h.instances[source]
+	return conn, ok
+}
+
+// password is the admin password of an instance, for the catalog.
+func (h *Host) password(id string) string {
+	conn, ok := h.credentials(id)
+	if !ok {
+		return ""
+	}
+	pc, err := pgconn.ParseConfig(conn)
+	if err != nil {
+		return ""
+	}
+	return pc.Password
+}
+
 // registerInstances records each instance in the catalog, with the
-// endpoint applications use: here the admin connection's host and port.
-// Registering is idempotent, so every host start may do it.
-func registerInstances(ctx context.Context, catalog fleet.Catalog, instances map[string]string) error {
+// endpoint applications use (here the admin connection's host and port)
+// and limits. Registering is idempotent, so every host start may do it.
+func registerInstances(ctx context.Context, catalog fleet.Catalog, instances map[string]string, limits fleet.Limits) error {
 	ids := make([]string, 0, len(instances))
 	for id := range instances {
 		ids = append(ids, id)
@@ -154,10 +193,10 @@ func registerInstances(ctx context.Context, catalog fleet.Catalog, instances map
 	for _, id := range ids {
 		pc, err := pgconn.ParseConfig(instances[id])
 		if err != nil {
-			return fmt.Errorf("quickstart: instance %q: the connection string does not parse", id)
+			return fmt.Errorf("host: instance %q: the connection string does not parse", id)
 		}
 		if err := catalog.RegisterInstance(ctx, fleet.Instance{
-			ID: id, Admin: instances[id],
+			ID: id, Admin: instances[id], Limits: limits,
 			Endpoint: fleet.Endpoint{Host: pc.Host, Port: int(pc.Port)},
 		}); err != nil {
 			return err
@@ -166,7 +205,7 @@ func registerInstances(ctx context.Context, catalog fleet.Catalog, instances map
 	return nil
 }
 
-// Close releases everything OpenHost wired, in reverse order.
+// Close releases everything Open wired, in reverse order.
 func (h *Host) Close() error {
 	var errs []error
 	if h.Router != nil {
