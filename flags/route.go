@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/idcheck"
 )
 
 // RouteFlagKey is the key of the OpenFeature object flag that holds a
@@ -111,8 +112,8 @@ func (r Route) Validate() error {
 		errs = append(errs, fmt.Sprintf("endpoint host must be 1 to 255 bytes, got %d", len(r.Endpoint.Host)))
 	}
 	// Bounded so that a route fits in a notification (see PublishMany).
-	if len(r.Instance) > 200 {
-		errs = append(errs, fmt.Sprintf("instance must be at most 200 bytes, got %d", len(r.Instance)))
+	if len(r.Instance) > idcheck.MaxLen {
+		errs = append(errs, fmt.Sprintf("instance must be at most %d bytes, got %d", idcheck.MaxLen, len(r.Instance)))
 	}
 	if len(r.Move) > 512 {
 		errs = append(errs, fmt.Sprintf("move must be at most 512 bytes, got %d", len(r.Move)))

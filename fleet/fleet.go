@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/daisychain-db/daisychain/internal/idcheck"
 )
 
 // Sentinel errors callers branch on with errors.Is.
@@ -115,8 +117,8 @@ func (t Tenant) validate() error {
 }
 
 func validateID(what, id string) error {
-	if id == "" || len(id) > 200 || strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return fmt.Errorf("%w: %s %q must be 1 to 200 bytes without control characters", ErrInvalid, what, id)
+	if err := idcheck.Check(what, id); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/daisychain-db/daisychain/internal/idcheck"
 )
 
 // Sentinel errors callers branch on with errors.Is. The errors that wrap
@@ -149,8 +151,8 @@ const LongTransactionLimitDefault = time.Minute
 // Validate checks the fields every provider needs.
 func (s Spec) Validate() error {
 	var errs []error
-	if s.ID == "" || len(s.ID) > 200 || strings.ContainsFunc(s.ID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		errs = append(errs, fmt.Errorf("%w: ID %q must be 1 to 200 bytes without control characters", ErrInvalidSpec, s.ID))
+	if err := idcheck.Check("ID", s.ID); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %v", ErrInvalidSpec, err))
 	}
 	if s.Source == "" {
 		errs = append(errs, fmt.Errorf("%w: Source connection string is empty", ErrInvalidSpec))
