@@ -9,6 +9,7 @@ import (
 
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/internal/idcheck"
+	"github.com/daisychain-db/daisychain/internal/sentinel"
 )
 
 // RouteFlagKey is the key of the OpenFeature object flag that holds a
@@ -30,8 +31,9 @@ const (
 // Sentinel errors callers branch on with errors.Is.
 var (
 	// ErrInvalidRoute: a route is malformed (missing field, wrong type,
-	// port out of range...); the error says what is wrong.
-	ErrInvalidRoute = errors.New("flags: invalid route")
+	// port out of range...); the error says what is wrong. It is also
+	// fleet.ErrInvalid under errors.Is.
+	ErrInvalidRoute = sentinel.New("flags: invalid route", fleet.ErrInvalid)
 	// ErrStaleEpoch: a route was published with an epoch that is not
 	// greater than the tenant's current one.
 	ErrStaleEpoch = errors.New("flags: route epoch is not newer than the current one")

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/daisychain-db/daisychain/flags"
+	"github.com/daisychain-db/daisychain/fleet"
 )
 
 var sample = flags.Route{
@@ -68,8 +69,8 @@ func TestDecodeRouteRejectsMalformed(t *testing.T) {
 			[]string{"port 70000", "database", "epoch -1"}},
 	} {
 		_, err := flags.DecodeRoute(tc.v)
-		if !errors.Is(err, flags.ErrInvalidRoute) {
-			t.Errorf("DecodeRoute(%#v) = %v, want ErrInvalidRoute", tc.v, err)
+		if !errors.Is(err, flags.ErrInvalidRoute) || !errors.Is(err, fleet.ErrInvalid) {
+			t.Errorf("DecodeRoute(%#v) = %v, want ErrInvalidRoute, which is also fleet.ErrInvalid", tc.v, err)
 			continue
 		}
 		for _, w := range tc.want {

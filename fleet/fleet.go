@@ -23,7 +23,12 @@ var (
 	// ErrInstanceInUse: the instance still serves tenants, so it cannot
 	// be unregistered; the error says how many.
 	ErrInstanceInUse = errors.New("fleet: instance still has tenants")
-	// ErrInvalid: an argument is malformed; the error says which.
+	// ErrInvalid: an argument is malformed; the error says which. It is
+	// daisychain's one "invalid input" concept: every package's own
+	// invalid sentinel (drain.ErrInvalid, replica.ErrInvalidSpec,
+	// flags.ErrInvalidRoute, the ErrInvalidConfig of cutover, flags and
+	// fleetjobs, fleetjobs.ErrInvalidArgs) is also ErrInvalid under
+	// errors.Is, so one check tells "fix the input" from the rest.
 	ErrInvalid = errors.New("fleet: invalid argument")
 )
 

@@ -8,15 +8,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/internal/idcheck"
+	"github.com/daisychain-db/daisychain/internal/sentinel"
 )
 
 // Sentinel errors callers branch on with errors.Is. The errors that wrap
 // them say what happened and what to do.
 var (
 	// ErrInvalidSpec: a Spec field is missing or malformed; the error
-	// names the field.
-	ErrInvalidSpec = errors.New("replica: invalid spec")
+	// names the field. It is also fleet.ErrInvalid under errors.Is.
+	ErrInvalidSpec = sentinel.New("replica: invalid spec", fleet.ErrInvalid)
 	// ErrPreflight: preflight found problems; nothing was changed. The
 	// error lists every problem (see PreflightReport).
 	ErrPreflight = errors.New("replica: preflight failed")

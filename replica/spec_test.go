@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -29,9 +30,9 @@ func TestSpecIDs(t *testing.T) {
 			"Spec":        bad.Validate(),
 			"ConvertSpec": replica.ConvertSpec{ID: id, Source: "host=a"}.Validate(),
 		} {
-			if !errors.Is(err, replica.ErrInvalidSpec) || !strings.Contains(err.Error(), "ID ") ||
+			if !errors.Is(err, replica.ErrInvalidSpec) || !errors.Is(err, fleet.ErrInvalid) || !strings.Contains(err.Error(), "ID ") ||
 				!strings.Contains(err.Error(), "1 to 200 bytes without control characters") {
-				t.Errorf("%s with ID %q: %v; want ErrInvalidSpec naming the ID and the rule", name, id, err)
+				t.Errorf("%s with ID %q: %v; want ErrInvalidSpec (also fleet.ErrInvalid) naming the ID and the rule", name, id, err)
 			}
 		}
 	}
