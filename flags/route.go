@@ -52,17 +52,19 @@ var (
 	ErrClosed = errors.New("flags: closed")
 )
 
-// Endpoint is where a route sends a tenant's connections. It never holds
+// Endpoint is where a route sends a tenant's connections: the instance's
+// endpoint, as the catalog records it, and the tenant's database on it.
+// The embedded fleet.Endpoint keeps the JSON flat ({"host", "port",
+// "database"}), as published routes have always been. It never holds
 // credentials: those come from the host application's configuration for
 // the instance.
 type Endpoint struct {
-	Host     string `json:"host"`
-	Port     int    `json:"port"`
+	fleet.Endpoint
 	Database string `json:"database"`
 }
 
 func (e Endpoint) String() string {
-	return fmt.Sprintf("%s:%d/%s", e.Host, e.Port, e.Database)
+	return fmt.Sprintf("%s/%s", e.Endpoint, e.Database)
 }
 
 // Route says where a tenant's traffic goes right now.
@@ -90,7 +92,7 @@ type Route struct {
 func RouteTo(inst fleet.Instance, database string, epoch int64) Route {
 	return Route{
 		Instance: inst.ID,
-		Endpoint: Endpoint{Host: inst.Endpoint.Host, Port: inst.Endpoint.Port, Database: database},
+		Endpoint: Endpoint{Endpoint: inst.Endpoint, Database: database},
 		Epoch:    epoch,
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 var sample = flags.Route{
 	Instance: "pg-a",
-	Endpoint: flags.Endpoint{Host: "10.0.0.1", Port: 5432, Database: "tenant_1"},
+	Endpoint: flags.Endpoint{Endpoint: fleet.Endpoint{Host: "10.0.0.1", Port: 5432}, Database: "tenant_1"},
 	Paused:   true,
 	Epoch:    7,
 }
@@ -85,7 +85,7 @@ func TestDecodeRouteRejectsMalformed(t *testing.T) {
 // limit and refused one past it, with ErrInvalidRoute naming the field;
 // so is a published route's tenant ID.
 func TestRouteValidateLimits(t *testing.T) {
-	good := flags.Route{Instance: "pg-a", Endpoint: flags.Endpoint{Host: "10.0.0.1", Port: 5432, Database: "tenant_1"}, Epoch: 1}
+	good := flags.Route{Instance: "pg-a", Endpoint: flags.Endpoint{Endpoint: fleet.Endpoint{Host: "10.0.0.1", Port: 5432}, Database: "tenant_1"}, Epoch: 1}
 	for _, c := range []struct {
 		field  string
 		ok     bool
