@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/daisychain-db/daisychain/internal/bytesize"
 	"github.com/daisychain-db/daisychain/internal/idcheck"
 )
 
@@ -41,7 +42,11 @@ type Endpoint struct {
 
 func (e Endpoint) String() string { return fmt.Sprintf("%s:%d", e.Host, e.Port) }
 
-// Limits bound what an instance may hold. Zero means unlimited.
+// Limits bound what an instance may hold: at most MaxFiles files,
+// MaxTenants tenants and MaxBytes bytes. Any combination may be set; zero
+// leaves that dimension unlimited, so the zero Limits limits nothing. The
+// same bounds are drain's threshold (drain.Threshold), the level a drain
+// gets an instance to.
 type Limits struct {
 	// MaxFiles is the most relation files (forks and segments included)
 	// over all tenant databases.
@@ -50,6 +55,28 @@ type Limits struct {
 	MaxTenants int64 `json:"max_tenants,omitempty"`
 	// MaxBytes is the most bytes over all tenant databases.
 	MaxBytes int64 `json:"max_bytes,omitempty"`
+}
+
+// IsZero reports whether l limits nothing.
+func (l Limits) IsZero() bool { return l == Limits{} }
+
+// String lists the set fields, as in "files <= 900, bytes <= 1.0 GiB", or
+// says "no limit".
+func (l Limits) String() string {
+	var parts []string
+	if l.MaxFiles != 0 {
+		parts = append(parts, fmt.Sprintf("files <= %d", l.MaxFiles))
+	}
+	if l.MaxTenants != 0 {
+		parts = append(parts, fmt.Sprintf("tenants <= %d", l.MaxTenants))
+	}
+	if l.MaxBytes != 0 {
+		parts = append(parts, "bytes <= "+bytesize.Format(l.MaxBytes))
+	}
+	if len(parts) == 0 {
+		return "no limit"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Instance is one PostgreSQL server.
