@@ -10,6 +10,7 @@ import (
 
 	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/sentinel"
 	"github.com/daisychain-db/daisychain/replica"
 	"github.com/daisychain-db/daisychain/replica/logical"
 )
@@ -138,8 +139,9 @@ type Config struct {
 }
 
 // ErrInvalidConfig: New was given a Config it cannot work with; the error
-// names each field and what to fix.
-var ErrInvalidConfig = errors.New("cutover: invalid config")
+// names each field and what to fix. It is also fleet.ErrInvalid under
+// errors.Is.
+var ErrInvalidConfig = sentinel.New("cutover: invalid config", fleet.ErrInvalid)
 
 func (c *Config) withDefaults() (Config, error) {
 	if c == nil {

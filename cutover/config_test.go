@@ -43,8 +43,8 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 			t.Errorf("New with a bad %s: %v, want ErrInvalidConfig naming %s", c.field, err, c.field)
 		}
 	}
-	if _, err := cutover.New(nil); !errors.Is(err, cutover.ErrInvalidConfig) {
-		t.Errorf("New(nil): %v, want ErrInvalidConfig", err)
+	if _, err := cutover.New(nil); !errors.Is(err, cutover.ErrInvalidConfig) || !errors.Is(err, fleet.ErrInvalid) {
+		t.Errorf("New(nil): %v, want ErrInvalidConfig, which is also fleet.ErrInvalid", err)
 	}
 	cfg := good()
 	cfg.DrainGrace, cfg.WindowBudget = -1, time.Millisecond // no grace at all

@@ -8,12 +8,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/internal/pgschema"
 )
-
-// SchemaDefault is the control database schema of the journal unless
-// PostgresJournalConfig says otherwise; the same as the catalog's.
-const SchemaDefault = "daisychain"
 
 var journalMigrations = []string{
 	`CREATE TABLE {{schema}}.journal (
@@ -45,7 +42,8 @@ var journalMigrations = []string{
 
 // PostgresJournalConfig configures a PostgresJournal; nil means defaults.
 type PostgresJournalConfig struct {
-	// Schema holds the journal's tables. Default SchemaDefault.
+	// Schema holds the journal's tables. Default fleet.SchemaDefault, the
+	// catalog's.
 	Schema string
 }
 
@@ -69,7 +67,7 @@ func NewPostgresJournal(ctx context.Context, pool *pgxpool.Pool, cfg *PostgresJo
 	if pool == nil {
 		return nil, fmt.Errorf("cutover: NewPostgresJournal needs a pool")
 	}
-	schema := SchemaDefault
+	schema := fleet.SchemaDefault
 	if cfg != nil && cfg.Schema != "" {
 		schema = cfg.Schema
 	}

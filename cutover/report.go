@@ -6,14 +6,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/daisychain-db/daisychain/internal/sentinel"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
 // Sentinel errors callers branch on with errors.Is.
 var (
 	// ErrPreflight: the move cannot start; the error lists every problem
-	// and what to fix. Nothing was changed.
-	ErrPreflight = errors.New("cutover: preflight failed")
+	// and what to fix. Nothing was changed. It is also
+	// replica.ErrPreflight under errors.Is, the one preflight concept; an
+	// error wrapping only replica.ErrPreflight (a stream that refused to
+	// start after the move began) is not this one.
+	ErrPreflight = sentinel.New("cutover: preflight failed", replica.ErrPreflight)
 	// ErrBudgetExceeded: the window took longer than its budget, so the
 	// move was rolled back.
 	ErrBudgetExceeded = errors.New("cutover: window budget exceeded")

@@ -11,6 +11,7 @@ import (
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 	"github.com/daisychain-db/daisychain/flags"
+	"github.com/daisychain-db/daisychain/replica"
 )
 
 // assertServedBySource checks what a user checks after a rollback: the
@@ -148,8 +149,8 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{Tenant: "acme", Target: "pg-a"},
 		{Tenant: "acme"},
 	} {
-		if _, err := mover.Move(ctx, req); !errors.Is(err, cutover.ErrPreflight) {
-			t.Errorf("Move(%+v): %v, want ErrPreflight", req, err)
+		if _, err := mover.Move(ctx, req); !errors.Is(err, cutover.ErrPreflight) || !errors.Is(err, replica.ErrPreflight) {
+			t.Errorf("Move(%+v): %v, want ErrPreflight, which is also replica.ErrPreflight", req, err)
 		}
 	}
 	if _, err := cutover.New(&cutover.Config{}); err == nil || !strings.Contains(err.Error(), "Catalog is nil") {

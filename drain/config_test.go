@@ -40,8 +40,8 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 			t.Errorf("New with a bad %s: %v, want ErrInvalid naming %s", c.field, err, c.field)
 		}
 	}
-	if _, err := drain.New(nil); !errors.Is(err, drain.ErrInvalid) {
-		t.Errorf("New(nil): %v, want ErrInvalid", err)
+	if _, err := drain.New(nil); !errors.Is(err, drain.ErrInvalid) || !errors.Is(err, fleet.ErrInvalid) {
+		t.Errorf("New(nil): %v, want ErrInvalid, which is also fleet.ErrInvalid", err)
 	}
 	if _, err := drain.New(&drain.Config{Catalog: catalog, Mover: mover}); err != nil {
 		t.Errorf("New with a good config: %v", err)

@@ -1,11 +1,17 @@
 package drain
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/sentinel"
+)
 
 // Sentinel errors callers branch on with errors.Is.
 var (
 	// ErrInvalid: an argument is malformed; the error says which and how.
-	ErrInvalid = errors.New("drain: invalid argument")
+	// It is also fleet.ErrInvalid under errors.Is.
+	ErrInvalid = sentinel.New("drain: invalid argument", fleet.ErrInvalid)
 	// ErrUnplaced: the threshold cannot be reached because tenants that
 	// would have to move fit nowhere. The error is a *PlacementError.
 	ErrUnplaced = errors.New("drain: tenants could not be placed")

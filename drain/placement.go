@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/bytesize"
 )
 
 // Headroom is how empty an instance with limits l and totals t is: the
@@ -121,7 +122,7 @@ type Unplaced struct {
 }
 
 func (u Unplaced) String() string {
-	what := fmt.Sprintf("tenant %s (%d files, %s)", u.Tenant, u.Files, formatBytes(u.Bytes))
+	what := fmt.Sprintf("tenant %s (%d files, %s)", u.Tenant, u.Files, bytesize.Format(u.Bytes))
 	if u.Nearest == "" {
 		return what + ": no instance may receive tenants"
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/bytesize"
 )
 
 // ConcurrencyDefault is how many moves a plan's estimate assumes run at
@@ -119,12 +120,12 @@ func (p *Plan) String() string {
 		fmt.Fprintf(&b, "drain %s until %s", p.Instance, p.Threshold)
 	}
 	fmt.Fprintf(&b, ": %d moves, %d files, %s, about %s at %d at a time\n",
-		len(p.Moves), p.Files(), formatBytes(p.Bytes()), p.Estimate.Round(time.Second), p.Concurrency)
+		len(p.Moves), p.Files(), bytesize.Format(p.Bytes()), p.Estimate.Round(time.Second), p.Concurrency)
 	if len(p.Moves) > 0 {
 		w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(w, "  #\ttenant\tfrom\tto\tfiles\tbytes\ttps\t")
 		for i, m := range p.Moves {
-			fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%d\t%s\t%.1f\t\n", i+1, m.Tenant, m.From, m.To, m.Files, formatBytes(m.Bytes), m.TPS)
+			fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%d\t%s\t%.1f\t\n", i+1, m.Tenant, m.From, m.To, m.Files, bytesize.Format(m.Bytes), m.TPS)
 		}
 		w.Flush()
 	}
@@ -134,7 +135,7 @@ func (p *Plan) String() string {
 		fmt.Fprintf(w, "  %s\ttenants %d -> %d%s\tfiles %d -> %d%s\tbytes %s -> %s%s\n", a.Instance,
 			a.Before.Tenants, a.After.Tenants, limitNote(a.Limits.MaxTenants, func(n int64) string { return fmt.Sprint(n) }),
 			a.Before.Files, a.After.Files, limitNote(a.Limits.MaxFiles, func(n int64) string { return fmt.Sprint(n) }),
-			formatBytes(a.Before.Bytes), formatBytes(a.After.Bytes), limitNote(a.Limits.MaxBytes, formatBytes))
+			bytesize.Format(a.Before.Bytes), bytesize.Format(a.After.Bytes), limitNote(a.Limits.MaxBytes, bytesize.Format))
 	}
 	w.Flush()
 	for _, u := range p.Unplaced {

@@ -3,6 +3,8 @@ package drain
 import (
 	"fmt"
 	"strings"
+
+	"github.com/daisychain-db/daisychain/internal/bytesize"
 )
 
 // DrainOpts are optional arguments of PlanDrain; nil means defaults.
@@ -39,7 +41,7 @@ func PlanDrain(s *Snapshot, instanceID string, threshold Threshold, opts *DrainO
 	if opts != nil {
 		o = *opts
 	}
-	if err := threshold.validate("threshold"); err != nil {
+	if err := validateThreshold("threshold", threshold); err != nil {
 		return nil, err
 	}
 	if threshold.IsZero() {
@@ -71,7 +73,7 @@ func planDrain(st *state, i int, th Threshold, p *placer, order Order, maxMoves,
 	r := newRecorder(st, KindDrain, i, th, concurrency)
 	capped := false
 	for _, c := range ordered(st, []int{i}, order) {
-		if th.Holds(st.totals[i]) {
+		if st.totals[i].Within(th) {
 			break
 		}
 		if maxMoves > 0 && len(r.plan.Moves) == maxMoves {
@@ -87,7 +89,7 @@ func planDrain(st *state, i int, th Threshold, p *placer, order Order, maxMoves,
 	}
 	plan := r.finish()
 	switch {
-	case th.Holds(st.totals[i]):
+	case st.totals[i].Within(th):
 		return plan, nil
 	case capped:
 		return plan, fmt.Errorf("%w: %d moves planned, %s still at %s (threshold %s)",
@@ -152,5 +154,5 @@ func (e *PlacementError) Error() string {
 func (e *PlacementError) Unwrap() error { return ErrUnplaced }
 
 func formatTotals(t Totals) string {
-	return fmt.Sprintf("%d tenants, %d files, %s", t.Tenants, t.Files, formatBytes(t.Bytes))
+	return fmt.Sprintf("%d tenants, %d files, %s", t.Tenants, t.Files, bytesize.Format(t.Bytes))
 }

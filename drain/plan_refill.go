@@ -31,7 +31,7 @@ func PlanRefill(s *Snapshot, instanceID string, sources []string, level Threshol
 	if opts != nil {
 		o = *opts
 	}
-	if err := level.validate("refill level"); err != nil {
+	if err := validateThreshold("refill level", level); err != nil {
 		return nil, err
 	}
 	st, i, concurrency, err := prepare(s, "instance to refill", instanceID, o.MaxMoves, o.Concurrency)

@@ -158,7 +158,7 @@ func TestPlanDrainOnRandomFleets(t *testing.T) {
 		}
 		last := -1
 		for _, mv := range p.Moves {
-			if th.Holds(m.totals[src.Instance.ID]) {
+			if m.totals[src.Instance.ID].Within(th) {
 				t.Fatalf("iteration %d: move %+v planned after the threshold %s held", iter, mv, th)
 			}
 			if mv.From != src.Instance.ID || mv.To == src.Instance.ID || excluded[mv.To] {
@@ -189,7 +189,7 @@ func TestPlanDrainOnRandomFleets(t *testing.T) {
 			}
 		}
 		m.checkAffected(t, p)
-		holds := th.Holds(m.totals[src.Instance.ID])
+		holds := m.totals[src.Instance.ID].Within(th)
 		switch {
 		case err == nil:
 			if !holds {

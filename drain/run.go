@@ -168,7 +168,7 @@ func (r *Runner) drainOnto(ctx context.Context, instanceID string, involved []st
 	return r.run(ctx, instanceID, involved, func(s *Snapshot) (*Plan, error) {
 		return PlanDrain(s, instanceID, threshold, &o)
 	}, func(t Totals) error {
-		if !threshold.Holds(t) {
+		if !t.Within(threshold) {
 			return fmt.Errorf("drain: %s holds %s after the moves, over the threshold %s", instanceID, formatTotals(t), threshold)
 		}
 		return nil

@@ -63,8 +63,8 @@ type cached[T any] struct {
 }
 
 type refusalKey struct {
-	instance, host string
-	port           int
+	instance string
+	endpoint fleet.Endpoint
 }
 
 // newCatalogView returns a view keeping at most size tenants' answers
@@ -186,7 +186,7 @@ func (v *catalogView) checkMany(ctx context.Context, routes []TenantRoute) []err
 	verdicts := map[refusalKey]error{}
 	var errs []error
 	for _, tr := range routes {
-		key := refusalKey{tr.Route.Instance, tr.Route.Endpoint.Host, tr.Route.Endpoint.Port}
+		key := refusalKey{tr.Route.Instance, tr.Route.Endpoint.Endpoint}
 		err, seen := verdicts[key]
 		if !seen {
 			err = v.check(ctx, tr.Route)
@@ -208,7 +208,7 @@ func (v *catalogView) checkMany(ctx context.Context, routes []TenantRoute) []err
 // that instance (ErrEndpointMismatch). A failed lookup is returned as it
 // is: neither a refusal nor a pass.
 func (v *catalogView) check(ctx context.Context, route Route) error {
-	key := refusalKey{route.Instance, route.Endpoint.Host, route.Endpoint.Port}
+	key := refusalKey{route.Instance, route.Endpoint.Endpoint}
 	if v.cacheRefusals && v.ttl > 0 {
 		v.mu.Lock()
 		c, ok := v.refusals.get(key)
@@ -245,7 +245,7 @@ func (v *catalogView) check(ctx context.Context, route Route) error {
 }
 
 func sameEndpoint(inst fleet.Instance, route Route) bool {
-	return inst.Endpoint.Host == route.Endpoint.Host && inst.Endpoint.Port == route.Endpoint.Port
+	return inst.Endpoint == route.Endpoint.Endpoint
 }
 
 // refusal reports whether err says a route is bad (rather than that it

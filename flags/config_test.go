@@ -9,6 +9,7 @@ import (
 
 	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/flags/flagstest"
+	"github.com/daisychain-db/daisychain/fleet"
 )
 
 // nowhere is a connection string no test connects to: a config refused
@@ -47,8 +48,8 @@ func TestNewRouterRefusesBadConfigs(t *testing.T) {
 			t.Errorf("NewRouter with a bad %s: %v, want ErrInvalidConfig naming %s", c.field, err, c.field)
 		}
 	}
-	if _, err := flags.NewRouter(nil); !errors.Is(err, flags.ErrInvalidConfig) {
-		t.Errorf("NewRouter(nil): %v, want ErrInvalidConfig", err)
+	if _, err := flags.NewRouter(nil); !errors.Is(err, flags.ErrInvalidConfig) || !errors.Is(err, fleet.ErrInvalid) {
+		t.Errorf("NewRouter(nil): %v, want ErrInvalidConfig, which is also fleet.ErrInvalid", err)
 	}
 	cfg := good()
 	cfg.HoldLimit, cfg.RouteMaxAge, cfg.PoolIdleTimeout = -1, -1, -1

@@ -4,13 +4,15 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/daisychain-db/daisychain/fleet"
 )
 
 // TestPointAt: every connection attempt goes to the route's endpoint,
 // with the TLS settings sslmode gave the string's first host, in pgx's
 // order, and the route's host as the name verify-full checks.
 func TestPointAt(t *testing.T) {
-	to := Endpoint{Host: "db-b.example", Port: 6432, Database: "tenant_9"}
+	to := Endpoint{Endpoint: fleet.Endpoint{Host: "db-b.example", Port: 6432}, Database: "tenant_9"}
 	type attempt struct {
 		tls        bool
 		serverName string

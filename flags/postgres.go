@@ -21,10 +21,6 @@ import (
 )
 
 const (
-	// SchemaDefault is the schema of the route table in the control
-	// database, unless PostgresConfig.Schema says otherwise.
-	SchemaDefault = "daisychain"
-
 	// PingIntervalDefault is how long the listening connection may stay
 	// quiet before the provider checks it with a ping, unless
 	// PostgresConfig.PingInterval says otherwise.
@@ -78,7 +74,8 @@ var migrations = []string{
 // PostgresConfig configures a PostgresProvider; every field is optional, and nil means
 // defaults.
 type PostgresConfig struct {
-	// Schema holds the route table. Default SchemaDefault. At most
+	// Schema holds the route table. Default fleet.SchemaDefault, the
+	// catalog's. At most
 	// SchemaMaxLen bytes: the notification channel is "<schema>.routes".
 	Schema string
 	// PingInterval is how long the listening connection may stay quiet
@@ -203,7 +200,7 @@ func NewPostgresProvider(ctx context.Context, connString string, cfg *PostgresCo
 		o = *cfg
 	}
 	if o.Schema == "" {
-		o.Schema = SchemaDefault
+		o.Schema = fleet.SchemaDefault
 	}
 	if o.PingInterval == 0 {
 		o.PingInterval = PingIntervalDefault

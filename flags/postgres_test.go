@@ -13,6 +13,7 @@ import (
 
 	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/flags/flagstest"
+	"github.com/daisychain-db/daisychain/fleet"
 )
 
 func TestPostgresProviderPublishAndFollow(t *testing.T) {
@@ -209,7 +210,7 @@ func TestPostgresProviderRecoversFromAFailedReread(t *testing.T) {
 	if r, err := evaluate(t, c, "t1"); err != nil || r.Epoch != 1 {
 		t.Fatalf("before: %v, %v", r, err)
 	}
-	table := pgx.Identifier{flags.SchemaDefault, "routes"}.Sanitize()
+	table := pgx.Identifier{fleet.SchemaDefault, "routes"}.Sanitize()
 	controlAdmin := func(sql string, args ...any) {
 		t.Helper()
 		conn, err := e.a.Connect(ctx, "control")
@@ -224,7 +225,7 @@ func TestPostgresProviderRecoversFromAFailedReread(t *testing.T) {
 	controlAdmin("ALTER TABLE " + table + " RENAME TO routes_away")
 	controlAdmin("SELECT pg_terminate_backend($1)", int64(reader.ListenerPID()))
 	time.Sleep(500 * time.Millisecond) // reconnections connect, LISTEN, and fail to re-read
-	controlAdmin("ALTER TABLE " + pgx.Identifier{flags.SchemaDefault, "routes_away"}.Sanitize() + " RENAME TO routes")
+	controlAdmin("ALTER TABLE " + pgx.Identifier{fleet.SchemaDefault, "routes_away"}.Sanitize() + " RENAME TO routes")
 	if err := pub.Publish(ctx, "t1", flags.RouteTo(e.instA, "tenant_1", 2)); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/daisychain-db/daisychain/internal/idcheck"
 )
 
 // Publisher writes tenants' routes. Implementations refuse a route whose
@@ -105,8 +107,8 @@ func staleEpoch(tenantID string, held, refused int64) error {
 }
 
 func checkTenantID(tenantID string) error {
-	if tenantID == "" || len(tenantID) > 200 || strings.ContainsFunc(tenantID, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
-		return fmt.Errorf("%w: tenant ID %q must be 1 to 200 bytes without control characters", ErrInvalidRoute, tenantID)
+	if err := idcheck.Check("tenant ID", tenantID); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidRoute, err)
 	}
 	return nil
 }

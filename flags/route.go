@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/idcheck"
+	"github.com/daisychain-db/daisychain/internal/sentinel"
 )
 
 // RouteFlagKey is the key of the OpenFeature object flag that holds a
@@ -29,8 +31,9 @@ const (
 // Sentinel errors callers branch on with errors.Is.
 var (
 	// ErrInvalidRoute: a route is malformed (missing field, wrong type,
-	// port out of range...); the error says what is wrong.
-	ErrInvalidRoute = errors.New("flags: invalid route")
+	// port out of range...); the error says what is wrong. It is also
+	// fleet.ErrInvalid under errors.Is.
+	ErrInvalidRoute = sentinel.New("flags: invalid route", fleet.ErrInvalid)
 	// ErrStaleEpoch: a route was published with an epoch that is not
 	// greater than the tenant's current one.
 	ErrStaleEpoch = errors.New("flags: route epoch is not newer than the current one")
@@ -49,17 +52,19 @@ var (
 	ErrClosed = errors.New("flags: closed")
 )
 
-// Endpoint is where a route sends a tenant's connections. It never holds
+// Endpoint is where a route sends a tenant's connections: the instance's
+// endpoint, as the catalog records it, and the tenant's database on it.
+// The embedded fleet.Endpoint keeps the JSON flat ({"host", "port",
+// "database"}), as published routes have always been. It never holds
 // credentials: those come from the host application's configuration for
 // the instance.
 type Endpoint struct {
-	Host     string `json:"host"`
-	Port     int    `json:"port"`
+	fleet.Endpoint
 	Database string `json:"database"`
 }
 
 func (e Endpoint) String() string {
-	return fmt.Sprintf("%s:%d/%s", e.Host, e.Port, e.Database)
+	return fmt.Sprintf("%s/%s", e.Endpoint, e.Database)
 }
 
 // Route says where a tenant's traffic goes right now.
@@ -87,7 +92,7 @@ type Route struct {
 func RouteTo(inst fleet.Instance, database string, epoch int64) Route {
 	return Route{
 		Instance: inst.ID,
-		Endpoint: Endpoint{Host: inst.Endpoint.Host, Port: inst.Endpoint.Port, Database: database},
+		Endpoint: Endpoint{Endpoint: inst.Endpoint, Database: database},
 		Epoch:    epoch,
 	}
 }
@@ -111,8 +116,8 @@ func (r Route) Validate() error {
 		errs = append(errs, fmt.Sprintf("endpoint host must be 1 to 255 bytes, got %d", len(r.Endpoint.Host)))
 	}
 	// Bounded so that a route fits in a notification (see PublishMany).
-	if len(r.Instance) > 200 {
-		errs = append(errs, fmt.Sprintf("instance must be at most 200 bytes, got %d", len(r.Instance)))
+	if len(r.Instance) > idcheck.MaxLen {
+		errs = append(errs, fmt.Sprintf("instance must be at most %d bytes, got %d", idcheck.MaxLen, len(r.Instance)))
 	}
 	if len(r.Move) > 512 {
 		errs = append(errs, fmt.Sprintf("move must be at most 512 bytes, got %d", len(r.Move)))

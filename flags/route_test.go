@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/daisychain-db/daisychain/flags"
+	"github.com/daisychain-db/daisychain/fleet"
 )
 
 var sample = flags.Route{
 	Instance: "pg-a",
-	Endpoint: flags.Endpoint{Host: "10.0.0.1", Port: 5432, Database: "tenant_1"},
+	Endpoint: flags.Endpoint{Endpoint: fleet.Endpoint{Host: "10.0.0.1", Port: 5432}, Database: "tenant_1"},
 	Paused:   true,
 	Epoch:    7,
 }
@@ -68,8 +69,8 @@ func TestDecodeRouteRejectsMalformed(t *testing.T) {
 			[]string{"port 70000", "database", "epoch -1"}},
 	} {
 		_, err := flags.DecodeRoute(tc.v)
-		if !errors.Is(err, flags.ErrInvalidRoute) {
-			t.Errorf("DecodeRoute(%#v) = %v, want ErrInvalidRoute", tc.v, err)
+		if !errors.Is(err, flags.ErrInvalidRoute) || !errors.Is(err, fleet.ErrInvalid) {
+			t.Errorf("DecodeRoute(%#v) = %v, want ErrInvalidRoute, which is also fleet.ErrInvalid", tc.v, err)
 			continue
 		}
 		for _, w := range tc.want {
@@ -84,7 +85,7 @@ func TestDecodeRouteRejectsMalformed(t *testing.T) {
 // limit and refused one past it, with ErrInvalidRoute naming the field;
 // so is a published route's tenant ID.
 func TestRouteValidateLimits(t *testing.T) {
-	good := flags.Route{Instance: "pg-a", Endpoint: flags.Endpoint{Host: "10.0.0.1", Port: 5432, Database: "tenant_1"}, Epoch: 1}
+	good := flags.Route{Instance: "pg-a", Endpoint: flags.Endpoint{Endpoint: fleet.Endpoint{Host: "10.0.0.1", Port: 5432}, Database: "tenant_1"}, Epoch: 1}
 	for _, c := range []struct {
 		field  string
 		ok     bool

@@ -13,6 +13,7 @@ import (
 
 	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/flags/flagstest"
+	"github.com/daisychain-db/daisychain/fleet"
 )
 
 // TestRoutersFollowFlip: several routers, each with its own provider and
@@ -200,7 +201,7 @@ func TestRouterSurvivesBadRoute(t *testing.T) {
 	}
 	waitFor(t, "epoch 1", 5*time.Second, func() bool { route, _ := r.Route(ctx, "t1"); return route.Epoch == 1 })
 
-	rogue := flags.Route{Instance: "pg-rogue", Endpoint: flags.Endpoint{Host: "127.0.0.1", Port: 1, Database: "tenant_1"}, Epoch: 2}
+	rogue := flags.Route{Instance: "pg-rogue", Endpoint: flags.Endpoint{Endpoint: fleet.Endpoint{Host: "127.0.0.1", Port: 1}, Database: "tenant_1"}, Epoch: 2}
 	if err := pub.Publish(ctx, "t1", rogue); err != nil {
 		t.Fatal(err)
 	}

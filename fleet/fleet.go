@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/daisychain-db/daisychain/internal/bytesize"
+	"github.com/daisychain-db/daisychain/internal/idcheck"
 )
 
 // Sentinel errors callers branch on with errors.Is.
@@ -21,7 +24,12 @@ var (
 	// ErrInstanceInUse: the instance still serves tenants, so it cannot
 	// be unregistered; the error says how many.
 	ErrInstanceInUse = errors.New("fleet: instance still has tenants")
-	// ErrInvalid: an argument is malformed; the error says which.
+	// ErrInvalid: an argument is malformed; the error says which. It is
+	// daisychain's one "invalid input" concept: every package's own
+	// invalid sentinel (drain.ErrInvalid, replica.ErrInvalidSpec,
+	// flags.ErrInvalidRoute, the ErrInvalidConfig of cutover, flags and
+	// fleetjobs, fleetjobs.ErrInvalidArgs) is also ErrInvalid under
+	// errors.Is, so one check tells "fix the input" from the rest.
 	ErrInvalid = errors.New("fleet: invalid argument")
 )
 
@@ -34,7 +42,11 @@ type Endpoint struct {
 
 func (e Endpoint) String() string { return fmt.Sprintf("%s:%d", e.Host, e.Port) }
 
-// Limits bound what an instance may hold. Zero means unlimited.
+// Limits bound what an instance may hold: at most MaxFiles files,
+// MaxTenants tenants and MaxBytes bytes. Any combination may be set; zero
+// leaves that dimension unlimited, so the zero Limits limits nothing. The
+// same bounds are drain's threshold (drain.Threshold), the level a drain
+// gets an instance to.
 type Limits struct {
 	// MaxFiles is the most relation files (forks and segments included)
 	// over all tenant databases.
@@ -43,6 +55,28 @@ type Limits struct {
 	MaxTenants int64 `json:"max_tenants,omitempty"`
 	// MaxBytes is the most bytes over all tenant databases.
 	MaxBytes int64 `json:"max_bytes,omitempty"`
+}
+
+// IsZero reports whether l limits nothing.
+func (l Limits) IsZero() bool { return l == Limits{} }
+
+// String lists the set fields, as in "files <= 900, bytes <= 1.0 GiB", or
+// says "no limit".
+func (l Limits) String() string {
+	var parts []string
+	if l.MaxFiles != 0 {
+		parts = append(parts, fmt.Sprintf("files <= %d", l.MaxFiles))
+	}
+	if l.MaxTenants != 0 {
+		parts = append(parts, fmt.Sprintf("tenants <= %d", l.MaxTenants))
+	}
+	if l.MaxBytes != 0 {
+		parts = append(parts, "bytes <= "+bytesize.Format(l.MaxBytes))
+	}
+	if len(parts) == 0 {
+		return "no limit"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Instance is one PostgreSQL server.
@@ -115,8 +149,8 @@ func (t Tenant) validate() error {
 }
 
 func validateID(what, id string) error {
-	if id == "" || len(id) > 200 || strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return fmt.Errorf("%w: %s %q must be 1 to 200 bytes without control characters", ErrInvalid, what, id)
+	if err := idcheck.Check(what, id); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return nil
 }

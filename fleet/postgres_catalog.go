@@ -14,7 +14,9 @@ import (
 )
 
 // SchemaDefault is the schema in the control database that holds
-// daisychain's tables unless a Config names another.
+// daisychain's tables (the catalog's, the route table, the journal) unless
+// a Config names another: one word for all of them, so that they default
+// to one schema.
 const SchemaDefault = "daisychain"
 
 // catalogMigrations are the catalog's schema versions, in order. Never

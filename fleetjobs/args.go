@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	"github.com/riverqueue/river"
+
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/sentinel"
 )
 
 // Job kinds, as River stores them in river_job.kind. Every kind of this
@@ -16,8 +19,9 @@ const (
 
 // ErrInvalidArgs: a job's arguments are incomplete; the error names the
 // field. An insert helper refuses them, inserting nothing; a worker that
-// meets them (a job inserted by other means) cancels the job.
-var ErrInvalidArgs = errors.New("fleetjobs: invalid job arguments")
+// meets them (a job inserted by other means) cancels the job. It is also
+// fleet.ErrInvalid under errors.Is.
+var ErrInvalidArgs = sentinel.New("fleetjobs: invalid job arguments", fleet.ErrInvalid)
 
 // uniqueByID makes a job unique by the fields tagged river:"unique" (its
 // move ID) within its kind, in every state but cancelled and discarded:

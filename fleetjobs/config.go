@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/sentinel"
 )
 
 const (
@@ -65,8 +67,9 @@ type Config struct {
 }
 
 // ErrInvalidConfig: Register was given a Config it cannot work with; the
-// error names each field and what to fix, and nothing was registered.
-var ErrInvalidConfig = errors.New("fleetjobs: invalid config")
+// error names each field and what to fix, and nothing was registered. It
+// is also fleet.ErrInvalid under errors.Is.
+var ErrInvalidConfig = sentinel.New("fleetjobs: invalid config", fleet.ErrInvalid)
 
 func (c *Config) validate() error {
 	if c == nil {

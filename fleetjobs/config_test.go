@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/fleetjobs"
 )
 
@@ -20,8 +21,8 @@ func TestRegisterRefusesInvalidConfig(t *testing.T) {
 	t.Parallel()
 	workers := river.NewWorkers()
 	err := fleetjobs.Register(workers, &fleetjobs.Config{MoveTimeout: -1, BusySnooze: -1})
-	if !errors.Is(err, fleetjobs.ErrInvalidConfig) {
-		t.Fatalf("Register: %v, want ErrInvalidConfig", err)
+	if !errors.Is(err, fleetjobs.ErrInvalidConfig) || !errors.Is(err, fleet.ErrInvalid) {
+		t.Fatalf("Register: %v, want ErrInvalidConfig, which is also fleet.ErrInvalid", err)
 	}
 	for _, field := range []string{"Mover", "Journal", "MoveTimeout", "BusySnooze"} {
 		if !strings.Contains(err.Error(), field) {
@@ -43,8 +44,8 @@ func TestInsertRefusesIncompleteArgs(t *testing.T) {
 	t.Parallel()
 	// Refused before the client is used: there is none.
 	_, err := fleetjobs.InsertMove(context.Background(), nil, fleetjobs.MoveArgs{}, nil)
-	if !errors.Is(err, fleetjobs.ErrInvalidArgs) {
-		t.Fatalf("InsertMove of empty args: %v, want ErrInvalidArgs", err)
+	if !errors.Is(err, fleetjobs.ErrInvalidArgs) || !errors.Is(err, fleet.ErrInvalid) {
+		t.Fatalf("InsertMove of empty args: %v, want ErrInvalidArgs, which is also fleet.ErrInvalid", err)
 	}
 	for _, field := range []string{"MoveID", "Tenant", "Target"} {
 		if !strings.Contains(err.Error(), field) {

@@ -12,7 +12,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
-	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/internal/pgschema"
 )
 
@@ -32,7 +32,7 @@ var riverSchemaName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 // Migrate creates or upgrades River's tables in the control database pool
 // connects to, with rivermigrate, each version in a transaction of its own
 // under the advisory lock under which daisychain migrates its own control
-// schema (cutover.SchemaDefault). River's migrator takes no lock: with this
+// schema (fleet.SchemaDefault). River's migrator takes no lock: with this
 // one, several worker processes may call Migrate at start-up at once, each
 // version is applied exactly once, and never beside a migration of ours.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, opts *MigrateOpts) error {
@@ -76,7 +76,7 @@ func migrateVersion(ctx context.Context, pool *pgxpool.Pool, migrator *rivermigr
 			err = errors.Join(err, tx.Rollback(context.WithoutCancel(ctx)))
 		}
 	}()
-	if err = pgschema.Lock(ctx, tx, cutover.SchemaDefault); err != nil {
+	if err = pgschema.Lock(ctx, tx, fleet.SchemaDefault); err != nil {
 		return fmt.Errorf("fleetjobs: migrate: %w", err)
 	}
 	if schema != "" {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/idcheck"
 )
 
 // PhasePromoted is where a Conversion is after Promote: the replica is an
@@ -33,8 +33,8 @@ type ConvertSpec struct {
 
 // Validate checks the fields every converter needs.
 func (s ConvertSpec) Validate() error {
-	if s.ID == "" || len(s.ID) > 200 || strings.ContainsFunc(s.ID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return fmt.Errorf("%w: ID %q must be 1 to 200 bytes without control characters", ErrInvalidSpec, s.ID)
+	if err := idcheck.Check("ID", s.ID); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidSpec, err)
 	}
 	if s.Source == "" {
 		return fmt.Errorf("%w: Source connection string is empty", ErrInvalidSpec)

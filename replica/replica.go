@@ -7,14 +7,18 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/internal/idcheck"
+	"github.com/daisychain-db/daisychain/internal/sentinel"
 )
 
 // Sentinel errors callers branch on with errors.Is. The errors that wrap
 // them say what happened and what to do.
 var (
 	// ErrInvalidSpec: a Spec field is missing or malformed; the error
-	// names the field.
-	ErrInvalidSpec = errors.New("replica: invalid spec")
+	// names the field. It is also fleet.ErrInvalid under errors.Is.
+	ErrInvalidSpec = sentinel.New("replica: invalid spec", fleet.ErrInvalid)
 	// ErrPreflight: preflight found problems; nothing was changed. The
 	// error lists every problem (see PreflightReport).
 	ErrPreflight = errors.New("replica: preflight failed")
@@ -149,8 +153,8 @@ const LongTransactionLimitDefault = time.Minute
 // Validate checks the fields every provider needs.
 func (s Spec) Validate() error {
 	var errs []error
-	if s.ID == "" || len(s.ID) > 200 || strings.ContainsFunc(s.ID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		errs = append(errs, fmt.Errorf("%w: ID %q must be 1 to 200 bytes without control characters", ErrInvalidSpec, s.ID))
+	if err := idcheck.Check("ID", s.ID); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %v", ErrInvalidSpec, err))
 	}
 	if s.Source == "" {
 		errs = append(errs, fmt.Errorf("%w: Source connection string is empty", ErrInvalidSpec))
