@@ -28,11 +28,11 @@ const (
 	// LockWaitDefault bounds how long a move waits for another mover of
 	// the same tenant to let go of it.
 	LockWaitDefault = 10 * time.Second
-	// DrainGraceDefault bounds how long in-flight work on the source may
+	// QuiesceGraceDefault bounds how long in-flight work on the source may
 	// take to finish once the route is paused, before the fence ends it.
-	DrainGraceDefault = 2 * time.Second
-	// DrainQuietDefault is the quiet spell that ends the drain early.
-	DrainQuietDefault = 15 * time.Millisecond
+	QuiesceGraceDefault = 2 * time.Second
+	// QuietSpellDefault is the quiet spell that ends the quiesce step early.
+	QuietSpellDefault = 15 * time.Millisecond
 )
 
 // RouteReader reads a tenant's current route; *flags.Resolver is one.
@@ -72,7 +72,7 @@ type Config struct {
 	// Set it when the tenants' applications do not connect through a
 	// flags.Router (they read routes some other way, or connect to the
 	// instance directly): nothing of theirs waits on a paused route, so
-	// the pause would only add a publish to the window, and the drain
+	// the pause would only add a publish to the window, and the quiesce step
 	// would wait for a quiet spell that a client writing without a
 	// break never leaves (it ends at the first moment nothing runs
 	// instead). Their in-flight statements fail at the fence and must
@@ -88,23 +88,23 @@ type Config struct {
 	// CatchUpTimeout bounds the stream's copy and catch-up. Default
 	// CatchUpTimeoutDefault.
 	CatchUpTimeout time.Duration
-	// DrainGrace bounds the wait for in-flight work after the pause; it
+	// QuiesceGrace bounds the wait for in-flight work after the pause; it
 	// is part of the window, so it must be shorter than WindowBudget.
-	// Default DrainGraceDefault, or half of WindowBudget if that is
+	// Default QuiesceGraceDefault, or half of WindowBudget if that is
 	// shorter; negative: do not wait.
-	DrainGrace time.Duration
-	// DrainQuiet: the drain ends before DrainGrace once no client session
+	QuiesceGrace time.Duration
+	// QuietSpell: the quiesce step ends before QuiesceGrace once no client session
 	// of the source databases has been starting, in a transaction or
 	// running a statement for this long. It must exceed the longest time
 	// an application takes between Router.Acquire and its first
 	// statement: work the Router let through just before it saw the
 	// pause is invisible to the database until that statement arrives,
 	// and a fence that came first would fail it. Default
-	// DrainQuietDefault, which a host that is not starved of CPU meets;
+	// QuietSpellDefault, which a host that is not starved of CPU meets;
 	// raise it for one that is (a test under the race detector on a
-	// loaded machine). It adds to every window; at DrainGrace or more,
-	// every drain lasts DrainGrace.
-	DrainQuiet time.Duration
+	// loaded machine). It adds to every window; at QuiesceGrace or more,
+	// every quiesce step lasts QuiesceGrace.
+	QuietSpell time.Duration
 	// Verify is how a moved tenant's target is compared with its source:
 	// replica.VerifyCounts (the default), VerifyChecksums or VerifyOff.
 	// Its cost grows with the tenant's size (see package replica), but
@@ -178,11 +178,11 @@ func (c *Config) withDefaults() (Config, error) {
 			bad("Fences[%d]: %v", i, err)
 		}
 	}
-	if out.DrainQuiet < 0 {
-		bad("DrainQuiet is %s: it must not be negative (0 means %s)", out.DrainQuiet, DrainQuietDefault)
+	if out.QuietSpell < 0 {
+		bad("QuietSpell is %s: it must not be negative (0 means %s)", out.QuietSpell, QuietSpellDefault)
 	}
-	if budget := cmp.Or(out.WindowBudget, WindowBudgetDefault); out.DrainGrace >= budget && budget > 0 {
-		bad("DrainGrace (%s) must be shorter than WindowBudget (%s), which it is part of: lower DrainGrace or raise WindowBudget", out.DrainGrace, budget)
+	if budget := cmp.Or(out.WindowBudget, WindowBudgetDefault); out.QuiesceGrace >= budget && budget > 0 {
+		bad("QuiesceGrace (%s) must be shorter than WindowBudget (%s), which it is part of: lower QuiesceGrace or raise WindowBudget", out.QuiesceGrace, budget)
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
@@ -208,11 +208,11 @@ func (c *Config) withDefaults() (Config, error) {
 	if out.LockWait == 0 {
 		out.LockWait = LockWaitDefault
 	}
-	if out.DrainGrace == 0 {
-		out.DrainGrace = min(DrainGraceDefault, out.WindowBudget/2)
+	if out.QuiesceGrace == 0 {
+		out.QuiesceGrace = min(QuiesceGraceDefault, out.WindowBudget/2)
 	}
-	if out.DrainQuiet == 0 {
-		out.DrainQuiet = DrainQuietDefault
+	if out.QuietSpell == 0 {
+		out.QuietSpell = QuietSpellDefault
 	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)

@@ -33,7 +33,7 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 		{"WindowBudget", func(c *cutover.Config) { c.WindowBudget = -time.Second }},
 		{"CatchUpLag", func(c *cutover.Config) { c.CatchUpLag = -1 }},
 		{"CatchUpTimeout", func(c *cutover.Config) { c.CatchUpTimeout = -time.Second }},
-		{"DrainGrace", func(c *cutover.Config) { c.DrainGrace = 5 * time.Second; c.WindowBudget = 5 * time.Second }},
+		{"QuiesceGrace", func(c *cutover.Config) { c.QuiesceGrace = 5 * time.Second; c.WindowBudget = 5 * time.Second }},
 		{"Fences", func(c *cutover.Config) { c.Fences = []cutover.Fence{nil} }},
 	} {
 		cfg := good()
@@ -47,7 +47,7 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 		t.Errorf("New(nil): %v, want ErrInvalidConfig, which is also fleet.ErrInvalid", err)
 	}
 	cfg := good()
-	cfg.DrainGrace, cfg.WindowBudget = -1, time.Millisecond // no grace at all
+	cfg.QuiesceGrace, cfg.WindowBudget = -1, time.Millisecond // no grace at all
 	if _, err := cutover.New(&cfg); err != nil {
 		t.Errorf("New with no drain grace and a short budget: %v", err)
 	}

@@ -36,7 +36,7 @@ type ConvertRequest struct {
 // the steps of Move over the set of the instance's tenants (the copy, a
 // promoted replica instead of a stream, aside): the same budget,
 // rollback, journal, report and Resume, and a window whose cost does not
-// grow with the tenants (one drain query, one fence round, one batch of
+// grow with the tenants (one quiesce query, one fence round, one batch of
 // routes, one round trip to open the databases on the new instance). The
 // old instance is left fenced and intact.
 //

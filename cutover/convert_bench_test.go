@@ -89,7 +89,7 @@ func convertUnderWrites(tb testing.TB, n int) convertResult {
 	var steps []string
 	for _, st := range rep.Steps {
 		switch st.Step {
-		case cutover.StepPause, cutover.StepDrain, cutover.StepFence, cutover.StepBarrier, cutover.StepWaitTarget,
+		case cutover.StepPause, cutover.StepQuiesce, cutover.StepFence, cutover.StepBarrier, cutover.StepWaitTarget,
 			cutover.StepPromote, cutover.StepRegister, cutover.StepSwitch:
 			steps = append(steps, fmt.Sprintf("%s %s", st.Step, st.Duration.Round(time.Millisecond)))
 		}

@@ -82,7 +82,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	steps := []cutover.Step{cutover.StepPlan, cutover.StepPreflight, cutover.StepStream, cutover.StepCatchUp,
-		cutover.StepPause, cutover.StepDrain, cutover.StepFence, cutover.StepBarrier, cutover.StepWaitTarget,
+		cutover.StepPause, cutover.StepQuiesce, cutover.StepFence, cutover.StepBarrier, cutover.StepWaitTarget,
 		cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepSwitch, cutover.StepCatalog,
 		cutover.StepVerify, cutover.StepFinishStream, cutover.StepDone}
 	switched := map[cutover.Step]bool{cutover.StepCatalog: true, cutover.StepVerify: true, cutover.StepFinishStream: true,

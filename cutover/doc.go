@@ -7,13 +7,13 @@
 // one step table that DryRun and DryRunConvert list: plan, preflight, the
 // copy (a stream of the tenant database, or a replica of the instance),
 // catch-up, then the window, under Config.WindowBudget: pause the routes,
-// drain, fence, barrier, wait for the destination, then what the copy
+// quiesce (in-flight work finishes), fence, barrier, wait for the destination, then what the copy
 // needs (sequences and a snapshot of the target; or promote and register
 // the new instance), and the switch of every route; after it, the
 // catalog, the verification of the target's snapshot against the frozen
 // source, and the end of the copy. The window's cost does not grow with
 // the tenants or their data: the admin sessions it uses are opened before
-// it, each step does its work over the whole set at once (one drain
+// it, each step does its work over the whole set at once (one quiesce
 // query, one fence round, one batch of routes), and the journal records
 // in it only what Resume decides by.
 //

@@ -22,7 +22,7 @@ const (
 	VerifyCountsRateEstimate = 400 << 20
 	// VerifyChecksumsRateEstimate is bytes per second of VerifyChecksums.
 	VerifyChecksumsRateEstimate = 60 << 20
-	// windowFixedEstimate is the window's cost: pause, drain, fence,
+	// windowFixedEstimate is the window's cost: pause, quiesce, fence,
 	// barrier, sequences, snapshot, switch; none grows with the data or
 	// the tenants.
 	windowFixedEstimate = 150 * time.Millisecond
@@ -146,6 +146,6 @@ func (r *run) dryRun(ctx context.Context) *DryRunReport {
 		}
 	}
 	p.Problems = r.preflightProblems(ctx)
-	p.WindowEstimate = windowFixedEstimate + r.m.cfg.DrainGrace/10
+	p.WindowEstimate = windowFixedEstimate + r.m.cfg.QuiesceGrace/10
 	return p
 }

@@ -9,15 +9,15 @@ import (
 )
 
 // TestMoveWithoutRoutePause: with NoRoutePause nothing holds new work, so
-// the drain does not wait for a quiet spell that a client writing
+// the quiesce step does not wait for a quiet spell that a client writing
 // without a break never leaves: it ends at the first moment nothing runs,
-// long before DrainGrace, and the fence ends what comes after.
+// long before QuiesceGrace, and the fence ends what comes after.
 func TestMoveWithoutRoutePause(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := startFleet(t)
 	const grace = 10 * time.Second
-	mover, err := f.Mover(&cutover.Config{NoRoutePause: true, DrainGrace: grace, WindowBudget: 30 * time.Second})
+	mover, err := f.Mover(&cutover.Config{NoRoutePause: true, QuiesceGrace: grace, WindowBudget: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +50,8 @@ func TestMoveWithoutRoutePause(t *testing.T) {
 		t.Error("the direct client never wrote")
 	}
 	for _, s := range rep.Steps {
-		if s.Step == cutover.StepDrain && s.Duration >= grace/2 {
-			t.Errorf("the drain took %s of its %s grace: it waited for a quiet spell nothing would bring\n%s", s.Duration, grace, rep)
+		if s.Step == cutover.StepQuiesce && s.Duration >= grace/2 {
+			t.Errorf("the quiesce step took %s of its %s grace: it waited for a quiet spell nothing would bring\n%s", s.Duration, grace, rep)
 		}
 	}
 	if route, err := f.Routes.Resolve(ctx, "acme"); err != nil || route.Instance != "pg-b" {

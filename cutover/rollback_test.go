@@ -57,7 +57,7 @@ func TestFailureInEachStepRollsBack(t *testing.T) {
 	ctx := context.Background()
 	f := startFleet(t)
 	steps := []cutover.Step{cutover.StepPlan, cutover.StepPreflight, cutover.StepStream, cutover.StepCatchUp,
-		cutover.StepPause, cutover.StepDrain, cutover.StepFence, cutover.StepBarrier, cutover.StepWaitTarget,
+		cutover.StepPause, cutover.StepQuiesce, cutover.StepFence, cutover.StepBarrier, cutover.StepWaitTarget,
 		cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepSwitch}
 	w := cutovertest.StartWorkload(f.Router, "acme", 2)
 	defer w.Stop()

@@ -64,7 +64,7 @@ func (r *run) table() (before, window, after []stepDef) {
 		window = append(window, stepDef{step: StepPause, journal: journalStart, startDetail: r.pauseRecord, run: r.pause})
 	}
 	window = append(window,
-		stepDef{step: StepDrain, journal: journalFailure, run: r.drain},
+		stepDef{step: StepQuiesce, journal: journalFailure, run: r.quiesce},
 		stepDef{step: StepFence, journal: journalStart, startDetail: r.fenceRecords, run: r.fence},
 		stepDef{step: StepBarrier, journal: journalFailure, run: r.barrier},
 		stepDef{step: StepWaitTarget, journal: journalFailure, run: r.waitTarget})

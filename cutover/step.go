@@ -11,7 +11,7 @@ const (
 	StepStream        Step = "stream"         // start (or resume) the replica stream
 	StepCatchUp       Step = "catch_up"       // wait until lag is small enough for a short window
 	StepPause         Step = "pause"          // window opens: routes hold new work
-	StepDrain         Step = "drain"          // in-flight work finishes (bounded grace)
+	StepQuiesce       Step = "quiesce"        // in-flight work finishes (bounded grace)
 	StepFence         Step = "fence"          // no write can commit on the source any more
 	StepBarrier       Step = "barrier"        // the source's position after the fence
 	StepWaitTarget    Step = "wait_target"    // the target has applied the barrier

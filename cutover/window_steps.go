@@ -55,20 +55,20 @@ func (r *run) epochs(inst fleet.Instance, paused bool, ahead int64) epochDetail 
 	return d
 }
 
-// drain waits, up to DrainGrace, until no client session on the source
+// quiesce waits, up to QuiesceGrace, until no client session on the source
 // databases has been starting, inside a transaction or running a
-// statement for Config.DrainQuiet: the work the paused routes let in has
+// statement for Config.QuietSpell: the work the paused routes let in has
 // finished. What is still running then is ended by the fence. Without a
 // route pause (NoRoutePause) nothing holds new work, so no quiet spell is
-// waited for: the drain ends at the first moment nothing runs.
-func (r *run) drain(ctx context.Context) (any, error) {
-	if r.m.cfg.DrainGrace < 0 {
+// waited for: the step ends at the first moment nothing runs.
+func (r *run) quiesce(ctx context.Context) (any, error) {
+	if r.m.cfg.QuiesceGrace < 0 {
 		return nil, nil
 	}
 	dbs := r.databases()
 	busy := 0
 	err := r.admin.do(ctx, r.src, dbs, func(conn *pgx.Conn) error {
-		deadline := time.Now().Add(r.m.cfg.DrainGrace)
+		deadline := time.Now().Add(r.m.cfg.QuiesceGrace)
 		for {
 			var quietUS int64
 			// Busy: sessions in a transaction or a statement, and
@@ -85,7 +85,7 @@ func (r *run) drain(ctx context.Context) (any, error) {
 				dbs).Scan(&busy, &quietUS); err != nil {
 				return fmt.Errorf("count in-flight sessions: %w", err)
 			}
-			quiet, want := time.Duration(quietUS)*time.Microsecond, r.m.cfg.DrainQuiet
+			quiet, want := time.Duration(quietUS)*time.Microsecond, r.m.cfg.QuietSpell
 			if r.m.cfg.NoRoutePause {
 				quiet = want
 			}

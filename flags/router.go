@@ -525,7 +525,7 @@ func (r *Router) Do(ctx context.Context, tenantID string, fn func(*pgxpool.Conn)
 // application's own monitoring and shutdown: a cutover does not read it
 // (it cannot see the Routers of other processes); after pausing the route
 // it waits for the source database's sessions to go idle instead (see
-// cutover.Config.DrainGrace), which counts every client.
+// cutover.Config.QuiesceGrace), which counts every client.
 func (r *Router) InFlight(tenantID string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

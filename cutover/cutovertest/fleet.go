@@ -252,27 +252,27 @@ func (f *Fleet) poolConfig(_ context.Context, r flags.Route) (*pgxpool.Config, e
 
 // Mover returns a Mover over the control database's catalog, routes and
 // journal; cfg may set the rest (its Catalog, Publisher, Routes and
-// Journal are replaced). Under the race detector, a DrainQuiet left at 0
-// is RaceDrainQuiet instead of the library's default.
+// Journal are replaced). Under the race detector, a QuietSpell left at 0
+// is RaceQuietSpell instead of the library's default.
 func (c *Control) Mover(cfg *cutover.Config) (*cutover.Mover, error) {
 	var mc cutover.Config
 	if cfg != nil {
 		mc = *cfg
 	}
 	mc.Catalog, mc.Publisher, mc.Routes, mc.Journal = c.Catalog, c.Publisher, c.Routes, c.Journal
-	if raceDetector && mc.DrainQuiet == 0 {
-		mc.DrainQuiet = RaceDrainQuiet
+	if raceDetector && mc.QuietSpell == 0 {
+		mc.QuietSpell = RaceQuietSpell
 	}
 	return cutover.New(&mc)
 }
 
-// RaceDrainQuiet is the drain's quiet spell (cutover.Config.DrainQuiet)
+// RaceQuietSpell is the quiesce step's quiet spell (cutover.Config.QuietSpell)
 // of the Movers a Control makes under the race detector: there, on a
 // loaded machine, a workload's goroutine can wait tens of milliseconds
 // between Router.Acquire and its statement (and a Router learn of a
 // pause that late), longer than the library's default allows for, and
 // the fence would fail that statement.
-const RaceDrainQuiet = 250 * time.Millisecond
+const RaceQuietSpell = 250 * time.Millisecond
 
 // AddTenant creates database db on the instance, runs schema in it (plus
 // WorkloadSchema), and registers the tenant.
