@@ -196,24 +196,14 @@ func (c *Config) withDefaults() (Config, error) {
 	if out.Fences == nil {
 		out.Fences = []Fence{DatabaseFence{}}
 	}
-	if out.WindowBudget == 0 {
-		out.WindowBudget = WindowBudgetDefault
-	}
-	if out.CatchUpLag == 0 {
-		out.CatchUpLag = CatchUpLagDefault
-	}
-	if out.CatchUpTimeout == 0 {
-		out.CatchUpTimeout = CatchUpTimeoutDefault
-	}
-	if out.LockWait == 0 {
-		out.LockWait = LockWaitDefault
-	}
+	out.WindowBudget = cmp.Or(out.WindowBudget, WindowBudgetDefault)
+	out.CatchUpLag = cmp.Or(out.CatchUpLag, CatchUpLagDefault)
+	out.CatchUpTimeout = cmp.Or(out.CatchUpTimeout, CatchUpTimeoutDefault)
+	out.LockWait = cmp.Or(out.LockWait, LockWaitDefault)
 	if out.QuiesceGrace == 0 {
 		out.QuiesceGrace = min(QuiesceGraceDefault, out.WindowBudget/2)
 	}
-	if out.QuietSpell == 0 {
-		out.QuietSpell = QuietSpellDefault
-	}
+	out.QuietSpell = cmp.Or(out.QuietSpell, QuietSpellDefault)
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -1,6 +1,7 @@
 package flags
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -199,18 +200,10 @@ func NewPostgresProvider(ctx context.Context, connString string, cfg *PostgresCo
 	if cfg != nil {
 		o = *cfg
 	}
-	if o.Schema == "" {
-		o.Schema = fleet.SchemaDefault
-	}
-	if o.PingInterval == 0 {
-		o.PingInterval = PingIntervalDefault
-	}
-	if o.RouteCacheSize == 0 {
-		o.RouteCacheSize = RouteCacheSizeDefault
-	}
-	if o.FetchTimeout == 0 {
-		o.FetchTimeout = FetchTimeoutDefault
-	}
+	o.Schema = cmp.Or(o.Schema, fleet.SchemaDefault)
+	o.PingInterval = cmp.Or(o.PingInterval, PingIntervalDefault)
+	o.RouteCacheSize = cmp.Or(o.RouteCacheSize, RouteCacheSizeDefault)
+	o.FetchTimeout = cmp.Or(o.FetchTimeout, FetchTimeoutDefault)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -1,6 +1,7 @@
 package flags
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -261,21 +262,11 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 		open:        map[*routePool]bool{},
 		budgets:     map[string]*instanceBudget{},
 	}
-	if r.holdLimit == 0 {
-		r.holdLimit = HoldLimitDefault
-	}
-	if r.poll == 0 {
-		r.poll = PollIntervalDefault
-	}
-	if r.maxAge == 0 {
-		r.maxAge = RouteMaxAgeDefault
-	}
-	if r.maxConns == 0 {
-		r.maxConns = MaxConnsPerInstanceDefault
-	}
-	if r.idleTimeout == 0 {
-		r.idleTimeout = PoolIdleTimeoutDefault
-	}
+	r.holdLimit = cmp.Or(r.holdLimit, HoldLimitDefault)
+	r.poll = cmp.Or(r.poll, PollIntervalDefault)
+	r.maxAge = cmp.Or(r.maxAge, RouteMaxAgeDefault)
+	r.maxConns = cmp.Or(r.maxConns, MaxConnsPerInstanceDefault)
+	r.idleTimeout = cmp.Or(r.idleTimeout, PoolIdleTimeoutDefault)
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}

@@ -1,6 +1,7 @@
 package fleetjobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -102,15 +103,9 @@ func (c *Config) validate() error {
 // withDefaults returns a copy of a valid c with every default filled in.
 func (c *Config) withDefaults() Config {
 	d := *c
-	if d.MoveTimeout == 0 {
-		d.MoveTimeout = MoveTimeoutDefault
-	}
-	if d.RetireTimeout == 0 {
-		d.RetireTimeout = RetireTimeoutDefault
-	}
-	if d.BusySnooze == 0 {
-		d.BusySnooze = BusySnoozeDefault
-	}
+	d.MoveTimeout = cmp.Or(d.MoveTimeout, MoveTimeoutDefault)
+	d.RetireTimeout = cmp.Or(d.RetireTimeout, RetireTimeoutDefault)
+	d.BusySnooze = cmp.Or(d.BusySnooze, BusySnoozeDefault)
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
