@@ -126,15 +126,8 @@ func (v *catalogView) instance(ctx context.Context, id string, fresh bool) (flee
 // sharing one catalog call among concurrent callers.
 func (v *catalogView) locate(ctx context.Context, tenantID string) (fleet.Tenant, error) {
 	if v.ttl > 0 {
-		v.mu.Lock()
-		c, ok := v.located.get(tenantID)
-		fresh := ok && time.Since(c.at) < v.ttl
-		if ok && !fresh {
-			v.located.remove(tenantID)
-		}
-		v.mu.Unlock()
-		if fresh {
-			return c.v.tenant, c.v.err
+		if c, fresh := freshIn(v, v.located, tenantID); fresh {
+			return c.tenant, c.err
 		}
 	}
 	res, err := v.shared(ctx, "t:"+tenantID, func(ctx context.Context) (any, error) {
@@ -210,15 +203,8 @@ func (v *catalogView) checkMany(ctx context.Context, routes []TenantRoute) []err
 func (v *catalogView) check(ctx context.Context, route Route) error {
 	key := refusalKey{route.Instance, route.Endpoint.Endpoint}
 	if v.cacheRefusals && v.ttl > 0 {
-		v.mu.Lock()
-		c, ok := v.refusals.get(key)
-		fresh := ok && time.Since(c.at) < v.ttl
-		if ok && !fresh {
-			v.refusals.remove(key)
-		}
-		v.mu.Unlock()
-		if fresh {
-			return c.v
+		if refused, fresh := freshIn(v, v.refusals, key); fresh {
+			return refused
 		}
 	}
 	inst, err := v.instance(ctx, route.Instance, false)
@@ -242,6 +228,22 @@ func (v *catalogView) check(ctx context.Context, route Route) error {
 		v.mu.Unlock()
 	}
 	return refusal
+}
+
+// freshIn returns k's answer in cache if it is younger than the view's
+// ttl, and drops it if it is older.
+func freshIn[K comparable, V any](v *catalogView, cache *lru[K, cached[V]], k K) (V, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := cache.get(k)
+	if ok && time.Since(c.at) < v.ttl {
+		return c.v, true
+	}
+	if ok {
+		cache.remove(k)
+	}
+	var zero V
+	return zero, false
 }
 
 func sameEndpoint(inst fleet.Instance, route Route) bool {

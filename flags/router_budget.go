@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/daisychain-db/daisychain/internal/pgclose"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -260,8 +261,4 @@ func (b *instanceBudget) remove(rp *routePool) {
 
 // closeConn closes a pooled connection that is not in use, so that the
 // pool drops it when it is released.
-func closeConn(c *pgx.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = c.Close(ctx)
-}
+func closeConn(c *pgx.Conn) { pgclose.Conn(c, time.Second) }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/daisychain-db/daisychain/internal/pgclose"
 	"github.com/daisychain-db/daisychain/internal/pgretry"
 )
 
@@ -59,13 +60,7 @@ func connect(ctx context.Context, ci conninfo, what string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-func closeConn(conn *pgx.Conn) {
-	if conn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(ctx)
-	}
-}
+func closeConn(conn *pgx.Conn) { pgclose.Conn(conn, 5*time.Second) }
 
 // sqlState returns the SQLSTATE of a server error, or "".
 func sqlState(err error) string {

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/daisychain-db/daisychain/internal/connstring"
+	"github.com/daisychain-db/daisychain/internal/pgclose"
 	"github.com/daisychain-db/daisychain/internal/pgretry"
 	"github.com/daisychain-db/daisychain/replica"
 )
@@ -53,13 +54,7 @@ func (s *source) connect(ctx context.Context) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-func closeConn(conn *pgx.Conn) {
-	if conn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(ctx)
-	}
-}
+func closeConn(conn *pgx.Conn) { pgclose.Conn(conn, 5*time.Second) }
 
 // retry runs op until it succeeds, fails permanently, or maxElapsed or
 // ctx ends, with exponential backoff between tries.
