@@ -59,10 +59,8 @@ func Measure(ctx context.Context, catalog fleet.Catalog, opts *MeasureOpts) (*Sn
 	if o.Concurrency == 0 {
 		o.Concurrency = MeasureConcurrencyDefault
 	}
-	switch o.Files {
-	case fleet.FileCountingAuto, fleet.FileCountingDataDirectory, fleet.FileCountingPerDatabase:
-	default:
-		return nil, fmt.Errorf("%w: MeasureOpts.Files %q is not a fleet.FileCounting", ErrInvalid, o.Files)
+	if err := o.Files.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: MeasureOpts.Files: %w", ErrInvalid, err)
 	}
 	instances, err := catalog.Instances(ctx)
 	if err != nil {
@@ -156,8 +154,6 @@ func measureInstance(ctx context.Context, catalog fleet.Catalog, iu *InstanceUsa
 				t.ID, fleet.ErrDatabaseNotFound, t.Database, inst)
 		}
 		iu.Tenants[i] = TenantUsage{ID: t.ID, Usage: u}
-	}
-	for _, t := range tenants {
 		delete(on, t.Database)
 	}
 	for _, u := range m.Databases {
@@ -165,19 +161,8 @@ func measureInstance(ctx context.Context, catalog fleet.Catalog, iu *InstanceUsa
 			iu.Other = append(iu.Other, u)
 		}
 	}
-	var uncounted []string
-	for _, t := range iu.Tenants {
-		if t.FilesUncounted {
-			uncounted = append(uncounted, t.Database)
-		}
-	}
-	for _, u := range iu.Other {
-		if u.FilesUncounted {
-			uncounted = append(uncounted, u.Database)
-		}
-	}
 	// A threshold that holds without them may not hold on disk.
-	return fleet.FilesUncountedError(inst, uncounted)
+	return fleet.FilesUncountedError(inst, m.Held().FilesUncounted)
 }
 
 // measure measures, for one pass of the runner, the instances with the

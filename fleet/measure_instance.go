@@ -37,6 +37,17 @@ const (
 	FileCountingPerDatabase FileCounting = "per_database"
 )
 
+// Validate refuses a FileCounting that is none of the above, naming
+// them.
+func (f FileCounting) Validate() error {
+	switch f {
+	case FileCountingAuto, FileCountingDataDirectory, FileCountingPerDatabase:
+		return nil
+	}
+	return fmt.Errorf("%w: %q is not a FileCounting: use %q, %q or leave it empty",
+		ErrInvalid, string(f), FileCountingDataDirectory, FileCountingPerDatabase)
+}
+
 // UsageConcurrencyDefault is how many databases are connected to at once
 // when counting per database unless UsageOpts says otherwise.
 const UsageConcurrencyDefault = 4

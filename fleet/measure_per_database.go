@@ -70,7 +70,7 @@ func countPerDatabase(ctx context.Context, inst Instance, admin *pgx.ConnConfig,
 			err := countInDatabase(ctx, admin, u.Database, &f, &t)
 			var pgErr *pgconn.PgError
 			switch {
-			case errors.As(err, &pgErr) && pgErr.Code == "3D000": // dropped
+			case isUndefinedDatabase(err): // dropped
 				gone[i] = true
 			case errors.As(err, &pgErr) && pgErr.Code == "55000": // not accepting connections: fenced
 				u.FilesUncounted = files

@@ -137,11 +137,8 @@ func (o *UsageOpts) withDefaults() (UsageOpts, error) {
 	if c.Concurrency == 0 {
 		c.Concurrency = UsageConcurrencyDefault
 	}
-	switch c.Files {
-	case FileCountingAuto, FileCountingDataDirectory, FileCountingPerDatabase:
-	default:
-		return c, fmt.Errorf("%w: UsageOpts.Files %q is not a FileCounting: use %q, %q or leave it empty",
-			ErrInvalid, c.Files, FileCountingDataDirectory, FileCountingPerDatabase)
+	if err := c.Files.Validate(); err != nil {
+		return c, fmt.Errorf("UsageOpts.Files: %w", err)
 	}
 	return c, nil
 }
