@@ -95,3 +95,26 @@ func journaledPlan(id string, entries []Entry) (p plan, found bool, err error) {
 	}
 	return p, found && p.Move != "", nil
 }
+
+// Planned is what a journal's plan says a move or a conversion moves: for
+// callers that decide by a journal, such as a job queue's worker that must
+// not take a move ID reused for another tenant for the move it asks for.
+type Planned struct {
+	// Conversion is true for a conversion's plan.
+	Conversion bool
+	// A move's tenant and instances.
+	Tenant, Source, Target string
+	// A conversion's instance and the instance it becomes.
+	Instance, NewInstance string
+}
+
+// PlannedIn reads the plan of a move or a conversion from its journal's
+// entries (Journal.Entries); found is false when no plan was recorded.
+func PlannedIn(moveID string, entries []Entry) (_ Planned, found bool, _ error) {
+	p, found, err := journaledPlan(moveID, entries)
+	if err != nil || !found {
+		return Planned{}, false, err
+	}
+	return Planned{Conversion: p.convert(), Tenant: p.Tenant, Source: p.Source, Target: p.Target,
+		Instance: p.Instance, NewInstance: p.NewInstance}, true, nil
+}

@@ -2,7 +2,6 @@ package fleetjobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -24,19 +23,10 @@ func (s moveState) String() string {
 	return [...]string{"absent", "open", "done", "rolled back"}[s]
 }
 
-// journaledMove is what a move's plan entry says it moves: the fields of
-// the plan's Detail that a job's arguments must match.
-type journaledMove struct {
-	// Kind is "convert" for a conversion's plan, empty for a move's.
-	Kind   string `json:"kind"`
-	Tenant string `json:"tenant"`
-	Target string `json:"target"`
-}
-
 // journalState reads the move's journal: its state and, once planned,
 // what it moves. A journal of another kind (a chain's) is an error
 // wrapping cutover.ErrNotAMove.
-func journalState(ctx context.Context, j cutover.Journal, moveID string) (moveState, *journaledMove, error) {
+func journalState(ctx context.Context, j cutover.Journal, moveID string) (moveState, *cutover.Planned, error) {
 	entries, err := j.Entries(ctx, moveID)
 	if errors.Is(err, cutover.ErrMoveNotFound) {
 		return moveAbsent, nil, nil
@@ -50,14 +40,11 @@ func journalState(ctx context.Context, j cutover.Journal, moveID string) (moveSt
 	if k := entries[0].Kind; k != "" && k != cutover.KindMove {
 		return 0, nil, fmt.Errorf("%w: %s is a %s", cutover.ErrNotAMove, moveID, k)
 	}
-	var planned *journaledMove
-	for _, e := range entries {
-		if e.Step == cutover.StepPlan && e.Status == cutover.StatusFinished {
-			planned = new(journaledMove)
-			if err := json.Unmarshal(e.Detail, planned); err != nil {
-				return 0, nil, fmt.Errorf("the journaled plan of %s is unreadable: %w", moveID, err)
-			}
-		}
+	var planned *cutover.Planned
+	if p, found, err := cutover.PlannedIn(moveID, entries); err != nil {
+		return 0, nil, err
+	} else if found {
+		planned = &p
 	}
 	last := entries[len(entries)-1]
 	switch {
@@ -70,17 +57,17 @@ func journalState(ctx context.Context, j cutover.Journal, moveID string) (moveSt
 	}
 }
 
-// check says whether the journaled move is the one args ask for: a
-// move ID reused for another tenant or target must not pass for done.
-func (m *journaledMove) check(moveID string, args MoveArgs) error {
+// checkPlanned says whether the journaled move is the one args ask for:
+// a move ID reused for another tenant or target must not pass for done.
+func checkPlanned(p *cutover.Planned, moveID string, args MoveArgs) error {
 	switch {
-	case m == nil:
+	case p == nil:
 		return nil // not planned yet: Resume rolls it back, Move refuses the ID
-	case m.Kind != "":
+	case p.Conversion:
 		return fmt.Errorf("%w: %s is a conversion", cutover.ErrNotAMove, moveID)
-	case m.Tenant != args.Tenant || m.Target != args.Target:
+	case p.Tenant != args.Tenant || p.Target != args.Target:
 		return fmt.Errorf("%w: the journal's %s moves %s to %s, the job asks for %s to %s",
-			ErrMoveIDConflict, moveID, m.Tenant, m.Target, args.Tenant, args.Target)
+			ErrMoveIDConflict, moveID, p.Tenant, p.Target, args.Tenant, args.Target)
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ func (w *moveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 	}
 	state, planned, err := journalState(ctx, w.cfg.Journal, a.MoveID)
 	if err == nil {
-		err = planned.check(a.MoveID, a)
+		err = checkPlanned(planned, a.MoveID, a)
 	}
 	if err != nil {
 		return w.settle(err)
