@@ -109,18 +109,16 @@ func (r Route) String() string {
 // ErrInvalidRoute, or nil.
 func (r Route) Validate() error {
 	var errs []string
-	if r.Instance == "" {
-		errs = append(errs, "instance is empty")
+	// Bounded, and without control characters (six bytes each in JSON),
+	// so that a route fits in a notification (see PublishMany).
+	if err := idcheck.Check("instance", r.Instance); err != nil {
+		errs = append(errs, err.Error())
 	}
-	if r.Endpoint.Host == "" || len(r.Endpoint.Host) > 255 {
-		errs = append(errs, fmt.Sprintf("endpoint host must be 1 to 255 bytes, got %d", len(r.Endpoint.Host)))
+	if r.Endpoint.Host == "" || len(r.Endpoint.Host) > 255 || idcheck.HasControl(r.Endpoint.Host) {
+		errs = append(errs, fmt.Sprintf("endpoint host must be 1 to 255 bytes without control characters, got %d bytes", len(r.Endpoint.Host)))
 	}
-	// Bounded so that a route fits in a notification (see PublishMany).
-	if len(r.Instance) > idcheck.MaxLen {
-		errs = append(errs, fmt.Sprintf("instance must be at most %d bytes, got %d", idcheck.MaxLen, len(r.Instance)))
-	}
-	if len(r.Move) > 512 {
-		errs = append(errs, fmt.Sprintf("move must be at most 512 bytes, got %d", len(r.Move)))
+	if len(r.Move) > 512 || idcheck.HasControl(r.Move) {
+		errs = append(errs, fmt.Sprintf("move must be at most 512 bytes without control characters, got %d bytes", len(r.Move)))
 	}
 	if r.Endpoint.Port <= 0 || r.Endpoint.Port > 65535 {
 		errs = append(errs, fmt.Sprintf("endpoint port %d is outside 1..65535", r.Endpoint.Port))

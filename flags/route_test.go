@@ -106,6 +106,11 @@ func TestRouteValidateLimits(t *testing.T) {
 		{"database", false, func(r *flags.Route) { r.Endpoint.Database = "tenant\x00_1" }},
 		{"move", true, func(r *flags.Route) { r.Move = strings.Repeat("m", 512) }},
 		{"move", false, func(r *flags.Route) { r.Move = strings.Repeat("m", 513) }},
+		// Control characters take six bytes each in a notification's
+		// JSON: a route of them would not fit PublishMany's payload.
+		{"instance", false, func(r *flags.Route) { r.Instance = "pg\x01a" }},
+		{"host", false, func(r *flags.Route) { r.Endpoint.Host = "10.0.0.1\x01" }},
+		{"move", false, func(r *flags.Route) { r.Move = strings.Repeat("\x01", 512) }},
 		{"epoch", true, func(r *flags.Route) { r.Epoch = 0 }},
 		{"epoch", false, func(r *flags.Route) { r.Epoch = -1 }},
 	} {

@@ -16,8 +16,14 @@ const MaxLen = 200
 // (as in "tenant ID") and says the rule. Callers wrap it in their own
 // package's sentinel.
 func Check(field, id string) error {
-	if id == "" || len(id) > MaxLen || strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if id == "" || len(id) > MaxLen || HasControl(id) {
 		return fmt.Errorf("%s %q must be 1 to %d bytes without control characters", field, id, MaxLen)
 	}
 	return nil
+}
+
+// HasControl reports whether s holds a control character (which would
+// break a log line, and takes six bytes in JSON).
+func HasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
