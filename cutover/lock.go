@@ -174,7 +174,7 @@ func describeConflicts(e *LockConflictError) error {
 			errs = append(errs, fmt.Errorf("lock %q is held by %s", c.Lock.Key, holder))
 		}
 	}
-	return errors.Join(errs...)
+	return joinSome(errs)
 }
 
 // memoryLocks are a MemoryJournal's locks, within this process.
@@ -297,8 +297,30 @@ func (j *PostgresJournal) TryLock(ctx context.Context, holder string, locks ...L
 }
 
 // conflicts names the holders of the refused locks, as far as
-// pg_stat_activity shows them.
+// pg_stat_activity shows them, in one query whatever their number (a
+// conversion of a thousand tenants refuses a thousand and one).
 func (j *PostgresJournal) conflicts(ctx context.Context, conn *pgx.Conn, locks []Lock, refused []string) []LockConflict {
+	type holder struct {
+		shared bool
+		app    *string
+	}
+	holders := map[string]holder{}
+	rows, err := conn.Query(ctx, `SELECT DISTINCT ON (u.k) u.k, l.mode = 'ShareLock', a.application_name
+		FROM unnest($1::text[]) AS u(k)
+		JOIN pg_locks l ON `+fmt.Sprintf(advisoryKey, "u.k")+`
+		LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.granted AND l.pid <> pg_backend_pid()
+		ORDER BY u.k, l.mode = 'ExclusiveLock' DESC`, refused)
+	if err == nil {
+		for rows.Next() {
+			var k string
+			var h holder
+			if rows.Scan(&k, &h.shared, &h.app) == nil {
+				holders[k] = h
+			}
+		}
+		rows.Close()
+	}
 	isRefused := map[string]bool{}
 	for _, k := range refused {
 		isRefused[k] = true
@@ -309,13 +331,11 @@ func (j *PostgresJournal) conflicts(ctx context.Context, conn *pgx.Conn, locks [
 			continue
 		}
 		c := LockConflict{Lock: l}
-		var app *string
-		err := conn.QueryRow(ctx, `SELECT l.mode = 'ShareLock', a.application_name
-			FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-			WHERE `+fmt.Sprintf(advisoryKey, "$1::text")+` AND l.granted AND l.pid <> pg_backend_pid()
-			ORDER BY l.mode = 'ExclusiveLock' DESC LIMIT 1`, l.Key).Scan(&c.HolderShared, &app)
-		if err == nil && app != nil {
-			c.Holder = strings.TrimPrefix(*app, lockApplicationPrefix)
+		if h, ok := holders[l.Key]; ok {
+			c.HolderShared = h.shared
+			if h.app != nil {
+				c.Holder = strings.TrimPrefix(*h.app, lockApplicationPrefix)
+			}
 		}
 		out = append(out, c)
 	}
