@@ -87,3 +87,13 @@ func Retry(ctx context.Context, maxElapsed, initial time.Duration, transient fun
 		return err
 	}, backoff.WithContext(b, ctx))
 }
+
+// Poll paces a wait that looks again and again: from initial, doubling,
+// to at most max, for as long as the wait goes on.
+func Poll(initial, max time.Duration) *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = initial, max, 0
+	b.RandomizationFactor = 0
+	b.Reset()
+	return b
+}

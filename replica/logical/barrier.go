@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/daisychain-db/daisychain/internal/pgretry"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -68,7 +69,7 @@ func (s *stream) Barrier(ctx context.Context) (replica.Position, error) {
 // Once WaitFor has succeeded, the WAL guard is off for this handle: the
 // cutover is in its window, and it finishes or aborts the stream.
 func (s *stream) WaitFor(ctx context.Context, pos replica.Position) error {
-	poll := pollBackoff(min(s.e.poll, 10*time.Millisecond), 100*time.Millisecond)
+	poll := pgretry.Poll(min(s.e.poll, 10*time.Millisecond), 100*time.Millisecond)
 	var silentSince time.Time
 	for {
 		phase, err := s.state()

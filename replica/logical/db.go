@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -134,14 +133,4 @@ func formatStatement(ctx context.Context, q querier, format string, args ...stri
 	var stmt string
 	err := q.QueryRow(ctx, "SELECT format($1"+strings.Join(params, "")+")", values...).Scan(&stmt)
 	return stmt, err
-}
-
-// pollBackoff paces a wait that looks again and again: from initial,
-// doubling, to at most max, for as long as the wait goes on.
-func pollBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = initial, max, 0
-	b.RandomizationFactor = 0
-	b.Reset()
-	return b
 }

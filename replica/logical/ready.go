@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/daisychain-db/daisychain/internal/pgretry"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -31,7 +32,7 @@ func (s *stream) Ready(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.e.ready)
 	defer cancel()
-	poll := pollBackoff(10*time.Millisecond, 500*time.Millisecond)
+	poll := pgretry.Poll(10*time.Millisecond, 500*time.Millisecond)
 	for {
 		missing := s.missingConnection(rctx)
 		if missing == "" {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/daisychain-db/daisychain/replica"
@@ -89,10 +88,7 @@ func endOfLastRecord(insert replica.Position, block, segment int64) replica.Posi
 // still exists on the source (replica.ErrSlotLost otherwise).
 func (cv *Conversion) WaitFor(ctx context.Context, pos replica.Position) error {
 	// From 5 ms, doubling, to the poll interval, for as long as it waits.
-	poll := backoff.NewExponentialBackOff()
-	poll.InitialInterval, poll.MaxInterval, poll.MaxElapsedTime = min(cv.poll, 5*time.Millisecond), cv.poll, 0
-	poll.RandomizationFactor = 0
-	poll.Reset()
+	poll := pgretry.Poll(min(cv.poll, 5*time.Millisecond), cv.poll)
 	var conn *pgx.Conn
 	defer func() { closeConn(conn) }()
 	lastSlotCheck := time.Now()

@@ -17,7 +17,7 @@ import (
 // barrier, promote.
 func Example() {
 	ctx := context.Background()
-	// Preflight wants the source to bound the WAL a slot may keep.
+	// localpg bounds the WAL a slot may keep, as Preflight requires.
 	src, err := localpg.Start(ctx, &localpg.Config{Name: "old"})
 	if err != nil {
 		log.Fatal(err)
