@@ -49,15 +49,19 @@ func (m *Mover) publishRoute(ctx context.Context, tr *tenantRoute, inst fleet.In
 	if errors.Is(err, flags.ErrStaleEpoch) {
 		// A try whose acknowledgement was lost may have committed this
 		// very route, or an earlier Publish of this move a later epoch.
-		if cur, found, rerr := m.readPublished(ctx, tr.tenant); rerr == nil && found && cur.Move == tr.move {
-			switch {
-			case cur == route:
-				err = nil
-			case cur.Epoch > tr.epoch:
-				tr.epoch = cur.Epoch
-				route.Epoch = tr.epoch + 1
-				err = m.publish(ctx, tr.tenant, route)
-			}
+		cur, found, rerr := m.readPublished(ctx, tr.tenant)
+		switch {
+		case rerr != nil || !found:
+		case cur.Move != tr.move:
+			// Another mover's route: this move's is not there, and a
+			// rollback must not put it back over the other's.
+			tr.touched = false
+		case cur == route:
+			err = nil
+		case cur.Epoch > tr.epoch:
+			tr.epoch = cur.Epoch
+			route.Epoch = tr.epoch + 1
+			err = m.publish(ctx, tr.tenant, route)
 		}
 	}
 	if errors.Is(err, flags.ErrStaleEpoch) {
