@@ -611,9 +611,18 @@ func TestSlotLost(t *testing.T) {
 	src := localpgtest.Start(t, &localpg.Config{Name: "src", Settings: map[string]string{"max_slot_wal_keep_size": "1MB"}})
 	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
+	ctx := testCtx(t, 2*time.Minute)
+	// With the guard at its default limit, preflight says that the
+	// source's bound (1 MB) will act first.
+	report, err := provider.Preflight(ctx, spec("lost", src, "t", dst, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(report.Notes, func(n string) bool { return strings.Contains(n, "max_slot_wal_keep_size (1 MB) is below") }) {
+		t.Errorf("preflight notes %q: want one saying max_slot_wal_keep_size is below the stream's WAL limit", report.Notes)
+	}
 	sp := spec("lost", src, "t", dst, "t")
 	sp.MaxRetainedWAL = -1 // the stream's own guard is off: the source's bound acts
-	ctx := testCtx(t, 2*time.Minute)
 	st := startStreaming(t, sp)
 	execSQL(t, dst, "t", `DO $$ BEGIN EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', (SELECT subname FROM pg_subscription
 		WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()))); END $$`)
