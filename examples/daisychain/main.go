@@ -89,11 +89,11 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 	}
 	chain := []string{"pg-1", "pg-2", "pg-3"}
 	say("starting local PostgreSQL instances: control, %v and the spare pg-s ...", chain)
-	local, err := startLocal(ctx, append(slices.Clone(chain), "pg-s"))
+	local, err := host.StartLocal(ctx, append(slices.Clone(chain), "pg-s")...)
 	if err != nil {
 		return summary{}, err
 	}
-	defer local.close()
+	defer local.Close()
 	replicas := &localReplicas{Converter: physical.Converter{
 		// The replica's roles and passwords are its source's; a password
 		// in its config makes localpg authenticate TCP with SCRAM.
@@ -101,7 +101,7 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 	}}
 	defer replicas.close()
 	h, err := host.Open(ctx, host.Config{
-		Control: local.control, Instances: local.instances,
+		Control: local.Control, Instances: local.Instances,
 		Limits:    fleet.Limits{MaxFiles: 4000, MaxTenants: 20},
 		Converter: replicas, WindowBudget: 30 * time.Second,
 	})
@@ -123,7 +123,7 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 				CREATE INDEX events_account ON events (account_id);
 				INSERT INTO accounts (name) SELECT 'a' || g FROM generate_series(1, 50) g;
 				INSERT INTO events (account_id, body) SELECT 1 + g %% 50, repeat('e', 100) FROM generate_series(1, %d) g;`, rows)
-			if err := local.addTenant(ctx, h, id, inst, schema); err != nil {
+			if err := addTenant(ctx, local, h, id, inst, schema); err != nil {
 				return summary{}, err
 			}
 			tenants = append(tenants, id)

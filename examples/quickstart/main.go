@@ -40,7 +40,6 @@ import (
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/examples/internal/host"
 	"github.com/daisychain-db/daisychain/fleet"
-	"github.com/daisychain-db/daisychain/localpg"
 )
 
 // options are the command line.
@@ -244,34 +243,24 @@ func run(ctx context.Context, out io.Writer, o options) (result, error) {
 	return res, nil
 }
 
-// startLocal starts throwaway instances and fills o with their connection
+// startLocal starts throwaway instances, creates the tenant's database
+// with the shop schema on o.From, and fills o with their connection
 // strings, as a user's configuration would.
 func startLocal(ctx context.Context, o *options) (stop func(), err error) {
-	var started []*localpg.Instance
-	stop = func() {
-		for _, inst := range started {
-			_ = inst.Close()
-		}
+	l, err := host.StartLocal(ctx, o.From, o.To)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			stop()
+			l.Close()
 		}
 	}()
-	for _, name := range []string{"control", o.From, o.To} {
-		inst, err := localpg.Start(ctx, &localpg.Config{Name: name, Password: "pw-" + name + "-secret"})
-		if err != nil {
-			return nil, err
-		}
-		started = append(started, inst)
-	}
-	if err := started[0].CreateDatabase(ctx, "daisychain"); err != nil {
+	src := l.Servers[o.From]
+	if err := src.CreateDatabase(ctx, o.Database); err != nil {
 		return nil, err
 	}
-	if err := started[1].CreateDatabase(ctx, o.Database); err != nil {
-		return nil, err
-	}
-	tenant, err := started[1].Connect(ctx, o.Database)
+	tenant, err := src.Connect(ctx, o.Database)
 	if err != nil {
 		return nil, err
 	}
@@ -279,10 +268,8 @@ func startLocal(ctx context.Context, o *options) (stop func(), err error) {
 	if _, err := tenant.Exec(ctx, shopSchema); err != nil {
 		return nil, fmt.Errorf("the tenant's shop schema: %w", err)
 	}
-	o.Control = started[0].ConnString("daisychain")
-	o.Instances[o.From] = started[1].ConnString("postgres")
-	o.Instances[o.To] = started[2].ConnString("postgres")
-	return stop, nil
+	o.Control, o.Instances = l.Control, l.Instances
+	return l.Close, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
