@@ -127,6 +127,20 @@ type Config struct {
 	// negative: do not wait.
 	LockWait time.Duration
 
+	// MovesPerSource is how many moves may run out of one instance at
+	// once, and MovesPerTarget how many into one: a move past either
+	// waits for a slot like a lock held elsewhere (LockWait), then fails
+	// with ErrInstanceBusy. The slots are locks of the journal, so with a
+	// PostgresJournal they hold across every process that shares the
+	// control database (set the same limits in each: slots are numbered,
+	// and a mover allowed N takes one of the first N). A slot goes with
+	// the move's lock session: at once when a mover's process dies. A
+	// Resume takes none (it finishes a move that had one), nor does a
+	// conversion (it has its instances to itself). Default 0: no limit;
+	// an in-process drain.Runner is bounded by its Concurrency instead.
+	MovesPerSource int
+	MovesPerTarget int
+
 	// BeforeStep, if set, runs once a step is journaled as started and
 	// before it runs. Returning an error fails the step: before the switch
 	// the move rolls back. For approvals, and for tests that force
@@ -177,6 +191,9 @@ func (c *Config) withDefaults() (Config, error) {
 		} else if _, err := recordFences([]Fence{f}, nil); err != nil {
 			bad("Fences[%d]: %v", i, err)
 		}
+	}
+	if out.MovesPerSource < 0 || out.MovesPerTarget < 0 {
+		bad("MovesPerSource is %d and MovesPerTarget %d: neither may be negative (0 means no limit)", out.MovesPerSource, out.MovesPerTarget)
 	}
 	if out.QuietSpell < 0 {
 		bad("QuietSpell is %s: it must not be negative (0 means %s)", out.QuietSpell, QuietSpellDefault)

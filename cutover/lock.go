@@ -1,6 +1,7 @@
 package cutover
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,7 +37,15 @@ type Lock struct {
 	// Shared locks of one key are held together; an exclusive one
 	// excludes every other.
 	Shared bool
+	// Slots, if above 0, makes the lock a counting one: it is taken as
+	// any one of Slots exclusive locks (SlotKey(Key, 0) to
+	// SlotKey(Key, Slots-1)), the first free, so that at most Slots
+	// holders hold it at once. Shared is then ignored.
+	Slots int
 }
+
+// SlotKey names slot i of a counting lock (Lock.Slots).
+func SlotKey(key string, i int) string { return key + "#" + strconv.Itoa(i) }
 
 // Lock keys: one mover per tenant; moves share their source and target
 // instances, which a conversion takes for itself.
@@ -44,6 +53,21 @@ func tenantLock(id string) Lock { return Lock{Key: "daisychain.tenant:" + id} }
 
 func instanceLock(id string, shared bool) Lock {
 	return Lock{Key: "daisychain.instance:" + id, Shared: shared}
+}
+
+// Move slots (Config.MovesPerSource, MovesPerTarget): counting locks of
+// the moves out of an instance and into it.
+const (
+	movesOutPrefix = "daisychain.moves-out:"
+	movesInPrefix  = "daisychain.moves-in:"
+)
+
+func movesOutLock(instance string, slots int) Lock {
+	return Lock{Key: movesOutPrefix + instance, Slots: slots}
+}
+
+func movesInLock(instance string, slots int) Lock {
+	return Lock{Key: movesInPrefix + instance, Slots: slots}
 }
 
 // LockConflict is one lock TryLock could not take.
@@ -170,6 +194,12 @@ func describeConflicts(e *LockConflictError) error {
 			}
 			errs = append(errs, fmt.Errorf("%w: instance %q is in use by %s (%s): wait for it to end",
 				ErrInstanceBusy, strings.TrimPrefix(c.Lock.Key, "daisychain.instance:"), holder, what))
+		case strings.HasPrefix(c.Lock.Key, movesOutPrefix):
+			errs = append(errs, fmt.Errorf("%w: the %d moves allowed out of instance %q at once (Config.MovesPerSource) are running: %s; wait for one to end",
+				ErrInstanceBusy, c.Lock.Slots, strings.TrimPrefix(c.Lock.Key, movesOutPrefix), holder))
+		case strings.HasPrefix(c.Lock.Key, movesInPrefix):
+			errs = append(errs, fmt.Errorf("%w: the %d moves allowed into instance %q at once (Config.MovesPerTarget) are running: %s; wait for one to end",
+				ErrInstanceBusy, c.Lock.Slots, strings.TrimPrefix(c.Lock.Key, movesInPrefix), holder))
 		default:
 			errs = append(errs, fmt.Errorf("lock %q is held by %s", c.Lock.Key, holder))
 		}
@@ -199,7 +229,17 @@ func (j *MemoryJournal) TryLock(_ context.Context, holder string, locks ...Lock)
 		j.locks = memoryLocks{}
 	}
 	var conflicts []LockConflict
+	take := make([]Lock, 0, len(locks)) // slots resolved to the free one
 	for _, l := range locks {
+		if l.Slots > 0 {
+			if free, ok := j.freeSlot(l); ok {
+				take = append(take, free)
+			} else {
+				conflicts = append(conflicts, j.slotConflict(l))
+			}
+			continue
+		}
+		take = append(take, l)
 		for _, h := range j.locks[l.Key] {
 			if !l.Shared || !h.shared {
 				conflicts = append(conflicts, LockConflict{Lock: l, Holder: h.holder, HolderShared: h.shared})
@@ -211,10 +251,31 @@ func (j *MemoryJournal) TryLock(_ context.Context, holder string, locks ...Lock)
 		return nil, &LockConflictError{Conflicts: conflicts}
 	}
 	held := &memoryHeld{j: j}
-	for _, l := range locks {
+	for _, l := range take {
 		j.locks[l.Key] = append(j.locks[l.Key], memoryHold{by: held, holder: holder, shared: l.Shared})
 	}
 	return held, nil
+}
+
+// freeSlot is the first free slot of a counting lock, as an exclusive lock.
+func (j *MemoryJournal) freeSlot(l Lock) (Lock, bool) {
+	for i := range l.Slots {
+		if k := SlotKey(l.Key, i); len(j.locks[k]) == 0 {
+			return Lock{Key: k}, true
+		}
+	}
+	return Lock{}, false
+}
+
+// slotConflict names the holders of every slot of a counting lock.
+func (j *MemoryJournal) slotConflict(l Lock) LockConflict {
+	holders := make([]string, 0, l.Slots)
+	for i := range l.Slots {
+		for _, h := range j.locks[SlotKey(l.Key, i)] {
+			holders = append(holders, h.holder)
+		}
+	}
+	return LockConflict{Lock: l, Holder: strings.Join(holders, ", ")}
 }
 
 // Check implements HeldLocks: memory locks are lost only with the process.
@@ -273,9 +334,16 @@ func (j *PostgresJournal) TryLock(ctx context.Context, holder string, locks ...L
 		return nil, fmt.Errorf("cutover: lock: %w", err)
 	}
 	closeConn := func() { _ = conn.Close(context.Background()) }
-	keys, shared := make([]string, len(locks)), make([]bool, len(locks))
-	for i, l := range locks {
-		keys[i], shared[i] = l.Key, l.Shared
+	var keys []string
+	var shared []bool
+	var plain, counting []Lock
+	for _, l := range locks {
+		if l.Slots > 0 {
+			counting = append(counting, l)
+			continue
+		}
+		plain = append(plain, l)
+		keys, shared = append(keys, l.Key), append(shared, l.Shared)
 	}
 	rows, err := conn.Query(ctx, `SELECT k FROM unnest($1::text[], $2::bool[]) AS u(k, s)
 		WHERE NOT CASE WHEN s THEN pg_try_advisory_lock_shared(hashtextextended(k, 0))
@@ -284,16 +352,61 @@ func (j *PostgresJournal) TryLock(ctx context.Context, holder string, locks ...L
 	if err == nil {
 		refused, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
+	var conflicts []LockConflict
+	if err == nil && len(refused) > 0 {
+		conflicts = j.conflicts(ctx, conn, plain, refused)
+	}
+	for _, l := range counting {
+		if err != nil || len(conflicts) > 0 {
+			break // all or none: no slot is worth taking now
+		}
+		var slot string
+		if slot, err = takeSlot(ctx, conn, l); err == nil && slot == "" {
+			conflicts = append(conflicts, j.slotConflict(ctx, conn, l))
+		}
+		keys, shared = append(keys, slot), append(shared, false)
+	}
 	if err != nil {
 		closeConn()
 		return nil, fmt.Errorf("cutover: lock: %w", err)
 	}
-	if len(refused) > 0 {
-		conflicts := j.conflicts(ctx, conn, locks, refused)
+	if len(conflicts) > 0 {
 		closeConn() // releases the locks it did get
 		return nil, &LockConflictError{Conflicts: conflicts}
 	}
 	return &postgresLocks{conn: conn, keys: keys, shared: shared}, nil
+}
+
+// takeSlot takes the first free slot of a counting lock on conn and
+// returns its key, or "" if every slot is held. One statement per slot:
+// a single query could not promise to stop at the first lock it takes.
+func takeSlot(ctx context.Context, conn *pgx.Conn, l Lock) (string, error) {
+	for i := range l.Slots {
+		k := SlotKey(l.Key, i)
+		var took bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", k).Scan(&took); err != nil {
+			return "", err
+		}
+		if took {
+			return k, nil
+		}
+	}
+	return "", nil
+}
+
+// slotConflict names the holders of a counting lock's slots.
+func (j *PostgresJournal) slotConflict(ctx context.Context, conn *pgx.Conn, l Lock) LockConflict {
+	slots := make([]Lock, l.Slots)
+	keys := make([]string, l.Slots)
+	for i := range slots {
+		keys[i] = SlotKey(l.Key, i)
+		slots[i] = Lock{Key: keys[i]}
+	}
+	holders := make([]string, 0, l.Slots)
+	for _, c := range j.conflicts(ctx, conn, slots, keys) {
+		holders = append(holders, cmp.Or(c.Holder, "another session"))
+	}
+	return LockConflict{Lock: l, Holder: strings.Join(holders, ", ")}
 }
 
 // conflicts names the holders of the refused locks, as far as

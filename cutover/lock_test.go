@@ -113,3 +113,114 @@ func TestInstanceLocks(t *testing.T) {
 		t.Errorf("the refused move was journaled: %v", err)
 	}
 }
+
+// TestMoveSlots: with MovesPerSource and MovesPerTarget at 1, a second
+// move out of a source, or into a target, that a running move uses is
+// refused with ErrInstanceBusy naming the instance, the limit and the
+// running move, and starts once that move is over; a move between other
+// instances is not held up.
+func TestMoveSlots(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f, err := cutovertest.StartFleet(ctx, &cutovertest.FleetConfig{Instances: []string{"pg-a", "pg-b", "pg-c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	for _, tn := range []struct{ id, inst string }{{"acme", "pg-a"}, {"bolt", "pg-a"}, {"crux", "pg-c"}} {
+		if err := f.AddTenant(ctx, tn.id, tn.id, tn.inst, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := f.Mover(&cutover.Config{MovesPerSource: 1, MovesPerTarget: 1, LockWait: -1,
+		BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
+			if s == cutover.StepPreflight {
+				return errWouldRun
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reached, release := make(chan struct{}), make(chan struct{})
+	mover, err := f.Mover(&cutover.Config{MovesPerSource: 1, MovesPerTarget: 1,
+		BeforeStep: blockAt(cutover.StepCatchUp, reached, release, errors.New("stop here"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := mover.Move(ctx, cutover.Request{ID: "move-acme", Tenant: "acme", Target: "pg-b"})
+		done <- err
+	}()
+	<-reached
+	_, err = other.Move(ctx, cutover.Request{ID: "move-bolt", Tenant: "bolt", Target: "pg-c"})
+	t.Logf("refused: %v", err)
+	if !errors.Is(err, cutover.ErrInstanceBusy) || !strings.Contains(err.Error(), `out of instance "pg-a"`) ||
+		!strings.Contains(err.Error(), "MovesPerSource") || !strings.Contains(err.Error(), "move-acme") {
+		t.Errorf("a second move out of pg-a: %v, want a refusal naming pg-a, MovesPerSource and move-acme", err)
+	}
+	_, err = other.Move(ctx, cutover.Request{ID: "move-crux", Tenant: "crux", Target: "pg-b"})
+	t.Logf("refused: %v", err)
+	if !errors.Is(err, cutover.ErrInstanceBusy) || !strings.Contains(err.Error(), `into instance "pg-b"`) ||
+		!strings.Contains(err.Error(), "MovesPerTarget") || !strings.Contains(err.Error(), "move-acme") {
+		t.Errorf("a second move into pg-b: %v, want a refusal naming pg-b, MovesPerTarget and move-acme", err)
+	}
+	if _, err := other.Move(ctx, cutover.Request{ID: "move-crux-a", Tenant: "crux", Target: "pg-a"}); !errors.Is(err, errWouldRun) {
+		t.Errorf("a move from pg-c into pg-a, whose slots are free: %v, want it to start", err)
+	}
+	close(release)
+	if err := <-done; !errors.Is(err, cutover.ErrRolledBack) {
+		t.Fatalf("the held move: %v", err)
+	}
+	if _, err := other.Move(ctx, cutover.Request{ID: "move-bolt-2", Tenant: "bolt", Target: "pg-c"}); !errors.Is(err, errWouldRun) {
+		t.Errorf("a move out of pg-a once the first is over: %v, want it to start", err)
+	}
+	for _, id := range []string{"move-bolt", "move-crux"} {
+		if _, err := f.Journal.Entries(ctx, id); !errors.Is(err, cutover.ErrMoveNotFound) {
+			t.Errorf("the refused %s was journaled: %v", id, err)
+		}
+	}
+}
+
+// TestCountingLock: a lock of N slots has at most N holders, in either
+// journal; the refusal names every holder, and a released slot is taken
+// by the next.
+func TestCountingLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f, err := cutovertest.StartFleet(ctx, &cutovertest.FleetConfig{Instances: []string{"pg-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	for name, j := range map[string]cutover.Journal{"memory": &cutover.MemoryJournal{}, "postgres": f.Journal} {
+		t.Run(name, func(t *testing.T) {
+			lock := cutover.Lock{Key: "test.slots:" + name, Slots: 2}
+			first, err := cutover.TryLock(ctx, j, "first", lock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer first.Release()
+			second, err := cutover.TryLock(ctx, j, "second", lock)
+			if err != nil {
+				t.Fatalf("the second of two slots: %v", err)
+			}
+			_, err = cutover.TryLock(ctx, j, "third", lock)
+			var conflict *cutover.LockConflictError
+			if !errors.As(err, &conflict) || len(conflict.Conflicts) != 1 ||
+				conflict.Conflicts[0].Holder != "first, second" {
+				t.Fatalf("a third holder of two slots: %v, want a conflict naming first and second", err)
+			}
+			second.Release()
+			third, err := cutover.TryLock(ctx, j, "third", lock)
+			if err != nil {
+				t.Fatalf("a slot released, then taken: %v", err)
+			}
+			if err := third.Check(ctx); err != nil {
+				t.Errorf("Check of a held slot: %v", err)
+			}
+			third.Release()
+		})
+	}
+}

@@ -62,7 +62,7 @@ func (m *Mover) runNew(ctx context.Context, r *run) (*Report, error) {
 	if err := m.checkIDUnused(ctx, r.p.Move); err != nil {
 		return nil, err
 	}
-	locks, err := m.lock(ctx, r.p.holder(), r.p.locks()...)
+	locks, err := m.lock(ctx, r.p.holder(), r.p.locks(m.cfg.MovesPerSource, m.cfg.MovesPerTarget)...)
 	if err != nil {
 		return nil, err
 	}

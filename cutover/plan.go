@@ -63,9 +63,20 @@ func (p plan) subject() string {
 // source and target, which no conversion may take meanwhile; a
 // conversion, its instance and the new one for itself, and every tenant
 // of the instance.
-func (p plan) locks() []Lock {
+//
+// A new move also takes a slot out of its source and one into its target
+// when the Mover limits them (perSource, perTarget > 0); a Resume passes
+// 0, 0: it finishes a move that held slots, and must not wait for new ones.
+func (p plan) locks(perSource, perTarget int) []Lock {
 	if !p.convert() {
-		return []Lock{tenantLock(p.Tenant), instanceLock(p.Source, true), instanceLock(p.Target, true)}
+		locks := []Lock{tenantLock(p.Tenant), instanceLock(p.Source, true), instanceLock(p.Target, true)}
+		if perSource > 0 {
+			locks = append(locks, movesOutLock(p.Source, perSource))
+		}
+		if perTarget > 0 {
+			locks = append(locks, movesInLock(p.Target, perTarget))
+		}
+		return locks
 	}
 	locks := []Lock{instanceLock(p.Instance, false), instanceLock(p.NewInstance, false)}
 	for _, t := range p.Tenants {

@@ -29,7 +29,7 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	if !found {
 		return m.closeUnplanned(ctx, moveID, entries)
 	}
-	locks, err := m.lock(ctx, p.holder(), p.locks()...)
+	locks, err := m.lock(ctx, p.holder(), p.locks(0, 0)...)
 	if err != nil {
 		return nil, fmt.Errorf("cutover: resume %q: %w", moveID, err)
 	}
