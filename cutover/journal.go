@@ -41,6 +41,9 @@ const (
 	KindMove Kind = "move"
 	// KindChain is a daisy chain: drain.Runner.ResumeChain takes it.
 	KindChain Kind = "chain"
+	// KindDrain is a drain or a refill run as jobs: fleetjobs' drain
+	// worker takes it up again from its journaled plan.
+	KindDrain Kind = "drain"
 )
 
 // Entry is one line of a move's journal.
@@ -78,8 +81,10 @@ func (e Entry) check() error {
 	if e.Move == "" || e.Step == "" || e.Status == "" {
 		return fmt.Errorf("cutover: journal entry needs a move, a step and a status: %+v", e)
 	}
-	if e.Kind != "" && e.Kind != KindMove && e.Kind != KindChain {
-		return fmt.Errorf("cutover: journal entry of %q has unknown kind %q (want %q or %q)", e.Move, e.Kind, KindMove, KindChain)
+	switch e.Kind {
+	case "", KindMove, KindChain, KindDrain:
+	default:
+		return fmt.Errorf("cutover: journal entry of %q has unknown kind %q (want %q, %q or %q)", e.Move, e.Kind, KindMove, KindChain, KindDrain)
 	}
 	return nil
 }

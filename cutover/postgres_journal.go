@@ -38,6 +38,10 @@ var journalMigrations = []string{
 		SELECT 1 FROM {{schema}}.journal j
 		WHERE j.move = m.move AND j.status = 'finished' AND j.step IN ('done', 'rolled_back', 'retire')
 		  AND j.seq = (SELECT max(seq) FROM {{schema}}.journal l WHERE l.move = m.move));`,
+	// Drains and refills run as jobs (fleetjobs) journal as a kind of
+	// their own.
+	`ALTER TABLE {{schema}}.moves DROP CONSTRAINT moves_kind_check,
+		ADD CONSTRAINT moves_kind_check CHECK (kind IN ('move', 'chain', 'drain'));`,
 }
 
 // PostgresJournalConfig configures a PostgresJournal; nil means defaults.
