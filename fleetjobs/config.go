@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/drain"
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/internal/sentinel"
 )
@@ -25,6 +26,13 @@ const (
 	// BusySnoozeDefault is how long a job whose tenant is held by another
 	// mover waits before it tries again.
 	BusySnoozeDefault = 30 * time.Second
+	// DrainPollDefault is how often a drain or refill job looks at its
+	// moves while they run, besides being woken as each one ends.
+	DrainPollDefault = 5 * time.Second
+	// FanOutTimeoutDefault bounds one round of a drain or refill job:
+	// its planning (which measures the instances it involves) or one look
+	// at its moves. The moves are jobs of their own.
+	FanOutTimeoutDefault = 10 * time.Minute
 )
 
 // Mover is what the workers need of a *cutover.Mover; the host's Mover is
@@ -33,6 +41,16 @@ type Mover interface {
 	Move(ctx context.Context, req cutover.Request) (*cutover.Report, error)
 	Resume(ctx context.Context, moveID string) (*cutover.Report, error)
 	Retire(ctx context.Context, moveID string) error
+	// Abandoned says whether an open move has no mover (its worker
+	// died), so that a drain resumes it at once.
+	Abandoned(ctx context.Context, moveID string) (bool, error)
+}
+
+// Planner plans the drains and refills that drain and refill jobs run; a
+// *drain.Runner (over the host's Mover and catalog) is one.
+type Planner interface {
+	DryRun(ctx context.Context, instanceID string, threshold drain.Threshold, opts *drain.DrainOpts) (*drain.Plan, error)
+	DryRunRefill(ctx context.Context, instanceID string, sources []string, level drain.Threshold, opts *drain.RefillOpts) (*drain.Plan, error)
 }
 
 // Config configures the workers Register adds. Mover and Journal are
@@ -63,6 +81,14 @@ type Config struct {
 	// converted (cutover.ErrInstanceBusy). Default BusySnoozeDefault.
 	BusySnooze time.Duration
 
+	// Planner plans drains and refills. Default nil: Register adds no
+	// drain or refill worker (so leave KindDrain and KindRefill jobs to a
+	// process that has one).
+	Planner Planner
+	// DrainPoll is how often a drain or refill job looks at its moves
+	// while they run (it snoozes in between, holding no worker); each
+	// move job also wakes it as it ends. Default DrainPollDefault.
+	DrainPoll time.Duration
 	// Logger receives what each job decided (Info). Default: discarded.
 	Logger *slog.Logger
 }
@@ -91,6 +117,9 @@ func (c *Config) validate() error {
 	if c.RetireTimeout < 0 {
 		errs = append(errs, fmt.Errorf("RetireTimeout %v is negative: set a duration, or 0 for RetireTimeoutDefault (River never rescues a job without a timeout)", c.RetireTimeout))
 	}
+	if c.DrainPoll < 0 {
+		errs = append(errs, fmt.Errorf("DrainPoll %v is negative: set a duration, or 0 for DrainPollDefault", c.DrainPoll))
+	}
 	if c.BusySnooze < 0 {
 		errs = append(errs, fmt.Errorf("BusySnooze %v is negative: set a duration, or 0 for BusySnoozeDefault", c.BusySnooze))
 	}
@@ -106,6 +135,7 @@ func (c *Config) withDefaults() Config {
 	d.MoveTimeout = cmp.Or(d.MoveTimeout, MoveTimeoutDefault)
 	d.RetireTimeout = cmp.Or(d.RetireTimeout, RetireTimeoutDefault)
 	d.BusySnooze = cmp.Or(d.BusySnooze, BusySnoozeDefault)
+	d.DrainPoll = cmp.Or(d.DrainPoll, DrainPollDefault)
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -7,10 +7,11 @@
 //
 // The host keeps its own river.Client: its queues and how many jobs each
 // process runs at once, its logger, its retry policy. Register adds a
-// worker for each of daisychain's job kinds (KindMove, KindRetire) to the
-// host's river.Workers, over a Config that gives them the host's
-// cutover.Mover and the journal it writes to. InsertMove, InsertMoveTx and
-// InsertRetire enqueue through the host's client. Migrate creates River's
+// worker for each of daisychain's job kinds (KindMove, KindRetire, and
+// KindDrain and KindRefill when Config.Planner is set) to the host's
+// river.Workers, over a Config that gives them the host's cutover.Mover
+// and the journal it writes to. InsertMove, InsertMoveTx, InsertRetire,
+// InsertDrain and InsertRefill enqueue through the host's client. Migrate creates River's
 // tables in the control database beside the catalog and the journal.
 //
 // Job arguments carry IDs only (move, tenant, target instance): a worker
@@ -33,6 +34,37 @@
 // other. A move that ends rolled back (by its window budget, by preflight,
 // or by Resume) cancels its job, which is not retried: a move ID names one
 // attempt at moving the tenant, so try again with a new ID.
+//
+// # Drains and refills: one job, then a job per move
+//
+// A drain job plans once (Config.Planner, a *drain.Runner: it measures
+// the instances involved), journals the plan as the first entry of a
+// journal of kind cutover.KindDrain, and enqueues one move job per tenant,
+// DrainArgs.InFlight at a time, each named DrainID/tenant. Between rounds
+// it snoozes, holding no worker; a move job wakes it as it ends. It ends
+// once every move has settled: completed if each moved its tenant,
+// cancelled with ErrMovesFailed naming those that did not; its journal's
+// last entry (and the job's output, FanOutOutput) lists both. A drain job
+// rescued, retried or run twice reads its plan back, and its move jobs are
+// unique by move ID: nothing is planned or moved twice.
+//
+// Limits across processes are the Movers': cutover.Config.MovesPerSource
+// and MovesPerTarget bound the moves out of one instance and into one,
+// wherever they run, by counting locks in the control database. A move
+// job over a limit snoozes for BusySnooze, like one whose tenant is busy.
+// Set the same limits in every worker.
+//
+// A move whose worker died is taken up by its drain at its next round, not
+// after MoveTimeout: the drain sees its job running, its journal open and
+// its locks free (cutover.Mover.Abandoned), and resumes it (and retires
+// it, unless KeepSources). River's later rescue of that job finds the move
+// over and changes nothing. So a tenant whose mover died inside its window
+// is paused for about a DrainPoll, not for MoveTimeout.
+//
+// River deletes completed jobs after its CompletedJobRetentionPeriod (24
+// hours by default): keep it longer than your longest drain, or the moves
+// done before are enqueued again by its next round (they find themselves
+// done, and change nothing).
 //
 // # Locks, not River, keep movers apart
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -44,6 +45,23 @@ func InsertRetire(ctx context.Context, client *river.Client[pgx.Tx], args Retire
 	})
 }
 
+// InsertDrain enqueues a drain job, unique by its drain ID: inserting the
+// same drain again inserts nothing; the same ID with other arguments is
+// refused with ErrMoveIDConflict. The host's workers need a
+// Config.Planner for it to run.
+func InsertDrain(ctx context.Context, client *river.Client[pgx.Tx], args DrainArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return insert(args, args.validate, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+		return client.Insert(ctx, args, o)
+	})
+}
+
+// InsertRefill enqueues a refill job, as InsertDrain a drain.
+func InsertRefill(ctx context.Context, client *river.Client[pgx.Tx], args RefillArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return insert(args, args.validate, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+		return client.Insert(ctx, args, o)
+	})
+}
+
 // insert validates args, forces uniqueness by move ID, inserts, and
 // refuses a duplicate whose arguments differ.
 func insert[T river.JobArgs](args T, validate func() error, opts *river.InsertOpts,
@@ -65,7 +83,7 @@ func insert[T river.JobArgs](args T, validate func() error, opts *river.InsertOp
 		if err := json.Unmarshal(res.Job.EncodedArgs, &existing); err != nil {
 			return nil, fmt.Errorf("fleetjobs: insert %s: read job %d's arguments: %w", args.Kind(), res.Job.ID, err)
 		}
-		if any(existing) != any(args) {
+		if !reflect.DeepEqual(existing, args) {
 			return nil, fmt.Errorf("%w: job %d (%s) has %+v, asked for %+v", ErrMoveIDConflict, res.Job.ID, res.Job.State, existing, args)
 		}
 	}

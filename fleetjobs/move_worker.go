@@ -2,10 +2,12 @@ package fleetjobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/daisychain-db/daisychain/cutover"
@@ -49,6 +51,11 @@ func (w *moveWorker) Timeout(*river.Job[MoveArgs]) time.Duration { return w.cfg.
 // it, or nothing. Whatever killed an earlier attempt, the journal is how
 // far the move got, so any attempt on any worker continues from there.
 func (w *moveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
+	var meta moveMeta
+	_ = json.Unmarshal(job.Metadata, &meta) // a job inserted without ours has none
+	if meta.ParentJob != 0 {
+		defer w.wake(ctx, meta.ParentJob)
+	}
 	a := job.Args
 	if err := a.validate(); err != nil {
 		return river.JobCancel(err)
@@ -86,6 +93,13 @@ func (w *moveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 	if err == nil && rep != nil && rep.RolledBack {
 		err = fmt.Errorf("%w: %s", cutover.ErrRolledBack, rep.RollbackReason)
 	}
+	if err == nil && meta.Retire {
+		// A drain's move frees its source at once, as drain.Runner's
+		// does; a retire cut off is done again by the next attempt.
+		if err = w.cfg.Mover.Retire(ctx, a.MoveID); err != nil {
+			err = fmt.Errorf("moved, but the source copy was not retired: %w", err)
+		}
+	}
 	if err != nil {
 		w.cfg.Logger.InfoContext(ctx, "fleetjobs: move job did not finish", "job", job.ID, "move", a.MoveID,
 			"tenant", a.Tenant, "journal", state.String(), "attempt", job.Attempt, "err", err)
@@ -94,6 +108,17 @@ func (w *moveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 	w.cfg.Logger.InfoContext(ctx, "fleetjobs: move job finished", "job", job.ID, "move", a.MoveID,
 		"tenant", a.Tenant, "target", a.Target, "decision", string(decision))
 	return river.RecordOutput(ctx, Output{Decision: decision, Report: rep})
+}
+
+// wake makes the drain or refill waiting for this move look again now,
+// rather than at its next DrainPoll. A drain that is not snoozing (it is
+// looking already) is left as it is; a failure only delays it.
+func (w *moveWorker) wake(ctx context.Context, parentJob int64) {
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	if _, err := client.JobRetry(context.WithoutCancel(ctx), parentJob); err != nil {
+		w.cfg.Logger.InfoContext(ctx, "fleetjobs: could not wake the drain of a move (it looks again within DrainPoll)",
+			"job", parentJob, "err", err)
+	}
 }
 
 // settle turns a move's error into what River does with the job:

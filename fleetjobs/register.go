@@ -23,12 +23,18 @@ func Register(workers *river.Workers, cfg *Config) error {
 		return err
 	}
 	c := cfg.withDefaults()
-	// One line per kind: the kinds to come (convert, drain, refill, chain)
-	// take theirs here, over the same Config.
-	for _, add := range []func() error{
+	// One line per kind: the kinds to come (convert, chain) take theirs
+	// here, over the same Config.
+	adds := []func() error{
 		func() error { return river.AddWorkerSafely(workers, &moveWorker{cfg: c}) },
 		func() error { return river.AddWorkerSafely(workers, &retireWorker{cfg: c}) },
-	} {
+	}
+	if c.Planner != nil {
+		adds = append(adds,
+			func() error { return river.AddWorkerSafely(workers, &drainWorker{cfg: c}) },
+			func() error { return river.AddWorkerSafely(workers, &refillWorker{cfg: c}) })
+	}
+	for _, add := range adds {
 		if err := add(); err != nil {
 			return fmt.Errorf("fleetjobs: register: %w", err)
 		}

@@ -1,0 +1,321 @@
+package fleetjobs
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/drain"
+	"github.com/daisychain-db/daisychain/internal/idcheck"
+)
+
+// ErrMovesFailed: some moves of a drain or a refill did not move their
+// tenant (rolled back, refused, or out of attempts); the job is cancelled
+// with an error that names them, and its journal's last entry lists them.
+var ErrMovesFailed = errors.New("fleetjobs: moves failed")
+
+// Metadata keys a drain or a refill puts on its move jobs.
+const (
+	metaParent    = "daisychain_parent"     // the drain's or refill's ID
+	metaParentJob = "daisychain_parent_job" // its job, woken as each move ends
+	metaRetire    = "daisychain_retire"     // retire the source copy once moved
+)
+
+// moveMeta is what a move job reads of its metadata.
+type moveMeta struct {
+	ParentJob int64 `json:"daisychain_parent_job,omitempty"`
+	Retire    bool  `json:"daisychain_retire,omitempty"`
+}
+
+// FanOutOutput is what a drain or a refill did: its job's output and its
+// journal's last entry.
+type FanOutOutput struct {
+	ID      string       `json:"id"`
+	Planned int          `json:"planned"`
+	Moved   []string     `json:"moved"` // tenants
+	Failed  []FailedMove `json:"failed,omitempty"`
+	// Resumed are the moves whose worker died and that the drain resumed
+	// itself, not waiting for River to rescue their jobs.
+	Resumed []string `json:"resumed,omitempty"`
+}
+
+// FailedMove is a move of a drain that did not move its tenant.
+type FailedMove struct {
+	Tenant string `json:"tenant"`
+	MoveID string `json:"move_id"`
+	Error  string `json:"error"`
+}
+
+// fanOut is one drain or refill, as one attempt of its job sees it.
+type fanOut struct {
+	cfg         *Config
+	job         *rivertype.JobRow
+	id          string
+	inFlight    int
+	keepSources bool
+	plan        func(context.Context) (*drain.Plan, error)
+}
+
+// run does one round: plan (once, journaled), see how each move stands,
+// take up the moves whose worker died, enqueue the next ones, and snooze
+// until a move ends (its job wakes this one) or Config.DrainPoll passes.
+// The last round, once every move has settled, journals the outcome.
+func (f *fanOut) run(ctx context.Context) error {
+	entries, err := f.cfg.Journal.Entries(ctx, f.id)
+	if err != nil && !errors.Is(err, cutover.ErrMoveNotFound) {
+		return fmt.Errorf("fleetjobs: read the journal of %s: %w", f.id, err)
+	}
+	plan, over, err := journaledFanOut(f.id, entries)
+	if err != nil {
+		return river.JobCancel(err)
+	}
+	if over != nil {
+		return f.finish(ctx, over, false)
+	}
+	if plan == nil {
+		if plan, err = f.planOnce(ctx); err != nil {
+			return err
+		}
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	jobs, err := f.moveJobs(ctx, client)
+	if err != nil {
+		return err
+	}
+	out := &FanOutOutput{ID: f.id, Planned: len(plan.Moves), Moved: []string{}}
+	var next []drain.Move
+	running := 0
+	for _, m := range plan.Moves {
+		moveID := childMoveID(f.id, m.Tenant)
+		job, ok := jobs[moveID]
+		if !ok {
+			next = append(next, m)
+			continue
+		}
+		settled, err := f.settled(ctx, out, m, moveID, job)
+		if err != nil {
+			return err
+		}
+		if !settled {
+			running++
+		}
+	}
+	if len(next) == 0 && running == 0 {
+		return f.finish(ctx, out, true)
+	}
+	if err := f.enqueue(ctx, client, next[:min(len(next), max(0, f.inFlight-running))]); err != nil {
+		return err
+	}
+	return river.JobSnooze(f.cfg.DrainPoll)
+}
+
+// planOnce plans and journals the plan as the journal's first entry: if
+// another attempt journaled one first, that one is the plan.
+func (f *fanOut) planOnce(ctx context.Context) (*drain.Plan, error) {
+	plan, err := f.plan(ctx)
+	if err != nil {
+		if errors.Is(err, drain.ErrInvalid) || errors.Is(err, drain.ErrUnplaced) {
+			return nil, river.JobCancel(fmt.Errorf("fleetjobs: plan %s: %w", f.id, err))
+		}
+		return nil, fmt.Errorf("fleetjobs: plan %s: %w", f.id, err)
+	}
+	for _, m := range plan.Moves {
+		if err := idcheck.Check("move ID", childMoveID(f.id, m.Tenant)); err != nil {
+			return nil, river.JobCancel(fmt.Errorf("%w: %s: %w: shorten the ID", ErrInvalidArgs, f.id, err))
+		}
+	}
+	detail, err := json.Marshal(plan)
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.cfg.Journal.Append(ctx, cutover.Entry{Move: f.id, Kind: cutover.KindDrain, Seq: 1,
+		Step: cutover.StepPlan, Status: cutover.StatusFinished, Detail: detail})
+	if errors.Is(err, cutover.ErrMoveIDUsed) {
+		entries, err := f.cfg.Journal.Entries(ctx, f.id)
+		if err != nil {
+			return nil, err
+		}
+		journaled, _, err := journaledFanOut(f.id, entries)
+		if err != nil || journaled == nil {
+			return nil, river.JobCancel(cmp.Or(err, fmt.Errorf("%w: %s", ErrMoveIDConflict, f.id)))
+		}
+		return journaled, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fleetjobs: journal the plan of %s: %w", f.id, err)
+	}
+	f.cfg.Logger.InfoContext(ctx, "fleetjobs: planned", "id", f.id, "moves", len(plan.Moves))
+	return plan, nil
+}
+
+// journaledFanOut reads a drain's journal: its plan, and its outcome once
+// it is over. A journal of another kind is ErrMoveIDConflict.
+func journaledFanOut(id string, entries []cutover.Entry) (plan *drain.Plan, over *FanOutOutput, err error) {
+	if len(entries) == 0 {
+		return nil, nil, nil
+	}
+	if k := entries[0].Kind; k != cutover.KindDrain {
+		return nil, nil, fmt.Errorf("%w: %s names a %s journal, not a drain's or a refill's", ErrMoveIDConflict, id, cmp.Or(k, cutover.KindMove))
+	}
+	for _, e := range entries {
+		switch {
+		case e.Step == cutover.StepPlan && e.Status == cutover.StatusFinished:
+			plan = &drain.Plan{}
+			if err := json.Unmarshal(e.Detail, plan); err != nil {
+				return nil, nil, fmt.Errorf("fleetjobs: the journaled plan of %s is unreadable: %w", id, err)
+			}
+		case e.Terminal():
+			over = &FanOutOutput{}
+			if err := json.Unmarshal(e.Detail, over); err != nil {
+				return nil, nil, fmt.Errorf("fleetjobs: the journaled outcome of %s is unreadable: %w", id, err)
+			}
+		}
+	}
+	return plan, over, nil
+}
+
+// moveJobs lists this drain's move jobs, by move ID.
+func (f *fanOut) moveJobs(ctx context.Context, client *river.Client[pgx.Tx]) (map[string]*rivertype.JobRow, error) {
+	filter, err := json.Marshal(map[string]string{metaParent: f.id})
+	if err != nil {
+		return nil, err
+	}
+	params := river.NewJobListParams().Kinds(KindMove).Metadata(string(filter)).First(10_000)
+	jobs := map[string]*rivertype.JobRow{}
+	for {
+		res, err := client.JobList(ctx, params)
+		if err != nil {
+			return nil, fmt.Errorf("fleetjobs: list the moves of %s: %w", f.id, err)
+		}
+		for _, j := range res.Jobs {
+			var a MoveArgs
+			if err := json.Unmarshal(j.EncodedArgs, &a); err == nil {
+				jobs[a.MoveID] = j
+			}
+		}
+		if len(res.Jobs) < 10_000 {
+			return jobs, nil
+		}
+		params = params.After(res.LastCursor)
+	}
+}
+
+// settled says whether a move of the drain is over, adding its outcome
+// to out. A job River finalized is over; so is one still running whose
+// journal says the move is over (it is ending, or its worker died after
+// the move ended). A running job whose move is open with no mover (its
+// worker died) is resumed here, at once, not after River's rescue.
+func (f *fanOut) settled(ctx context.Context, out *FanOutOutput, m drain.Move, moveID string, job *rivertype.JobRow) (bool, error) {
+	failed := func(why string) (bool, error) {
+		out.Failed = append(out.Failed, FailedMove{Tenant: m.Tenant, MoveID: moveID, Error: why})
+		return true, nil
+	}
+	switch job.State {
+	case rivertype.JobStateCompleted:
+		out.Moved = append(out.Moved, m.Tenant)
+		return true, nil
+	case rivertype.JobStateCancelled, rivertype.JobStateDiscarded:
+		why := string(job.State)
+		if n := len(job.Errors); n > 0 {
+			why = job.Errors[n-1].Error
+		}
+		return failed(why)
+	case rivertype.JobStateRunning:
+	default:
+		return false, nil // waiting for a worker, or for a retry
+	}
+	state, _, err := journalState(ctx, f.cfg.Journal, moveID)
+	if err != nil {
+		return false, err
+	}
+	if state == moveOpen {
+		abandoned, err := f.cfg.Mover.Abandoned(ctx, moveID)
+		if err != nil || !abandoned {
+			return false, err
+		}
+		f.cfg.Logger.InfoContext(ctx, "fleetjobs: resuming a move whose worker died", "id", f.id, "move", moveID, "job", job.ID)
+		out.Resumed = append(out.Resumed, moveID)
+		rep, err := f.cfg.Mover.Resume(ctx, moveID)
+		if err != nil {
+			return false, fmt.Errorf("fleetjobs: resume %s, whose worker died: %w", moveID, err)
+		}
+		if state = moveDone; rep.RolledBack {
+			state = moveRolledBack
+		}
+		if state == moveDone && !f.keepSources {
+			if err := f.cfg.Mover.Retire(ctx, moveID); err != nil {
+				return false, fmt.Errorf("fleetjobs: retire %s, resumed: %w", moveID, err)
+			}
+		}
+	}
+	switch state {
+	case moveDone:
+		out.Moved = append(out.Moved, m.Tenant)
+		return true, nil
+	case moveRolledBack:
+		return failed("rolled back")
+	default:
+		return false, nil
+	}
+}
+
+// enqueue inserts the move jobs of moves, in one round trip. Each is
+// unique by its move ID, so a round cut off after inserting enqueues
+// nothing twice.
+func (f *fanOut) enqueue(ctx context.Context, client *river.Client[pgx.Tx], moves []drain.Move) error {
+	if len(moves) == 0 {
+		return nil
+	}
+	meta, err := json.Marshal(map[string]any{metaParent: f.id, metaParentJob: f.job.ID, metaRetire: !f.keepSources})
+	if err != nil {
+		return err
+	}
+	params := make([]river.InsertManyParams, len(moves))
+	for i, m := range moves {
+		params[i] = river.InsertManyParams{
+			Args:       MoveArgs{MoveID: childMoveID(f.id, m.Tenant), Tenant: m.Tenant, Target: m.To},
+			InsertOpts: &river.InsertOpts{UniqueOpts: uniqueByID, Metadata: meta},
+		}
+	}
+	if _, err := client.InsertMany(ctx, params); err != nil {
+		return fmt.Errorf("fleetjobs: enqueue the moves of %s: %w", f.id, err)
+	}
+	return nil
+}
+
+// finish journals the outcome (once) and ends the job: completed if
+// every move moved its tenant, else cancelled with ErrMovesFailed.
+func (f *fanOut) finish(ctx context.Context, out *FanOutOutput, journal bool) error {
+	if journal {
+		detail, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		if _, err := f.cfg.Journal.Append(ctx, cutover.Entry{Move: f.id, Kind: cutover.KindDrain,
+			Step: cutover.StepDone, Status: cutover.StatusFinished, Detail: detail}); err != nil {
+			return fmt.Errorf("fleetjobs: journal the outcome of %s: %w", f.id, err)
+		}
+		f.cfg.Logger.InfoContext(ctx, "fleetjobs: settled", "id", f.id, "moved", len(out.Moved), "failed", len(out.Failed),
+			"resumed", len(out.Resumed))
+	}
+	if len(out.Failed) == 0 {
+		return river.RecordOutput(ctx, out)
+	}
+	lines := make([]string, 0, 3)
+	for _, m := range out.Failed[:min(3, len(out.Failed))] {
+		lines = append(lines, fmt.Sprintf("%s (%s): %s", m.Tenant, m.MoveID, m.Error))
+	}
+	return river.JobCancel(fmt.Errorf("%w: %d of %d of %s (the journal lists them all), first: %s", ErrMovesFailed,
+		len(out.Failed), out.Planned, f.id, strings.Join(lines, "; ")))
+}
+
+// childMoveID names the move of tenant within drain or refill id.
+func childMoveID(id, tenant string) string { return id + "/" + tenant }
