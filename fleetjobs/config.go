@@ -45,6 +45,7 @@ type Mover interface {
 	Move(ctx context.Context, req cutover.Request) (*cutover.Report, error)
 	Resume(ctx context.Context, moveID string) (*cutover.Report, error)
 	Retire(ctx context.Context, moveID string) error
+	Convert(ctx context.Context, req cutover.ConvertRequest) (*cutover.Report, error)
 	// Abandoned says whether an open move has no mover (its worker
 	// died), so that a drain resumes it at once.
 	Abandoned(ctx context.Context, moveID string) (bool, error)
@@ -55,6 +56,7 @@ type Mover interface {
 type Planner interface {
 	DryRun(ctx context.Context, instanceID string, threshold drain.Threshold, opts *drain.DrainOpts) (*drain.Plan, error)
 	DryRunRefill(ctx context.Context, instanceID string, sources []string, level drain.Threshold, opts *drain.RefillOpts) (*drain.Plan, error)
+	DryRunChain(ctx context.Context, req drain.ChainRequest) (*drain.ChainPlan, error)
 }
 
 // Config configures the workers Register adds. Mover and Journal are

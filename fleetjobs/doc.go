@@ -7,11 +7,12 @@
 //
 // The host keeps its own river.Client: its queues and how many jobs each
 // process runs at once, its logger, its retry policy. Register adds a
-// worker for each of daisychain's job kinds (KindMove, KindRetire, and
-// KindDrain and KindRefill when Config.Planner is set) to the host's
-// river.Workers, over a Config that gives them the host's cutover.Mover
-// and the journal it writes to. InsertMove, InsertMoveTx, InsertRetire,
-// InsertDrain and InsertRefill enqueue through the host's client. Migrate creates River's
+// worker for each of daisychain's job kinds (KindMove, KindRetire,
+// KindConvert, KindTakeover, and KindDrain, KindRefill and KindChain when
+// Config.Planner is set) to the host's river.Workers, over a Config that
+// gives them the host's cutover.Mover and the journal it writes to.
+// InsertMove, InsertMoveTx, InsertRetire, InsertConvert, InsertDrain,
+// InsertRefill and InsertChain enqueue through the host's client. Migrate creates River's
 // tables in the control database beside the catalog and the journal.
 //
 // Job arguments carry IDs only (move, tenant, target instance): a worker
@@ -65,6 +66,21 @@
 // DrainPoll and a Resume, not for MoveTimeout. A wrong guess (a worker
 // alive but slow) costs a second job, which the tenant's lock and the
 // journal keep from doing anything twice.
+//
+// # Daisy chains: a stage at a time
+//
+// A chain job (ChainArgs) checks that the chain can be planned
+// (drain.Runner.DryRunChain), journals it in a journal of kind
+// cutover.KindChain, and runs it a stage at a time: for each instance, a
+// drain job onto the spares and the instances converted so far
+// (DrainArgs.Onto), a conversion job, a refill job from the spares. It
+// starts a stage's job once the one before has completed, and snoozes
+// meanwhile; the stage's job wakes it as it ends. A stage that fails
+// cancels the chain, naming it; enqueueing the chain again goes on from
+// that stage, with a new attempt of its job. A chain's journal is never
+// taken for a move's: Mover.Resume refuses it, and Open lists it under
+// KindChain only. A conversion whose worker died is taken up by River's
+// rescue after MoveTimeout (a chain does not take it over itself).
 //
 // River deletes completed jobs after its CompletedJobRetentionPeriod (24
 // hours by default): keep it longer than your longest drain, or the moves

@@ -35,8 +35,9 @@ type DrainArgs struct {
 	Instance string `json:"instance"`
 	// Threshold is the level to drain it to (see drain.PlanDrain).
 	Threshold drain.Threshold `json:"threshold"`
-	// Exclude and MaxMoves are those of drain.DrainOpts.
+	// Exclude, Onto and MaxMoves are those of drain.DrainOpts.
 	Exclude  []string `json:"exclude,omitempty"`
+	Onto     []string `json:"onto,omitempty"`
 	MaxMoves int      `json:"max_moves,omitempty"`
 	// InFlight is how many of its moves are queued or running at once.
 	// Default InFlightDefault.

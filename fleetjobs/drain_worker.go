@@ -27,7 +27,7 @@ func (w *drainWorker) Work(ctx context.Context, job *river.Job[DrainArgs]) error
 	}
 	f := &fanOut{cfg: &w.cfg, job: job.JobRow, id: a.DrainID, inFlight: cmp.Or(a.InFlight, InFlightDefault), keepSources: a.KeepSources,
 		plan: func(ctx context.Context) (*drain.Plan, error) {
-			return w.cfg.Planner.DryRun(ctx, a.Instance, a.Threshold, &drain.DrainOpts{Exclude: a.Exclude, MaxMoves: a.MaxMoves})
+			return w.cfg.Planner.DryRun(ctx, a.Instance, a.Threshold, &drain.DrainOpts{Exclude: a.Exclude, Onto: a.Onto, MaxMoves: a.MaxMoves})
 		}}
 	return f.run(ctx)
 }

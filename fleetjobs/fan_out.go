@@ -23,19 +23,6 @@ import (
 // with an error that names them, and its journal's last entry lists them.
 var ErrMovesFailed = errors.New("fleetjobs: moves failed")
 
-// Metadata keys a drain or a refill puts on its move jobs.
-const (
-	metaParent    = "daisychain_parent"     // the drain's or refill's ID
-	metaParentJob = "daisychain_parent_job" // its job, woken as each move ends
-	metaRetire    = "daisychain_retire"     // retire the source copy once moved
-)
-
-// moveMeta is what a move job reads of its metadata.
-type moveMeta struct {
-	ParentJob int64 `json:"daisychain_parent_job,omitempty"`
-	Retire    bool  `json:"daisychain_retire,omitempty"`
-}
-
 // FanOutOutput is what a drain or a refill did: its job's output and its
 // journal's last entry.
 type FanOutOutput struct {
@@ -186,11 +173,7 @@ func journaledFanOut(id string, entries []cutover.Entry) (plan *drain.Plan, over
 
 // moveJobs lists this drain's move jobs and takeover jobs, by move ID.
 func (f *fanOut) moveJobs(ctx context.Context, client *river.Client[pgx.Tx]) (moves, takeovers map[string]*rivertype.JobRow, err error) {
-	filter, err := json.Marshal(map[string]string{metaParent: f.id})
-	if err != nil {
-		return nil, nil, err
-	}
-	params := river.NewJobListParams().Kinds(KindMove, KindTakeover).Metadata(string(filter)).First(10_000)
+	params := river.NewJobListParams().Kinds(KindMove, KindTakeover).Metadata(string(childMeta{Parent: f.id}.encode())).First(10_000)
 	moves, takeovers = map[string]*rivertype.JobRow{}, map[string]*rivertype.JobRow{}
 	for {
 		res, err := client.JobList(ctx, params)
@@ -293,8 +276,7 @@ func (f *fanOut) takeOver(ctx context.Context, client *river.Client[pgx.Tx], m d
 
 // childMeta is the metadata of the drain's move and takeover jobs.
 func (f *fanOut) childMeta() []byte {
-	meta, _ := json.Marshal(map[string]any{metaParent: f.id, metaParentJob: f.job.ID, metaRetire: !f.keepSources})
-	return meta
+	return childMeta{Parent: f.id, ParentJob: f.job.ID, Retire: !f.keepSources}.encode()
 }
 
 // enqueue inserts the move jobs of moves, in one round trip. Each is
@@ -321,6 +303,7 @@ func (f *fanOut) enqueue(ctx context.Context, client *river.Client[pgx.Tx], move
 // finish journals the outcome (once) and ends the job: completed if
 // every move moved its tenant, else cancelled with ErrMovesFailed.
 func (f *fanOut) finish(ctx context.Context, out *FanOutOutput, journal bool) error {
+	defer wakeParent(ctx, f.cfg.Logger, metaOf(f.job)) // a chain's stage
 	if journal {
 		detail, err := json.Marshal(out)
 		if err != nil {

@@ -62,6 +62,21 @@ func InsertRefill(ctx context.Context, client *river.Client[pgx.Tx], args Refill
 	})
 }
 
+// InsertConvert enqueues a conversion job, unique by its conversion ID.
+func InsertConvert(ctx context.Context, client *river.Client[pgx.Tx], args ConvertArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return insert(args, args.validate, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+		return client.Insert(ctx, args, o)
+	})
+}
+
+// InsertChain enqueues a daisy chain's job, unique by its chain ID. The
+// host's workers need a Config.Planner for it to run.
+func InsertChain(ctx context.Context, client *river.Client[pgx.Tx], args ChainArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return insert(args, args.validate, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+		return client.Insert(ctx, args, o)
+	})
+}
+
 // insert validates args, forces uniqueness by move ID, inserts, and
 // refuses a duplicate whose arguments differ.
 func insert[T river.JobArgs](args T, validate func() error, opts *river.InsertOpts,

@@ -2,12 +2,10 @@ package fleetjobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -73,11 +71,8 @@ func (w *takeoverWorker) Work(ctx context.Context, job *river.Job[TakeoverArgs])
 
 // move is the work of a move job, and of the job that takes one over.
 func (w *moveWorker) move(ctx context.Context, job *rivertype.JobRow, a MoveArgs) error {
-	var meta moveMeta
-	_ = json.Unmarshal(job.Metadata, &meta) // a job inserted without ours has none
-	if meta.ParentJob != 0 {
-		defer w.wake(ctx, meta.ParentJob)
-	}
+	meta := metaOf(job)
+	defer wakeParent(ctx, w.cfg.Logger, meta)
 	if err := a.validate(); err != nil {
 		return river.JobCancel(err)
 	}
@@ -129,17 +124,6 @@ func (w *moveWorker) move(ctx context.Context, job *rivertype.JobRow, a MoveArgs
 	w.cfg.Logger.InfoContext(ctx, "fleetjobs: move job finished", "job", job.ID, "move", a.MoveID,
 		"tenant", a.Tenant, "target", a.Target, "decision", string(decision))
 	return river.RecordOutput(ctx, Output{Decision: decision, Report: rep})
-}
-
-// wake makes the drain or refill waiting for this move look again now,
-// rather than at its next DrainPoll. A drain that is not snoozing (it is
-// looking already) is left as it is; a failure only delays it.
-func (w *moveWorker) wake(ctx context.Context, parentJob int64) {
-	client := river.ClientFromContext[pgx.Tx](ctx)
-	if _, err := client.JobRetry(context.WithoutCancel(ctx), parentJob); err != nil {
-		w.cfg.Logger.InfoContext(ctx, "fleetjobs: could not wake the drain of a move (it looks again within DrainPoll)",
-			"job", parentJob, "err", err)
-	}
 }
 
 // settle turns a move's error into what River does with the job:

@@ -23,17 +23,19 @@ func Register(workers *river.Workers, cfg *Config) error {
 		return err
 	}
 	c := cfg.withDefaults()
-	// One line per kind: the kinds to come (convert, chain) take theirs
+	// One line per kind: the kinds to come (revert) take theirs
 	// here, over the same Config.
 	adds := []func() error{
 		func() error { return river.AddWorkerSafely(workers, &moveWorker{cfg: c}) },
 		func() error { return river.AddWorkerSafely(workers, &retireWorker{cfg: c}) },
 		func() error { return river.AddWorkerSafely(workers, &takeoverWorker{mw: moveWorker{cfg: c}}) },
+		func() error { return river.AddWorkerSafely(workers, &convertWorker{cfg: c}) },
 	}
 	if c.Planner != nil {
 		adds = append(adds,
 			func() error { return river.AddWorkerSafely(workers, &drainWorker{cfg: c}) },
-			func() error { return river.AddWorkerSafely(workers, &refillWorker{cfg: c}) })
+			func() error { return river.AddWorkerSafely(workers, &refillWorker{cfg: c}) },
+			func() error { return river.AddWorkerSafely(workers, &chainWorker{cfg: c}) })
 	}
 	for _, add := range adds {
 		if err := add(); err != nil {
