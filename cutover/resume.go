@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/daisychain-db/daisychain/fleet"
@@ -208,13 +209,11 @@ func (m *Mover) moveEntries(ctx context.Context, id string) ([]Entry, error) {
 }
 
 // isDone reports whether a move's done step finished.
-func isDone(entries []Entry) bool {
-	for _, e := range entries {
-		if e.Step == StepDone && e.Status == StatusFinished {
-			return true
-		}
-	}
-	return false
+func isDone(entries []Entry) bool { return finished(entries, StepDone) }
+
+// finished reports whether step finished in the journal.
+func finished(entries []Entry, step Step) bool {
+	return slices.ContainsFunc(entries, func(e Entry) bool { return e.Step == step && e.Status == StatusFinished })
 }
 
 // closeUnplanned ends a move interrupted before its plan was recorded:

@@ -64,14 +64,7 @@ func retirable(moveID string, entries []Entry) (done bool, err error) {
 }
 
 // retired reports whether a move's Retire finished.
-func retired(entries []Entry) bool {
-	for _, e := range entries {
-		if e.Step == StepRetire && e.Status == StatusFinished {
-			return true
-		}
-	}
-	return false
-}
+func retired(entries []Entry) bool { return finished(entries, StepRetire) }
 
 // retirablePlan reads a tenant move's plan from its journal.
 func retirablePlan(moveID string, entries []Entry) (plan, error) {

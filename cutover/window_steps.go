@@ -182,12 +182,7 @@ func holdAll(ctx context.Context, f Fence, targets []FenceTarget) error {
 	if bf, ok := f.(BatchFence); ok {
 		return bf.HoldAll(ctx, targets)
 	}
-	return inParallel(ctx, len(targets), parallelDefault, func(ctx context.Context, i int) error {
-		if err := f.Hold(ctx, targets[i]); err != nil {
-			return fmt.Errorf("%q: %w", targets[i].Tenant.ID, err)
-		}
-		return nil
-	})
+	return eachTarget(ctx, targets, f.Hold)
 }
 
 // releaseAll releases f over targets, as holdAll holds it.
@@ -195,8 +190,14 @@ func releaseAll(ctx context.Context, f Fence, targets []FenceTarget) error {
 	if bf, ok := f.(BatchFence); ok {
 		return bf.ReleaseAll(ctx, targets)
 	}
+	return eachTarget(ctx, targets, f.Release)
+}
+
+// eachTarget runs fn on every target, parallelDefault at a time; an error
+// names its tenant.
+func eachTarget(ctx context.Context, targets []FenceTarget, fn func(context.Context, FenceTarget) error) error {
 	return inParallel(ctx, len(targets), parallelDefault, func(ctx context.Context, i int) error {
-		if err := f.Release(ctx, targets[i]); err != nil {
+		if err := fn(ctx, targets[i]); err != nil {
 			return fmt.Errorf("%q: %w", targets[i].Tenant.ID, err)
 		}
 		return nil

@@ -2,7 +2,6 @@ package flags
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
 	"github.com/open-feature/go-sdk/openfeature"
@@ -121,11 +120,8 @@ func (p *MemoryProvider) PublishMany(ctx context.Context, routes []TenantRoute) 
 
 // Forget implements RouteForgetter.
 func (p *MemoryProvider) Forget(ctx context.Context, tenantID string, epoch int64) (bool, error) {
-	if err := checkTenantID(tenantID); err != nil {
+	if err := checkForgetArgs(tenantID, epoch); err != nil {
 		return false, err
-	}
-	if epoch < 1 {
-		return false, fmt.Errorf("%w: forget tenant %q at epoch %d: published routes have epoch 1 or more", ErrInvalidRoute, tenantID, epoch)
 	}
 	cur, ok, _ := p.Published(ctx, tenantID)
 	if !ok || cur.Epoch != epoch {

@@ -185,11 +185,8 @@ func ignoreClosedTx(err error) error {
 // statement; they drop the route, and the next route published for the
 // tenant is followed whatever its epoch (see RouteForgetter).
 func (p *PostgresProvider) Forget(ctx context.Context, tenantID string, epoch int64) (bool, error) {
-	if err := checkTenantID(tenantID); err != nil {
+	if err := checkForgetArgs(tenantID, epoch); err != nil {
 		return false, err
-	}
-	if epoch < 1 {
-		return false, fmt.Errorf("%w: forget tenant %q at epoch %d: published routes have epoch 1 or more", ErrInvalidRoute, tenantID, epoch)
 	}
 	st, raw, err := p.readRoute(ctx, tenantID)
 	if err != nil {

@@ -167,8 +167,18 @@ func checkPublishMany(ctx context.Context, catalog *catalogView, routes []Tenant
 	return nil
 }
 
-// checkForget validates the arguments of Forget and, with a catalog,
-// refuses to forget a route that says something the catalog does not.
+// checkForgetArgs refuses a Forget that could match no published route.
+func checkForgetArgs(tenantID string, epoch int64) error {
+	if err := checkTenantID(tenantID); err != nil {
+		return err
+	}
+	if epoch < 1 {
+		return fmt.Errorf("%w: forget tenant %q at epoch %d: published routes have epoch 1 or more", ErrInvalidRoute, tenantID, epoch)
+	}
+	return nil
+}
+
+// checkForget, with a catalog, refuses to forget a route that says something the catalog does not.
 // It asks the catalog itself, not the view's cached answers: forgetting
 // a route the catalog has just stopped backing would move the tenant.
 func checkForget(ctx context.Context, view *catalogView, tenantID string, r Route) error {
