@@ -150,6 +150,14 @@ func (v *catalogView) locate(ctx context.Context, tenantID string) (fleet.Tenant
 	return res.(fleet.Tenant), nil
 }
 
+// forgetLocation drops the tenant's cached location, so that the next
+// locate asks the catalog.
+func (v *catalogView) forgetLocation(tenantID string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.located.remove(tenantID)
+}
+
 // lookupTimeout bounds a catalog lookup shared by concurrent callers,
 // beyond its retries: it runs apart from any one caller's context, so
 // that one caller giving up does not fail the others.

@@ -11,6 +11,7 @@ import (
 	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/flags/flagstest"
 	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 )
 
 // TestForgetRetiredRoute: once a move is over and the catalog has the
@@ -144,4 +145,100 @@ func rowCount(t *testing.T, e *pgEnv, tenant string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestResolverFindsAMoveItDidNotSee: a Resolver that served a tenant's
+// route, then was not asked about it while the tenant was moved and its
+// route forgotten (retired), finds the tenant where the catalog has it
+// now: through its provider's cache, which the forget's notification
+// updated, and through a provider that no longer holds the tenant and
+// reads it again. Before, it served the old route for as long as it
+// remembered the tenant: traffic to a retired copy.
+func TestResolverFindsAMoveItDidNotSee(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newPGEnv(t)
+	e.addTenant(t, "t2", "tenant_2")
+	pub, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresConfig{Catalog: e.catalog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	cached := e.provider(t)
+	small, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresConfig{RouteCacheSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(small.Close)
+	readers := map[string]*flags.Resolver{}
+	for name, p := range map[string]*flags.PostgresProvider{"cached": cached, "evicted": small} {
+		if readers[name], err = flags.NewResolver(flagstest.Client(t, p), e.catalog, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A move of t1 to B rolled back: the route says A at epoch 2, and
+	// both readers serve it.
+	for _, route := range []flags.Route{flags.RouteTo(e.instA, "tenant_1", 1), flags.RouteTo(e.instA, "tenant_1", 2)} {
+		if err := pub.Publish(ctx, "t1", route); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, res := range readers {
+		waitFor(t, name+" reader to serve epoch 2", 5*time.Second, func() bool {
+			got, err := res.Resolve(ctx, "t1")
+			return err == nil && got.Epoch == 2
+		})
+	}
+	// The small provider holds one tenant: t2 takes t1's place.
+	if _, err := readers["evicted"].Resolve(ctx, "t2"); err != nil {
+		t.Fatal(err)
+	}
+	// Another move, unseen by the readers: to B at epochs 3 and 4, the
+	// catalog updated, the route forgotten.
+	for _, route := range []flags.Route{flags.RouteTo(e.instA, "tenant_1", 3), flags.RouteTo(e.instB, "tenant_1", 4)} {
+		if err := pub.Publish(ctx, "t1", route); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.catalog.Assign(ctx, "t1", "pg-b", nil); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := pub.Forget(ctx, "t1", 4); err != nil || !f {
+		t.Fatalf("forget: %v, %v", f, err)
+	}
+	for name, res := range readers {
+		waitFor(t, name+" reader to find t1 on B", 5*time.Second, func() bool {
+			got, err := res.Resolve(ctx, "t1")
+			return err == nil && got.Instance == "pg-b"
+		})
+	}
+
+	// A reader that followed a move from the catalog's answer (t2 had no
+	// route) to its end must not go back to that answer, held for
+	// CatalogTTL, once the route is forgotten.
+	res := readers["cached"]
+	if got, err := res.Resolve(ctx, "t2"); err != nil || got.Instance != "pg-a" {
+		t.Fatalf("t2 before its move: %v, %v", got, err)
+	}
+	localpgtest.CreateDatabase(t, e.b, "tenant_2")
+	for _, route := range []flags.Route{flags.RouteTo(e.instA, "tenant_2", 1), flags.RouteTo(e.instB, "tenant_2", 2)} {
+		if err := pub.Publish(ctx, "t2", route); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the reader to follow t2's switch", 5*time.Second, func() bool {
+		got, err := res.Resolve(ctx, "t2")
+		return err == nil && got.Instance == "pg-b"
+	})
+	if err := e.catalog.Assign(ctx, "t2", "pg-b", nil); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := pub.Forget(ctx, "t2", 2); err != nil || !f {
+		t.Fatalf("forget: %v, %v", f, err)
+	}
+	for end := time.Now().Add(flags.CatalogTTLDefault * 3 / 4); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if got, err := res.Resolve(ctx, "t2"); err != nil || got.Instance != "pg-b" {
+			t.Fatalf("t2 after its route was forgotten: %v, %v; want B", got, err)
+		}
+	}
 }

@@ -150,6 +150,7 @@ type PostgresProvider struct {
 	cache        *routeCache
 	flight       singleflight.Group // cache misses, by tenant
 	fetches      atomic.Int64
+	newestSeq    atomic.Int64 // the newest write sequence number read or notified
 	listening    atomic.Bool // cache only what notifications will keep fresh
 
 	mu     sync.Mutex
@@ -271,11 +272,25 @@ func (p *PostgresProvider) find(ctx context.Context, tenant string) (stored, err
 // fetch reads the tenant's route from the table, on a cache miss.
 func (p *PostgresProvider) fetch(ctx context.Context, tenant string) (stored, error) {
 	p.fetches.Add(1)
+	asOf := p.newestSeq.Load() // before the read: whatever it had seen is older
 	st, _, err := p.readRoute(ctx, tenant)
 	if err != nil {
 		return stored{}, fmt.Errorf("flags: %w", err)
 	}
+	if !st.found {
+		st.asOf = asOf
+	}
 	return st, nil
+}
+
+// sawSeq records a write sequence number read or notified.
+func (p *PostgresProvider) sawSeq(seq int64) {
+	for {
+		cur := p.newestSeq.Load()
+		if seq <= cur || p.newestSeq.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
 }
 
 // readRoute reads the tenant's row: its route (found false if none), the
@@ -294,6 +309,7 @@ func (p *PostgresProvider) readRoute(ctx context.Context, tenant string) (st sto
 		return stored{}, nil, fmt.Errorf("stored route of tenant %q: %w", tenant, err)
 	}
 	st.found = true
+	p.sawSeq(st.seq)
 	return st, raw, nil
 }
 
@@ -439,6 +455,7 @@ func (p *PostgresProvider) reread(ctx context.Context, conn *pgx.Conn) ([]string
 			return nil
 		}
 		present[tenant] = true
+		p.sawSeq(seq)
 		if p.cache.apply(tenant, stored{route: r, seq: seq, found: true}) {
 			changed = append(changed, tenant)
 		}
@@ -576,6 +593,7 @@ func (p *PostgresProvider) notified(payload string) {
 // the tenant is cached; it returns what the cache holds now and whether
 // that changed.
 func (p *PostgresProvider) notifiedOne(nr notifiedRoute) (stored, bool) {
+	p.sawSeq(nr.Seq)
 	if nr.Tenant == "" || !p.cache.followed(nr.Tenant) {
 		return stored{}, false
 	}

@@ -48,6 +48,7 @@ func (p *PostgresProvider) Publish(ctx context.Context, tenantID string, r Route
 	if err != nil {
 		return fmt.Errorf("flags: publish route of tenant %q: %w", tenantID, err)
 	}
+	p.sawSeq(seq)
 	st := stored{route: r, seq: seq, found: true}
 	if p.cache.apply(tenantID, st) {
 		p.routeChanged(tenantID, st)
@@ -211,6 +212,7 @@ func (p *PostgresProvider) Forget(ctx context.Context, tenantID string, epoch in
 	if err != nil {
 		return false, fmt.Errorf("flags: forget the route of tenant %q: %w", tenantID, err)
 	}
+	p.sawSeq(seq)
 	if st := (stored{seq: seq}); p.cache.apply(tenantID, st) {
 		p.routeChanged(tenantID, st)
 	}

@@ -138,15 +138,19 @@ func NewResolver(client FlagClient, catalog fleet.Catalog, cfg *ResolverConfig) 
 //
 // When a tenant's published route disappears (a RouteForgetter forgot it,
 // which it does only once it says what the catalog says), the Resolver
-// keeps serving the route it served, which is where the catalog has the
-// tenant, until a new route is published; it follows that one even though
-// its epoch starts again from 1, by the provider's write sequence number
-// (FlagMetadataSeq). A route that comes back older (a provider gone back
-// to an old copy of the routes) is still ignored.
+// serves the catalog's route if the provider says as of which write the
+// route is absent (FlagMetadataSeq on the FLAG_NOT_FOUND, as this
+// package's providers do) and that write is not older than the route it
+// served: so a tenant moved and retired while this Resolver was not asked
+// about it is found where it is now. Without that number it keeps serving
+// the route it served. It follows a route published later even though its
+// epoch starts again from 1, by the provider's write sequence number. A
+// route that comes back older (a provider gone back to an old copy of the
+// routes) is still ignored.
 func (r *Resolver) Resolve(ctx context.Context, tenantID string) (Route, error) {
 	d, err := r.client.ObjectValueDetails(ctx, RouteFlagKey, nil, openfeature.NewEvaluationContext(tenantID, nil))
 	var route Route
-	var seq int64
+	var seq, absentAsOf int64
 	switch {
 	case err == nil && d.Value != nil:
 		seq = metadataSeq(d.FlagMetadata)
@@ -164,6 +168,17 @@ func (r *Resolver) Resolve(ctx context.Context, tenantID string) (Route, error) 
 		if route, err = r.fromCatalog(ctx, tenantID); err != nil {
 			return Route{}, err
 		}
+		absentAsOf = metadataSeq(d.FlagMetadata)
+		if r.catalogBehind(tenantID, route, absentAsOf) {
+			// The route it served is gone, and the catalog's answer it
+			// holds (up to CatalogTTL old) disagrees: it may predate
+			// the move whose route was forgotten. Ask again.
+			r.catalog.forgetLocation(tenantID)
+			if route, err = r.fromCatalog(ctx, tenantID); err != nil {
+				return Route{}, err
+			}
+		}
+		seq = absentAsOf
 	default:
 		return Route{}, fmt.Errorf("flags: evaluate %s for tenant %q: %w", RouteFlagKey, tenantID, err)
 	}
@@ -171,7 +186,7 @@ func (r *Resolver) Resolve(ctx context.Context, tenantID string) (Route, error) 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m, _ := r.tenants.get(tenantID)
-	if m.hasSeen && !supersedes(route, seq, m.seen) {
+	if m.hasSeen && !supersedes(route, seq, m.seen) && !forgotten(absentAsOf, m.seen) {
 		if m.hasRefused {
 			m.refused, m.hasRefused = Route{}, false
 			r.tenants.replace(tenantID, m)
@@ -194,6 +209,28 @@ type seenRoute struct {
 // store (a route published after the served one was forgotten).
 func supersedes(route Route, seq int64, served seenRoute) bool {
 	return route.Epoch >= served.route.Epoch || seq > served.seq
+}
+
+// catalogBehind reports whether the catalog's route for a tenant whose
+// route is absent as of absentAsOf should be read again: the route the
+// Resolver served is gone (forgotten) and the catalog's answer differs
+// from it. A Forget deletes only a route that says what the catalog says,
+// so a fresh answer agrees with the last route of the tenant.
+func (r *Resolver) catalogBehind(tenantID string, fromCatalog Route, absentAsOf int64) bool {
+	r.mu.Lock()
+	m, _ := r.tenants.peek(tenantID)
+	r.mu.Unlock()
+	return m.hasSeen && forgotten(absentAsOf, m.seen) && m.seen.route.Instance != fromCatalog.Instance
+}
+
+// forgotten reports whether a route found absent as of write absentAsOf
+// (FlagMetadataSeq of a FLAG_NOT_FOUND) means the served route is gone:
+// the provider had seen the served route's write, or a later one, when it
+// found none. The tenant is then where the catalog says, even if the
+// Resolver did not see the moves and forgets between. Without a sequence
+// number (0) nothing is known, and the served route stays.
+func forgotten(absentAsOf int64, served seenRoute) bool {
+	return absentAsOf > 0 && absentAsOf >= served.seq
 }
 
 // metadataSeq reads FlagMetadataSeq, as whatever integer type the

@@ -27,7 +27,17 @@ type stored struct {
 	route Route
 	seq   int64
 	found bool // false: no route (never published, or forgotten)
+	// asOf, for a route found absent by a read, is the newest write
+	// sequence number the provider had seen when it read: every route
+	// it served before has been forgotten since. It is not an order
+	// between writes (seq is), only what the absence answers to a
+	// Resolver that served an older route.
+	asOf int64
 }
+
+// absentAsOf is the sequence number an absence answers for: the forget's,
+// or the read's.
+func (s stored) absentAsOf() int64 { return max(s.seq, s.asOf) }
 
 // newer reports whether s supersedes cur: a later write, by sequence
 // number; rows written before sequence numbers existed (0) are ordered
@@ -118,7 +128,8 @@ func (t *routeTable) EventChannel() <-chan openfeature.Event { return t.events }
 // with a targeting key (the tenant ID) resolves to the tenant's route
 // (Route.FlagValue), with its epoch and FlagMetadataSeq in FlagMetadata;
 // a tenant without a route, or any other flag, is FLAG_NOT_FOUND, so that
-// a multi-provider can ask the next one. A provider that could not read
+// a multi-provider can ask the next one (for a tenant whose route was
+// forgotten, with FlagMetadataSeq saying as of which write). A provider that could not read
 // the route (PostgresProvider, on a cache miss) answers GENERAL.
 func (t *routeTable) ObjectEvaluation(ctx context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
 	res := openfeature.InterfaceResolutionDetail{Value: defaultValue}
@@ -139,6 +150,11 @@ func (t *routeTable) ObjectEvaluation(ctx context.Context, flag string, defaultV
 	}
 	if !st.found {
 		res.ResolutionError = openfeature.NewFlagNotFoundResolutionError("no route published for tenant " + tenant)
+		if a := st.absentAsOf(); a > 0 {
+			// A Resolver that served an older route learns that it
+			// is gone (see Resolver.Resolve).
+			res.FlagMetadata = openfeature.FlagMetadata{FlagMetadataSeq: a}
+		}
 		return res
 	}
 	res.Value = st.route.FlagValue()

@@ -82,6 +82,8 @@ func (TakeoverArgs) Kind() string { return KindTakeover }
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (TakeoverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{UniqueOpts: uniqueByID} }
 
+func (a TakeoverArgs) validate() error { return MoveArgs(a).validate() }
+
 // RetireArgs asks for a done move's source copy to be dropped
 // (cutover.Mover.Retire), ending its rollback period. Insert it with
 // InsertOpts.ScheduledAt at the end of that period.

@@ -27,7 +27,7 @@ func TestMoveJobWaitsForBusyTenant(t *testing.T) {
 	}
 	defer held.Release()
 
-	res, err := fleetjobs.InsertMove(ctx, s.client, fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-b"}, nil)
+	res, err := fleetjobs.Insert(ctx, s.client, fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-b"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func TestChainJob(t *testing.T) {
 	}
 	args := fleetjobs.ChainArgs{ChainID: "chain-jobs", Instances: []string{"pg-a"}, Spares: []string{"pg-s"},
 		Threshold: drain.Threshold{MaxTenants: 1}}
-	res, err := fleetjobs.InsertChain(ctx, clients[0], args, nil)
+	res, err := fleetjobs.Insert(ctx, clients[0], args, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestChainJob(t *testing.T) {
 	if _, err := runner.ResumeChain(ctx, "chain-jobs"); !errors.Is(err, drain.ErrInvalid) || !strings.Contains(err.Error(), "fleetjobs") {
 		t.Errorf("drain.ResumeChain of a chain run as jobs: %v, want ErrInvalid naming what resumes it", err)
 	}
-	again, err := fleetjobs.InsertChain(ctx, clients[0], args, nil)
+	again, err := fleetjobs.Insert(ctx, clients[0], args, nil)
 	if err != nil || !again.UniqueSkippedAsDuplicate {
 		t.Errorf("the chain enqueued again: %+v, %v; want the completed job, nothing new", again, err)
 	}

@@ -243,11 +243,11 @@ func (w *chainWorker) start(ctx context.Context, client *river.Client[pgx.Tx], j
 		for _, done := range a.Instances[:i] {
 			onto = append(onto, a.newID(done))
 		}
-		res, err = InsertDrain(ctx, client, DrainArgs{DrainID: childID, Instance: inst, Threshold: a.Threshold, Onto: onto, InFlight: a.InFlight}, opts)
+		res, err = Insert(ctx, client, DrainArgs{DrainID: childID, Instance: inst, Threshold: a.Threshold, Onto: onto, InFlight: a.InFlight}, opts)
 	case stepChainConvert:
-		res, err = InsertConvert(ctx, client, ConvertArgs{ConvertID: childID, Instance: inst, NewInstance: a.newID(inst)}, opts)
+		res, err = Insert(ctx, client, ConvertArgs{ConvertID: childID, Instance: inst, NewInstance: a.newID(inst)}, opts)
 	case stepChainRefill:
-		res, err = InsertRefill(ctx, client, RefillArgs{RefillID: childID, Instance: a.newID(inst), Sources: a.Spares, InFlight: a.InFlight}, opts)
+		res, err = Insert(ctx, client, RefillArgs{RefillID: childID, Instance: a.newID(inst), Sources: a.Spares, InFlight: a.InFlight}, opts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fleetjobs: chain %s: start %s: %w", a.ChainID, childID, err)

@@ -43,7 +43,7 @@ func TestRegisterRefusesInvalidConfig(t *testing.T) {
 func TestInsertRefusesIncompleteArgs(t *testing.T) {
 	t.Parallel()
 	// Refused before the client is used: there is none.
-	_, err := fleetjobs.InsertMove(context.Background(), nil, fleetjobs.MoveArgs{}, nil)
+	_, err := fleetjobs.Insert(context.Background(), nil, fleetjobs.MoveArgs{}, nil)
 	if !errors.Is(err, fleetjobs.ErrInvalidArgs) || !errors.Is(err, fleet.ErrInvalid) {
 		t.Fatalf("InsertMove of empty args: %v, want ErrInvalidArgs, which is also fleet.ErrInvalid", err)
 	}

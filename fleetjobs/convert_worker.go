@@ -75,28 +75,9 @@ func (w *convertWorker) Work(ctx context.Context, job *river.Job[ConvertArgs]) e
 	if err != nil {
 		return settle(err, w.cfg.BusySnooze)
 	}
-	var (
-		rep      *cutover.Report
-		decision Decision
-	)
-	switch state {
-	case moveDone:
-		decision = DecisionAlreadyDone
-	case moveRolledBack:
-		return river.JobCancel(fmt.Errorf("fleetjobs: conversion %s of %s was rolled back: enqueue one with a new ID to try again", a.ConvertID, a.Instance))
-	case moveOpen:
-		decision = DecisionResumed
-		rep, err = w.cfg.Mover.Resume(ctx, a.ConvertID)
-	case moveAbsent:
-		decision = DecisionMoved
-		rep, err = w.cfg.Mover.Convert(ctx, cutover.ConvertRequest{ID: a.ConvertID, Instance: a.Instance, NewInstance: a.NewInstance})
-		if errors.Is(err, cutover.ErrMoveIDUsed) {
-			err = fmt.Errorf("%w: %w", cutover.ErrMoveInProgress, err) // another attempt started it: wait
-		}
-	}
-	if err == nil && rep != nil && rep.RolledBack {
-		err = fmt.Errorf("%w: %s", cutover.ErrRolledBack, rep.RollbackReason)
-	}
+	decision, rep, err := byJournal(ctx, w.cfg.Mover, a.ConvertID, state, func() (*cutover.Report, error) {
+		return w.cfg.Mover.Convert(ctx, cutover.ConvertRequest{ID: a.ConvertID, Instance: a.Instance, NewInstance: a.NewInstance})
+	})
 	if err != nil {
 		w.cfg.Logger.InfoContext(ctx, "fleetjobs: conversion job did not finish", "job", job.ID, "conversion", a.ConvertID,
 			"journal", state.String(), "attempt", job.Attempt, "err", err)

@@ -11,9 +11,9 @@
 // KindConvert, KindTakeover, and KindDrain, KindRefill and KindChain when
 // Config.Planner is set) to the host's river.Workers, over a Config that
 // gives them the host's cutover.Mover and the journal it writes to.
-// InsertMove, InsertMoveTx, InsertRetire, InsertConvert, InsertDrain,
-// InsertRefill and InsertChain enqueue through the host's client. Migrate creates River's
-// tables in the control database beside the catalog and the journal.
+// Insert and InsertTx enqueue any of them through the host's client.
+// Migrate creates River's tables in the control database beside the
+// catalog and the journal.
 //
 // Job arguments carry IDs only (move, tenant, target instance): a worker
 // reaches databases through its own Mover, so no connection string or

@@ -80,13 +80,13 @@ func TestDrainJob(t *testing.T) {
 	}
 
 	args := fleetjobs.DrainArgs{DrainID: "drain-a", Instance: "pg-a", Threshold: drain.Threshold{MaxTenants: 1}, InFlight: 4}
-	res, err := fleetjobs.InsertDrain(ctx, clients[0], args, nil)
+	res, err := fleetjobs.Insert(ctx, clients[0], args, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := args
 	other.Instance = "pg-b"
-	if _, err := fleetjobs.InsertDrain(ctx, clients[1], other, nil); !errors.Is(err, fleetjobs.ErrMoveIDConflict) {
+	if _, err := fleetjobs.Insert(ctx, clients[1], other, nil); !errors.Is(err, fleetjobs.ErrMoveIDConflict) {
 		t.Errorf("the drain's ID with another instance: %v, want ErrMoveIDConflict", err)
 	}
 	job := waitFinalized(t, clients[0], res.Job.ID)

@@ -68,11 +68,11 @@ func Example() {
 
 	app := cutovertest.StartWorkload(f.Router, "acme", 2)
 	move := fleetjobs.MoveArgs{MoveID: "acme-to-pg-b", Tenant: "acme", Target: "pg-b"}
-	first, err := fleetjobs.InsertMove(ctx, client, move, nil)
+	first, err := fleetjobs.Insert(ctx, client, move, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	again, err := fleetjobs.InsertMove(ctx, client, move, nil)
+	again, err := fleetjobs.Insert(ctx, client, move, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -266,8 +266,8 @@ func (f *fanOut) takeOver(ctx context.Context, client *river.Client[pgx.Tx], m d
 	}
 	f.cfg.Logger.InfoContext(ctx, "fleetjobs: taking over a move whose worker died", "id", f.id, "move", moveID,
 		"job", job.ID, "journal", state.String())
-	_, err := client.Insert(ctx, TakeoverArgs{MoveID: moveID, Tenant: m.Tenant, Target: m.To},
-		&river.InsertOpts{UniqueOpts: uniqueByID, Metadata: f.childMeta()})
+	_, err := Insert(ctx, client, TakeoverArgs{MoveID: moveID, Tenant: m.Tenant, Target: m.To},
+		&river.InsertOpts{Metadata: f.childMeta()})
 	if err != nil {
 		return fmt.Errorf("fleetjobs: take over %s: %w", moveID, err)
 	}

@@ -19,69 +19,40 @@ import (
 // target (the worker cancels the job, changing nothing).
 var ErrMoveIDConflict = errors.New("fleetjobs: the move ID names another move")
 
-// InsertMove enqueues a move job through the host's client. opts may be
-// nil; its UniqueOpts are replaced, since a move job is unique by its move
-// ID: inserting the same move again inserts nothing and returns the
-// existing job (JobInsertResult.UniqueSkippedAsDuplicate).
-func InsertMove(ctx context.Context, client *river.Client[pgx.Tx], args MoveArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-	return insert(args, args.validate, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+// Args are the arguments of daisychain's job kinds: MoveArgs, RetireArgs,
+// ConvertArgs, TakeoverArgs, DrainArgs, RefillArgs and ChainArgs.
+type Args interface {
+	river.JobArgs
+	validate() error
+}
+
+// Insert enqueues one of daisychain's jobs through the host's client.
+// Arguments that are incomplete are refused with ErrInvalidArgs, naming
+// the field, and nothing is inserted. opts may be nil; its UniqueOpts are
+// replaced, since every job is unique by its ID (move, drain, chain...):
+// inserting the same job again inserts nothing and returns the existing
+// one (JobInsertResult.UniqueSkippedAsDuplicate); the same ID with other
+// arguments is refused with ErrMoveIDConflict. Drain, refill and chain
+// jobs need a worker with a Config.Planner to run.
+func Insert[A Args](ctx context.Context, client *river.Client[pgx.Tx], args A, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return insert(args, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
 		return client.Insert(ctx, args, o)
 	})
 }
 
-// InsertMoveTx is InsertMove within the host's transaction: the job
-// exists once tx commits.
-func InsertMoveTx(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, args MoveArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-	return insert(args, args.validate, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+// InsertTx is Insert within the host's transaction: the job exists once
+// tx commits.
+func InsertTx[A Args](ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, args A, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return insert(args, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
 		return client.InsertTx(ctx, tx, args, o)
-	})
-}
-
-// InsertRetire enqueues a retire job, unique by move ID like a move job.
-// Schedule it at the end of the rollback period with opts.ScheduledAt.
-func InsertRetire(ctx context.Context, client *river.Client[pgx.Tx], args RetireArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-	return insert(args, args.validate, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-		return client.Insert(ctx, args, o)
-	})
-}
-
-// InsertDrain enqueues a drain job, unique by its drain ID: inserting the
-// same drain again inserts nothing; the same ID with other arguments is
-// refused with ErrMoveIDConflict. The host's workers need a
-// Config.Planner for it to run.
-func InsertDrain(ctx context.Context, client *river.Client[pgx.Tx], args DrainArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-	return insert(args, args.validate, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-		return client.Insert(ctx, args, o)
-	})
-}
-
-// InsertRefill enqueues a refill job, as InsertDrain a drain.
-func InsertRefill(ctx context.Context, client *river.Client[pgx.Tx], args RefillArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-	return insert(args, args.validate, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-		return client.Insert(ctx, args, o)
-	})
-}
-
-// InsertConvert enqueues a conversion job, unique by its conversion ID.
-func InsertConvert(ctx context.Context, client *river.Client[pgx.Tx], args ConvertArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-	return insert(args, args.validate, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-		return client.Insert(ctx, args, o)
-	})
-}
-
-// InsertChain enqueues a daisy chain's job, unique by its chain ID. The
-// host's workers need a Config.Planner for it to run.
-func InsertChain(ctx context.Context, client *river.Client[pgx.Tx], args ChainArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-	return insert(args, args.validate, opts, func(o *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-		return client.Insert(ctx, args, o)
 	})
 }
 
 // insert validates args, forces uniqueness by move ID, inserts, and
 // refuses a duplicate whose arguments differ.
-func insert[T river.JobArgs](args T, validate func() error, opts *river.InsertOpts,
+func insert[T Args](args T, opts *river.InsertOpts,
 	do func(*river.InsertOpts) (*rivertype.JobInsertResult, error)) (*rivertype.JobInsertResult, error) {
-	if err := validate(); err != nil {
+	if err := args.validate(); err != nil {
 		return nil, err
 	}
 	var o river.InsertOpts

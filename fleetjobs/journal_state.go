@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/riverqueue/river"
+
 	"github.com/daisychain-db/daisychain/cutover"
 )
 
@@ -70,4 +72,38 @@ func checkPlanned(p *cutover.Planned, moveID string, args MoveArgs) error {
 			ErrMoveIDConflict, moveID, p.Tenant, p.Target, args.Tenant, args.Target)
 	}
 	return nil
+}
+
+// byJournal does what the journal says is left of a move or a
+// conversion: nothing if it is done, Resume if it is open, start if the
+// journal has no entry of it. One rolled back is a cancellation: a move ID
+// names one attempt. A report that says rolled back is ErrRolledBack.
+func byJournal(ctx context.Context, m Mover, id string, state moveState, start func() (*cutover.Report, error)) (Decision, *cutover.Report, error) {
+	var (
+		rep      *cutover.Report
+		decision Decision
+		err      error
+	)
+	switch state {
+	case moveDone:
+		return DecisionAlreadyDone, nil, nil
+	case moveRolledBack:
+		return "", nil, river.JobCancel(fmt.Errorf("fleetjobs: %s was rolled back (what it moved is served where it was): enqueue it with a new ID to try again", id))
+	case moveOpen:
+		decision = DecisionResumed
+		rep, err = m.Resume(ctx, id)
+	case moveAbsent:
+		decision = DecisionMoved
+		rep, err = start()
+		if errors.Is(err, cutover.ErrMoveIDUsed) {
+			// Another attempt (a job rescued while its worker still
+			// ran, or a takeover) started it after we read the journal:
+			// that one holds its locks, so wait as for a busy tenant.
+			err = fmt.Errorf("%w: %w", cutover.ErrMoveInProgress, err)
+		}
+	}
+	if err == nil && rep != nil && rep.RolledBack {
+		err = fmt.Errorf("%w: %s", cutover.ErrRolledBack, rep.RollbackReason)
+	}
+	return decision, rep, err
 }

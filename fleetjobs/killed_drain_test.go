@@ -102,7 +102,7 @@ func drainKilled(t *testing.T, f *cutovertest.Fleet, pool *pgxpool.Pool, inserte
 		workloads[tn] = w
 	}
 	drainID := fmt.Sprintf("drain-k%d", run)
-	res, err := fleetjobs.InsertDrain(ctx, inserter, fleetjobs.DrainArgs{DrainID: drainID, Instance: "pg-a",
+	res, err := fleetjobs.Insert(ctx, inserter, fleetjobs.DrainArgs{DrainID: drainID, Instance: "pg-a",
 		Threshold: drain.Threshold{MaxTenants: 1}, InFlight: 2}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -31,11 +31,11 @@ func TestMoveJob(t *testing.T) {
 	moveID := "move-" + tenant
 
 	args := fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-b"}
-	first, err := fleetjobs.InsertMove(ctx, s.client, args, nil)
+	first, err := fleetjobs.Insert(ctx, s.client, args, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := fleetjobs.InsertMove(ctx, s.client, args, nil)
+	second, err := fleetjobs.Insert(ctx, s.client, args, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestMoveJob(t *testing.T) {
 		t.Errorf("second insert of %s: job %d (skipped as duplicate: %v), want job %d again",
 			moveID, second.Job.ID, second.UniqueSkippedAsDuplicate, first.Job.ID)
 	}
-	if _, err := fleetjobs.InsertMove(ctx, s.client, fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-a"}, nil); !errors.Is(err, fleetjobs.ErrMoveIDConflict) {
+	if _, err := fleetjobs.Insert(ctx, s.client, fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-a"}, nil); !errors.Is(err, fleetjobs.ErrMoveIDConflict) {
 		t.Errorf("insert of %s to another target: %v, want ErrMoveIDConflict", moveID, err)
 	}
 
@@ -66,7 +66,7 @@ func TestMoveJob(t *testing.T) {
 	if _, err := s.client.JobDelete(ctx, first.Job.ID); err != nil {
 		t.Fatal(err)
 	}
-	again, err := fleetjobs.InsertMove(ctx, s.client, args, nil)
+	again, err := fleetjobs.Insert(ctx, s.client, args, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestMoveJob(t *testing.T) {
 	if _, err := s.client.JobDelete(ctx, again.Job.ID); err != nil {
 		t.Fatal(err)
 	}
-	reused, err := fleetjobs.InsertMove(ctx, s.client, fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-a"}, nil)
+	reused, err := fleetjobs.Insert(ctx, s.client, fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-a"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestMoveJob(t *testing.T) {
 	}
 	assertOn(t, s.Fleet, tenant, "pg-b")
 
-	retire, err := fleetjobs.InsertRetire(ctx, s.client, fleetjobs.RetireArgs{MoveID: moveID}, nil)
+	retire, err := fleetjobs.Insert(ctx, s.client, fleetjobs.RetireArgs{MoveID: moveID}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,32 +83,9 @@ func (w *moveWorker) move(ctx context.Context, job *rivertype.JobRow, a MoveArgs
 	if err != nil {
 		return w.settle(err)
 	}
-	var (
-		rep      *cutover.Report
-		decision Decision
-	)
-	switch state {
-	case moveDone:
-		decision = DecisionAlreadyDone
-	case moveRolledBack:
-		return river.JobCancel(fmt.Errorf("fleetjobs: move %s of %s was rolled back, its tenant is served by its source: enqueue a move with a new ID to try again",
-			a.MoveID, a.Tenant))
-	case moveOpen:
-		decision = DecisionResumed
-		rep, err = w.cfg.Mover.Resume(ctx, a.MoveID)
-	case moveAbsent:
-		decision = DecisionMoved
-		rep, err = w.cfg.Mover.Move(ctx, cutover.Request{ID: a.MoveID, Tenant: a.Tenant, Target: a.Target})
-		if errors.Is(err, cutover.ErrMoveIDUsed) {
-			// Another attempt (a job rescued while its worker still
-			// ran) started it after we read the journal: that one
-			// holds the tenant, so wait as for a busy tenant.
-			err = fmt.Errorf("%w: %w", cutover.ErrMoveInProgress, err)
-		}
-	}
-	if err == nil && rep != nil && rep.RolledBack {
-		err = fmt.Errorf("%w: %s", cutover.ErrRolledBack, rep.RollbackReason)
-	}
+	decision, rep, err := byJournal(ctx, w.cfg.Mover, a.MoveID, state, func() (*cutover.Report, error) {
+		return w.cfg.Mover.Move(ctx, cutover.Request{ID: a.MoveID, Tenant: a.Tenant, Target: a.Target})
+	})
 	if err == nil && meta.Retire {
 		// A drain's move frees its source at once, as drain.Runner's
 		// does; a retire cut off is done again by the next attempt.

@@ -59,7 +59,7 @@ func TestRescuedJobResumesOnAnotherWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := fleetjobs.InsertMove(ctx, inserter, fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-b"}, nil)
+	res, err := fleetjobs.Insert(ctx, inserter, fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-b"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func TestMoveJobResumesKilledMove(t *testing.T) {
 				t.Fatalf("after the kill, open moves are %v (%v), want %s among them", open, err, moveID)
 			}
 
-			res, err := fleetjobs.InsertMove(ctx, s.client, fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-b"}, nil)
+			res, err := fleetjobs.Insert(ctx, s.client, fleetjobs.MoveArgs{MoveID: moveID, Tenant: tenant, Target: "pg-b"}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
