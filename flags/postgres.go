@@ -151,7 +151,7 @@ type PostgresProvider struct {
 	flight       singleflight.Group // cache misses, by tenant
 	fetches      atomic.Int64
 	newestSeq    atomic.Int64 // the newest write sequence number read or notified
-	listening    atomic.Bool // cache only what notifications will keep fresh
+	listening    atomic.Bool  // cache only what notifications will keep fresh
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // stops the listener; nil when not listening
