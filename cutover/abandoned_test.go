@@ -22,17 +22,8 @@ func TestAbandoned(t *testing.T) {
 	if err := f.AddTenant(ctx, "acme", "acme", "pg-a", ""); err != nil {
 		t.Fatal(err)
 	}
-	reached, release := make(chan struct{}), make(chan struct{})
-	mover, err := f.Mover(&cutover.Config{BeforeStep: blockAt(cutover.StepCatchUp, reached, release, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := mover.Move(ctx, cutover.Request{ID: "move-acme", Tenant: "acme", Target: "pg-b"})
-		done <- err
-	}()
-	<-reached
+	mover, release, done := heldMove(t, f, cutover.Config{}, cutover.Request{ID: "move-acme", Tenant: "acme", Target: "pg-b"},
+		cutover.StepCatchUp, nil)
 	if ab, err := mover.Abandoned(ctx, "move-acme"); err != nil || ab {
 		t.Fatalf("Abandoned of a running move = %v, %v; want false", ab, err)
 	}
@@ -60,7 +51,7 @@ func TestAbandoned(t *testing.T) {
 	if err != nil || !rep.RolledBack {
 		t.Fatalf("Resume of the abandoned move: %+v, %v; want it rolled back", rep, err)
 	}
-	close(release)
+	release()
 	if err := <-done; err == nil {
 		t.Error("the mover whose locks were lost went on to finish its move")
 	}

@@ -28,6 +28,26 @@ func blockAt(s cutover.Step, reached, release chan struct{}, fail error) func(co
 	}
 }
 
+// heldMove starts req on a Mover of f configured by cfg, and returns once
+// the move has reached step and waits there; release lets it go on (the
+// step then fails with fail, if not nil), and done says how it ended.
+func heldMove(t *testing.T, f *cutovertest.Fleet, cfg cutover.Config, req cutover.Request, step cutover.Step, fail error) (mover *cutover.Mover, release func(), done <-chan error) {
+	t.Helper()
+	reached, released := make(chan struct{}), make(chan struct{})
+	cfg.BeforeStep = blockAt(step, reached, released, fail)
+	mover, err := f.Mover(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := mover.Move(context.Background(), req)
+		ended <- err
+	}()
+	<-reached
+	return mover, func() { close(released) }, ended
+}
+
 // TestInstanceLocks: while a tenant moves off pg-a onto pg-b, neither
 // instance can be converted, and the refusal names the instance or the
 // tenant and who holds it; while pg-a is being converted, no move onto or
@@ -58,17 +78,8 @@ func TestInstanceLocks(t *testing.T) {
 	}
 
 	// A move of acme from pg-a to pg-b, held before its catch-up.
-	reached, release := make(chan struct{}), make(chan struct{})
-	mover, err := f.Mover(&cutover.Config{BeforeStep: blockAt(cutover.StepCatchUp, reached, release, errors.New("stop here"))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := mover.Move(ctx, cutover.Request{ID: "move-acme", Tenant: "acme", Target: "pg-b"})
-		done <- err
-	}()
-	<-reached
+	_, release, done := heldMove(t, f, cutover.Config{}, cutover.Request{ID: "move-acme", Tenant: "acme", Target: "pg-b"},
+		cutover.StepCatchUp, errors.New("stop here"))
 	_, err = other.Convert(ctx, cutover.ConvertRequest{ID: "convert-b", Instance: "pg-b", NewInstance: "pg-b.1"})
 	t.Logf("refused: %v", err)
 	if !errors.Is(err, cutover.ErrInstanceBusy) || !strings.Contains(err.Error(), `"pg-b"`) || !strings.Contains(err.Error(), "move-acme") {
@@ -79,21 +90,22 @@ func TestInstanceLocks(t *testing.T) {
 	if !errors.Is(err, cutover.ErrMoveInProgress) || !strings.Contains(err.Error(), `"acme"`) || !strings.Contains(err.Error(), "move-acme") {
 		t.Errorf("Convert of the source of a running move: %v, want a refusal naming tenant acme and the move", err)
 	}
-	close(release)
+	release()
 	if err := <-done; !errors.Is(err, cutover.ErrRolledBack) {
 		t.Fatalf("the held move: %v", err)
 	}
 
 	// A conversion of pg-a, held at its first step.
-	reached, release = make(chan struct{}), make(chan struct{})
+	reached, releaseConvert := make(chan struct{}), make(chan struct{})
 	converter, err := f.Mover(&cutover.Config{Converter: f.Converter(),
-		BeforeStep: blockAt(cutover.StepPreflight, reached, release, errors.New("stop here"))})
+		BeforeStep: blockAt(cutover.StepPreflight, reached, releaseConvert, errors.New("stop here"))})
 	if err != nil {
 		t.Fatal(err)
 	}
+	converted := make(chan error, 1)
 	go func() {
 		_, err := converter.Convert(ctx, cutover.ConvertRequest{ID: "convert-a", Instance: "pg-a", NewInstance: "pg-a.1"})
-		done <- err
+		converted <- err
 	}()
 	<-reached
 	_, err = other.Move(ctx, cutover.Request{ID: "move-bolt", Tenant: "bolt", Target: "pg-a"})
@@ -101,8 +113,8 @@ func TestInstanceLocks(t *testing.T) {
 	if !errors.Is(err, cutover.ErrInstanceBusy) || !strings.Contains(err.Error(), `"pg-a"`) || !strings.Contains(err.Error(), "convert-a") {
 		t.Errorf("Move onto an instance being converted: %v, want a refusal naming pg-a and the conversion", err)
 	}
-	close(release)
-	if err := <-done; !errors.Is(err, cutover.ErrRolledBack) {
+	close(releaseConvert)
+	if err := <-converted; !errors.Is(err, cutover.ErrRolledBack) {
 		t.Fatalf("the held conversion: %v", err)
 	}
 	// Once they are over, the instances are free.
@@ -142,18 +154,8 @@ func TestMoveSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reached, release := make(chan struct{}), make(chan struct{})
-	mover, err := f.Mover(&cutover.Config{MovesPerSource: 1, MovesPerTarget: 1,
-		BeforeStep: blockAt(cutover.StepCatchUp, reached, release, errors.New("stop here"))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := mover.Move(ctx, cutover.Request{ID: "move-acme", Tenant: "acme", Target: "pg-b"})
-		done <- err
-	}()
-	<-reached
+	_, release, done := heldMove(t, f, cutover.Config{MovesPerSource: 1, MovesPerTarget: 1},
+		cutover.Request{ID: "move-acme", Tenant: "acme", Target: "pg-b"}, cutover.StepCatchUp, errors.New("stop here"))
 	_, err = other.Move(ctx, cutover.Request{ID: "move-bolt", Tenant: "bolt", Target: "pg-c"})
 	t.Logf("refused: %v", err)
 	if !errors.Is(err, cutover.ErrInstanceBusy) || !strings.Contains(err.Error(), `out of instance "pg-a"`) ||
@@ -169,7 +171,7 @@ func TestMoveSlots(t *testing.T) {
 	if _, err := other.Move(ctx, cutover.Request{ID: "move-crux-a", Tenant: "crux", Target: "pg-a"}); !errors.Is(err, errWouldRun) {
 		t.Errorf("a move from pg-c into pg-a, whose slots are free: %v, want it to start", err)
 	}
-	close(release)
+	release()
 	if err := <-done; !errors.Is(err, cutover.ErrRolledBack) {
 		t.Fatalf("the held move: %v", err)
 	}

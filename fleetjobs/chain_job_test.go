@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -30,20 +29,7 @@ import (
 func TestChainJob(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	f, err := cutovertest.StartFleet(ctx, &cutovertest.FleetConfig{Instances: []string{"pg-a", "pg-s"},
-		Limits: fleet.Limits{MaxTenants: 4}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	pool, err := pgxpool.New(ctx, f.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := fleetjobs.Migrate(ctx, pool, nil); err != nil {
-		t.Fatal(err)
-	}
+	f, pool := startJobFleet(t, &cutovertest.FleetConfig{Instances: []string{"pg-a", "pg-s"}, Limits: fleet.Limits{MaxTenants: 4}})
 	workloads := map[string]*cutovertest.Workload{}
 	for i := range 3 {
 		tn := fmt.Sprintf("c%d", i)
@@ -98,24 +84,13 @@ func TestChainJob(t *testing.T) {
 	if on, err := f.Catalog.Tenants(ctx, "pg-s"); err != nil || len(on) != 0 {
 		t.Errorf("the spare holds %d tenants after the chain (%v), want 0", len(on), err)
 	}
+	converted, err := f.Catalog.Instance(ctx, "pg-a.1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for tn, w := range workloads {
-		waitForAcks(t, w, 5)
-		stats := w.Stop()
 		assertOn(t, f, tn, "pg-a.1")
-		inst, err := f.Catalog.Instance(ctx, "pg-a.1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := f.ReplicaInstance(inst.Endpoint.Port).Connect(ctx, tn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		missing, err := w.Missing(ctx, conn)
-		conn.Close(ctx)
-		if err != nil || missing != 0 || stats.Errors != 0 {
-			t.Errorf("%s: %d of %d acknowledged writes missing (%v), %d application errors (first %v)",
-				tn, missing, stats.Acknowledged, err, stats.Errors, stats.FirstError)
-		}
+		assertWrites(t, w, tn, f.ReplicaInstance(converted.Endpoint.Port).Connect)
 	}
 	for _, k := range []cutover.Kind{cutover.KindMove, cutover.KindDrain, cutover.KindChain} {
 		if open, err := f.Journal.Open(ctx, k); err != nil || len(open) != 0 {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -31,20 +30,8 @@ import (
 func TestDrainJob(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	f, err := cutovertest.StartFleet(ctx, &cutovertest.FleetConfig{Instances: []string{"pg-a", "pg-b", "pg-c"},
+	f, pool := startJobFleet(t, &cutovertest.FleetConfig{Instances: []string{"pg-a", "pg-b", "pg-c"},
 		Limits: fleet.Limits{MaxTenants: 3}}) // the plan spreads the tenants over pg-b and pg-c
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	pool, err := pgxpool.New(ctx, f.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := fleetjobs.Migrate(ctx, pool, nil); err != nil {
-		t.Fatal(err)
-	}
 	tenants := []string{"t1", "t2", "t3", "t4", "t5", "t6"}
 	for _, tn := range tenants {
 		if err := f.AddTenant(ctx, tn, tn, "pg-a", itemsSchema); err != nil {
@@ -132,18 +119,7 @@ func TestDrainJob(t *testing.T) {
 			t.Errorf("the source copy of %s is still on pg-a", tn)
 		}
 		if w := workloads[tn]; w != nil {
-			waitForAcks(t, w, 10)
-			stats := w.Stop()
-			conn, err := f.Instances[p.Target].Connect(ctx, tn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			missing, err := w.Missing(ctx, conn)
-			conn.Close(ctx)
-			if err != nil || missing != 0 || stats.Errors != 0 {
-				t.Errorf("%s: %d of %d acknowledged writes missing (%v), %d application errors (first %v)",
-					tn, missing, stats.Acknowledged, err, stats.Errors, stats.FirstError)
-			}
+			assertWrites(t, w, tn, f.Instances[p.Target].Connect)
 		}
 	}
 	// At each move's start, count the moves running out of pg-a (all of

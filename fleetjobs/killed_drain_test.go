@@ -58,20 +58,7 @@ func TestDrainSurvivesKilledWorker(t *testing.T) {
 	}
 	t.Logf("DAISYCHAIN_KILL_SEED=%d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	ctx := context.Background()
-	f, err := cutovertest.StartFleet(ctx, &cutovertest.FleetConfig{Instances: []string{"pg-a", "pg-b", "pg-c"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	pool, err := pgxpool.New(ctx, f.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := fleetjobs.Migrate(ctx, pool, nil); err != nil {
-		t.Fatal(err)
-	}
+	f, pool := startJobFleet(t, &cutovertest.FleetConfig{Instances: []string{"pg-a", "pg-b", "pg-c"}})
 	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -187,18 +174,7 @@ func drainKilled(t *testing.T, f *cutovertest.Fleet, pool *pgxpool.Pool, inserte
 			t.Errorf("%s served by %s, but its copy on %s is still there", tn, serving, other)
 		}
 		if w := workloads[tn]; w != nil {
-			waitForAcks(t, w, 10)
-			stats := w.Stop()
-			conn, err := f.Instances[serving].Connect(ctx, tn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			missing, err := w.Missing(ctx, conn)
-			conn.Close(ctx)
-			if err != nil || missing != 0 || stats.Errors != 0 {
-				t.Errorf("%s: %d of %d acknowledged writes missing on %s (%v), %d application errors (first %v)",
-					tn, missing, stats.Acknowledged, serving, err, stats.Errors, stats.FirstError)
-			}
+			assertWrites(t, w, tn, f.Instances[serving].Connect)
 		}
 	}
 	for name, inst := range f.Instances {
