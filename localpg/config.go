@@ -39,6 +39,11 @@ func DefaultSettings() map[string]string {
 		"max_worker_processes":              "96",
 		"max_logical_replication_workers":   "64",
 		"max_sync_workers_per_subscription": "4",
+		// Before PostgreSQL 16 the logical replication launcher starts
+		// the workers of new subscriptions at most once per this
+		// interval (default 5s): every move after the first would wait
+		// for it. See replica/logical's preflight note.
+		"wal_retrieve_retry_interval": "100ms",
 		// A bound on the WAL a stalled slot may keep, as production needs
 		// (replica preflight refuses an unbounded one).
 		"max_slot_wal_keep_size":       "16GB",

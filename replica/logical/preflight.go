@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -72,12 +73,13 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 	syncWorkers := 2
 	if tgt != nil {
 		var super, createdb bool
-		var major, maxWorkers, usedWorkers int
+		var major, maxWorkers, usedWorkers, retryMS int
 		err := tgt.QueryRow(ctx, `SELECT r.rolsuper, r.rolcreatedb, current_setting('server_version_num')::int / 10000,
 				current_setting('max_logical_replication_workers')::int,
 				(SELECT count(*) FROM pg_stat_subscription)::int,
-				least(current_setting('max_sync_workers_per_subscription')::int, 4)
-			FROM pg_roles r WHERE r.rolname = current_user`).Scan(&super, &createdb, &major, &maxWorkers, &usedWorkers, &syncWorkers)
+				least(current_setting('max_sync_workers_per_subscription')::int, 4),
+				(SELECT setting::int FROM pg_settings WHERE name = 'wal_retrieve_retry_interval')
+			FROM pg_roles r WHERE r.rolname = current_user`).Scan(&super, &createdb, &major, &maxWorkers, &usedWorkers, &syncWorkers, &retryMS)
 		if err != nil {
 			r.Add("target privileges", "cannot read the target's settings: %v", err)
 		} else {
@@ -87,6 +89,12 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 			}
 			if !createdb && !super && !f.targetExists {
 				r.Add("target privileges", "the target role may not create databases: GRANT it CREATEDB or create database %q (empty) first", e.spec.TargetDatabase)
+			}
+			if major < 16 && retryMS >= launcherPaceNote {
+				r.Notes = append(r.Notes, fmt.Sprintf("the target's wal_retrieve_retry_interval is %s: before PostgreSQL 16 its logical replication launcher "+
+					"starts the workers of new subscriptions at most once per that interval, so a move onto it may wait that long for its stream "+
+					"(it paces a drain of small tenants): lower it (ALTER SYSTEM SET wal_retrieve_retry_interval = '200ms'; SELECT pg_reload_conf()), "+
+					"which also makes a standby of that instance retry a failed WAL source sooner", time.Duration(retryMS)*time.Millisecond))
 			}
 			if need := 1 + syncWorkers; !resume && maxWorkers-usedWorkers < need {
 				r.Add("target workers", "the target has %d free logical replication workers, the stream needs %d: raise max_logical_replication_workers (and max_worker_processes) and restart the target",
@@ -288,6 +296,12 @@ func (e *env) checkSource(ctx context.Context, src, tgt *pgx.Conn, r *replica.Pr
 		}
 	}
 }
+
+// launcherPaceNote is the target's wal_retrieve_retry_interval, in
+// milliseconds, from which preflight notes that it paces the start of new
+// streams (PostgreSQL 15 and older): a move of a small tenant takes about
+// a second, so a wait of a second or more is most of it.
+const launcherPaceNote = 1000
 
 // checkSlotWALBound requires max_slot_wal_keep_size on the source, unless
 // Options.AllowUnboundedSlotWAL accepts that there is none.

@@ -1,6 +1,7 @@
 package logical_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -255,4 +256,32 @@ func TestPreflightSourceWithSubscriptions(t *testing.T) {
 		t.Errorf("preflight of a source with a subscription: %v, want it named", e)
 	}
 	execSQL(t, inst, "t", `DROP SUBSCRIPTION "Filling it"`)
+}
+
+// TestPreflightLauncherPace: a target (PostgreSQL 15) whose
+// wal_retrieve_retry_interval is the default 5s gets a note saying that
+// it paces the start of new streams and how to lower it; one at localpg's
+// 100ms gets none.
+func TestPreflightLauncherPace(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, time.Minute)
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	slow := localpgtest.Start(t, &localpg.Config{Name: "slow", Settings: map[string]string{"wal_retrieve_retry_interval": "5s"}})
+	fast := localpgtest.Start(t, &localpg.Config{Name: "fast"})
+	createTenant(t, src, "t", 10)
+	for _, c := range []struct {
+		dst  *localpg.Instance
+		note bool
+	}{{slow, true}, {fast, false}} {
+		report, err := provider.Preflight(ctx, spec("pace", src, "t", c.dst, "t"))
+		if err != nil || !report.OK() {
+			t.Fatalf("preflight onto %s: %v, %v", c.dst.Name(), report.Err(), err)
+		}
+		noted := slices.ContainsFunc(report.Notes, func(n string) bool {
+			return strings.Contains(n, "wal_retrieve_retry_interval is 5s") && strings.Contains(n, "ALTER SYSTEM SET wal_retrieve_retry_interval")
+		})
+		if noted != c.note {
+			t.Errorf("preflight onto %s: notes %q, want the launcher's pace noted: %v", c.dst.Name(), report.Notes, c.note)
+		}
+	}
 }
