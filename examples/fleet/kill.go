@@ -20,6 +20,9 @@ type kill struct {
 	Worker string       `json:"worker"`
 	Move   string       `json:"move"`
 	Step   cutover.Step `json:"step"` // the move's last journaled step
+	// Done: after the drain, the move's journal says it is done (the
+	// drain resumed it), its tenant on the target.
+	Done bool `json:"done"`
 }
 
 // killInMove waits until every job victim runs is a move that has

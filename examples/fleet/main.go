@@ -33,6 +33,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -108,6 +109,10 @@ func cli(args []string, out io.Writer) int {
 	}
 	if o.tenants < sampledWriters {
 		log.Printf("fleet: -tenants %d: give at least %d (the application writes to %d tenants of each source)", o.tenants, sampledWriters, sampledWriters)
+		return 2
+	}
+	if o.limits.movesPerSource < 0 || o.limits.movesPerTarget < 0 {
+		log.Printf("fleet: -moves-per-source %d, -moves-per-target %d: give 0 (no limit) or more", o.limits.movesPerSource, o.limits.movesPerTarget)
 		return 2
 	}
 	if o.worker != "" {
@@ -204,7 +209,8 @@ func run(ctx context.Context, out io.Writer, o options) (s summary, err error) {
 	s.Workers, s.Killed = workersRun1, r1.killed
 	if r1.killed != nil {
 		s.WorkersKilled = 1
-		say("  killed %s (SIGKILL) in move %s, at step %s", r1.killed.Worker, r1.killed.Move, r1.killed.Step)
+		say("  killed %s (SIGKILL) in move %s, at step %s; the move is done after the drain: %t",
+			r1.killed.Worker, r1.killed.Move, r1.killed.Step, r1.killed.Done)
 	}
 	s.TenantsMoved, s.MovesResumed, s.MovesFailed = len(r1.out.Moved), len(r1.out.Resumed), len(r1.out.Failed)
 	s.Seconds, s.TenantsPerMinute = r1.seconds, perMinute(len(r1.out.Moved), r1.seconds)
@@ -312,6 +318,15 @@ func runDrain(ctx context.Context, client *river.Client[pgx.Tx], journal cutover
 	entries, err := journal.Entries(ctx, args.DrainID)
 	if err != nil {
 		return r, err
+	}
+	if r.killed != nil {
+		moved, err := journal.Entries(ctx, r.killed.Move)
+		if err != nil {
+			return r, err
+		}
+		r.killed.Done = slices.ContainsFunc(moved, func(e cutover.Entry) bool {
+			return e.Step == cutover.StepDone && e.Status == cutover.StatusFinished
+		})
 	}
 	if last := entries[len(entries)-1]; !last.Terminal() {
 		return r, fmt.Errorf("drain %s ended %s with its journal open: %v", args.DrainID, job.State, job.Errors)
