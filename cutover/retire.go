@@ -38,10 +38,7 @@ func (m *Mover) Retire(ctx context.Context, moveID string) error {
 	if err != nil {
 		return err
 	}
-	if retired(entries) {
-		return nil
-	}
-	if err := retirable(moveID, entries); err != nil {
+	if done, err := retirable(moveID, entries); done || err != nil {
 		return err
 	}
 	locks, err := m.lock(ctx, fmt.Sprintf("move %q", moveID), tenantLock(p.Tenant))
@@ -52,13 +49,18 @@ func (m *Mover) Retire(ctx context.Context, moveID string) error {
 	return m.retire(ctx, moveID, p)
 }
 
-// retirable says whether a move's journal lets it be retired.
-func retirable(moveID string, entries []Entry) error {
+// retirable says whether a move's journal lets it be retired: done when
+// a Retire finished already (nothing is left to do), an error when the
+// move is not done.
+func retirable(moveID string, entries []Entry) (done bool, err error) {
+	if retired(entries) {
+		return true, nil
+	}
 	if !isDone(entries) {
 		last := entries[len(entries)-1]
-		return fmt.Errorf("%w: move %q ends with %s (%s), and it is not %s", ErrNotRetirable, moveID, last.Step, last.Status, StepDone)
+		return false, fmt.Errorf("%w: move %q ends with %s (%s), and it is not %s", ErrNotRetirable, moveID, last.Step, last.Status, StepDone)
 	}
-	return nil
+	return false, nil
 }
 
 // retired reports whether a move's Retire finished.
@@ -91,33 +93,40 @@ func (m *Mover) retire(ctx context.Context, moveID string, p plan) error {
 	if err != nil {
 		return err
 	}
-	if retired(entries) {
-		return nil
-	}
-	if err := retirable(moveID, entries); err != nil {
+	if done, err := retirable(moveID, entries); done || err != nil {
 		return err
 	}
-	tenant, err := m.cfg.Catalog.Locate(ctx, p.Tenant)
-	if err != nil {
-		return fmt.Errorf("cutover: retire %q: %w", moveID, err)
-	}
-	if tenant.Instance != p.Target {
-		return fmt.Errorf("%w: the catalog has tenant %q on %q, not on the move's target %q",
-			ErrNotRetirable, p.Tenant, tenant.Instance, p.Target)
-	}
-	route, err := m.cfg.Routes.Resolve(ctx, p.Tenant)
-	if err != nil {
-		return fmt.Errorf("cutover: retire %q: %w", moveID, err)
-	}
-	if route.Instance != p.Target {
-		return fmt.Errorf("%w: tenant %q is routed to %q, not to the move's target %q",
-			ErrNotRetirable, p.Tenant, route.Instance, p.Target)
+	// Both the catalog and the published route must have the tenant on
+	// the move's target, read in this order; a read that fails is not a
+	// refusal.
+	var tenant fleet.Tenant
+	for _, on := range []struct {
+		read    func() (string, error)
+		refusal string
+	}{
+		{func() (string, error) {
+			var err error
+			tenant, err = m.cfg.Catalog.Locate(ctx, p.Tenant)
+			return tenant.Instance, err
+		}, "the catalog has tenant %q on %q, not on the move's target %q"},
+		{func() (string, error) {
+			route, err := m.cfg.Routes.Resolve(ctx, p.Tenant)
+			return route.Instance, err
+		}, "tenant %q is routed to %q, not to the move's target %q"},
+	} {
+		instance, err := on.read()
+		if err != nil {
+			return fmt.Errorf("cutover: retire %q: %w", moveID, err)
+		}
+		if instance != p.Target {
+			return fmt.Errorf("%w: "+on.refusal, ErrNotRetirable, p.Tenant, instance, p.Target)
+		}
 	}
 	src, err := m.cfg.Catalog.Instance(ctx, p.Source)
-	if err != nil {
-		return fmt.Errorf("cutover: retire %q: %w", moveID, err)
+	var dst fleet.Instance
+	if err == nil {
+		dst, err = m.cfg.Catalog.Instance(ctx, p.Target)
 	}
-	dst, err := m.cfg.Catalog.Instance(ctx, p.Target)
 	if err != nil {
 		return fmt.Errorf("cutover: retire %q: %w", moveID, err)
 	}

@@ -150,21 +150,13 @@ func (c *streamCopy) verify(ctx context.Context) (any, error) {
 	}
 }
 
-// finish finishes the stream, through the handle this run holds or, in a
-// move resumed after its switch, without one.
+// finish finishes the stream (see end).
 func (c *streamCopy) finish(ctx context.Context) (any, error) {
-	if c.stream != nil {
-		return nil, c.stream.Finish(ctx)
-	}
+	var bySpec func(context.Context, replica.Spec) error
 	if f, ok := c.r.m.cfg.Provider.(StreamFinisher); ok {
-		return nil, f.Finish(ctx, c.spec())
+		bySpec = f.Finish
 	}
-	s, err := c.r.m.cfg.Provider.Start(ctx, c.spec())
-	if err != nil {
-		return nil, err
-	}
-	c.stream = s
-	return nil, s.Finish(ctx)
+	return nil, c.end(ctx, replica.Stream.Finish, bySpec)
 }
 
 // undo aborts the stream, which drops the target's copy, unless the
@@ -179,19 +171,32 @@ func (c *streamCopy) undo(ctx context.Context, d map[string]any) error {
 	return nil
 }
 
+// abort aborts the stream (see end).
 func (c *streamCopy) abort(ctx context.Context) error {
-	if c.stream != nil {
-		return c.stream.Abort(ctx)
-	}
+	var bySpec func(context.Context, replica.Spec) error
 	if a, ok := c.r.m.cfg.Provider.(StreamAborter); ok {
-		return a.Abort(ctx, c.spec())
+		bySpec = a.Abort
 	}
-	s, err := c.r.m.cfg.Provider.Start(ctx, c.spec())
-	if err != nil {
-		return err
+	return c.end(ctx, replica.Stream.Abort, bySpec)
+}
+
+// end finishes or aborts the stream (byHandle): through the handle this
+// run holds or, in a move resumed without one, through the Provider's
+// capability to do it by the stream's spec (bySpec, nil when it has
+// none), or else through a handle started again (Provider.Start resumes
+// the stream).
+func (c *streamCopy) end(ctx context.Context, byHandle func(replica.Stream, context.Context) error, bySpec func(context.Context, replica.Spec) error) error {
+	if c.stream == nil && bySpec != nil {
+		return bySpec(ctx, c.spec())
 	}
-	c.stream = s
-	return s.Abort(ctx)
+	if c.stream == nil {
+		s, err := c.r.m.cfg.Provider.Start(ctx, c.spec())
+		if err != nil {
+			return err
+		}
+		c.stream = s
+	}
+	return byHandle(c.stream, ctx)
 }
 
 func (c *streamCopy) resumed(seen map[Step]Status) {

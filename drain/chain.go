@@ -155,6 +155,10 @@ func (r *Runner) ResumeChain(ctx context.Context, chainID string) (*ChainResult,
 		return nil, fmt.Errorf("%w: %q is a %s's journal, not a chain's: resume it with cutover.Mover.Resume",
 			ErrInvalid, chainID, entries[0].Kind)
 	}
+	if entries[0].Step != stepChainPlan {
+		return nil, fmt.Errorf("%w: chain %q was started as River jobs (fleetjobs.ChainArgs), and its job resumes it: enqueue the job again",
+			ErrInvalid, chainID)
+	}
 	var p chainPlan
 	done := map[string]bool{} // "<step> <instance>" finished
 	var started []string

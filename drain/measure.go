@@ -188,9 +188,9 @@ func (r *Runner) drainPass(ctx context.Context, instanceID string, opts *DrainOp
 	if o.Concurrency, err = r.planConcurrency("DrainOpts", o.Concurrency); err != nil {
 		return nil, o, err
 	}
-	all, err := r.cfg.Catalog.Instances(ctx)
+	all, err := r.candidates(ctx, instanceID, o.Onto)
 	if err != nil {
-		return nil, o, fmt.Errorf("drain: measure: %w", err)
+		return nil, o, err
 	}
 	excluded := make(map[string]bool, len(o.Exclude))
 	for _, id := range o.Exclude {
@@ -210,6 +210,31 @@ func (r *Runner) drainPass(ctx context.Context, instanceID string, opts *DrainOp
 	}
 	// The excluded instances are not measured, so not in the snapshot:
 	// no tenant can be planned onto them.
-	o.Exclude = nil
+	o.Exclude, o.Onto = nil, nil
 	return ids, o, nil
+}
+
+// candidates are the instances a drain of instanceID may involve: onto
+// and instanceID if onto is set (each must be in the catalog), else every
+// instance of the catalog.
+func (r *Runner) candidates(ctx context.Context, instanceID string, onto []string) ([]fleet.Instance, error) {
+	if len(onto) == 0 {
+		all, err := r.cfg.Catalog.Instances(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("drain: measure: %w", err)
+		}
+		return all, nil
+	}
+	out := make([]fleet.Instance, 0, len(onto)+1)
+	for _, id := range append([]string{instanceID}, onto...) {
+		inst, err := r.cfg.Catalog.Instance(ctx, id)
+		if errors.Is(err, fleet.ErrInstanceNotFound) {
+			return nil, fmt.Errorf("%w: DrainOpts.Onto: instance %q is not in the catalog", ErrInvalid, id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("drain: measure: %w", err)
+		}
+		out = append(out, inst)
+	}
+	return out, nil
 }

@@ -80,4 +80,14 @@ func TestDryRunsMeasureOnlyTheirInstances(t *testing.T) {
 		!strings.Contains(err.Error(), `"dwon"`) {
 		t.Errorf("dry run excluding an instance not in the catalog: %v, want ErrInvalid naming it", err)
 	}
+	// Onto names the only instances tenants may go to: the unreachable
+	// one is neither measured nor needs excluding.
+	p, err = runner.DryRun(ctx, "pg1", drain.Threshold{MaxTenants: 1}, &drain.DrainOpts{Onto: []string{"pg2"}})
+	if err != nil || len(p.Moves) != 1 || p.Moves[0].To != "pg2" {
+		t.Errorf("dry run of a drain onto pg2: %v, %v; want one move to pg2", p, err)
+	}
+	if _, err := runner.DryRun(ctx, "pg1", drain.Threshold{MaxTenants: 1}, &drain.DrainOpts{Onto: []string{"pg9"}}); !errors.Is(err, drain.ErrInvalid) ||
+		!strings.Contains(err.Error(), `"pg9"`) {
+		t.Errorf("dry run onto an instance not in the catalog: %v, want ErrInvalid naming it", err)
+	}
 }

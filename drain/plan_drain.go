@@ -13,6 +13,11 @@ type DrainOpts struct {
 	// drained or converted elsewhere, those about to be retired. Each
 	// must be in the snapshot, so a typo cannot let tenants through.
 	Exclude []string
+	// Onto, if set, lists the only instances that may receive tenants
+	// (a daisy chain's spares and converted instances): through a Runner,
+	// only they and the drained instance are read from the catalog and
+	// measured, not the whole fleet. Exclude still applies within it.
+	Onto []string
 	// Order is the order tenants move in. Default SmallestFirst.
 	Order Order
 	// MaxMoves caps the plan's moves; zero means no cap. A plan that

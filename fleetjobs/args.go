@@ -15,6 +15,8 @@ import (
 const (
 	KindMove   = "daisychain.move"
 	KindRetire = "daisychain.retire"
+	// KindTakeover continues a move whose job is held by a dead worker.
+	KindTakeover = "daisychain.move_takeover"
 )
 
 // ErrInvalidArgs: a job's arguments are incomplete; the error names the
@@ -61,6 +63,24 @@ func (a MoveArgs) validate() error {
 	}
 	return argsError(KindMove, errs)
 }
+
+// TakeoverArgs asks for what is left of a move whose own job is held by
+// a worker that died: a drain enqueues it rather than wait for River to
+// rescue that job after MoveTimeout. It does what a move job does, by the
+// journal; if the first worker was alive after all, the tenant's lock and
+// the journal keep the two apart (the second finds the tenant busy, then
+// the move over). One takeover job per move ID.
+type TakeoverArgs struct {
+	MoveID string `json:"move_id" river:"unique"`
+	Tenant string `json:"tenant"`
+	Target string `json:"target"`
+}
+
+// Kind implements river.JobArgs.
+func (TakeoverArgs) Kind() string { return KindTakeover }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (TakeoverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{UniqueOpts: uniqueByID} }
 
 // RetireArgs asks for a done move's source copy to be dropped
 // (cutover.Mover.Retire), ending its rollback period. Insert it with

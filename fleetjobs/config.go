@@ -33,6 +33,10 @@ const (
 	// its planning (which measures the instances it involves) or one look
 	// at its moves. The moves are jobs of their own.
 	FanOutTimeoutDefault = 10 * time.Minute
+	// TakeoverAfterDefault is how long a drain's move job may run
+	// without its move's first journal entry before the drain takes its
+	// worker for dead: well above cutover's LockWaitDefault.
+	TakeoverAfterDefault = time.Minute
 )
 
 // Mover is what the workers need of a *cutover.Mover; the host's Mover is
@@ -85,6 +89,20 @@ type Config struct {
 	// drain or refill worker (so leave KindDrain and KindRefill jobs to a
 	// process that has one).
 	Planner Planner
+	// FanOutTimeout is the River timeout of one round of a drain or
+	// refill job (its planning, or one look at its moves), and so how
+	// long River waits before it rescues one whose worker died in a
+	// round. Default FanOutTimeoutDefault.
+	FanOutTimeout time.Duration
+	// TakeoverAfter is how long a drain's move job may run without its
+	// move's first journal entry before the drain takes its worker for
+	// dead and enqueues a takeover job. It must exceed the Movers'
+	// LockWait, which a live mover may spend waiting for its locks before
+	// it journals anything (a wrong guess costs only a second job, which
+	// finds the tenant busy). A move that journaled is taken over as soon
+	// as its locks are free, whatever this says. Default
+	// TakeoverAfterDefault.
+	TakeoverAfter time.Duration
 	// DrainPoll is how often a drain or refill job looks at its moves
 	// while they run (it snoozes in between, holding no worker); each
 	// move job also wakes it as it ends. Default DrainPollDefault.
@@ -117,6 +135,12 @@ func (c *Config) validate() error {
 	if c.RetireTimeout < 0 {
 		errs = append(errs, fmt.Errorf("RetireTimeout %v is negative: set a duration, or 0 for RetireTimeoutDefault (River never rescues a job without a timeout)", c.RetireTimeout))
 	}
+	if c.FanOutTimeout < 0 {
+		errs = append(errs, fmt.Errorf("FanOutTimeout %v is negative: set a duration, or 0 for FanOutTimeoutDefault (River never rescues a job without a timeout)", c.FanOutTimeout))
+	}
+	if c.TakeoverAfter < 0 {
+		errs = append(errs, fmt.Errorf("TakeoverAfter %v is negative: set a duration above the Movers' LockWait, or 0 for TakeoverAfterDefault", c.TakeoverAfter))
+	}
 	if c.DrainPoll < 0 {
 		errs = append(errs, fmt.Errorf("DrainPoll %v is negative: set a duration, or 0 for DrainPollDefault", c.DrainPoll))
 	}
@@ -136,6 +160,8 @@ func (c *Config) withDefaults() Config {
 	d.RetireTimeout = cmp.Or(d.RetireTimeout, RetireTimeoutDefault)
 	d.BusySnooze = cmp.Or(d.BusySnooze, BusySnoozeDefault)
 	d.DrainPoll = cmp.Or(d.DrainPoll, DrainPollDefault)
+	d.FanOutTimeout = cmp.Or(d.FanOutTimeout, FanOutTimeoutDefault)
+	d.TakeoverAfter = cmp.Or(d.TakeoverAfter, TakeoverAfterDefault)
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}

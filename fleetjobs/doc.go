@@ -54,12 +54,17 @@
 // job over a limit snoozes for BusySnooze, like one whose tenant is busy.
 // Set the same limits in every worker.
 //
-// A move whose worker died is taken up by its drain at its next round, not
-// after MoveTimeout: the drain sees its job running, its journal open and
-// its locks free (cutover.Mover.Abandoned), and resumes it (and retires
-// it, unless KeepSources). River's later rescue of that job finds the move
-// over and changes nothing. So a tenant whose mover died inside its window
-// is paused for about a DrainPoll, not for MoveTimeout.
+// A move whose worker died is taken over by its drain at its next round,
+// not after MoveTimeout: the drain sees its job running and either its
+// journal open with its locks free (cutover.Mover.Abandoned), or no entry
+// of it after Config.TakeoverAfter; it enqueues a takeover job
+// (KindTakeover), which does what the move job would have done from the
+// journal (Resume, and Retire unless KeepSources). River's later rescue of
+// the dead worker's job finds the move over and changes nothing. So a
+// tenant whose mover died inside its window is paused for about a
+// DrainPoll and a Resume, not for MoveTimeout. A wrong guess (a worker
+// alive but slow) costs a second job, which the tenant's lock and the
+// journal keep from doing anything twice.
 //
 // River deletes completed jobs after its CompletedJobRetentionPeriod (24
 // hours by default): keep it longer than your longest drain, or the moves

@@ -17,7 +17,7 @@ type drainWorker struct {
 }
 
 // Timeout bounds one round; the moves are jobs of their own.
-func (w *drainWorker) Timeout(*river.Job[DrainArgs]) time.Duration { return FanOutTimeoutDefault }
+func (w *drainWorker) Timeout(*river.Job[DrainArgs]) time.Duration { return w.cfg.FanOutTimeout }
 
 // Work plans the drain once, then enqueues and watches its moves.
 func (w *drainWorker) Work(ctx context.Context, job *river.Job[DrainArgs]) error {
@@ -39,7 +39,7 @@ type refillWorker struct {
 }
 
 // Timeout bounds one round; the moves are jobs of their own.
-func (w *refillWorker) Timeout(*river.Job[RefillArgs]) time.Duration { return FanOutTimeoutDefault }
+func (w *refillWorker) Timeout(*river.Job[RefillArgs]) time.Duration { return w.cfg.FanOutTimeout }
 
 // Work plans the refill once, then enqueues and watches its moves.
 func (w *refillWorker) Work(ctx context.Context, job *river.Job[RefillArgs]) error {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -42,9 +43,10 @@ type FanOutOutput struct {
 	Planned int          `json:"planned"`
 	Moved   []string     `json:"moved"` // tenants
 	Failed  []FailedMove `json:"failed,omitempty"`
-	// Resumed are the moves whose worker died and that the drain resumed
-	// itself, not waiting for River to rescue their jobs.
-	Resumed []string `json:"resumed,omitempty"`
+	// TakenOver are the moves whose worker died and that the drain gave
+	// to another (a takeover job), not waiting for River to rescue their
+	// jobs.
+	TakenOver []string `json:"taken_over,omitempty"`
 }
 
 // FailedMove is a move of a drain that did not move its tenant.
@@ -86,7 +88,7 @@ func (f *fanOut) run(ctx context.Context) error {
 		}
 	}
 	client := river.ClientFromContext[pgx.Tx](ctx)
-	jobs, err := f.moveJobs(ctx, client)
+	jobs, takeovers, err := f.moveJobs(ctx, client)
 	if err != nil {
 		return err
 	}
@@ -100,7 +102,7 @@ func (f *fanOut) run(ctx context.Context) error {
 			next = append(next, m)
 			continue
 		}
-		settled, err := f.settled(ctx, out, m, moveID, job)
+		settled, err := f.settled(ctx, client, out, m, moveID, job, takeovers[moveID])
 		if err != nil {
 			return err
 		}
@@ -182,41 +184,51 @@ func journaledFanOut(id string, entries []cutover.Entry) (plan *drain.Plan, over
 	return plan, over, nil
 }
 
-// moveJobs lists this drain's move jobs, by move ID.
-func (f *fanOut) moveJobs(ctx context.Context, client *river.Client[pgx.Tx]) (map[string]*rivertype.JobRow, error) {
+// moveJobs lists this drain's move jobs and takeover jobs, by move ID.
+func (f *fanOut) moveJobs(ctx context.Context, client *river.Client[pgx.Tx]) (moves, takeovers map[string]*rivertype.JobRow, err error) {
 	filter, err := json.Marshal(map[string]string{metaParent: f.id})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	params := river.NewJobListParams().Kinds(KindMove).Metadata(string(filter)).First(10_000)
-	jobs := map[string]*rivertype.JobRow{}
+	params := river.NewJobListParams().Kinds(KindMove, KindTakeover).Metadata(string(filter)).First(10_000)
+	moves, takeovers = map[string]*rivertype.JobRow{}, map[string]*rivertype.JobRow{}
 	for {
 		res, err := client.JobList(ctx, params)
 		if err != nil {
-			return nil, fmt.Errorf("fleetjobs: list the moves of %s: %w", f.id, err)
+			return nil, nil, fmt.Errorf("fleetjobs: list the moves of %s: %w", f.id, err)
 		}
 		for _, j := range res.Jobs {
 			var a MoveArgs
-			if err := json.Unmarshal(j.EncodedArgs, &a); err == nil {
-				jobs[a.MoveID] = j
+			if err := json.Unmarshal(j.EncodedArgs, &a); err != nil {
+				continue
+			}
+			if j.Kind == KindTakeover {
+				takeovers[a.MoveID] = j
+			} else {
+				moves[a.MoveID] = j
 			}
 		}
 		if len(res.Jobs) < 10_000 {
-			return jobs, nil
+			return moves, takeovers, nil
 		}
 		params = params.After(res.LastCursor)
 	}
 }
 
 // settled says whether a move of the drain is over, adding its outcome
-// to out. A job River finalized is over; so is one still running whose
+// to out. The job that decides is its takeover job if it has one, else
+// its own. A job River finalized is over; so is one still running whose
 // journal says the move is over (it is ending, or its worker died after
-// the move ended). A running job whose move is open with no mover (its
-// worker died) is resumed here, at once, not after River's rescue.
-func (f *fanOut) settled(ctx context.Context, out *FanOutOutput, m drain.Move, moveID string, job *rivertype.JobRow) (bool, error) {
+// the move ended). A running job whose worker died is taken over (see
+// takeOver).
+func (f *fanOut) settled(ctx context.Context, client *river.Client[pgx.Tx], out *FanOutOutput, m drain.Move, moveID string, job, takeover *rivertype.JobRow) (bool, error) {
 	failed := func(why string) (bool, error) {
 		out.Failed = append(out.Failed, FailedMove{Tenant: m.Tenant, MoveID: moveID, Error: why})
 		return true, nil
+	}
+	if takeover != nil {
+		out.TakenOver = append(out.TakenOver, moveID)
+		job = takeover
 	}
 	switch job.State {
 	case rivertype.JobStateCompleted:
@@ -236,35 +248,53 @@ func (f *fanOut) settled(ctx context.Context, out *FanOutOutput, m drain.Move, m
 	if err != nil {
 		return false, err
 	}
-	if state == moveOpen {
-		abandoned, err := f.cfg.Mover.Abandoned(ctx, moveID)
-		if err != nil || !abandoned {
-			return false, err
-		}
-		f.cfg.Logger.InfoContext(ctx, "fleetjobs: resuming a move whose worker died", "id", f.id, "move", moveID, "job", job.ID)
-		out.Resumed = append(out.Resumed, moveID)
-		rep, err := f.cfg.Mover.Resume(ctx, moveID)
-		if err != nil {
-			return false, fmt.Errorf("fleetjobs: resume %s, whose worker died: %w", moveID, err)
-		}
-		if state = moveDone; rep.RolledBack {
-			state = moveRolledBack
-		}
-		if state == moveDone && !f.keepSources {
-			if err := f.cfg.Mover.Retire(ctx, moveID); err != nil {
-				return false, fmt.Errorf("fleetjobs: retire %s, resumed: %w", moveID, err)
-			}
-		}
-	}
 	switch state {
 	case moveDone:
 		out.Moved = append(out.Moved, m.Tenant)
 		return true, nil
 	case moveRolledBack:
 		return failed("rolled back")
-	default:
-		return false, nil
 	}
+	if takeover == nil {
+		return false, f.takeOver(ctx, client, m, moveID, job, state)
+	}
+	return false, nil
+}
+
+// takeOver enqueues a takeover job for a running move job whose worker
+// died, rather than wait for River to rescue that job after MoveTimeout
+// (with the tenant paused and fenced, if the worker died in its window).
+// A worker died if its move is open and no mover holds the move's locks
+// (cutover's Abandoned); or if its job has run for TakeoverAfter without
+// the move's first journal entry, which a live mover writes within its
+// LockWait. A wrong guess costs only a second job: the tenant's lock and
+// the journal keep the two apart.
+func (f *fanOut) takeOver(ctx context.Context, client *river.Client[pgx.Tx], m drain.Move, moveID string, job *rivertype.JobRow, state moveState) error {
+	switch state {
+	case moveOpen:
+		abandoned, err := f.cfg.Mover.Abandoned(ctx, moveID)
+		if err != nil || !abandoned {
+			return err
+		}
+	case moveAbsent:
+		if job.AttemptedAt == nil || time.Since(*job.AttemptedAt) < f.cfg.TakeoverAfter {
+			return nil
+		}
+	}
+	f.cfg.Logger.InfoContext(ctx, "fleetjobs: taking over a move whose worker died", "id", f.id, "move", moveID,
+		"job", job.ID, "journal", state.String())
+	_, err := client.Insert(ctx, TakeoverArgs{MoveID: moveID, Tenant: m.Tenant, Target: m.To},
+		&river.InsertOpts{UniqueOpts: uniqueByID, Metadata: f.childMeta()})
+	if err != nil {
+		return fmt.Errorf("fleetjobs: take over %s: %w", moveID, err)
+	}
+	return nil
+}
+
+// childMeta is the metadata of the drain's move and takeover jobs.
+func (f *fanOut) childMeta() []byte {
+	meta, _ := json.Marshal(map[string]any{metaParent: f.id, metaParentJob: f.job.ID, metaRetire: !f.keepSources})
+	return meta
 }
 
 // enqueue inserts the move jobs of moves, in one round trip. Each is
@@ -274,10 +304,7 @@ func (f *fanOut) enqueue(ctx context.Context, client *river.Client[pgx.Tx], move
 	if len(moves) == 0 {
 		return nil
 	}
-	meta, err := json.Marshal(map[string]any{metaParent: f.id, metaParentJob: f.job.ID, metaRetire: !f.keepSources})
-	if err != nil {
-		return err
-	}
+	meta := f.childMeta()
 	params := make([]river.InsertManyParams, len(moves))
 	for i, m := range moves {
 		params[i] = river.InsertManyParams{
@@ -304,7 +331,7 @@ func (f *fanOut) finish(ctx context.Context, out *FanOutOutput, journal bool) er
 			return fmt.Errorf("fleetjobs: journal the outcome of %s: %w", f.id, err)
 		}
 		f.cfg.Logger.InfoContext(ctx, "fleetjobs: settled", "id", f.id, "moved", len(out.Moved), "failed", len(out.Failed),
-			"resumed", len(out.Resumed))
+			"taken_over", len(out.TakenOver))
 	}
 	if len(out.Failed) == 0 {
 		return river.RecordOutput(ctx, out)

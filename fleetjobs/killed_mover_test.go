@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
+	"github.com/daisychain-db/daisychain/drain"
 	"github.com/daisychain-db/daisychain/fleetjobs"
 )
 
@@ -25,6 +27,11 @@ type killedMover struct {
 	AsWorker bool   `json:"as_worker,omitempty"`
 	Move     string `json:"move,omitempty"`
 	Tenant   string `json:"tenant,omitempty"`
+	// Nth: the child is killed when the Nth move it runs reaches Step
+	// (0 means the first).
+	Nth int `json:"nth,omitempty"`
+	// Limits are the child's Movers' MovesPerSource and MovesPerTarget.
+	Limits int `json:"limits,omitempty"`
 }
 
 // TestKilledMoverChild is the child of TestMoveJobResumesKilledMove and
@@ -40,11 +47,12 @@ func TestKilledMoverChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var reached atomic.Int64
 	mover, err := control.Mover(&cutover.Config{
-		WindowBudget: time.Minute,
-		BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
-			if s == c.Step {
-				cutovertest.Reached(string(s)) // and wait for SIGKILL
+		WindowBudget: time.Minute, LockWait: lockWait, MovesPerSource: c.Limits, MovesPerTarget: c.Limits,
+		BeforeStep: func(_ context.Context, moveID string, s cutover.Step) error {
+			if s == c.Step && reached.Add(1) >= int64(max(c.Nth, 1)) {
+				cutovertest.Reached(fmt.Sprintf("%s of %s", s, moveID)) // and wait for SIGKILL
 			}
 			return nil
 		},
@@ -61,7 +69,12 @@ func TestKilledMoverChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := startWorker(ctx, pool, &fleetjobs.Config{Mover: mover, Journal: control.Journal}, nil); err != nil {
+	planner, err := drain.New(&drain.Config{Catalog: control.Catalog, Mover: mover})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := startWorker(ctx, pool, &fleetjobs.Config{Mover: mover, Journal: control.Journal, Planner: planner,
+		BusySnooze: 200 * time.Millisecond, DrainPoll: time.Second, FanOutTimeout: fanOutTimeout, TakeoverAfter: takeoverAfter}, nil); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Minute) // KillChildAt gives up long before

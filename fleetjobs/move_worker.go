@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/daisychain-db/daisychain/cutover"
 )
@@ -51,12 +52,32 @@ func (w *moveWorker) Timeout(*river.Job[MoveArgs]) time.Duration { return w.cfg.
 // it, or nothing. Whatever killed an earlier attempt, the journal is how
 // far the move got, so any attempt on any worker continues from there.
 func (w *moveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
+	return w.move(ctx, job.JobRow, job.Args)
+}
+
+// takeoverWorker runs TakeoverArgs jobs: a move job's work, under a kind
+// of its own so that it can be enqueued while the move's own job is still
+// held by a dead worker.
+type takeoverWorker struct {
+	river.WorkerDefaults[TakeoverArgs]
+	mw moveWorker
+}
+
+// Timeout is a move job's: see Config.MoveTimeout.
+func (w *takeoverWorker) Timeout(*river.Job[TakeoverArgs]) time.Duration { return w.mw.cfg.MoveTimeout }
+
+// Work does what the journal says is left of the move, as a move job does.
+func (w *takeoverWorker) Work(ctx context.Context, job *river.Job[TakeoverArgs]) error {
+	return w.mw.move(ctx, job.JobRow, MoveArgs(job.Args))
+}
+
+// move is the work of a move job, and of the job that takes one over.
+func (w *moveWorker) move(ctx context.Context, job *rivertype.JobRow, a MoveArgs) error {
 	var meta moveMeta
 	_ = json.Unmarshal(job.Metadata, &meta) // a job inserted without ours has none
 	if meta.ParentJob != 0 {
 		defer w.wake(ctx, meta.ParentJob)
 	}
-	a := job.Args
 	if err := a.validate(); err != nil {
 		return river.JobCancel(err)
 	}

@@ -28,6 +28,7 @@ func Register(workers *river.Workers, cfg *Config) error {
 	adds := []func() error{
 		func() error { return river.AddWorkerSafely(workers, &moveWorker{cfg: c}) },
 		func() error { return river.AddWorkerSafely(workers, &retireWorker{cfg: c}) },
+		func() error { return river.AddWorkerSafely(workers, &takeoverWorker{mw: moveWorker{cfg: c}}) },
 	}
 	if c.Planner != nil {
 		adds = append(adds,

@@ -6,6 +6,7 @@ package pgretry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"syscall"
@@ -73,19 +74,26 @@ func transientState(code string) bool {
 
 // Retry runs op until it succeeds, fails with an error transient does not
 // accept, or maxElapsed or ctx ends, with exponential backoff from
-// initial to one second between tries.
+// initial to one second between tries. An error that ends the retries
+// because ctx ended says what the last try met too: the context's error
+// alone would hide why the operation never succeeded.
 func Retry(ctx context.Context, maxElapsed, initial time.Duration, transient func(error) bool, op func() error) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = initial
 	b.MaxInterval = time.Second
 	b.MaxElapsedTime = maxElapsed
-	return backoff.Retry(func() error {
-		err := op()
-		if err != nil && !transient(err) {
-			return backoff.Permanent(err)
+	var last error
+	err := backoff.Retry(func() error {
+		last = op()
+		if last != nil && !transient(last) {
+			return backoff.Permanent(last)
 		}
-		return err
+		return last
 	}, backoff.WithContext(b, ctx))
+	if err != nil && last != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) && !errors.Is(last, ctx.Err()) {
+		return fmt.Errorf("%w (last try: %w)", err, last)
+	}
+	return err
 }
 
 // Poll paces a wait that looks again and again: from initial, doubling,

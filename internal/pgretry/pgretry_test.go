@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,5 +132,24 @@ func TestRetry(t *testing.T) {
 	tries = 0
 	if err := pgretry.Retry(context.Background(), time.Minute, time.Millisecond, pgretry.Transient, func() error { tries++; return pgx.ErrNoRows }); !errors.Is(err, pgx.ErrNoRows) || tries != 1 {
 		t.Errorf("Retry of ErrNoRows: %v after %d tries, want 1 try", err, tries)
+	}
+}
+
+// TestRetryEndedByContextSaysTheLastTry: retries that end because ctx
+// ended say so (errors.Is the context's error) and what the last try
+// met, for every user of Retry.
+func TestRetryEndedByContextSaysTheLastTry(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	lost := &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}
+	tries := 0
+	err := pgretry.Retry(ctx, time.Minute, time.Millisecond, pgretry.Transient, func() error {
+		if tries++; tries == 3 {
+			cancel()
+		}
+		return lost
+	})
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, lost) || !strings.Contains(err.Error(), "last try: "+lost.Error()) {
+		t.Errorf("Retry ended by its context: %v, want context.Canceled and the last try's error", err)
 	}
 }

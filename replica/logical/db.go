@@ -82,20 +82,10 @@ func transient(err error) bool {
 // errTryAgain marks an error of this package that a retry may cure.
 var errTryAgain = errors.New("try again")
 
-// retry runs op until it succeeds, fails permanently, or ctx ends, with
-// exponential backoff between tries.
-// An error that ends the retries because ctx ended says what the last
-// try met too.
+// retry runs op until it succeeds, fails permanently, or maxElapsed or
+// ctx ends, with exponential backoff between tries (see pgretry.Retry).
 func retry(ctx context.Context, maxElapsed time.Duration, op func() error) error {
-	var last error
-	err := pgretry.Retry(ctx, maxElapsed, 50*time.Millisecond, transient, func() error {
-		last = op()
-		return last
-	})
-	if err != nil && last != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) && !errors.Is(last, ctx.Err()) {
-		return fmt.Errorf("%w (last try: %w)", err, last)
-	}
-	return err
+	return pgretry.Retry(ctx, maxElapsed, 50*time.Millisecond, transient, op)
 }
 
 // connectHeld opens a connection to the source tenant database in WAL

@@ -180,39 +180,40 @@ func (s *stream) Finish(ctx context.Context) error {
 	if phase != replica.PhaseStreaming {
 		return fmt.Errorf("logical: finish: %w (phase %s): wait for the target (WaitFor) or Abort", replica.ErrNotReady, phase)
 	}
-	// The background work stops first: the guard takes opMu to abort.
-	s.stopBackground()
-	s.opMu.Lock()
-	defer s.opMu.Unlock()
-	if phase, err := s.state(); phase == replica.PhaseFinished {
-		return nil
-	} else if err != nil && !errors.Is(err, replica.ErrClosed) {
-		return err
-	}
-	if err := s.e.cleanup(ctx, false, s.heldConn()); err != nil {
-		return fmt.Errorf("logical: finish: %w", err)
-	}
-	s.mu.Lock()
-	s.phase, s.closed = replica.PhaseFinished, true
-	s.mu.Unlock()
-	s.closeResources()
-	s.e.log.Info("logical: stream finished")
-	return nil
+	return s.end(ctx, replica.PhaseFinished, false, "finish")
 }
 
 // Abort implements replica.Stream.
 func (s *stream) Abort(ctx context.Context) error {
+	return s.end(ctx, replica.PhaseAborted, s.m.Created, "abort")
+}
+
+// end ends the stream in phase (finished or aborted): it stops the
+// background work, drops the replication objects (and the target
+// database when dropTarget), and closes what the stream holds. verb
+// names the call in its error.
+func (s *stream) end(ctx context.Context, phase replica.Phase, dropTarget bool, verb string) error {
+	// The background work stops first: the guard takes opMu to abort.
 	s.stopBackground()
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	if err := s.e.cleanup(ctx, s.m.Created, s.heldConn()); err != nil {
-		return fmt.Errorf("logical: abort: %w", err)
+	if phase == replica.PhaseFinished {
+		// Read again under opMu: a Finish or the guard's abort may have
+		// ended the stream meanwhile.
+		if now, err := s.state(); now == replica.PhaseFinished {
+			return nil
+		} else if err != nil && !errors.Is(err, replica.ErrClosed) {
+			return err
+		}
+	}
+	if err := s.e.cleanup(ctx, dropTarget, s.heldConn()); err != nil {
+		return fmt.Errorf("logical: %s: %w", verb, err)
 	}
 	s.mu.Lock()
-	s.phase, s.closed = replica.PhaseAborted, true
+	s.phase, s.closed = phase, true
 	s.mu.Unlock()
 	s.closeResources()
-	s.e.log.Info("logical: stream aborted")
+	s.e.log.Info("logical: stream " + string(phase))
 	return nil
 }
 
