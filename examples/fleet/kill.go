@@ -21,7 +21,7 @@ type kill struct {
 	Move   string       `json:"move"`
 	Step   cutover.Step `json:"step"` // the move's last journaled step
 	// Done: after the drain, the move's journal says it is done (the
-	// drain resumed it), its tenant on the target.
+	// drain took it over), its tenant on the target.
 	Done bool `json:"done"`
 }
 
@@ -33,12 +33,13 @@ type kill struct {
 // whose switch went through and rolls back any other, so a kill in the
 // copy ends that tenant's move rolled back (its drain then reports it
 // failed, to be moved again under a new ID). A kill after the switch
-// shows the drain taking up a dead worker's move and finishing it.
+// shows the drain taking over a dead worker's move and finishing it.
 //
 // Every job victim runs must be such a move: a dead worker's job that
-// has journaled nothing yet (waiting for a slot, MovesPerSource), and a
-// round of the drain job itself, are left to River's rescue, which comes
-// only after MoveTimeout; the drain waits for them until then.
+// has journaled nothing yet (waiting for a slot, MovesPerSource) is taken
+// over only after fleetjobs.Config.TakeoverAfter, and could be a move
+// about to start its copy; a round of the drain job itself is left to
+// River's rescue, after its FanOutTimeout.
 func killInMove(ctx context.Context, client *river.Client[pgx.Tx], journal cutover.Journal, victim *process) (*kill, error) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -57,7 +58,7 @@ func killInMove(ctx context.Context, client *river.Client[pgx.Tx], journal cutov
 			if lastAttempt(j) != victim.id {
 				continue
 			}
-			if j.Kind != fleetjobs.KindMove {
+			if j.Kind != fleetjobs.KindMove && j.Kind != fleetjobs.KindTakeover {
 				k = nil
 				break
 			}

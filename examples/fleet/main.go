@@ -10,7 +10,8 @@
 // pg-d) and -tenants tenants on each of pg-a and pg-b. Run 1 drains pg-a
 // onto pg-c and pg-d with three workers, and kills worker-2 (no
 // replacement is started) once a move it runs has switched and is not yet
-// over: the drain resumes that move itself. Run 2 drains pg-b the same
+// over: the drain hands that move to another worker (a takeover job),
+// which resumes it from the journal. Run 2 drains pg-b the same
 // way with one worker. Then it checks every write the application was told
 // had committed is where the tenant's route points now.
 //
@@ -51,10 +52,12 @@ import (
 // summary is the -json output.
 type summary struct {
 	// Run 1: three workers, one killed.
-	TenantsMoved     int     `json:"tenants_moved"`
-	Workers          int     `json:"workers"`
-	WorkersKilled    int     `json:"workers_killed"`
-	Killed           *kill   `json:"killed,omitempty"`
+	TenantsMoved  int   `json:"tenants_moved"`
+	Workers       int   `json:"workers"`
+	WorkersKilled int   `json:"workers_killed"`
+	Killed        *kill `json:"killed,omitempty"`
+	// MovesResumed are the moves the drain took over from a dead worker
+	// (FanOutOutput.TakenOver).
 	MovesResumed     int     `json:"moves_resumed"`
 	Seconds          float64 `json:"seconds"`
 	TenantsPerMinute float64 `json:"tenants_per_minute"`
@@ -212,10 +215,10 @@ func run(ctx context.Context, out io.Writer, o options) (s summary, err error) {
 		say("  killed %s (SIGKILL) in move %s, at step %s; the move is done after the drain: %t",
 			r1.killed.Worker, r1.killed.Move, r1.killed.Step, r1.killed.Done)
 	}
-	s.TenantsMoved, s.MovesResumed, s.MovesFailed = len(r1.out.Moved), len(r1.out.Resumed), len(r1.out.Failed)
+	s.TenantsMoved, s.MovesResumed, s.MovesFailed = len(r1.out.Moved), len(r1.out.TakenOver), len(r1.out.Failed)
 	s.Seconds, s.TenantsPerMinute = r1.seconds, perMinute(len(r1.out.Moved), r1.seconds)
-	say("  %d of %d tenants moved in %.1f s (%.1f a minute), %d failed, %d resumed by the drain", len(r1.out.Moved), r1.out.Planned,
-		r1.seconds, s.TenantsPerMinute, len(r1.out.Failed), len(r1.out.Resumed))
+	say("  %d of %d tenants moved in %.1f s (%.1f a minute), %d failed, %d taken over from a dead worker", len(r1.out.Moved), r1.out.Planned,
+		r1.seconds, s.TenantsPerMinute, len(r1.out.Failed), len(r1.out.TakenOver))
 
 	say("run 2: draining pg-b onto pg-c and pg-d with one worker")
 	r2, err := runDrain(ctx, client, h.Journal, sp, 1, fleetjobs.DrainArgs{

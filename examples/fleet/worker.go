@@ -32,10 +32,9 @@ const (
 // What every worker runs with. The Movers' limits must be the same in
 // every worker: they are counted in the control database.
 const (
-	// moveTimeout is far above this example's longest move (seconds),
-	// and bounds how long the drain waits for a job of the killed worker
-	// that had journaled nothing (see killInMove).
-	moveTimeout       = 3 * time.Minute
+	// moveTimeout is far above this example's longest move (seconds).
+	// The drain takes over a dead worker's moves without waiting for it.
+	moveTimeout       = 10 * time.Minute
 	workerConcurrency = 2
 )
 
@@ -107,7 +106,7 @@ func runWorker(ctx context.Context, id string, o options) (err error) {
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: workerConcurrency}},
 		Workers: workers,
 		// At or below MoveTimeout, so that MoveTimeout alone says when
-		// River rescues a dead worker's move (the drain resumes it first).
+		// River rescues a dead worker's move (the drain takes it over first).
 		RescueStuckJobsAfter: moveTimeout,
 		FetchPollInterval:    200 * time.Millisecond,
 		// River's own log: its warnings and errors only.
