@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -82,14 +81,22 @@ func killInMove(ctx context.Context, client *river.Client[pgx.Tx], journal cutov
 }
 
 // switched says whether a move's journal has its switch done and the
-// move not over.
+// move not yet done: it is between its switch and its end (its retire,
+// after done, is not the middle of a move).
 func switched(entries []cutover.Entry) bool {
 	if entries[len(entries)-1].Terminal() {
 		return false
 	}
-	return slices.ContainsFunc(entries, func(e cutover.Entry) bool {
-		return e.Step == cutover.StepSwitch && e.Status == cutover.StatusFinished
-	})
+	var sw bool
+	for _, e := range entries {
+		switch {
+		case e.Step == cutover.StepDone:
+			return false
+		case e.Step == cutover.StepSwitch && e.Status == cutover.StatusFinished:
+			sw = true
+		}
+	}
+	return sw
 }
 
 // lastAttempt is the River client ID that last took the job.
