@@ -66,12 +66,13 @@ type summary struct {
 	SecondsOneWorker          float64 `json:"seconds_one_worker"`
 	TenantsPerMinuteOneWorker float64 `json:"tenants_per_minute_one_worker"`
 	// Both runs.
-	MovesFailed        int   `json:"moves_failed"`
-	AppErrors          int64 `json:"app_errors"`
-	AcknowledgedWrites int64 `json:"acknowledged_writes"`
-	MissingWrites      int64 `json:"missing_writes"`
-	MovesPerSource     int   `json:"moves_per_source"`
-	MovesPerTarget     int   `json:"moves_per_target"`
+	MovesFailed        int    `json:"moves_failed"`
+	AppErrors          int64  `json:"app_errors"`
+	FirstAppError      string `json:"first_app_error,omitempty"`
+	AcknowledgedWrites int64  `json:"acknowledged_writes"`
+	MissingWrites      int64  `json:"missing_writes"`
+	MovesPerSource     int    `json:"moves_per_source"`
+	MovesPerTarget     int    `json:"moves_per_target"`
 }
 
 // options are the command line's.
@@ -236,7 +237,11 @@ func run(ctx context.Context, out io.Writer, o options) (s summary, err error) {
 		s.AppErrors += seen.Errors
 		s.AcknowledgedWrites += seen.Acknowledged()
 		if seen.FirstErr != nil {
-			say("  application: %v", seen.FirstErr)
+			// On stderr in either mode: what a user needs to look into.
+			log.Printf("fleet: application error: %v", seen.FirstErr)
+			if s.FirstAppError == "" {
+				s.FirstAppError = seen.FirstErr.Error()
+			}
 		}
 		missing, err := seen.Missing(ctx, h.Catalog, sampled[i])
 		if err != nil {
