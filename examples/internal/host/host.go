@@ -36,6 +36,10 @@ type Config struct {
 	Converter replica.Converter
 	// WindowBudget bounds each window. Default 5 s.
 	WindowBudget time.Duration
+	// MovesPerSource and MovesPerTarget are the Mover's limits on the
+	// moves out of one instance and into one, across every process
+	// sharing the control database (cutover.Config's). Default 0: none.
+	MovesPerSource, MovesPerTarget int
 	// Logger for the library. Nil discards.
 	Logger *slog.Logger
 }
@@ -138,13 +142,15 @@ func Open(ctx context.Context, cfg Config) (_ *Host, err error) {
 		budget = 5 * time.Second
 	}
 	h.Mover, err = cutover.New(&cutover.Config{
-		Catalog:      h.Catalog,
-		Publisher:    h.provider,
-		Routes:       resolver,
-		Journal:      h.Journal,
-		Converter:    cfg.Converter,
-		WindowBudget: budget,
-		Logger:       cfg.Logger,
+		Catalog:        h.Catalog,
+		Publisher:      h.provider,
+		Routes:         resolver,
+		Journal:        h.Journal,
+		Converter:      cfg.Converter,
+		WindowBudget:   budget,
+		MovesPerSource: cfg.MovesPerSource,
+		MovesPerTarget: cfg.MovesPerTarget,
+		Logger:         cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
