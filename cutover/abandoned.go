@@ -45,6 +45,11 @@ func (m *Mover) Abandoned(ctx context.Context, moveID string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("cutover: is %q abandoned: %w", moveID, err)
 	}
-	held.Release()
-	return true, nil
+	defer held.Release()
+	// Read again under the locks: its mover may have ended it and let go
+	// of them between the read and the lock.
+	if entries, err = m.cfg.Journal.Entries(ctx, moveID); err != nil {
+		return false, err
+	}
+	return !entries[len(entries)-1].Terminal(), nil
 }

@@ -371,7 +371,11 @@ func (j *PostgresJournal) TryLock(ctx context.Context, holder string, locks ...L
 		return nil, fmt.Errorf("cutover: lock: %w", err)
 	}
 	if len(conflicts) > 0 {
-		closeConn() // releases the locks it did get
+		// Unlock before closing: a closed connection lets go of its
+		// locks only once its backend has ended, and a caller that
+		// looks again at once must not meet the ones taken here.
+		_, _ = conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
+		closeConn()
 		return nil, &LockConflictError{Conflicts: conflicts}
 	}
 	return &postgresLocks{conn: conn, keys: keys, shared: shared}, nil

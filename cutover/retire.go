@@ -41,7 +41,9 @@ func (m *Mover) Retire(ctx context.Context, moveID string) error {
 	if done, err := retirable(moveID, entries); done || err != nil {
 		return err
 	}
-	locks, err := m.lock(ctx, fmt.Sprintf("move %q", moveID), tenantLock(p.Tenant))
+	// The source instance too, shared: no conversion may take it while
+	// its copy of the tenant is dropped.
+	locks, err := m.lock(ctx, fmt.Sprintf("move %q", moveID), tenantLock(p.Tenant), instanceLock(p.Source, true))
 	if err != nil {
 		return fmt.Errorf("cutover: retire %q: %w", moveID, err)
 	}

@@ -228,6 +228,9 @@ func (r *Runner) candidates(ctx context.Context, instanceID string, onto []strin
 	out := make([]fleet.Instance, 0, len(onto)+1)
 	for _, id := range append([]string{instanceID}, onto...) {
 		inst, err := r.cfg.Catalog.Instance(ctx, id)
+		if errors.Is(err, fleet.ErrInstanceNotFound) && id == instanceID {
+			return nil, fmt.Errorf("%w: the instance to drain, %q, is not in the catalog", ErrInvalid, id)
+		}
 		if errors.Is(err, fleet.ErrInstanceNotFound) {
 			return nil, fmt.Errorf("%w: DrainOpts.Onto: instance %q is not in the catalog", ErrInvalid, id)
 		}

@@ -241,4 +241,30 @@ func TestResolverFindsAMoveItDidNotSee(t *testing.T) {
 			t.Fatalf("t2 after its route was forgotten: %v, %v; want B", got, err)
 		}
 	}
+
+	// A move the reader did not see at all, from the catalog's answer it
+	// holds to the forget, within CatalogTTL: it must not serve that
+	// answer, now from before the move, once the forget is known.
+	e.addTenant(t, "t3", "tenant_3")
+	localpgtest.CreateDatabase(t, e.b, "tenant_3")
+	if got, err := res.Resolve(ctx, "t3"); err != nil || got.Instance != "pg-a" {
+		t.Fatalf("t3 before its move: %v, %v", got, err)
+	}
+	for _, route := range []flags.Route{flags.RouteTo(e.instA, "tenant_3", 1), flags.RouteTo(e.instB, "tenant_3", 2)} {
+		if err := pub.Publish(ctx, "t3", route); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.catalog.Assign(ctx, "t3", "pg-b", nil); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := pub.Forget(ctx, "t3", 2); err != nil || !f {
+		t.Fatalf("forget: %v, %v", f, err)
+	}
+	time.Sleep(100 * time.Millisecond) // the notifications arrive
+	for end := time.Now().Add(flags.CatalogTTLDefault / 2); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if got, err := res.Resolve(ctx, "t3"); err != nil || got.Instance != "pg-b" {
+			t.Fatalf("t3 after a move it did not see: %v, %v; want B", got, err)
+		}
+	}
 }

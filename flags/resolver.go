@@ -139,21 +139,25 @@ func NewResolver(client FlagClient, catalog fleet.Catalog, cfg *ResolverConfig) 
 // When a tenant's published route disappears (a RouteForgetter forgot it,
 // which it does only once it says what the catalog says), the Resolver
 // serves the catalog's route if the provider says as of which write the
-// route is absent (FlagMetadataSeq on the FLAG_NOT_FOUND, as this
-// package's providers do) and that write is not older than the route it
-// served: so a tenant moved and retired while this Resolver was not asked
-// about it is found where it is now. Without that number it keeps serving
-// the route it served. It follows a route published later even though its
-// epoch starts again from 1, by the provider's write sequence number. A
-// route that comes back older (a provider gone back to an old copy of the
-// routes) is still ignored.
+// route is absent (FlagMetadataSeq for a forget it saw,
+// FlagMetadataAbsentAsOf for a read that found none, as this package's
+// providers do) and that write is not older than the route it served: so
+// a tenant moved and retired while this Resolver was not asked about it is
+// found where it is now, the catalog read afresh if the answer it holds
+// may predate the move. Without that number it keeps serving the route it
+// served. It follows a route published later even though its epoch starts
+// again from 1, by the provider's write sequence number. A route that
+// comes back older than the one it serves (a provider gone back to an old
+// copy of the routes) is ignored; once it serves the catalog's route after
+// a forget, any route published is followed, which a Forget makes safe: it
+// deletes only a route that says what the catalog says.
 func (r *Resolver) Resolve(ctx context.Context, tenantID string) (Route, error) {
 	d, err := r.client.ObjectValueDetails(ctx, RouteFlagKey, nil, openfeature.NewEvaluationContext(tenantID, nil))
 	var route Route
 	var seq, absentAsOf int64
 	switch {
 	case err == nil && d.Value != nil:
-		seq = metadataSeq(d.FlagMetadata)
+		seq = metadataSeq(d.FlagMetadata, FlagMetadataSeq)
 		route, err = DecodeRoute(d.Value)
 		if err == nil {
 			err = r.catalog.check(ctx, route)
@@ -168,8 +172,9 @@ func (r *Resolver) Resolve(ctx context.Context, tenantID string) (Route, error) 
 		if route, err = r.fromCatalog(ctx, tenantID); err != nil {
 			return Route{}, err
 		}
-		absentAsOf = metadataSeq(d.FlagMetadata)
-		if r.catalogBehind(tenantID, route, absentAsOf) {
+		forgotAt := metadataSeq(d.FlagMetadata, FlagMetadataSeq)
+		absentAsOf = max(forgotAt, metadataSeq(d.FlagMetadata, FlagMetadataAbsentAsOf))
+		if r.catalogBehind(tenantID, route, forgotAt, absentAsOf) {
 			// The route it served is gone, and the catalog's answer it
 			// holds (up to CatalogTTL old) disagrees: it may predate
 			// the move whose route was forgotten. Ask again.
@@ -212,15 +217,21 @@ func supersedes(route Route, seq int64, served seenRoute) bool {
 }
 
 // catalogBehind reports whether the catalog's route for a tenant whose
-// route is absent as of absentAsOf should be read again: the route the
-// Resolver served is gone (forgotten) and the catalog's answer differs
-// from it. A Forget deletes only a route that says what the catalog says,
-// so a fresh answer agrees with the last route of the tenant.
-func (r *Resolver) catalogBehind(tenantID string, fromCatalog Route, absentAsOf int64) bool {
+// route is absent should be read again rather than taken from what the
+// Resolver holds (up to CatalogTTL old, so perhaps from before a move):
+// the provider saw the route forgotten (forgotAt) after the route the
+// Resolver served; or the served route is gone (absentAsOf) and the held
+// answer disagrees with it. A Forget deletes only a route that says what
+// the catalog says, so a fresh answer agrees with the tenant's last
+// route. Each forget costs a Resolver one catalog read.
+func (r *Resolver) catalogBehind(tenantID string, fromCatalog Route, forgotAt, absentAsOf int64) bool {
 	r.mu.Lock()
 	m, _ := r.tenants.peek(tenantID)
 	r.mu.Unlock()
-	return m.hasSeen && forgotten(absentAsOf, m.seen) && m.seen.route.Instance != fromCatalog.Instance
+	if !m.hasSeen {
+		return false
+	}
+	return forgotAt > m.seen.seq || forgotten(absentAsOf, m.seen) && m.seen.route.Instance != fromCatalog.Instance
 }
 
 // forgotten reports whether a route found absent as of write absentAsOf
@@ -233,10 +244,11 @@ func forgotten(absentAsOf int64, served seenRoute) bool {
 	return absentAsOf > 0 && absentAsOf >= served.seq
 }
 
-// metadataSeq reads FlagMetadataSeq, as whatever integer type the
-// providers and hooks on the way left it.
-func metadataSeq(m openfeature.FlagMetadata) int64 {
-	switch v := m[FlagMetadataSeq].(type) {
+// metadataSeq reads a sequence number (FlagMetadataSeq,
+// FlagMetadataAbsentAsOf), as whatever integer type the providers and
+// hooks on the way left it.
+func metadataSeq(m openfeature.FlagMetadata, key string) int64 {
+	switch v := m[key].(type) {
 	case int64:
 		return v
 	case int:

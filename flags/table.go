@@ -21,6 +21,13 @@ const eventBuffer = 256
 // again from 1. A Resolver reads it; other providers need not set it.
 const FlagMetadataSeq = "seq"
 
+// FlagMetadataAbsentAsOf is the FlagMetadata key under which the providers
+// of this package say, with a FLAG_NOT_FOUND for a tenant whose route a
+// read found absent, the newest write sequence number they had seen
+// then. A FLAG_NOT_FOUND for a route they saw forgotten carries the
+// forget's number as FlagMetadataSeq instead.
+const FlagMetadataAbsentAsOf = "absent_as_of"
+
 // stored is what a provider knows of a tenant's route: the route, or that
 // there is none, and the sequence number of the write that made it so.
 type stored struct {
@@ -34,10 +41,6 @@ type stored struct {
 	// Resolver that served an older route.
 	asOf int64
 }
-
-// absentAsOf is the sequence number an absence answers for: the forget's,
-// or the read's.
-func (s stored) absentAsOf() int64 { return max(s.seq, s.asOf) }
 
 // newer reports whether s supersedes cur: a later write, by sequence
 // number; rows written before sequence numbers existed (0) are ordered
@@ -150,10 +153,13 @@ func (t *routeTable) ObjectEvaluation(ctx context.Context, flag string, defaultV
 	}
 	if !st.found {
 		res.ResolutionError = openfeature.NewFlagNotFoundResolutionError("no route published for tenant " + tenant)
-		if a := st.absentAsOf(); a > 0 {
-			// A Resolver that served an older route learns that it
-			// is gone (see Resolver.Resolve).
-			res.FlagMetadata = openfeature.FlagMetadata{FlagMetadataSeq: a}
+		// A Resolver that served an older route learns that it is
+		// gone (see Resolver.Resolve).
+		switch {
+		case st.seq > 0:
+			res.FlagMetadata = openfeature.FlagMetadata{FlagMetadataSeq: st.seq}
+		case st.asOf > 0:
+			res.FlagMetadata = openfeature.FlagMetadata{FlagMetadataAbsentAsOf: st.asOf}
 		}
 		return res
 	}

@@ -74,6 +74,9 @@ type TakeoverArgs struct {
 	MoveID string `json:"move_id" river:"unique"`
 	Tenant string `json:"tenant"`
 	Target string `json:"target"`
+	// Generation counts the takeovers of the move: a takeover whose own
+	// worker died is taken over by the next.
+	Generation int `json:"generation" river:"unique"`
 }
 
 // Kind implements river.JobArgs.
@@ -82,7 +85,11 @@ func (TakeoverArgs) Kind() string { return KindTakeover }
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (TakeoverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{UniqueOpts: uniqueByID} }
 
-func (a TakeoverArgs) validate() error { return MoveArgs(a).validate() }
+func (a TakeoverArgs) validate() error { return a.moveArgs().validate() }
+
+func (a TakeoverArgs) moveArgs() MoveArgs {
+	return MoveArgs{MoveID: a.MoveID, Tenant: a.Tenant, Target: a.Target}
+}
 
 // RetireArgs asks for a done move's source copy to be dropped
 // (cutover.Mover.Retire), ending its rollback period. Insert it with

@@ -186,7 +186,9 @@ func (f *fanOut) moveJobs(ctx context.Context, client *river.Client[pgx.Tx]) (mo
 				continue
 			}
 			if j.Kind == KindTakeover {
-				takeovers[a.MoveID] = j
+				if held := takeovers[a.MoveID]; held == nil || held.ID < j.ID { // the latest generation
+					takeovers[a.MoveID] = j
+				}
 			} else {
 				moves[a.MoveID] = j
 			}
@@ -199,19 +201,24 @@ func (f *fanOut) moveJobs(ctx context.Context, client *river.Client[pgx.Tx]) (mo
 }
 
 // settled says whether a move of the drain is over, adding its outcome
-// to out. The job that decides is its takeover job if it has one, else
-// its own. A job River finalized is over; so is one still running whose
-// journal says the move is over (it is ending, or its worker died after
-// the move ended). A running job whose worker died is taken over (see
-// takeOver).
+// to out. The job that decides is its latest takeover job if it has one,
+// else its own. A job River finalized is over; so is one still running
+// whose journal says the move is over: rolled back, or done and, unless
+// the drain keeps sources, retired (a drain is over once the instance it
+// drains is free). A running job whose worker died is taken over (see
+// takeOver), a takeover job too.
 func (f *fanOut) settled(ctx context.Context, client *river.Client[pgx.Tx], out *FanOutOutput, m drain.Move, moveID string, job, takeover *rivertype.JobRow) (bool, error) {
 	failed := func(why string) (bool, error) {
 		out.Failed = append(out.Failed, FailedMove{Tenant: m.Tenant, MoveID: moveID, Error: why})
 		return true, nil
 	}
+	generation := 0
 	if takeover != nil {
 		out.TakenOver = append(out.TakenOver, moveID)
 		job = takeover
+		var a TakeoverArgs
+		_ = json.Unmarshal(takeover.EncodedArgs, &a)
+		generation = a.Generation
 	}
 	switch job.State {
 	case rivertype.JobStateCompleted:
@@ -227,46 +234,49 @@ func (f *fanOut) settled(ctx context.Context, client *river.Client[pgx.Tx], out 
 	default:
 		return false, nil // waiting for a worker, or for a retry
 	}
-	state, _, err := journalState(ctx, f.cfg.Journal, moveID)
+	jm, err := readJournal(ctx, f.cfg.Journal, moveID)
 	if err != nil {
 		return false, err
 	}
-	switch state {
-	case moveDone:
+	switch {
+	case jm.state == moveRolledBack:
+		return failed("rolled back")
+	case jm.retired(), jm.state == moveDone && f.keepSources:
 		out.Moved = append(out.Moved, m.Tenant)
 		return true, nil
-	case moveRolledBack:
-		return failed("rolled back")
 	}
-	if takeover == nil {
-		return false, f.takeOver(ctx, client, m, moveID, job, state)
-	}
-	return false, nil
+	return false, f.takeOver(ctx, client, m, moveID, job, jm, generation+1)
 }
 
-// takeOver enqueues a takeover job for a running move job whose worker
-// died, rather than wait for River to rescue that job after MoveTimeout
-// (with the tenant paused and fenced, if the worker died in its window).
-// A worker died if its move is open and no mover holds the move's locks
-// (cutover's Abandoned); or if its job has run for TakeoverAfter without
-// the move's first journal entry, which a live mover writes within its
-// LockWait. A wrong guess costs only a second job: the tenant's lock and
-// the journal keep the two apart.
-func (f *fanOut) takeOver(ctx context.Context, client *river.Client[pgx.Tx], m drain.Move, moveID string, job *rivertype.JobRow, state moveState) error {
-	switch state {
-	case moveOpen:
+// takeOver enqueues a takeover job (of the given generation) for a
+// running job whose worker died, rather than wait for River to rescue
+// that job after MoveTimeout (with the tenant paused and fenced, if the
+// worker died in its window). A worker died if its move is planned and
+// open and no mover holds the move's locks (cutover's Abandoned). Its
+// journal cannot tell if the move is not planned yet (a live mover
+// journals its plan within its LockWait) or done and not yet retired: the
+// worker is then taken for dead once the job, or the done step, is older
+// than TakeoverAfter. A wrong guess costs only a second job: the tenant's
+// lock and the journal keep the two apart.
+func (f *fanOut) takeOver(ctx context.Context, client *river.Client[pgx.Tx], m drain.Move, moveID string, job *rivertype.JobRow, jm journaledMove, generation int) error {
+	since := time.Time{}
+	switch {
+	case jm.state == moveOpen && jm.planned != nil:
 		abandoned, err := f.cfg.Mover.Abandoned(ctx, moveID)
 		if err != nil || !abandoned {
 			return err
 		}
-	case moveAbsent:
-		if job.AttemptedAt == nil || time.Since(*job.AttemptedAt) < f.cfg.TakeoverAfter {
-			return nil
-		}
+	case jm.state == moveDone:
+		since = jm.last.At
+	case job.AttemptedAt != nil:
+		since = *job.AttemptedAt
+	}
+	if !since.IsZero() && time.Since(since) < f.cfg.TakeoverAfter {
+		return nil
 	}
 	f.cfg.Logger.InfoContext(ctx, "fleetjobs: taking over a move whose worker died", "id", f.id, "move", moveID,
-		"job", job.ID, "journal", state.String())
-	_, err := Insert(ctx, client, TakeoverArgs{MoveID: moveID, Tenant: m.Tenant, Target: m.To},
+		"job", job.ID, "journal", jm.state.String(), "generation", generation)
+	_, err := Insert(ctx, client, TakeoverArgs{MoveID: moveID, Tenant: m.Tenant, Target: m.To, Generation: generation},
 		&river.InsertOpts{Metadata: f.childMeta()})
 	if err != nil {
 		return fmt.Errorf("fleetjobs: take over %s: %w", moveID, err)
@@ -303,8 +313,8 @@ func (f *fanOut) enqueue(ctx context.Context, client *river.Client[pgx.Tx], move
 // finish journals the outcome (once) and ends the job: completed if
 // every move moved its tenant, else cancelled with ErrMovesFailed.
 func (f *fanOut) finish(ctx context.Context, out *FanOutOutput, journal bool) error {
-	defer wakeParent(ctx, f.cfg.Logger, metaOf(f.job)) // a chain's stage
 	if journal {
+		defer wakeParent(ctx, f.cfg.Logger, metaOf(f.job)) // a chain's stage, once
 		detail, err := json.Marshal(out)
 		if err != nil {
 			return err

@@ -29,34 +29,49 @@ func (s moveState) String() string {
 // what it moves. A journal of another kind (a chain's) is an error
 // wrapping cutover.ErrNotAMove.
 func journalState(ctx context.Context, j cutover.Journal, moveID string) (moveState, *cutover.Planned, error) {
+	jm, err := readJournal(ctx, j, moveID)
+	return jm.state, jm.planned, err
+}
+
+// journaledMove is what a move's journal says: its state, its plan (nil
+// before it is planned), and its last entry (zero if absent).
+type journaledMove struct {
+	state   moveState
+	planned *cutover.Planned
+	last    cutover.Entry
+}
+
+// retired reports whether the move is done and its source retired.
+func (jm journaledMove) retired() bool {
+	return jm.state == moveDone && jm.last.Step == cutover.StepRetire
+}
+
+func readJournal(ctx context.Context, j cutover.Journal, moveID string) (journaledMove, error) {
 	entries, err := j.Entries(ctx, moveID)
-	if errors.Is(err, cutover.ErrMoveNotFound) {
-		return moveAbsent, nil, nil
+	if errors.Is(err, cutover.ErrMoveNotFound) || err == nil && len(entries) == 0 {
+		return journaledMove{state: moveAbsent}, nil
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("read the journal of %s: %w", moveID, err)
-	}
-	if len(entries) == 0 {
-		return moveAbsent, nil, nil
+		return journaledMove{}, fmt.Errorf("read the journal of %s: %w", moveID, err)
 	}
 	if k := entries[0].Kind; k != "" && k != cutover.KindMove {
-		return 0, nil, fmt.Errorf("%w: %s is a %s", cutover.ErrNotAMove, moveID, k)
+		return journaledMove{}, fmt.Errorf("%w: %s is a %s", cutover.ErrNotAMove, moveID, k)
 	}
-	var planned *cutover.Planned
+	jm := journaledMove{last: entries[len(entries)-1]}
 	if p, found, err := cutover.PlannedIn(moveID, entries); err != nil {
-		return 0, nil, err
+		return journaledMove{}, err
 	} else if found {
-		planned = &p
+		jm.planned = &p
 	}
-	last := entries[len(entries)-1]
 	switch {
-	case !last.Terminal():
-		return moveOpen, planned, nil
-	case last.Step == cutover.StepRolledBack:
-		return moveRolledBack, planned, nil
+	case !jm.last.Terminal():
+		jm.state = moveOpen
+	case jm.last.Step == cutover.StepRolledBack:
+		jm.state = moveRolledBack
 	default: // done, or retired after done
-		return moveDone, planned, nil
+		jm.state = moveDone
 	}
+	return jm, nil
 }
 
 // checkPlanned says whether the journaled move is the one args ask for:

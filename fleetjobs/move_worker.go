@@ -66,7 +66,7 @@ func (w *takeoverWorker) Timeout(*river.Job[TakeoverArgs]) time.Duration { retur
 
 // Work does what the journal says is left of the move, as a move job does.
 func (w *takeoverWorker) Work(ctx context.Context, job *river.Job[TakeoverArgs]) error {
-	return w.mw.move(ctx, job.JobRow, MoveArgs(job.Args))
+	return w.mw.move(ctx, job.JobRow, job.Args.moveArgs())
 }
 
 // move is the work of a move job, and of the job that takes one over.

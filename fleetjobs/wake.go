@@ -32,16 +32,25 @@ func (m childMeta) encode() []byte {
 }
 
 // wakeParent makes the drain, refill or chain waiting for a job look
-// again now, rather than at its next DrainPoll: a job River snoozed is
-// made available. One that is running is left as it is (it is looking
-// already); one that is over runs once more, finds itself over, and ends
-// again. A failure only delays the parent.
+// again now, rather than at its next DrainPoll, if it is snoozing. A
+// failure only delays the parent.
 func wakeParent(ctx context.Context, log *slog.Logger, m childMeta) {
 	if m.ParentJob == 0 {
 		return
 	}
+	ctx = context.WithoutCancel(ctx)
 	client := river.ClientFromContext[pgx.Tx](ctx)
-	if _, err := client.JobRetry(context.WithoutCancel(ctx), m.ParentJob); err != nil {
+	// Only a waiting parent (River keeps a short snooze available, its
+	// time ahead): JobRetry would also run again a parent that is over
+	// (completed or cancelled), and one running looks again by itself at
+	// its next round.
+	parent, err := client.JobGet(ctx, m.ParentJob)
+	waiting := parent != nil && (parent.State == rivertype.JobStateScheduled ||
+		parent.State == rivertype.JobStateAvailable || parent.State == rivertype.JobStateRetryable)
+	if err == nil && waiting {
+		_, err = client.JobRetry(ctx, m.ParentJob)
+	}
+	if err != nil {
 		log.InfoContext(ctx, "fleetjobs: could not wake a parent job (it looks again within DrainPoll)",
 			"job", m.ParentJob, "err", err)
 	}
