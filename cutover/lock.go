@@ -12,6 +12,8 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/daisychain-db/daisychain/internal/sentinel"
 )
 
 var (
@@ -23,6 +25,11 @@ var (
 	// off it may start), or, for a Convert, a move onto or off it is in
 	// progress. The error names the instance and the holder.
 	ErrInstanceBusy = errors.New("cutover: the instance is busy")
+	// ErrMoveLimit: the moves allowed out of the source or into the
+	// target at once (Config.MovesPerSource, MovesPerTarget) are running.
+	// It is also ErrInstanceBusy under errors.Is: wait, as for a busy
+	// instance.
+	ErrMoveLimit = sentinel.New("cutover: the instance's move limit is reached", ErrInstanceBusy)
 	// ErrLockLost: the session that held the move's locks ended (a
 	// failover of the control database, a terminated session), so
 	// another mover may hold them now: the move stopped before its window.
@@ -196,10 +203,10 @@ func describeConflicts(e *LockConflictError) error {
 				ErrInstanceBusy, strings.TrimPrefix(c.Lock.Key, "daisychain.instance:"), holder, what))
 		case strings.HasPrefix(c.Lock.Key, movesOutPrefix):
 			errs = append(errs, fmt.Errorf("%w: the %d moves allowed out of instance %q at once (Config.MovesPerSource) are running: %s; wait for one to end",
-				ErrInstanceBusy, c.Lock.Slots, strings.TrimPrefix(c.Lock.Key, movesOutPrefix), holder))
+				ErrMoveLimit, c.Lock.Slots, strings.TrimPrefix(c.Lock.Key, movesOutPrefix), holder))
 		case strings.HasPrefix(c.Lock.Key, movesInPrefix):
 			errs = append(errs, fmt.Errorf("%w: the %d moves allowed into instance %q at once (Config.MovesPerTarget) are running: %s; wait for one to end",
-				ErrInstanceBusy, c.Lock.Slots, strings.TrimPrefix(c.Lock.Key, movesInPrefix), holder))
+				ErrMoveLimit, c.Lock.Slots, strings.TrimPrefix(c.Lock.Key, movesInPrefix), holder))
 		default:
 			errs = append(errs, fmt.Errorf("lock %q is held by %s", c.Lock.Key, holder))
 		}

@@ -158,13 +158,13 @@ func TestMoveSlots(t *testing.T) {
 		cutover.Request{ID: "move-acme", Tenant: "acme", Target: "pg-b"}, cutover.StepCatchUp, errors.New("stop here"))
 	_, err = other.Move(ctx, cutover.Request{ID: "move-bolt", Tenant: "bolt", Target: "pg-c"})
 	t.Logf("refused: %v", err)
-	if !errors.Is(err, cutover.ErrInstanceBusy) || !strings.Contains(err.Error(), `out of instance "pg-a"`) ||
+	if !errors.Is(err, cutover.ErrMoveLimit) || !errors.Is(err, cutover.ErrInstanceBusy) || !strings.Contains(err.Error(), `out of instance "pg-a"`) ||
 		!strings.Contains(err.Error(), "MovesPerSource") || !strings.Contains(err.Error(), "move-acme") {
 		t.Errorf("a second move out of pg-a: %v, want a refusal naming pg-a, MovesPerSource and move-acme", err)
 	}
 	_, err = other.Move(ctx, cutover.Request{ID: "move-crux", Tenant: "crux", Target: "pg-b"})
 	t.Logf("refused: %v", err)
-	if !errors.Is(err, cutover.ErrInstanceBusy) || !strings.Contains(err.Error(), `into instance "pg-b"`) ||
+	if !errors.Is(err, cutover.ErrMoveLimit) || !strings.Contains(err.Error(), `into instance "pg-b"`) ||
 		!strings.Contains(err.Error(), "MovesPerTarget") || !strings.Contains(err.Error(), "move-acme") {
 		t.Errorf("a second move into pg-b: %v, want a refusal naming pg-b, MovesPerTarget and move-acme", err)
 	}

@@ -52,8 +52,10 @@
 // Limits across processes are the Movers': cutover.Config.MovesPerSource
 // and MovesPerTarget bound the moves out of one instance and into one,
 // wherever they run, by counting locks in the control database. A move
-// job over a limit snoozes for BusySnooze, like one whose tenant is busy.
-// Set the same limits in every worker.
+// job over a limit (cutover.ErrMoveLimit) snoozes for BusySnooze, like one
+// whose tenant is busy, after waiting the Mover's LockWait for a slot
+// while it holds one of its process's River slots: give workers' Movers a
+// short LockWait (a second). Set the same limits in every worker.
 //
 // A move whose worker died is taken over by its drain at its next round,
 // not after MoveTimeout: the drain sees its job running and either its
@@ -63,7 +65,11 @@
 // journal (Resume, and Retire unless KeepSources). River's later rescue of
 // the dead worker's job finds the move over and changes nothing. So a
 // tenant whose mover died inside its window is paused for about a
-// DrainPoll and a Resume, not for MoveTimeout. A wrong guess (a worker
+// DrainPoll and a Resume, not for MoveTimeout; for up to
+// cutover.LockOrphanTimeout more if the worker's host was lost rather
+// than its process killed (its locks go when the control database sees
+// its lock session is gone). A takeover whose own worker dies is taken
+// over the same way. A wrong guess (a worker
 // alive but slow) costs a second job, which the tenant's lock and the
 // journal keep from doing anything twice.
 //
