@@ -55,6 +55,9 @@ func hostConfig(control string, instances map[string]string, tenants int, l limi
 		WindowBudget:   30 * time.Second,
 		MovesPerSource: l.movesPerSource,
 		MovesPerTarget: l.movesPerTarget,
+		// A move job over a limit holds a River slot while it waits for
+		// a move slot: not long, then it snoozes (fleetjobs' doc).
+		LockWait: time.Second,
 	}
 }
 

@@ -40,6 +40,9 @@ type Config struct {
 	// moves out of one instance and into one, across every process
 	// sharing the control database (cutover.Config's). Default 0: none.
 	MovesPerSource, MovesPerTarget int
+	// LockWait is how long a move waits for its locks and slots
+	// (cutover.Config's). Default cutover.LockWaitDefault.
+	LockWait time.Duration
 	// Logger for the library. Nil discards.
 	Logger *slog.Logger
 }
@@ -150,6 +153,7 @@ func Open(ctx context.Context, cfg Config) (_ *Host, err error) {
 		WindowBudget:   budget,
 		MovesPerSource: cfg.MovesPerSource,
 		MovesPerTarget: cfg.MovesPerTarget,
+		LockWait:       cfg.LockWait,
 		Logger:         cfg.Logger,
 	})
 	if err != nil {
