@@ -118,11 +118,24 @@ type Locker interface {
 	TryLock(ctx context.Context, holder string, locks ...Lock) (HeldLocks, error)
 }
 
+// LockInspector is the optional capability of a Locker to say which locks
+// anyone holds, without taking them or opening a session: Mover.Abandoned
+// asks it, once per move a coordinator checks. Without it, Abandoned takes
+// the locks and lets go at once, on a session of its own. Both journals of
+// this package have it.
+type LockInspector interface {
+	// Held reports, for each lock in order, whether anyone holds it (in
+	// any mode); a counting lock, whether any of its slots is held.
+	Held(ctx context.Context, locks ...Lock) ([]bool, error)
+}
+
 // Checked at compile time: the built-in implementations keep the
 // capabilities the docs above say they have.
 var (
 	_ Locker          = (*MemoryJournal)(nil)
 	_ Locker          = (*PostgresJournal)(nil)
+	_ LockInspector   = (*MemoryJournal)(nil)
+	_ LockInspector   = (*PostgresJournal)(nil)
 	_ PublishedReader = (*flags.MemoryProvider)(nil)
 	_ PublishedReader = (*flags.PostgresProvider)(nil)
 	_ StreamAborter   = (*logical.Provider)(nil)

@@ -420,6 +420,43 @@ func (j *PostgresJournal) slotConflict(ctx context.Context, conn *pgx.Conn, l Lo
 	return LockConflict{Lock: l, Holder: strings.Join(holders, ", ")}
 }
 
+// Held implements LockInspector with one query over the journal's pool.
+func (j *PostgresJournal) Held(ctx context.Context, locks ...Lock) ([]bool, error) {
+	keys, slots := make([]string, len(locks)), make([]int, len(locks))
+	for i, l := range locks {
+		keys[i], slots[i] = l.Key, l.Slots
+	}
+	rows, err := j.pool.Query(ctx, `SELECT EXISTS (
+			SELECT 1 FROM generate_series(0, greatest(u.n, 1) - 1) AS s(i), pg_locks l
+			WHERE `+fmt.Sprintf(advisoryKey, "CASE WHEN u.n > 0 THEN u.k || '#' || s.i ELSE u.k END")+` AND l.granted)
+		FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS u(k, n, ord) ORDER BY u.ord`, keys, slots)
+	if err != nil {
+		return nil, fmt.Errorf("cutover: read held locks: %w", err)
+	}
+	held, err := pgx.CollectRows(rows, pgx.RowTo[bool])
+	if err != nil {
+		return nil, fmt.Errorf("cutover: read held locks: %w", err)
+	}
+	return held, nil
+}
+
+// Held implements LockInspector, within this process.
+func (j *MemoryJournal) Held(_ context.Context, locks ...Lock) ([]bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	held := make([]bool, len(locks))
+	for i, l := range locks {
+		if l.Slots == 0 {
+			held[i] = len(j.locks[l.Key]) > 0
+			continue
+		}
+		for s := range l.Slots {
+			held[i] = held[i] || len(j.locks[SlotKey(l.Key, s)]) > 0
+		}
+	}
+	return held, nil
+}
+
 // conflicts names the holders of the refused locks, as far as
 // pg_stat_activity shows them, in one query whatever their number (a
 // conversion of a thousand tenants refuses a thousand and one).

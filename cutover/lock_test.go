@@ -214,6 +214,10 @@ func TestCountingLock(t *testing.T) {
 				conflict.Conflicts[0].Holder != "first, second" {
 				t.Fatalf("a third holder of two slots: %v, want a conflict naming first and second", err)
 			}
+			other := cutover.Lock{Key: "test.free:" + name}
+			if held, err := j.(cutover.LockInspector).Held(ctx, lock, other); err != nil || !held[0] || held[1] {
+				t.Errorf("Held(full counting lock, free lock) = %v, %v; want [true false]", held, err)
+			}
 			second.Release()
 			third, err := cutover.TryLock(ctx, j, "third", lock)
 			if err != nil {
