@@ -19,5 +19,12 @@
 //     that ran, and daisychain.step.failures (count) for each that failed.
 //   - daisychain.moves (count), attribute daisychain.outcome ("done" or
 //     "rolled_back"): moves and conversions that ended.
+//   - daisychain.moves.active (count, up and down): moves and conversions
+//     running in the movers observed.
+//   - daisychain.copy.bytes (By): bytes the initial copies wrote.
+//   - daisychain.stream.lag (By): how far streams were behind their
+//     sources, at each progress report (about once a second a move).
 //   - daisychain.events.dropped (count): events this package missed.
+//
+// Spans per step are not recorded yet.
 package otelmetrics

@@ -41,6 +41,9 @@ type Metrics struct {
 	stepDuration metric.Float64Histogram
 	stepFailures metric.Int64Counter
 	moves        metric.Int64Counter
+	active       metric.Int64UpDownCounter
+	bytesCopied  metric.Int64Counter
+	lag          metric.Int64Histogram
 	dropped      metric.Int64Counter
 }
 
@@ -51,7 +54,7 @@ func New(cfg *Config) (*Metrics, error) {
 	}
 	meter := cfg.MeterProvider.Meter(ScopeName)
 	var m Metrics
-	var errs [5]error
+	var errs [8]error
 	m.window, errs[0] = meter.Float64Histogram("daisychain.window", metric.WithUnit("s"),
 		metric.WithDescription("How long a move's or a conversion's writes were held"))
 	m.stepDuration, errs[1] = meter.Float64Histogram("daisychain.step.duration", metric.WithUnit("s"),
@@ -62,6 +65,12 @@ func New(cfg *Config) (*Metrics, error) {
 		metric.WithDescription("Moves and conversions that ended, by outcome"))
 	m.dropped, errs[4] = meter.Int64Counter("daisychain.events.dropped", metric.WithUnit("{event}"),
 		metric.WithDescription("Mover events this package missed because it read them too slowly"))
+	m.active, errs[5] = meter.Int64UpDownCounter("daisychain.moves.active", metric.WithUnit("{move}"),
+		metric.WithDescription("Moves and conversions running (started or resumed, not yet ended)"))
+	m.bytesCopied, errs[6] = meter.Int64Counter("daisychain.copy.bytes", metric.WithUnit("By"),
+		metric.WithDescription("Bytes the streams' initial copies wrote, as their progress reported"))
+	m.lag, errs[7] = meter.Int64Histogram("daisychain.stream.lag", metric.WithUnit("By"),
+		metric.WithDescription("How far streams were behind their sources, sampled at each progress report"))
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, fmt.Errorf("otelmetrics: create instruments: %w", err)
 	}
@@ -71,17 +80,24 @@ func New(cfg *Config) (*Metrics, error) {
 // Observe records mover's events until stop is called; stop returns once
 // the events received so far are recorded.
 func (m *Metrics) Observe(mover *cutover.Mover) (stop func()) {
-	events, unsubscribe := mover.Subscribe(cutover.EventStepFinished, cutover.EventWindowClosed, cutover.EventRolledBack)
+	events, unsubscribe := mover.Subscribe(cutover.EventStepStarted, cutover.EventStepFinished, cutover.EventWindowClosed,
+		cutover.EventRolledBack, cutover.EventProgress)
 	dropped := mover.EventsDropped()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		ctx := context.Background()
+		// The moves running, and the bytes each had copied: bounded by
+		// the moves in flight.
+		running := map[string]int64{}
 		for e := range events {
-			m.record(ctx, e)
+			m.record(ctx, e, running)
 			if now := mover.EventsDropped(); now > dropped {
 				m.dropped.Add(ctx, int64(now-dropped))
 				dropped = now
 			}
+		}
+		if n := len(running); n > 0 { // stopped while moves ran
+			m.active.Add(ctx, int64(-n))
 		}
 	})
 	var once sync.Once
@@ -98,10 +114,22 @@ var (
 	outcomeRolledBack = metric.WithAttributes(attribute.String("daisychain.outcome", "rolled_back"))
 )
 
-func (m *Metrics) record(ctx context.Context, e *cutover.Event) {
+func (m *Metrics) record(ctx context.Context, e *cutover.Event, running map[string]int64) {
+	if _, ok := running[e.Move]; !ok && e.Move != "" && !ends(e) {
+		running[e.Move] = 0
+		m.active.Add(ctx, 1)
+	}
 	switch e.Kind {
 	case cutover.EventWindowClosed:
 		m.window.Record(ctx, e.Elapsed.Seconds())
+	case cutover.EventProgress:
+		if p := e.Progress; p != nil {
+			if d := p.BytesCopied - running[e.Move]; d > 0 {
+				m.bytesCopied.Add(ctx, d)
+				running[e.Move] = p.BytesCopied
+			}
+			m.lag.Record(ctx, p.LagBytes)
+		}
 	case cutover.EventRolledBack:
 		m.moves.Add(ctx, 1, outcomeRolledBack)
 	case cutover.EventStepFinished:
@@ -114,4 +142,13 @@ func (m *Metrics) record(ctx context.Context, e *cutover.Event) {
 			m.moves.Add(ctx, 1, outcomeDone)
 		}
 	}
+	if _, ok := running[e.Move]; ok && ends(e) {
+		delete(running, e.Move)
+		m.active.Add(ctx, -1)
+	}
+}
+
+// ends reports whether e ends a move: done, or rolled back.
+func ends(e *cutover.Event) bool {
+	return e.Kind == cutover.EventRolledBack || e.Kind == cutover.EventStepFinished && e.Step == cutover.StepDone && e.Err == nil
 }

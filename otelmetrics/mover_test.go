@@ -91,6 +91,12 @@ func TestObserveMover(t *testing.T) {
 			}
 		}
 	}
+	if active := sumsBy(t, got["daisychain.moves.active"], "none"); active[""] != 0 {
+		t.Errorf("daisychain.moves.active = %v after both moves ended, want 0", active)
+	}
+	if _, ok := got["daisychain.moves.active"]; !ok {
+		t.Error("daisychain.moves.active was never recorded")
+	}
 	if steps["catch_up"] != 2 || steps["switch"] != 1 {
 		t.Errorf("daisychain.step.duration counts by step = %v, want catch_up 2, switch 1", steps)
 	}
