@@ -1,6 +1,7 @@
 // Package otelmetrics records what daisychain's movers do as OpenTelemetry
-// metrics, through a MeterProvider the host gives (never the global one):
-// the windows, each step's duration and failures, and how moves end.
+// metrics and spans, through a MeterProvider and a TracerProvider the host
+// gives (never the global ones): the windows, each step's duration and
+// failures, and how moves end.
 //
 // It follows a cutover.Mover's events (Mover.Subscribe), which never
 // block a move: a slow exporter loses events rather than slowing a window
@@ -26,5 +27,7 @@
 //     sources, at each progress report (about once a second a move).
 //   - daisychain.events.dropped (count): events this package missed.
 //
-// Spans per step are not recorded yet.
+// Trace records each move as a span ("daisychain.move", with the move's
+// and the tenant's IDs: a trace is one move, not a time series) and each
+// of its steps as a child span, through the host's TracerProvider.
 package otelmetrics

@@ -7,8 +7,11 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
@@ -18,7 +21,9 @@ import (
 // TestObserveMover: a move that completes and one that fails at its
 // catch-up, observed through the host's MeterProvider, give one window, one
 // move done and one rolled back, the catch-up step's duration and its
-// failure; no instrument carries a tenant's ID.
+// failure; no instrument carries a tenant's ID. Traced through the host's
+// TracerProvider, each move is a span with a child span per step, and the
+// failed step and move have an error status.
 func TestObserveMover(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -53,6 +58,10 @@ func TestObserveMover(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := metrics.Observe(mover)
+	spans := tracetest.NewSpanRecorder()
+	tracer := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	t.Cleanup(func() { _ = tracer.Shutdown(context.Background()) })
+	stopTrace := otelmetrics.Trace(mover, tracer)
 	if _, err := mover.Move(ctx, cutover.Request{ID: "move-acme", Tenant: "acme", Target: "pg-b"}); err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +69,8 @@ func TestObserveMover(t *testing.T) {
 		t.Fatalf("the move failing at its catch-up: %v", err)
 	}
 	stop()
+	stopTrace()
+	checkSpans(t, spans.Ended())
 
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(ctx, &rm); err != nil {
@@ -115,4 +126,47 @@ func sumsBy(t *testing.T, data metricdata.Aggregation, key attribute.Key) map[st
 		out[v.AsString()] += dp.Value
 	}
 	return out
+}
+
+// checkSpans: a "daisychain.move" span per move, naming its tenant, the
+// rolled-back one in error; step spans are children of their move's span,
+// catch_up of both, failed in bolt's.
+func checkSpans(t *testing.T, ended []sdktrace.ReadOnlySpan) {
+	t.Helper()
+	moves := map[string]sdktrace.ReadOnlySpan{} // by tenant
+	for _, s := range ended {
+		if s.Name() != "daisychain.move" {
+			continue
+		}
+		for _, a := range s.Attributes() {
+			if a.Key == "daisychain.tenant" {
+				moves[a.Value.AsString()] = s
+			}
+		}
+	}
+	acme, bolt := moves["acme"], moves["bolt"]
+	if acme == nil || bolt == nil {
+		t.Fatalf("move spans by tenant: %v, want acme and bolt", moves)
+	}
+	if acme.Status().Code == codes.Error || bolt.Status().Code != codes.Error {
+		t.Errorf("move span status: acme %v, bolt %v; want bolt's only in error", acme.Status(), bolt.Status())
+	}
+	catchUps, switches := 0, 0
+	for _, s := range ended {
+		switch s.Name() {
+		case "catch_up":
+			catchUps++
+			if s.Parent().SpanID() == bolt.SpanContext().SpanID() && s.Status().Code != codes.Error {
+				t.Errorf("bolt's catch_up span: status %v, want an error", s.Status())
+			}
+		case "switch":
+			switches++
+			if s.Parent().SpanID() != acme.SpanContext().SpanID() {
+				t.Errorf("the switch span's parent is %v, want acme's move span", s.Parent().SpanID())
+			}
+		}
+	}
+	if catchUps != 2 || switches != 1 {
+		t.Errorf("%d catch_up and %d switch spans, want 2 and 1", catchUps, switches)
+	}
 }
