@@ -478,8 +478,15 @@ func (r *Router) Acquire(ctx context.Context, tenantID string) (*pgxpool.Conn, e
 		c, err := rp.pool.Acquire(ctx)
 		r.mu.Lock()
 		if err != nil {
+			// A route that changed while this call dialled (a move paused
+			// it, then fenced the source, which refused the connection)
+			// is followed rather than its old endpoint's error returned.
+			moved := ts.gen != gen && !r.closed && ctx.Err() == nil
 			r.doneWithLocked(rp, ts)
 			r.mu.Unlock()
+			if moved {
+				continue
+			}
 			return nil, fmt.Errorf("flags: tenant %q: acquire a connection to %s: %w", tenantID, route.Endpoint, err)
 		}
 		rp.conns[c.Conn()] = ts
