@@ -130,7 +130,7 @@ func TestConcurrentMissesShareOneRead(t *testing.T) {
 		return k
 	}
 	waitFor(t, "a read to wait for the lock", 30*time.Second, func() bool { return waiting() > 0 }) // CI saw 5s pass on a loaded machine
-	time.Sleep(100 * time.Millisecond) // the other evaluations are under way too
+	time.Sleep(100 * time.Millisecond)                                                              // the other evaluations are under way too
 	if k := waiting(); k != 1 {
 		t.Errorf("%d reads of the route wait for the lock with %d evaluations under way; want 1", k, n)
 	}
