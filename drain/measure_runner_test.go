@@ -90,4 +90,8 @@ func TestDryRunsMeasureOnlyTheirInstances(t *testing.T) {
 		!strings.Contains(err.Error(), `"pg9"`) {
 		t.Errorf("dry run onto an instance not in the catalog: %v, want ErrInvalid naming it", err)
 	}
+	if _, err := runner.DryRun(ctx, "pg9", drain.Threshold{MaxTenants: 1}, &drain.DrainOpts{Onto: []string{"pg2"}}); !errors.Is(err, drain.ErrInvalid) ||
+		!strings.Contains(err.Error(), `the instance to drain, "pg9"`) {
+		t.Errorf("dry run of a drain of an instance not in the catalog, onto pg2: %v, want ErrInvalid naming the drained instance", err)
+	}
 }

@@ -20,11 +20,11 @@ import (
 func TestRegisterRefusesInvalidConfig(t *testing.T) {
 	t.Parallel()
 	workers := river.NewWorkers()
-	err := fleetjobs.Register(workers, &fleetjobs.Config{MoveTimeout: -1, BusySnooze: -1})
+	err := fleetjobs.Register(workers, &fleetjobs.Config{MoveTimeout: -1, BusySnooze: -1, FanOutTimeout: -1, TakeoverAfter: -1, DrainPoll: -1})
 	if !errors.Is(err, fleetjobs.ErrInvalidConfig) || !errors.Is(err, fleet.ErrInvalid) {
 		t.Fatalf("Register: %v, want ErrInvalidConfig, which is also fleet.ErrInvalid", err)
 	}
-	for _, field := range []string{"Mover", "Journal", "MoveTimeout", "BusySnooze"} {
+	for _, field := range []string{"Mover", "Journal", "MoveTimeout", "BusySnooze", "FanOutTimeout", "TakeoverAfter", "DrainPoll"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error %q does not name %s", err, field)
 		}
@@ -50,6 +50,47 @@ func TestInsertRefusesIncompleteArgs(t *testing.T) {
 	for _, field := range []string{"MoveID", "Tenant", "Target"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error %q does not name %s", err, field)
+		}
+	}
+}
+
+// TestInsertRefusesIncompleteFanOuts: drains, refills, conversions and
+// chains with missing or bad fields are refused before River sees them,
+// naming each field.
+func TestInsertRefusesIncompleteFanOuts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		insert func() error
+		fields []string
+	}{
+		{"drain", func() error {
+			_, err := fleetjobs.Insert(ctx, nil, fleetjobs.DrainArgs{InFlight: -1, MaxMoves: -1}, nil)
+			return err
+		}, []string{"DrainID", "Instance", "InFlight", "MaxMoves"}},
+		{"refill", func() error {
+			_, err := fleetjobs.Insert(ctx, nil, fleetjobs.RefillArgs{RefillID: strings.Repeat("r", 150), Instance: "pg-a"}, nil)
+			return err
+		}, []string{"RefillID is 150 bytes", "Sources"}},
+		{"convert", func() error {
+			_, err := fleetjobs.Insert(ctx, nil, fleetjobs.ConvertArgs{}, nil)
+			return err
+		}, []string{"ConvertID", "NewInstance"}},
+		{"chain", func() error {
+			_, err := fleetjobs.Insert(ctx, nil, fleetjobs.ChainArgs{ChainID: "c", InFlight: -1}, nil)
+			return err
+		}, []string{"Instances and Spares", "Threshold", "InFlight"}},
+	} {
+		err := c.insert()
+		if !errors.Is(err, fleetjobs.ErrInvalidArgs) {
+			t.Errorf("%s: %v, want ErrInvalidArgs", c.name, err)
+			continue
+		}
+		for _, f := range c.fields {
+			if !strings.Contains(err.Error(), f) {
+				t.Errorf("%s: error %q does not say %q", c.name, err, f)
+			}
 		}
 	}
 }
