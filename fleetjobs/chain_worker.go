@@ -174,6 +174,11 @@ func (w *chainWorker) Work(ctx context.Context, job *river.Job[ChainArgs]) error
 						a.ChainID, step, inst, childID, d.Error),
 					w.journal(context.WithoutCancel(ctx), a.ChainID, step, cutover.StatusFailed, d)))
 			}
+			if child.State == rivertype.JobStateRunning && step == stepChainConvert {
+				if err := w.takeOverConversion(ctx, client, job.JobRow, child); err != nil {
+					return err
+				}
+			}
 			return river.JobSnooze(w.cfg.DrainPoll)
 		}
 	}
@@ -208,7 +213,35 @@ func (w *chainWorker) plan(ctx context.Context, a ChainArgs) ([]cutover.Entry, e
 	return w.cfg.Journal.Entries(ctx, a.ChainID)
 }
 
-// children are the chain's stage jobs, by their IDs.
+// takeOverConversion gives the stage's conversion to a new job (the next
+// generation) when the worker running its job died (see workerDied):
+// the conversion may have died in its window, with every tenant of the
+// instance paused, so it must not wait for River to rescue the job
+// after MoveTimeout.
+func (w *chainWorker) takeOverConversion(ctx context.Context, client *river.Client[pgx.Tx], chainJob, child *rivertype.JobRow) error {
+	var a ConvertArgs
+	if err := json.Unmarshal(child.EncodedArgs, &a); err != nil {
+		return river.JobCancel(fmt.Errorf("fleetjobs: the conversion job %d has unreadable arguments: %w", child.ID, err))
+	}
+	jm, err := readJournal(ctx, w.cfg.Journal, a.ConvertID)
+	if err != nil {
+		return err
+	}
+	if died, err := workerDied(ctx, &w.cfg, a.ConvertID, child, jm); err != nil || !died {
+		return err
+	}
+	w.cfg.Logger.InfoContext(ctx, "fleetjobs: taking over a conversion whose worker died", "conversion", a.ConvertID,
+		"job", child.ID, "journal", jm.state.String(), "generation", a.Generation+1)
+	a.Generation++
+	meta := childMeta{Parent: metaOf(child).Parent, ParentJob: chainJob.ID}
+	if _, err := Insert(ctx, client, a, &river.InsertOpts{Metadata: meta.encode()}); err != nil {
+		return fmt.Errorf("fleetjobs: take over conversion %s: %w", a.ConvertID, err)
+	}
+	return nil
+}
+
+// children are the chain's stage jobs, by their IDs: of a conversion
+// taken over, its latest generation's.
 func (w *chainWorker) children(ctx context.Context, client *river.Client[pgx.Tx], chainID string) (map[string]*rivertype.JobRow, error) {
 	res, err := client.JobList(ctx, river.NewJobListParams().Kinds(KindDrain, KindConvert, KindRefill).
 		Metadata(string(childMeta{Parent: chainID}.encode())).First(10_000))
@@ -223,7 +256,10 @@ func (w *chainWorker) children(ctx context.Context, client *river.Client[pgx.Tx]
 			Refill  string `json:"refill_id"`
 		}
 		if json.Unmarshal(j.EncodedArgs, &ids) == nil {
-			out[cmp.Or(ids.Drain, ids.Convert, ids.Refill)] = j
+			id := cmp.Or(ids.Drain, ids.Convert, ids.Refill)
+			if held := out[id]; held == nil || held.ID < j.ID {
+				out[id] = j
+			}
 		}
 	}
 	return out, nil

@@ -25,6 +25,10 @@ type ConvertArgs struct {
 	// replica gets in the catalog.
 	Instance    string `json:"instance"`
 	NewInstance string `json:"new_instance"`
+	// Generation counts the jobs a chain gave the conversion after the
+	// worker of the one before died (0 for the first): each is unique,
+	// and each does what the journal says is left.
+	Generation int `json:"generation,omitempty" river:"unique"`
 }
 
 // Kind implements river.JobArgs.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -249,30 +248,10 @@ func (f *fanOut) settled(ctx context.Context, client *river.Client[pgx.Tx], out 
 }
 
 // takeOver enqueues a takeover job (of the given generation) for a
-// running job whose worker died, rather than wait for River to rescue
-// that job after MoveTimeout (with the tenant paused and fenced, if the
-// worker died in its window). A worker died if its move is planned and
-// open and no mover holds the move's locks (cutover's Abandoned). Its
-// journal cannot tell if the move is not planned yet (a live mover
-// journals its plan within its LockWait) or done and not yet retired: the
-// worker is then taken for dead once the job, or the done step, is older
-// than TakeoverAfter. A wrong guess costs only a second job: the tenant's
-// lock and the journal keep the two apart.
+// running job whose worker died (see workerDied).
 func (f *fanOut) takeOver(ctx context.Context, client *river.Client[pgx.Tx], m drain.Move, moveID string, job *rivertype.JobRow, jm journaledMove, generation int) error {
-	since := time.Time{}
-	switch {
-	case jm.state == moveOpen && jm.planned != nil:
-		abandoned, err := f.cfg.Mover.Abandoned(ctx, moveID)
-		if err != nil || !abandoned {
-			return err
-		}
-	case jm.state == moveDone:
-		since = jm.last.At
-	case job.AttemptedAt != nil:
-		since = *job.AttemptedAt
-	}
-	if !since.IsZero() && time.Since(since) < f.cfg.TakeoverAfter {
-		return nil
+	if died, err := workerDied(ctx, f.cfg, moveID, job, jm); err != nil || !died {
+		return err
 	}
 	f.cfg.Logger.InfoContext(ctx, "fleetjobs: taking over a move whose worker died", "id", f.id, "move", moveID,
 		"job", job.ID, "journal", jm.state.String(), "generation", generation)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 	"github.com/daisychain-db/daisychain/drain"
 	"github.com/daisychain-db/daisychain/fleetjobs"
+	"github.com/daisychain-db/daisychain/replica"
 )
 
 // killedMoverEnv carries a killedMover to a re-run of this test binary.
@@ -32,6 +34,11 @@ type killedMover struct {
 	Nth int `json:"nth,omitempty"`
 	// Limits are the child's Movers' MovesPerSource and MovesPerTarget.
 	Limits int `json:"limits,omitempty"`
+	// Only: the child is killed in a move whose ID has this suffix
+	// (empty: any). Converts: its Mover can convert; the replica it
+	// builds is its child and dies with it.
+	Only     string `json:"only,omitempty"`
+	Converts bool   `json:"converts,omitempty"`
 }
 
 // TestKilledMoverChild is the child of TestMoveJobResumesKilledMove and
@@ -48,10 +55,14 @@ func TestKilledMoverChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reached atomic.Int64
+	var converter replica.Converter
+	if c.Converts {
+		converter = cutovertest.LocalConverter()
+	}
 	mover, err := control.Mover(&cutover.Config{
-		WindowBudget: time.Minute, LockWait: lockWait, MovesPerSource: c.Limits, MovesPerTarget: c.Limits,
+		WindowBudget: time.Minute, LockWait: lockWait, MovesPerSource: c.Limits, MovesPerTarget: c.Limits, Converter: converter,
 		BeforeStep: func(_ context.Context, moveID string, s cutover.Step) error {
-			if s == c.Step && reached.Add(1) >= int64(max(c.Nth, 1)) {
+			if s == c.Step && strings.HasSuffix(moveID, c.Only) && reached.Add(1) >= int64(max(c.Nth, 1)) {
 				cutovertest.Reached(fmt.Sprintf("%s of %s", s, moveID)) // and wait for SIGKILL
 			}
 			return nil
