@@ -47,7 +47,10 @@
 // cancelled with ErrMovesFailed naming those that did not; its journal's
 // last entry (and the job's output, FanOutOutput) lists both. A drain job
 // rescued, retried or run twice reads its plan back, and its move jobs are
-// unique by move ID: nothing is planned or moved twice.
+// unique by move ID: nothing is planned or moved twice. A round reads the
+// drain's journal and the move jobs not finalized (at most InFlight, and
+// the takeovers), so a drain of N tenants reads O(N) job rows over its N
+// rounds; its last round reads them all once, for the outcome.
 //
 // Limits across processes are the Movers': cutover.Config.MovesPerSource
 // and MovesPerTarget bound the moves out of one instance and into one,
@@ -85,12 +88,15 @@
 // cancels the chain, naming it; enqueueing the chain again goes on from
 // that stage, with a new attempt of its job. A chain's journal is never
 // taken for a move's: Mover.Resume refuses it, and Open lists it under
-// KindChain only. A conversion whose worker died is taken up by River's
-// rescue after MoveTimeout (a chain does not take it over itself).
+// KindChain only. A conversion whose worker died is taken over at the
+// chain's next round, as a drain takes over a move: a new job of the next
+// ConvertArgs.Generation resumes it (rolls it back, if its replica died
+// with the worker), not River's rescue after MoveTimeout with every
+// tenant of the instance paused.
 //
 // River deletes completed jobs after its CompletedJobRetentionPeriod (24
 // hours by default): keep it longer than your longest drain, or the moves
-// done before are enqueued again by its next round (they find themselves
+// done before are enqueued again by its last round (they find themselves
 // done, and change nothing).
 //
 // # Locks, not River, keep movers apart

@@ -74,35 +74,94 @@ func (f *fanOut) run(ctx context.Context) error {
 		}
 	}
 	client := river.ClientFromContext[pgx.Tx](ctx)
-	jobs, takeovers, err := f.moveJobs(ctx, client)
+	// A round looks at the moves under way only, so that a drain of N
+	// tenants reads O(N) job rows in all, not in each of its N rounds;
+	// the last round reads them all once, for the outcome.
+	_, next, running, err := f.survey(ctx, client, plan, false)
 	if err != nil {
 		return err
 	}
-	out := &FanOutOutput{ID: f.id, Planned: len(plan.Moves), Moved: []string{}}
-	var next []drain.Move
-	running := 0
-	for _, m := range plan.Moves {
-		moveID := childMoveID(f.id, m.Tenant)
-		job, ok := jobs[moveID]
-		if !ok {
-			next = append(next, m)
-			continue
-		}
-		settled, err := f.settled(ctx, client, out, m, moveID, job, takeovers[moveID])
+	if len(next) == 0 && running == 0 {
+		out, next, running, err := f.survey(ctx, client, plan, true)
 		if err != nil {
 			return err
 		}
-		if !settled {
-			running++
+		if len(next) == 0 && running == 0 {
+			return f.finish(ctx, out, true)
 		}
-	}
-	if len(next) == 0 && running == 0 {
-		return f.finish(ctx, out, true)
 	}
 	if err := f.enqueue(ctx, client, next[:min(len(next), max(0, f.inFlight-running))]); err != nil {
 		return err
 	}
 	return river.JobSnooze(f.cfg.DrainPoll)
+}
+
+// survey sees how the plan's moves stand: the moves not enqueued yet
+// (next), and how many are under way (running), taking up those whose
+// worker died. With all, it reads every move job of the drain and tells
+// each settled move's outcome; without, only the jobs not finalized (and
+// the takeovers, few), and the moves enqueued are counted from the last
+// ones (they are enqueued in plan order).
+func (f *fanOut) survey(ctx context.Context, client *river.Client[pgx.Tx], plan *drain.Plan, all bool) (*FanOutOutput, []drain.Move, int, error) {
+	jobs, takeovers, err := f.moveJobs(ctx, client, all)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	enqueued := 0
+	if !all {
+		if enqueued, err = f.enqueued(ctx, client, plan); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	out := &FanOutOutput{ID: f.id, Planned: len(plan.Moves), Moved: []string{}}
+	var next []drain.Move
+	running := 0
+	for i, m := range plan.Moves {
+		moveID := childMoveID(f.id, m.Tenant)
+		job, takeover := jobs[moveID], takeovers[moveID]
+		switch {
+		case job == nil && takeover != nil:
+			job = takeover // its own job is finalized (or cleaned); the takeover decides
+		case job == nil && (all || i >= enqueued):
+			next = append(next, m) // no job, or none left (River cleans finalized jobs after a while)
+			continue
+		case job == nil:
+			continue // finalized: the last round tells how it ended
+		}
+		settled, err := f.settled(ctx, client, out, m, moveID, job, takeover)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		if !settled {
+			running++
+		}
+	}
+	return out, next, running, nil
+}
+
+// enqueued counts the plan's moves that have a job: they were enqueued
+// in plan order, at most inFlight at a time, so the last inFlight jobs
+// hold the furthest one.
+func (f *fanOut) enqueued(ctx context.Context, client *river.Client[pgx.Tx], plan *drain.Plan) (int, error) {
+	res, err := client.JobList(ctx, river.NewJobListParams().Kinds(KindMove).Metadata(string(childMeta{Parent: f.id}.encode())).
+		OrderBy(river.JobListOrderByID, river.SortOrderDesc).First(max(f.inFlight, 1)))
+	if err != nil {
+		return 0, fmt.Errorf("fleetjobs: list the last moves of %s: %w", f.id, err)
+	}
+	last := map[string]bool{}
+	for _, j := range res.Jobs {
+		var a MoveArgs
+		if json.Unmarshal(j.EncodedArgs, &a) == nil {
+			last[a.MoveID] = true
+		}
+	}
+	n := 0
+	for i, m := range plan.Moves {
+		if last[childMoveID(f.id, m.Tenant)] {
+			n = i + 1
+		}
+	}
+	return n, nil
 }
 
 // planOnce plans and journals the plan as the journal's first entry: if
@@ -170,33 +229,49 @@ func journaledFanOut(id string, entries []cutover.Entry) (plan *drain.Plan, over
 	return plan, over, nil
 }
 
-// moveJobs lists this drain's move jobs and takeover jobs, by move ID.
-func (f *fanOut) moveJobs(ctx context.Context, client *river.Client[pgx.Tx]) (moves, takeovers map[string]*rivertype.JobRow, err error) {
-	params := river.NewJobListParams().Kinds(KindMove, KindTakeover).Metadata(string(childMeta{Parent: f.id}.encode())).First(10_000)
+// activeStates are the states of a job not finalized.
+var activeStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+	rivertype.JobStateRunning, rivertype.JobStateScheduled}
+
+// moveJobs lists this drain's move jobs (all of them, or those not
+// finalized) and its takeover jobs (all: one per move whose worker died),
+// by move ID: of a move's takeovers, the latest generation.
+func (f *fanOut) moveJobs(ctx context.Context, client *river.Client[pgx.Tx], all bool) (moves, takeovers map[string]*rivertype.JobRow, err error) {
 	moves, takeovers = map[string]*rivertype.JobRow{}, map[string]*rivertype.JobRow{}
-	for {
-		res, err := client.JobList(ctx, params)
-		if err != nil {
-			return nil, nil, fmt.Errorf("fleetjobs: list the moves of %s: %w", f.id, err)
-		}
-		for _, j := range res.Jobs {
-			var a MoveArgs
-			if err := json.Unmarshal(j.EncodedArgs, &a); err != nil {
-				continue
-			}
-			if j.Kind == KindTakeover {
-				if held := takeovers[a.MoveID]; held == nil || held.ID < j.ID { // the latest generation
-					takeovers[a.MoveID] = j
-				}
-			} else {
-				moves[a.MoveID] = j
-			}
-		}
-		if len(res.Jobs) < 10_000 {
-			return moves, takeovers, nil
-		}
-		params = params.After(res.LastCursor)
+	meta := string(childMeta{Parent: f.id}.encode())
+	lists := []*river.JobListParams{river.NewJobListParams().Kinds(KindTakeover).Metadata(meta)}
+	if all {
+		lists = append(lists, river.NewJobListParams().Kinds(KindMove).Metadata(meta))
+	} else {
+		lists = append(lists, river.NewJobListParams().Kinds(KindMove).Metadata(meta).States(activeStates...))
 	}
+	for _, params := range lists {
+		params = params.First(10_000)
+		for {
+			res, err := client.JobList(ctx, params)
+			if err != nil {
+				return nil, nil, fmt.Errorf("fleetjobs: list the moves of %s: %w", f.id, err)
+			}
+			for _, j := range res.Jobs {
+				var a MoveArgs
+				if err := json.Unmarshal(j.EncodedArgs, &a); err != nil {
+					continue
+				}
+				if j.Kind == KindTakeover {
+					if held := takeovers[a.MoveID]; held == nil || held.ID < j.ID { // the latest generation
+						takeovers[a.MoveID] = j
+					}
+				} else {
+					moves[a.MoveID] = j
+				}
+			}
+			if len(res.Jobs) < 10_000 {
+				break
+			}
+			params = params.After(res.LastCursor)
+		}
+	}
+	return moves, takeovers, nil
 }
 
 // settled says whether a move of the drain is over, adding its outcome
