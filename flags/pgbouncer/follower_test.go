@@ -2,6 +2,7 @@ package pgbouncer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -185,4 +186,39 @@ func TestFollowerFollowsAMove(t *testing.T) {
 	}
 	_, err = console.Exec(ctx, "RESUME acme")
 	must(t, err)
+}
+
+// TestSyncRefusals: a File that PgBouncer does not %include is reported
+// as ErrNotApplied once RELOAD shows no new entry, and a tenant whose
+// PgBouncer database name the file cannot hold is named in the error
+// while the others' entries are written.
+func TestSyncRefusals(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m := newMemoryRoutes(t, 15432, 25432, "acme", "globex")
+	pgb := pgbouncertest.Start(t, nil)
+
+	elsewhere, err := pgbouncer.New(&pgbouncer.Config{Resolver: m.resolver, Admin: pgb.Admin,
+		File: pgb.File + ".not-included", Tenants: []string{"acme"}})
+	must(t, err)
+	if err := elsewhere.Sync(ctx); !errors.Is(err, pgbouncer.ErrNotApplied) || !strings.Contains(err.Error(), "%included") {
+		t.Errorf("Sync with a File PgBouncer does not read: %v, want ErrNotApplied asking whether it is %%included", err)
+	}
+
+	named, err := pgbouncer.New(&pgbouncer.Config{Resolver: m.resolver, Admin: pgb.Admin, File: pgb.File,
+		Tenants: []string{"acme", "globex"},
+		Database: func(tenant string, r flags.Route) string {
+			if tenant == "globex" {
+				return "globex corp"
+			}
+			return r.Endpoint.Database
+		}})
+	must(t, err)
+	if err := named.Sync(ctx); err == nil || !strings.Contains(err.Error(), `"globex"`) || !strings.Contains(err.Error(), "Config.Database") {
+		t.Errorf("Sync with a database name PgBouncer cannot read: %v, want an error naming the tenant and Config.Database", err)
+	}
+	dbs := pgbouncertest.Databases(t, pgb.Console(t))
+	if _, ok := dbs["acme"]; !ok {
+		t.Errorf("acme's entry was not written beside the refused tenant's: %v", dbs)
+	}
 }
