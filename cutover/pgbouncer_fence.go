@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/daisychain-db/daisychain/internal/pgbadmin"
 )
 
 // PgBouncerFence holds a tenant's traffic in PgBouncer: Hold issues PAUSE
@@ -87,10 +87,8 @@ func (f PgBouncerFence) HoldAll(ctx context.Context, targets []FenceTarget) erro
 			return err
 		}
 		for _, db := range dbs {
-			// Admin console commands take no parameters; the name is
-			// quoted as an identifier, which PgBouncer accepts.
-			if _, err := conn.Exec(ctx, "PAUSE "+pgx.Identifier{db}.Sanitize()); err != nil && !consoleSaid(err, "already") {
-				return fmt.Errorf("cutover: pgbouncer fence: PAUSE %q: %w", db, err)
+			if err := pgbadmin.Command(ctx, conn, "PAUSE", db, "already"); err != nil {
+				return fmt.Errorf("cutover: pgbouncer fence: %w", err)
 			}
 		}
 		if err := waitDrained(ctx, conn, dbs); err != nil {
@@ -116,20 +114,12 @@ func (f PgBouncerFence) ReleaseAll(ctx context.Context, targets []FenceTarget) e
 			if !paused[db] {
 				continue
 			}
-			if _, err := conn.Exec(ctx, "RESUME "+pgx.Identifier{db}.Sanitize()); err != nil && !consoleSaid(err, "not paused") {
-				return fmt.Errorf("cutover: pgbouncer fence: RESUME %q: %w", db, err)
+			if err := pgbadmin.Command(ctx, conn, "RESUME", db, "not paused"); err != nil {
+				return fmt.Errorf("cutover: pgbouncer fence: %w", err)
 			}
 		}
 		return nil
 	})
-}
-
-// consoleSaid reports whether the admin console refused a command with a
-// message containing what: PgBouncer's refusals carry no SQLSTATE of
-// their own (all are 08P01).
-func consoleSaid(err error, what string) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && strings.Contains(pgErr.Message, what)
 }
 
 // drainPoll is how often waitDrained reads SHOW POOLS.
@@ -164,35 +154,14 @@ var errNotDrained = errors.New("not drained")
 
 // serversActive sums sv_active of SHOW POOLS over the pools of dbs.
 func serversActive(ctx context.Context, conn *pgx.Conn, dbs map[string]bool) (int, error) {
-	rows, err := conn.Query(ctx, "SHOW POOLS")
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	dbCol, activeCol := -1, -1
-	for i, fd := range rows.FieldDescriptions() {
-		switch fd.Name {
-		case "database":
-			dbCol = i
-		case "sv_active":
-			activeCol = i
-		}
-	}
-	if dbCol < 0 || activeCol < 0 {
-		return 0, fmt.Errorf("SHOW POOLS has no database or sv_active column: is this PgBouncer's admin console?")
-	}
 	active := 0
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			return 0, err
-		}
-		if dbs[fmt.Sprint(vals[dbCol])] {
-			n, _ := strconv.Atoi(fmt.Sprint(vals[activeCol]))
+	err := pgbadmin.Show(ctx, conn, "SHOW POOLS", []string{"database", "sv_active"}, func(v []string) {
+		if dbs[v[0]] {
+			n, _ := strconv.Atoi(v[1])
 			active += n
 		}
-	}
-	return active, rows.Err()
+	})
+	return active, err
 }
 
 // prepare opens the run's session to the admin console and checks that
@@ -240,49 +209,23 @@ func (f PgBouncerFence) states(ctx context.Context, conn *pgx.Conn, targets []Fe
 	return dbs, paused, nil
 }
 
-// connectConsole connects to a PgBouncer admin console without letting a
-// parse error quote the connection string (it may hold a password).
+// connectConsole connects to a PgBouncer admin console.
 func connectConsole(ctx context.Context, admin string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(admin)
-	if err != nil {
-		return nil, fmt.Errorf("cutover: pgbouncer fence: Admin is not a valid connection string")
+	conn, err := pgbadmin.Connect(ctx, admin)
+	if errors.Is(err, pgbadmin.ErrConnString) {
+		return nil, errors.New("cutover: pgbouncer fence: Admin is not a valid connection string")
 	}
-	// The admin console speaks only the simple query protocol.
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("cutover: pgbouncer fence: connect to the admin console: %w", err)
+		return nil, fmt.Errorf("cutover: pgbouncer fence: %w", err)
 	}
 	return conn, nil
 }
 
-// pgBouncerPaused reads SHOW DATABASES, whose columns differ between
-// PgBouncer versions, by column name: whether each database is paused.
+// pgBouncerPaused reads SHOW DATABASES: whether each database is paused.
 func pgBouncerPaused(ctx context.Context, conn *pgx.Conn) (map[string]bool, error) {
-	rows, err := conn.Query(ctx, "SHOW DATABASES")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	nameCol, pausedCol := -1, -1
-	for i, fd := range rows.FieldDescriptions() {
-		switch fd.Name {
-		case "name":
-			nameCol = i
-		case "paused":
-			pausedCol = i
-		}
-	}
-	if nameCol < 0 || pausedCol < 0 {
-		return nil, fmt.Errorf("SHOW DATABASES has no name or paused column: is this PgBouncer's admin console?")
-	}
 	paused := map[string]bool{}
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			return nil, err
-		}
-		paused[fmt.Sprint(vals[nameCol])] = fmt.Sprint(vals[pausedCol]) == "1"
-	}
-	return paused, rows.Err()
+	err := pgbadmin.Show(ctx, conn, "SHOW DATABASES", []string{"name", "paused"}, func(v []string) {
+		paused[v[0]] = v[1] == "1"
+	})
+	return paused, err
 }

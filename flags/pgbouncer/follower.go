@@ -17,6 +17,7 @@ import (
 
 	"github.com/daisychain-db/daisychain/flags"
 	"github.com/daisychain-db/daisychain/internal/eventbus"
+	"github.com/daisychain-db/daisychain/internal/pgbadmin"
 )
 
 // ErrRunning: Run was called on a Follower that is already running.
@@ -223,7 +224,7 @@ func (f *Follower) console(ctx context.Context) (*pgx.Conn, error) {
 // it: the next round connects again. A refusal (a *pgconn.PgError) leaves
 // the session usable.
 func (f *Follower) consoleFailed(ctx context.Context, err error) {
-	if f.conn != nil && (!isRefusal(err) || f.conn.IsClosed()) {
+	if f.conn != nil && (!pgbadmin.Refusal(err) || f.conn.IsClosed()) {
 		_ = f.conn.Close(context.WithoutCancel(ctx))
 		f.conn = nil
 	}

@@ -11,7 +11,8 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/daisychain-db/daisychain/internal/pgbadmin"
 )
 
 // ErrNotApplied: after RELOAD, SHOW DATABASES does not show the entries
@@ -177,7 +178,7 @@ func (f *Follower) pause(ctx context.Context, conn *pgx.Conn, names []string, wa
 		if !want[name].route.Paused || !ok || st.paused {
 			continue
 		}
-		if err := command(ctx, conn, "PAUSE", name, "already"); err != nil {
+		if err := pgbadmin.Command(ctx, conn, "PAUSE", name, "already"); err != nil {
 			return fmt.Errorf("pgbouncer: %w", err)
 		}
 		f.mine[name] = true
@@ -210,7 +211,7 @@ func (f *Follower) resume(ctx context.Context, conn *pgx.Conn, names []string, w
 			continue
 		}
 		if st.paused {
-			if err := command(ctx, conn, "RESUME", name, "not paused"); err != nil {
+			if err := pgbadmin.Command(ctx, conn, "RESUME", name, "not paused"); err != nil {
 				return fmt.Errorf("pgbouncer: %w", err)
 			}
 			resumed = append(resumed, name)
@@ -262,11 +263,4 @@ func (f *Follower) reload(ctx context.Context, conn *pgx.Conn, content []byte, w
 		return nil, fmt.Errorf("pgbouncer: %w", err)
 	}
 	return actual, nil
-}
-
-// isRefusal reports whether err is the admin console refusing a command,
-// which leaves the session usable.
-func isRefusal(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr)
 }
