@@ -222,3 +222,38 @@ func TestSyncRefusals(t *testing.T) {
 		t.Errorf("acme's entry was not written beside the refused tenant's: %v", dbs)
 	}
 }
+
+// TestFollowerReconnects: after PgBouncer restarts (the Follower's admin
+// session is cut), the Follower connects again and follows the next
+// route change.
+func TestFollowerReconnects(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m := newMemoryRoutes(t, 15432, 25432, "acme")
+	pgb := pgbouncertest.Start(t, nil)
+	f, err := pgbouncer.New(&pgbouncer.Config{Resolver: m.resolver, Admin: pgb.Admin, File: pgb.File, Tenants: []string{"acme"}})
+	must(t, err)
+	events := run(t, f)
+	waitFor(t, events, pgbouncer.EventSynced)
+	pgb.Restart(t)
+	must(t, m.routes.Publish(ctx, "acme", flags.RouteTo(m.b, "acme", 1)))
+	failed := 0
+	timeout := time.After(time.Minute)
+	for reloaded := false; !reloaded; { // rounds on the cut session fail, then one reconnects
+		select {
+		case e := <-events:
+			if e.Kind == pgbouncer.EventFailed {
+				failed++
+			}
+			reloaded = e.Kind == pgbouncer.EventReloaded
+		case <-timeout:
+			t.Fatalf("the Follower did not follow the route within a minute of PgBouncer's restart (%d rounds failed)", failed)
+		}
+	}
+	if failed == 0 {
+		t.Error("no round failed on the cut session: the test tests nothing")
+	}
+	if got := pgbouncertest.Databases(t, pgb.Console(t))["acme"]; got.Port != m.b.Endpoint.Port {
+		t.Errorf("entry after the restart and a route change: %+v, want pg-b's port %d", got, m.b.Endpoint.Port)
+	}
+}

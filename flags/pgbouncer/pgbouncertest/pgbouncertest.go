@@ -50,6 +50,11 @@ type PgBouncer struct {
 	File string
 	// Dir holds its configuration and log.
 	Dir string
+
+	bin    string
+	cred   *syscall.Credential // nil: run as this process's user
+	cmd    *exec.Cmd           // nil when stopped
+	exited chan struct{}
 }
 
 // ClientURL is a connection string to db through PgBouncer, as the
@@ -119,8 +124,7 @@ logfile = %s
 	write(tb, p.File, dbs.String())
 	write(tb, filepath.Join(dir, "pgbouncer.ini"), ini)
 
-	cmd := exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.bin = bin
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup(localpg.OSUserDefault)
 		if err != nil {
@@ -128,7 +132,7 @@ logfile = %s
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 		for _, f := range []string{dir, filepath.Join(dir, "users.txt"), p.File, filepath.Join(dir, "pgbouncer.ini")} {
 			if err := os.Chown(f, uid, gid); err != nil {
 				tb.Fatal(err)
@@ -138,7 +142,33 @@ logfile = %s
 			tb.Fatal(err)
 		}
 	}
-	out, err := os.Create(filepath.Join(dir, "stdout"))
+	tb.Cleanup(func() {
+		p.stop()
+		if tb.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
+			stdout, _ := os.ReadFile(filepath.Join(dir, "stdout"))
+			tb.Logf("pgbouncertest: pgbouncer log:\n%s%s", log, stdout)
+		}
+	})
+	p.start(tb)
+	return p
+}
+
+// Restart stops PgBouncer (its clients and admin sessions are cut) and
+// starts it again on the same port with the same files, or fails the
+// test.
+func (p *PgBouncer) Restart(tb testing.TB) {
+	tb.Helper()
+	p.stop()
+	p.start(tb)
+}
+
+// start runs pgbouncer and waits until it listens.
+func (p *PgBouncer) start(tb testing.TB) {
+	tb.Helper()
+	cmd := exec.Command(p.bin, filepath.Join(p.Dir, "pgbouncer.ini"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: p.cred}
+	out, err := os.OpenFile(filepath.Join(p.Dir, "stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -152,19 +182,11 @@ logfile = %s
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	tb.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		<-exited
-		if tb.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
-			stdout, _ := os.ReadFile(filepath.Join(dir, "stdout"))
-			tb.Logf("pgbouncertest: pgbouncer log:\n%s%s", log, stdout)
-		}
-	})
+	p.cmd, p.exited = cmd, exited
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.Port)); err == nil {
 			c.Close()
-			return p
+			return
 		}
 		select {
 		case <-exited:
@@ -175,6 +197,16 @@ logfile = %s
 			tb.Fatal("pgbouncertest: pgbouncer did not start listening")
 		}
 	}
+}
+
+// stop ends pgbouncer, if it runs, and waits until it has.
+func (p *PgBouncer) stop() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM) // immediate shutdown
+	<-p.exited
+	p.cmd = nil
 }
 
 // Console connects to the admin console, or fails the test; the
