@@ -45,7 +45,11 @@
 // of an entry it moved while paused (whoever paused it held its clients
 // for that move, such as cutover.PgBouncerFence, which stays held after
 // a move that switched). An operator's PAUSE of a database whose route
-// does not move is left alone.
+// does not move is left alone. Which pauses are its own is kept in
+// memory: a Follower restarted while a database it paused is still
+// paused, and whose route was unpaused meanwhile at the same endpoint (a
+// move rolled back without a PgBouncerFence), leaves it paused until an
+// operator RESUMEs it or the route moves.
 //
 // Rounds run at the start, on the provider's configuration-changed
 // events that name the tenants (when the Resolver's client implements
