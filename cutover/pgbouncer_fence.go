@@ -1,11 +1,17 @@
 package cutover
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/daisychain-db/daisychain/internal/pgbadmin"
 )
 
 // PgBouncerFence holds a tenant's traffic in PgBouncer: Hold issues PAUSE
@@ -17,6 +23,13 @@ import (
 //
 // In session pooling, PAUSE waits for clients to disconnect: bound Hold
 // with its context.
+//
+// After a move that switched, the fence stays held (the source copy stays
+// fenced for the rollback period), and PgBouncer's entry still points at
+// the source: run a flags/pgbouncer Follower beside PgBouncer, which
+// points the entry at the target, RELOADs and RESUMEs once the route is
+// published there. Hold works beside it: a database the Follower paused
+// first is waited for until drained.
 type PgBouncerFence struct {
 	// Admin is a connection string to PgBouncer's admin console (database
 	// "pgbouncer") as one of its admin_users. It is never printed.
@@ -50,21 +63,105 @@ func (f PgBouncerFence) Release(ctx context.Context, t FenceTarget) error {
 
 // HoldAll implements BatchFence. It reads SHOW DATABASES first and
 // refuses, pausing nothing, when PgBouncer lacks any target's database;
-// then it issues PAUSE for each database not paused yet. The admin
-// console takes one command at a time and each PAUSE returns once that
-// database's server connections are idle, so HoldAll costs a round trip
-// per database plus the longest transaction in flight: unlike
-// DatabaseFence's, its cost grows with the targets. Inside a run it uses
-// the console session the run opened, and checked, before its window;
-// outside one it connects for the call.
+// then it issues PAUSE for each database. The admin console takes one
+// command at a time and each PAUSE returns once that database's server
+// connections are idle, so HoldAll costs a round trip per database plus
+// the longest transaction in flight: unlike DatabaseFence's, its cost
+// grows with the targets. Inside a run it uses the console session the
+// run opened, and checked, before its window; outside one it connects for
+// the call.
+//
+// A database someone else paused first (a flags/pgbouncer Follower that
+// follows the paused route, an operator) is not drained yet when it shows
+// as paused: HoldAll PAUSEs it too (PgBouncer 1.18 then waits for the
+// drain; versions that answer "already suspended/paused" do not), and
+// returns only once SHOW POOLS counts no active server connection in any
+// pool of the targets' databases, bounded by ctx.
 func (f PgBouncerFence) HoldAll(ctx context.Context, targets []FenceTarget) error {
-	return f.command(ctx, targets, "PAUSE", true)
+	if len(targets) == 0 {
+		return nil
+	}
+	return targets[0].admin.doConsole(ctx, f.Admin, func(conn *pgx.Conn) error {
+		dbs, _, err := f.states(ctx, conn, targets)
+		if err != nil {
+			return err
+		}
+		for _, db := range dbs {
+			if err := pgbadmin.Command(ctx, conn, "PAUSE", db, "already"); err != nil {
+				return fmt.Errorf("cutover: pgbouncer fence: %w", err)
+			}
+		}
+		if err := waitDrained(ctx, conn, dbs); err != nil {
+			return fmt.Errorf("cutover: pgbouncer fence: %w", err)
+		}
+		return nil
+	})
 }
 
 // ReleaseAll implements BatchFence: RESUME for each database that is
-// paused, after the same check.
+// paused, after the same check. A database resumed meanwhile by someone
+// else (PgBouncer answers "not paused") is no error.
 func (f PgBouncerFence) ReleaseAll(ctx context.Context, targets []FenceTarget) error {
-	return f.command(ctx, targets, "RESUME", false)
+	if len(targets) == 0 {
+		return nil
+	}
+	return targets[0].admin.doConsole(ctx, f.Admin, func(conn *pgx.Conn) error {
+		dbs, paused, err := f.states(ctx, conn, targets)
+		if err != nil {
+			return err
+		}
+		for _, db := range dbs {
+			if !paused[db] {
+				continue
+			}
+			if err := pgbadmin.Command(ctx, conn, "RESUME", db, "not paused"); err != nil {
+				return fmt.Errorf("cutover: pgbouncer fence: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// drainPoll is how often waitDrained reads SHOW POOLS.
+const drainPoll = 5 * time.Millisecond
+
+// waitDrained returns once SHOW POOLS counts no active server connection
+// (sv_active) in any pool of dbs: every transaction (in session pooling,
+// every session) that held one has ended. Bounded by ctx.
+func waitDrained(ctx context.Context, conn *pgx.Conn, dbs []string) error {
+	want := make(map[string]bool, len(dbs))
+	for _, db := range dbs {
+		want[db] = true
+	}
+	active := 0
+	err := backoff.Retry(func() error {
+		var err error
+		if active, err = serversActive(ctx, conn, want); err != nil {
+			return backoff.Permanent(err)
+		}
+		if active > 0 {
+			return errNotDrained
+		}
+		return nil
+	}, backoff.WithContext(backoff.NewConstantBackOff(drainPoll), ctx))
+	if errors.Is(err, errNotDrained) || ctx.Err() != nil {
+		return fmt.Errorf("%d server connection(s) still active after PAUSE: %w", active, cmp.Or(ctx.Err(), err))
+	}
+	return err
+}
+
+var errNotDrained = errors.New("not drained")
+
+// serversActive sums sv_active of SHOW POOLS over the pools of dbs.
+func serversActive(ctx context.Context, conn *pgx.Conn, dbs map[string]bool) (int, error) {
+	active := 0
+	err := pgbadmin.Show(ctx, conn, "SHOW POOLS", []string{"database", "sv_active"}, func(v []string) {
+		if dbs[v[0]] {
+			n, _ := strconv.Atoi(v[1])
+			active += n
+		}
+	})
+	return active, err
 }
 
 // prepare opens the run's session to the admin console and checks that
@@ -80,33 +177,6 @@ func (f PgBouncerFence) prepare(ctx context.Context, targets []FenceTarget) erro
 	return targets[0].admin.doConsole(ctx, f.Admin, func(conn *pgx.Conn) error {
 		_, _, err := f.states(ctx, conn, targets)
 		return err
-	})
-}
-
-// command runs PAUSE or RESUME for each target's database unless it is
-// already in the wanted state, which PgBouncer would report as an error.
-// Every database is checked before any command goes out.
-func (f PgBouncerFence) command(ctx context.Context, targets []FenceTarget, verb string, wantPaused bool) error {
-	if len(targets) == 0 {
-		return nil
-	}
-	return targets[0].admin.doConsole(ctx, f.Admin, func(conn *pgx.Conn) error {
-		dbs, paused, err := f.states(ctx, conn, targets)
-		if err != nil {
-			return err
-		}
-		for _, db := range dbs {
-			if paused[db] == wantPaused {
-				continue
-			}
-			// Admin console commands take no parameters; the name is
-			// quoted as an identifier, which PgBouncer accepts.
-			if _, err := conn.Exec(ctx, verb+" "+pgx.Identifier{db}.Sanitize()); err != nil {
-				return fmt.Errorf("cutover: pgbouncer fence: %s %q: %w", verb, db, err)
-			}
-			paused[db] = wantPaused
-		}
-		return nil
 	})
 }
 
@@ -139,49 +209,23 @@ func (f PgBouncerFence) states(ctx context.Context, conn *pgx.Conn, targets []Fe
 	return dbs, paused, nil
 }
 
-// connectConsole connects to a PgBouncer admin console without letting a
-// parse error quote the connection string (it may hold a password).
+// connectConsole connects to a PgBouncer admin console.
 func connectConsole(ctx context.Context, admin string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(admin)
-	if err != nil {
-		return nil, fmt.Errorf("cutover: pgbouncer fence: Admin is not a valid connection string")
+	conn, err := pgbadmin.Connect(ctx, admin)
+	if errors.Is(err, pgbadmin.ErrConnString) {
+		return nil, errors.New("cutover: pgbouncer fence: Admin is not a valid connection string")
 	}
-	// The admin console speaks only the simple query protocol.
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("cutover: pgbouncer fence: connect to the admin console: %w", err)
+		return nil, fmt.Errorf("cutover: pgbouncer fence: %w", err)
 	}
 	return conn, nil
 }
 
-// pgBouncerPaused reads SHOW DATABASES, whose columns differ between
-// PgBouncer versions, by column name: whether each database is paused.
+// pgBouncerPaused reads SHOW DATABASES: whether each database is paused.
 func pgBouncerPaused(ctx context.Context, conn *pgx.Conn) (map[string]bool, error) {
-	rows, err := conn.Query(ctx, "SHOW DATABASES")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	nameCol, pausedCol := -1, -1
-	for i, fd := range rows.FieldDescriptions() {
-		switch fd.Name {
-		case "name":
-			nameCol = i
-		case "paused":
-			pausedCol = i
-		}
-	}
-	if nameCol < 0 || pausedCol < 0 {
-		return nil, fmt.Errorf("SHOW DATABASES has no name or paused column: is this PgBouncer's admin console?")
-	}
 	paused := map[string]bool{}
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			return nil, err
-		}
-		paused[fmt.Sprint(vals[nameCol])] = fmt.Sprint(vals[pausedCol]) == "1"
-	}
-	return paused, rows.Err()
+	err := pgbadmin.Show(ctx, conn, "SHOW DATABASES", []string{"name", "paused"}, func(v []string) {
+		paused[v[0]] = v[1] == "1"
+	})
+	return paused, err
 }

@@ -4,97 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/flags/pgbouncer/pgbouncertest"
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/localpg"
 	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 )
 
-// startPgBouncer runs Debian's pgbouncer in transaction pooling in front of
-// db on inst, and returns its port.
+// startPgBouncer runs PgBouncer in transaction pooling in front of db on
+// inst, and returns its port.
 func startPgBouncer(t *testing.T, inst *localpg.Instance, db string) int {
 	t.Helper()
-	bin, err := exec.LookPath("pgbouncer")
-	if err != nil {
-		bin, err = exec.LookPath("/usr/sbin/pgbouncer")
-	}
-	if err != nil {
-		t.Fatalf("pgbouncer is not installed (apt-get install pgbouncer; .ci/run installs it): %v", err)
-	}
-	dir, err := os.MkdirTemp("", "pgbouncer-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	ini := fmt.Sprintf(`[databases]
-%s = host=127.0.0.1 port=%d dbname=%s
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = %d
-unix_socket_dir =
-auth_type = trust
-auth_file = %s
-admin_users = postgres
-pool_mode = transaction
-logfile = %s
-`, db, inst.Port(), db, port, filepath.Join(dir, "users.txt"), filepath.Join(dir, "pgbouncer.log"))
-	must(t, os.WriteFile(filepath.Join(dir, "users.txt"), []byte(`"postgres" ""`+"\n"), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o644))
-	cmd := exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if os.Geteuid() == 0 { // pgbouncer refuses to run as root
-		u, err := user.Lookup(localpg.OSUserDefault)
-		if err != nil {
-			t.Fatal(err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		must(t, os.Chown(dir, uid, gid))
-		must(t, os.Chmod(dir, 0o755))
-	}
-	out, err := os.Create(filepath.Join(dir, "stdout"))
-	must(t, err)
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	must(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		cmd.Wait()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
-			t.Logf("pgbouncer log:\n%s", log)
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			return port
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("pgbouncer did not start listening")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return pgbouncertest.Start(t, &pgbouncertest.Config{Databases: map[string]string{db: pgbouncertest.Entry(inst, db)}}).Port
 }
 
 func must(t *testing.T, err error) {
@@ -144,7 +71,7 @@ func TestPgBouncerFenceHoldsClients(t *testing.T) {
 	console, err := pgx.ConnectConfig(ctx, admin)
 	must(t, err)
 	defer console.Close(ctx)
-	for deadline := time.Now().Add(30 * time.Second); waitingClients(t, console, db) == 0; {
+	for deadline := time.Now().Add(30 * time.Second); pgbouncertest.Pools(t, console, db).ClientsWaiting == 0; {
 		select {
 		case err := <-held:
 			t.Fatalf("a client statement completed while the fence was held: %v", err)
@@ -218,30 +145,69 @@ func TestPgBouncerFenceCheckedBeforeTheWindow(t *testing.T) {
 	}
 }
 
-// waitingClients reads cl_waiting of db's pool from SHOW POOLS.
-func waitingClients(t *testing.T, console *pgx.Conn, db string) int {
-	t.Helper()
-	rows, err := console.Query(context.Background(), "SHOW POOLS")
+// TestPgBouncerFenceHoldWaitsForAnotherPause: a database that someone
+// else (a flags/pgbouncer Follower, an operator) paused is not yet
+// drained; Hold returns only once the transaction open through PgBouncer
+// has ended, and RESUMEs of a database no longer paused are no errors.
+func TestPgBouncerFenceHoldWaitsForAnotherPause(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	inst := localpgtest.Start(t, nil)
+	const db = "tenant"
+	localpgtest.CreateDatabase(t, inst, db)
+	pgb := pgbouncertest.Start(t, &pgbouncertest.Config{Databases: map[string]string{db: pgbouncertest.Entry(inst, db)}})
+	client, err := pgx.Connect(ctx, pgb.ClientURL(db))
 	must(t, err)
-	defer rows.Close()
-	waiting := 0
-	for rows.Next() {
-		vals, err := rows.Values()
-		must(t, err)
-		var name string
-		var n int
-		for i, fd := range rows.FieldDescriptions() {
-			switch fd.Name {
-			case "database":
-				name = fmt.Sprint(vals[i])
-			case "cl_waiting":
-				n, _ = strconv.Atoi(fmt.Sprint(vals[i]))
-			}
+	defer client.Close(ctx)
+	_, err = client.Exec(ctx, "CREATE TABLE w (v int)")
+	must(t, err)
+	tx, err := client.Begin(ctx)
+	must(t, err)
+	_, err = tx.Exec(ctx, "INSERT INTO w VALUES (1)")
+	must(t, err)
+
+	// Someone else pauses: their PAUSE waits for the transaction.
+	other := pgb.Console(t)
+	otherPaused := make(chan error, 1)
+	go func() {
+		_, err := other.Exec(ctx, "PAUSE "+db)
+		otherPaused <- err
+	}()
+	console := pgb.Console(t)
+	for deadline := time.Now().Add(30 * time.Second); !pgbouncertest.Databases(t, console)[db].Paused; {
+		if time.Now().After(deadline) {
+			t.Fatal("the other PAUSE never showed in SHOW DATABASES")
 		}
-		if name == db {
-			waiting += n
-		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	must(t, rows.Err())
-	return waiting
+
+	fence := cutover.PgBouncerFence{Admin: pgb.Admin}
+	target := cutover.FenceTarget{Tenant: fleet.Tenant{ID: "t", Database: db, Instance: "src"}}
+	held := make(chan error, 1)
+	go func() { held <- fence.Hold(ctx, target) }()
+	early := false
+	select {
+	case err := <-held:
+		t.Errorf("Hold returned (%v) while a transaction through PgBouncer was still open", err)
+		early = true
+	case <-time.After(300 * time.Millisecond):
+	}
+	if p := pgbouncertest.Pools(t, console, db); p.ServersActive == 0 {
+		t.Errorf("the open transaction holds no server connection (%+v): the test tests nothing", p)
+	}
+	must(t, tx.Commit(ctx))
+	if !early {
+		must(t, <-held)
+	}
+	if p := pgbouncertest.Pools(t, console, db); p.ServersActive != 0 {
+		t.Errorf("Hold returned with %d active server connections", p.ServersActive)
+	}
+	must(t, <-otherPaused)
+
+	// The other party resumes first: Release finds nothing to do.
+	_, err = console.Exec(ctx, "RESUME "+db)
+	must(t, err)
+	must(t, fence.Release(ctx, target))
+	_, err = client.Exec(ctx, "INSERT INTO w VALUES (2)")
+	must(t, err)
 }

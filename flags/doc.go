@@ -117,6 +117,15 @@
 // concurrent callers, and their answers, "unknown tenant" included, reused
 // for CatalogTTLDefault.
 //
+// # Beyond the Router
+//
+// Clients that do not take their connections from a Router follow the
+// routes through PgBouncer: package flags/pgbouncer keeps a PgBouncer's
+// [databases] entries equal to the routes of its tenants (PAUSE while a
+// route is paused, rewrite, RELOAD and RESUME when it moves).
+// EventTenants reads the tenants a provider's event names, for any
+// component that follows routes as the Router does.
+//
 // # Measured
 //
 // On a 2-core machine shared with other test runs, loopback (commands in

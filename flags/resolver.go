@@ -127,6 +127,12 @@ func NewResolver(client FlagClient, catalog fleet.Catalog, cfg *ResolverConfig) 
 	}, nil
 }
 
+// Client returns the OpenFeature client the Resolver evaluates through.
+// A component that follows routes (Router, flags/pgbouncer's Follower)
+// listens to its provider's events when it implements
+// openfeature.IEventing.
+func (r *Resolver) Client() FlagClient { return r.client }
+
 // Resolve returns the tenant's route. A tenant without a published route
 // (the flag is not found, or has no value, for it) gets the catalog's: its
 // instance's endpoint and its database, epoch 0; a tenant the catalog does

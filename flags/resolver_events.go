@@ -2,7 +2,32 @@ package flags
 
 import (
 	"time"
+
+	"github.com/open-feature/go-sdk/openfeature"
 )
+
+// EventTenants returns the tenants a provider's configuration-changed
+// event names (EventMetadataTenant, EventMetadataTenants), or none: an
+// event that names no tenant (a provider ready again after a reconnect)
+// may concern every route. Router and flags/pgbouncer's Follower follow
+// routes by it.
+func EventTenants(d openfeature.EventDetails) []string {
+	var tenants []string
+	switch v := d.EventMetadata[EventMetadataTenants].(type) {
+	case []string:
+		tenants = append(tenants, v...)
+	case []any:
+		for _, t := range v {
+			if s, ok := t.(string); ok {
+				tenants = append(tenants, s)
+			}
+		}
+	}
+	if t, ok := d.EventMetadata[EventMetadataTenant].(string); ok {
+		tenants = append(tenants, t)
+	}
+	return tenants
+}
 
 // EventKind says what a ResolverEvent reports.
 type EventKind string

@@ -289,20 +289,7 @@ func NewRouter(cfg *RouterConfig) (*Router, error) {
 // woken wakes the callers waiting for the tenants a provider event names,
 // or every waiting caller when it names none (a provider ready again).
 func (r *Router) woken(d openfeature.EventDetails) {
-	var tenants []string
-	switch v := d.EventMetadata[EventMetadataTenants].(type) {
-	case []string:
-		tenants = v
-	case []any:
-		for _, t := range v {
-			if s, ok := t.(string); ok {
-				tenants = append(tenants, s)
-			}
-		}
-	}
-	if t, ok := d.EventMetadata[EventMetadataTenant].(string); ok {
-		tenants = append(tenants, t)
-	}
+	tenants := EventTenants(d)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(tenants) == 0 {
