@@ -1,0 +1,453 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/flags"
+	"github.com/daisychain-db/daisychain/fleet"
+	"github.com/daisychain-db/daisychain/localpg"
+	"github.com/daisychain-db/daisychain/localpg/localpgtest"
+)
+
+// marker is every instance's password, given to the command only in
+// PGPASSWORD: no output may ever show it.
+const marker = "pw-Marker-5e1f0c"
+
+// fleetUnderTest is a control database and two instances, set up through
+// the library as a host application would, and every output the
+// command printed.
+type fleetUnderTest struct {
+	control           string // without the password
+	servers           map[string]*localpg.Instance
+	catalog           *fleet.PostgresCatalog
+	journal           *cutover.PostgresJournal
+	provider          *flags.PostgresProvider
+	mu                sync.Mutex
+	outputs           bytes.Buffer
+	controlWithSecret string
+}
+
+func startFleet(t *testing.T) *fleetUnderTest {
+	t.Helper()
+	ctx := context.Background()
+	f := &fleetUnderTest{servers: map[string]*localpg.Instance{}}
+	for _, name := range []string{"control", "pg-1", "pg-2"} {
+		f.servers[name] = localpgtest.Start(t, &localpg.Config{Name: name, Password: marker})
+	}
+	localpgtest.CreateDatabase(t, f.servers["control"], "daisychain")
+	f.controlWithSecret = f.servers["control"].ConnString("daisychain")
+	f.control = f.servers["control"].ConnStringAs("postgres", "", "daisychain")
+	pool, err := pgxpool.New(ctx, f.controlWithSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if f.catalog, err = fleet.NewPostgresCatalog(ctx, pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	if f.journal, err = cutover.NewPostgresJournal(ctx, pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"pg-1", "pg-2"} {
+		s := f.servers[id]
+		// The catalog strips the password from Admin.
+		if err := f.catalog.RegisterInstance(ctx, fleet.Instance{ID: id, Admin: s.ConnString("postgres"),
+			Endpoint: fleet.Endpoint{Host: localpg.Host, Port: s.Port()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.provider, err = flags.NewPostgresProvider(ctx, f.controlWithSecret, &flags.PostgresConfig{Catalog: f.catalog}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.provider.Close)
+	return f
+}
+
+// addTenant creates a tenant database on pg-1 with rows rows of about
+// 200 bytes each, and records it in the catalog.
+func (f *fleetUnderTest) addTenant(t *testing.T, id string, rows int) {
+	t.Helper()
+	ctx := context.Background()
+	localpgtest.CreateDatabase(t, f.servers["pg-1"], id)
+	conn, err := f.servers["pg-1"].Connect(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE items (id bigint PRIMARY KEY, body text NOT NULL);
+		INSERT INTO items SELECT i, repeat(md5(i::text), 6) FROM generate_series(1, `+fmt.Sprint(rows)+`) i`); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.catalog.AddTenant(ctx, fleet.Tenant{ID: id, Database: id, Instance: "pg-1"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// result is one run of the command.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs the command with the control database in the environment,
+// the password in PGPASSWORD, and args.
+func (f *fleetUnderTest) run(t *testing.T, args ...string) result {
+	t.Helper()
+	return f.runEnv(t, []string{ControlEnv + "=" + f.control}, args...)
+}
+
+func (f *fleetUnderTest) runEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := f.command(env, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	r := result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+	f.record(args, r.stdout, r.stderr)
+	return r
+}
+
+func (f *fleetUnderTest) command(env []string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(context.Background(), bin, args...)
+	cmd.Env = append(os.Environ(), append([]string{"PGPASSWORD=" + marker, "PGPASSFILE=/nonexistent"}, env...)...)
+	// No DAISYCHAIN_CONTROL from the environment of the test run unless
+	// given.
+	filtered := cmd.Env[:0]
+	for _, kv := range cmd.Env {
+		if !strings.HasPrefix(kv, ControlEnv+"=") || contains(env, kv) {
+			filtered = append(filtered, kv)
+		}
+	}
+	cmd.Env = filtered
+	return cmd
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fleetUnderTest) record(args []string, outs ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// The command line may hold the password on purpose; what the
+	// command printed must not.
+	fmt.Fprintf(&f.outputs, "$ daisychain %s\n", strings.ReplaceAll(strings.Join(args, " "), marker, "MARKER"))
+	for _, o := range outs {
+		f.outputs.WriteString(o)
+	}
+}
+
+// statusRow reads the status of one journal as --json says it.
+func (f *fleetUnderTest) statusRows(t *testing.T) map[string]journalRow {
+	t.Helper()
+	r := f.run(t, "status", "--json")
+	if r.code != 0 {
+		t.Fatalf("status --json: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var doc struct {
+		Journals []journalRow `json:"journals"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("status --json is not JSON: %v\n%s", err, r.stdout)
+	}
+	rows := map[string]journalRow{}
+	for _, row := range doc.Journals {
+		rows[row.ID] = row
+	}
+	return rows
+}
+
+// slots counts the replication slots on an instance.
+func (f *fleetUnderTest) slots(t *testing.T, inst string) int {
+	t.Helper()
+	return f.count(t, inst, "postgres", "SELECT count(*) FROM pg_replication_slots")
+}
+
+func (f *fleetUnderTest) count(t *testing.T, inst, db, query string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := f.servers[inst].Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, query).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (f *fleetUnderTest) located(t *testing.T, tenant string) string {
+	t.Helper()
+	tn, err := f.catalog.Locate(context.Background(), tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn.Instance
+}
+
+// TestOperator runs the command as an operator would, against a control
+// database and two local instances: status, plan, move, retire, a move
+// killed mid-copy and resumed, bad inputs, and never the password.
+func TestOperator(t *testing.T) {
+	f := startFleet(t)
+	f.addTenant(t, "t1", 2000)
+	f.addTenant(t, "t2", 400_000)
+	ctx := context.Background()
+
+	t.Run("status of an empty journal", func(t *testing.T) {
+		r := f.run(t, "status")
+		if r.code != 0 || !strings.Contains(r.stdout, "no moves") {
+			t.Errorf("status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if rows := f.statusRows(t); len(rows) != 0 {
+			t.Errorf("status --json of an empty journal lists %v", rows)
+		}
+	})
+
+	t.Run("bad inputs change nothing", func(t *testing.T) {
+		for _, c := range []struct {
+			args []string
+			env  []string
+			code int
+			says string
+		}{
+			{args: []string{"status"}, env: []string{}, code: exitUsage, says: "--control"},
+			{args: []string{"move", "nosuch", "pg-2"}, code: exitFailure, says: "nosuch"},
+			{args: []string{"move", "t1", "pg-9"}, code: exitFailure, says: "pg-9"},
+			{args: []string{"move", "t1"}, code: exitUsage, says: "target instance"},
+			{args: []string{"plan", "drain", "pg-1", "--threshold", "files=lots"}, code: exitUsage, says: "--threshold"},
+			{args: []string{"plan", "drain", "pg-1", "--threshold", "weight=3"}, code: exitUsage, says: "weight"},
+			{args: []string{"plan", "drain", "pg-1"}, code: exitUsage, says: "--threshold"},
+			{args: []string{"plan", "drain", "pg-9", "--threshold", "tenants=1"}, code: exitFailure, says: "pg-9"},
+			{args: []string{"drain", "pg-1", "--threshold", "bytes=1XB"}, code: exitUsage, says: "bytes"},
+			{args: []string{"retire", "no-such-move"}, code: exitFailure, says: "no-such-move"},
+			{args: []string{"resume", "no-such-move"}, code: exitFailure, says: "no-such-move"},
+			{args: []string{"frobnicate"}, code: exitUsage, says: "frobnicate"},
+			// A password in the connection string is never echoed, even
+			// when the string does not parse.
+			{args: []string{"status", "--control", "postgres://postgres:" + marker + "@127.0.0.1:notaport/x"}, env: []string{}, code: exitUsage, says: "--control"},
+		} {
+			env := c.env
+			if env == nil {
+				env = []string{ControlEnv + "=" + f.control}
+			}
+			r := f.runEnv(t, env, c.args...)
+			if r.code != c.code || !strings.Contains(r.stderr, c.says) {
+				t.Errorf("%v: exit %d, want %d with a message naming %q\nstdout: %s\nstderr: %s", c.args, r.code, c.code, c.says, r.stdout, r.stderr)
+			}
+		}
+		if rows := f.statusRows(t); len(rows) != 0 {
+			t.Errorf("bad inputs journaled %v", rows)
+		}
+		if got := f.located(t, "t1"); got != "pg-1" {
+			t.Errorf("t1 is on %s after bad inputs, want pg-1", got)
+		}
+		if localpgtest.HasDatabase(t, f.servers["pg-2"], "t1") {
+			t.Error("a refused move created t1 on pg-2")
+		}
+	})
+
+	t.Run("plan drain", func(t *testing.T) {
+		r := f.run(t, "plan", "drain", "pg-1", "--threshold", "tenants=1")
+		if r.code != 0 || !strings.Contains(r.stdout, "drain pg-1") || !strings.Contains(r.stdout, "t1") || !strings.Contains(r.stdout, "pg-2") {
+			t.Errorf("plan drain: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		r = f.run(t, "plan", "drain", "pg-1", "--threshold", "tenants=1", "--json")
+		var doc struct {
+			Plan struct {
+				Moves []struct {
+					Tenant, From, To string
+				} `json:"moves"`
+				Estimate int64 `json:"estimate_ns"`
+			} `json:"plan"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 0 {
+			t.Fatalf("plan drain --json: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+		// The smaller tenant goes first, and one move is enough.
+		if len(doc.Plan.Moves) != 1 || doc.Plan.Moves[0].Tenant != "t1" || doc.Plan.Moves[0].To != "pg-2" || doc.Plan.Estimate <= 0 {
+			t.Errorf("plan drain --json: %+v, want t1 to pg-2 with an estimate", doc.Plan)
+		}
+	})
+
+	t.Run("move, status, retire", func(t *testing.T) {
+		r := f.run(t, "move", "t1", "pg-2", "--id", "move-t1", "--verbose", "--json")
+		var doc struct {
+			Report   *cutover.Report `json:"report"`
+			WindowMS float64         `json:"window_ms"`
+			Error    string          `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 0 || doc.Report == nil {
+			t.Fatalf("move: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+		if doc.Report.RolledBack || doc.WindowMS <= 0 || doc.Report.BytesCopied <= 0 || len(doc.Report.Steps) == 0 {
+			t.Errorf("move report %+v: want moved, with its window, bytes and steps", doc.Report)
+		}
+		if n := f.count(t, "pg-2", "t1", "SELECT count(*) FROM items"); n != 2000 {
+			t.Errorf("t1 on pg-2 has %d rows, want 2000", n)
+		}
+		route, found, err := f.provider.Published(ctx, "t1")
+		if err != nil || !found || route.Instance != "pg-2" || route.Paused {
+			t.Errorf("t1's route: %+v (found %v, %v), want to pg-2, not paused", route, found, err)
+		}
+		if n := f.slots(t, "pg-1"); n != 0 {
+			t.Errorf("%d replication slots left on the source", n)
+		}
+		row, ok := f.statusRows(t)["move-t1"]
+		if !ok || row.State != "done" || row.Tenant != "t1" || row.Source != "pg-1" || row.Target != "pg-2" || row.WindowMS == nil || *row.WindowMS <= 0 {
+			t.Errorf("status of move-t1: %+v, want done from pg-1 to pg-2 with its window", row)
+		}
+		human := f.run(t, "status")
+		if !strings.Contains(human.stdout, "move-t1") || !strings.Contains(human.stdout, "done") {
+			t.Errorf("status:\n%s", human.stdout)
+		}
+
+		if r := f.run(t, "retire", "move-t1"); r.code != 0 || !strings.Contains(r.stdout, "retired") {
+			t.Fatalf("retire: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if localpgtest.HasDatabase(t, f.servers["pg-1"], "t1") {
+			t.Error("retire left t1's copy on pg-1")
+		}
+		if row := f.statusRows(t)["move-t1"]; row.State != "retired" {
+			t.Errorf("status after retire: %+v, want retired", row)
+		}
+	})
+
+	t.Run("killed mid-copy, then resumed", func(t *testing.T) {
+		addr := freeAddr(t)
+		cmd := f.command([]string{ControlEnv + "=" + f.control}, "move", "t2", "pg-2", "--id", "move-t2", "--metrics-listen", addr)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			f.record([]string{"move t2 (killed)"}, out.String())
+		}()
+		// Wait until the move is in its copy and catch-up, as the journal
+		// says, and its metrics count it as running.
+		waitFor(t, "the catch-up to start", func() bool {
+			es, err := f.journal.Entries(ctx, "move-t2")
+			return err == nil && es[len(es)-1].Step == cutover.StepCatchUp && es[len(es)-1].Status == cutover.StatusStarted
+		})
+		active := regexp.MustCompile(`(?m)^daisychain_moves_active(\{[^}]*\})? 1$`)
+		waitFor(t, "the metrics to count the move as running", func() bool {
+			body := scrape(addr)
+			if !active.MatchString(body) {
+				return false
+			}
+			f.record([]string{"metrics"}, body)
+			return true
+		})
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		es, err := f.journal.Entries(ctx, "move-t2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last := es[len(es)-1]; last.Step != cutover.StepCatchUp || last.Status != cutover.StatusStarted {
+			t.Fatalf("killed at %s (%s), want inside the catch-up", last.Step, last.Status)
+		}
+		if row := f.statusRows(t)["move-t2"]; row.State != "open" || row.Step != string(cutover.StepCatchUp) {
+			t.Errorf("status of the killed move: %+v, want open at catch_up", row)
+		}
+
+		r := f.run(t, "resume", "move-t2")
+		if r.code != 0 || !strings.Contains(r.stdout, "rolled back") {
+			t.Fatalf("resume: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if row := f.statusRows(t)["move-t2"]; row.State != "rolled back" {
+			t.Errorf("status after resume: %+v, want rolled back", row)
+		}
+		if got := f.located(t, "t2"); got != "pg-1" {
+			t.Errorf("t2 is on %s after the resume, want pg-1", got)
+		}
+		if n := f.slots(t, "pg-1"); n != 0 {
+			t.Errorf("%d replication slots left on the source after resume", n)
+		}
+		if localpgtest.HasDatabase(t, f.servers["pg-2"], "t2") {
+			t.Error("resume left t2's partial copy on pg-2")
+		}
+		if n := f.count(t, "pg-1", "t2", "SELECT count(*) FROM items"); n != 400_000 {
+			t.Errorf("t2 on pg-1 has %d rows after the rollback, want 400000", n)
+		}
+	})
+
+	f.mu.Lock()
+	all := f.outputs.String()
+	f.mu.Unlock()
+	if testing.Verbose() {
+		t.Logf("what the command printed:\n%s", all)
+	}
+	if strings.Contains(all, marker) {
+		t.Errorf("the password appears in the command's output:\n%s", all)
+	}
+	if strings.Contains(all, "127.0.0.1:"+fmt.Sprint(f.servers["control"].Port())+"/daisychain") {
+		t.Errorf("the control database's connection string appears in the output:\n%s", all)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func scrape(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// waitFor polls cond until it holds, or fails the test after a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited a minute for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
