@@ -1,7 +1,3 @@
-// Command daisychain is the operator's tool over the library: it shows
-// the journal's moves, plans drains, refills and chains, and runs,
-// resumes and retires moves, against the fleet a control database
-// describes. Run "daisychain -h" for its commands.
 package main
 
 import (

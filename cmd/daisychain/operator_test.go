@@ -70,7 +70,7 @@ func startFleet(t *testing.T) *fleetUnderTest {
 		s := f.servers[id]
 		// The catalog strips the password from Admin.
 		if err := f.catalog.RegisterInstance(ctx, fleet.Instance{ID: id, Admin: s.ConnString("postgres"),
-			Endpoint: fleet.Endpoint{Host: localpg.Host, Port: s.Port()}}); err != nil {
+			Endpoint: fleet.Endpoint{Host: localpg.Host, Port: s.Port()}, Limits: fleet.Limits{MaxTenants: 4}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -403,6 +403,50 @@ func TestOperator(t *testing.T) {
 		}
 		if n := f.count(t, "pg-1", "t2", "SELECT count(*) FROM items"); n != 400_000 {
 			t.Errorf("t2 on pg-1 has %d rows after the rollback, want 400000", n)
+		}
+	})
+
+	t.Run("plan chain, refill", func(t *testing.T) {
+		// t1 is on pg-2 and t2 on pg-1: a chain of pg-1 with pg-2 as its
+		// spare drains t2 to pg-2, converts pg-1, and refills pg-1.1.
+		r := f.run(t, "plan", "chain", "pg-1", "--spares", "pg-2", "--threshold", "tenants=1", "--json")
+		var doc struct {
+			Plan struct {
+				Stages []struct {
+					Instance, Converted string
+				}
+			} `json:"plan"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 0 {
+			t.Fatalf("plan chain --json: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+		if len(doc.Plan.Stages) != 1 || doc.Plan.Stages[0].Instance != "pg-1" || doc.Plan.Stages[0].Converted != "pg-1.1" {
+			t.Errorf("plan chain: %+v, want one stage converting pg-1 into pg-1.1", doc.Plan)
+		}
+		if r := f.run(t, "chain", "pg-1", "--spares", "pg-2", "--threshold", "tenants=1"); r.code != exitUsage || !strings.Contains(r.stderr, "--local-replicas") {
+			t.Errorf("chain without a converter: exit %d, want %d naming --local-replicas\n%s", r.code, exitUsage, r.stderr)
+		}
+
+		r = f.run(t, "refill", "pg-1", "--from", "pg-2", "--json")
+		var res struct {
+			Result runResult `json:"result"`
+			Error  string    `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
+			t.Fatalf("refill --json: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+		if len(res.Result.Moved) != 1 || res.Result.Moved[0].Tenant != "t1" || res.Result.Moved[0].WindowMS <= 0 || res.Result.After.Tenants != 2 {
+			t.Errorf("refill: %+v, want t1 moved back onto pg-1 with its window", res.Result)
+		}
+		if got := f.located(t, "t1"); got != "pg-1" {
+			t.Errorf("t1 is on %s after the refill, want pg-1", got)
+		}
+		// A refill retires each source copy once its move is done.
+		if localpgtest.HasDatabase(t, f.servers["pg-2"], "t1") {
+			t.Error("the refill left t1's copy on pg-2")
+		}
+		if row := f.statusRows(t)[res.Result.Moved[0].Move]; row.State != "retired" {
+			t.Errorf("status of the refill's move: %+v, want retired", row)
 		}
 	})
 
