@@ -75,7 +75,11 @@ func run(ctx context.Context, args []string, term *terminal, getenv func(string)
 		return exitUsage
 	}
 	rest := top.Args()
-	if len(rest) == 0 || rest[0] == "help" && len(rest) == 1 {
+	if len(rest) > 1 && rest[0] == "help" {
+		// "help move" is "move -h".
+		rest = append(rest[1:], "-h")
+	}
+	if len(rest) == 0 || rest[0] == "help" {
 		w, code := term.stderr, exitUsage
 		if len(rest) == 1 {
 			w, code = term.stdout, exitOK
@@ -85,7 +89,7 @@ func run(ctx context.Context, args []string, term *terminal, getenv func(string)
 	}
 	c, rest := lookup(rest)
 	if c == nil {
-		fmt.Fprintf(term.stderr, "daisychain: unknown command %q\n\n", strings.Join(rest[:min(2, len(rest))], " "))
+		fmt.Fprintf(term.stderr, "daisychain: unknown command %q\n\n", unknownName(rest))
 		printTopUsage(term.stderr, top)
 		return exitUsage
 	}
@@ -99,13 +103,11 @@ func run(ctx context.Context, args []string, term *terminal, getenv func(string)
 		printUsage(term.stdout, c, fs)
 		return exitOK
 	}
-	if err == nil {
-		err = g.resolve(getenv)
-	}
 	if err != nil {
 		fmt.Fprintf(term.stderr, "daisychain %s: %v\n(\"daisychain %s -h\" shows its usage)\n", c.name, err, c.name)
 		return exitUsage
 	}
+	g.resolve(getenv)
 	err = runCmd(ctx, &invocation{terminal: term, g: g, args: positional})
 	var ue *usageError
 	switch {
@@ -115,9 +117,9 @@ func run(ctx context.Context, args []string, term *terminal, getenv func(string)
 		fmt.Fprintf(term.stderr, "daisychain %s: %v\n(\"daisychain %s -h\" shows its usage)\n", c.name, err, c.name)
 		return exitUsage
 	default:
-		if !g.json {
-			fmt.Fprintf(term.stderr, "daisychain %s: %v\n", c.name, err)
-		}
+		// Also with --json, whose document on stdout may not have been
+		// written (a control database out of reach).
+		fmt.Fprintf(term.stderr, "daisychain %s: %v\n", c.name, err)
 		return exitFailure
 	}
 }
@@ -134,6 +136,17 @@ func lookup(args []string) (*command, []string) {
 		return c, args[1:]
 	}
 	return nil, args
+}
+
+// unknownName is the name of a command lookup did not find: one word,
+// or two after a word that begins two-word names ("plan nosuch").
+func unknownName(args []string) string {
+	for name := range commands {
+		if len(args) > 1 && strings.HasPrefix(name, args[0]+" ") {
+			return args[0] + " " + args[1]
+		}
+	}
+	return args[0]
 }
 
 // parseInterspersed parses flags wherever they are among the arguments

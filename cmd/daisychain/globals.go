@@ -29,11 +29,10 @@ func (g *globals) register(fs *flag.FlagSet) {
 }
 
 // resolve fills what the flags left to the environment.
-func (g *globals) resolve(getenv func(string) string) error {
+func (g *globals) resolve(getenv func(string) string) {
 	if g.control.value == "" {
 		g.control.value = strings.TrimSpace(getenv(ControlEnv))
 	}
-	return nil
 }
 
 // secret is a flag value that is never printed: not as a default in

@@ -129,28 +129,18 @@ func (f *fleetUnderTest) runEnv(t *testing.T, env []string, args ...string) resu
 	return r
 }
 
+// command is the command with the password in PGPASSWORD, no password
+// file, and env; DAISYCHAIN_CONTROL only if env gives it.
 func (f *fleetUnderTest) command(env []string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(context.Background(), bin, args...)
-	cmd.Env = append(os.Environ(), append([]string{"PGPASSWORD=" + marker, "PGPASSFILE=/nonexistent"}, env...)...)
-	// No DAISYCHAIN_CONTROL from the environment of the test run unless
-	// given.
-	filtered := cmd.Env[:0]
-	for _, kv := range cmd.Env {
-		if !strings.HasPrefix(kv, ControlEnv+"=") || contains(env, kv) {
-			filtered = append(filtered, kv)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, ControlEnv+"=") && !strings.HasPrefix(kv, "PGPASS") {
+			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = filtered
+	cmd.Env = append(cmd.Env, "PGPASSWORD="+marker, "PGPASSFILE=/nonexistent")
+	cmd.Env = append(cmd.Env, env...)
 	return cmd
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (f *fleetUnderTest) record(args []string, outs ...string) {

@@ -141,6 +141,10 @@ func summarize(id string, entries []cutover.Entry) journalRow {
 		w := ms(closed.Sub(opened))
 		row.WindowMS = &w
 	}
+	if row.State == "done" || row.State == "retired" {
+		// A step that failed and was run again (by a resume) is history.
+		return row
+	}
 	for _, e := range entries {
 		var d struct {
 			Error  string `json:"error"`

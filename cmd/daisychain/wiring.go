@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -37,7 +38,7 @@ type fleetHandle struct {
 
 // openControl connects to the control database and opens its catalog
 // and journal (creating their tables on first use). Close it.
-func openControl(ctx context.Context, g *globals, stderr interface{ Write([]byte) (int, error) }) (_ *fleetHandle, err error) {
+func openControl(ctx context.Context, g *globals, stderr io.Writer) (_ *fleetHandle, err error) {
 	if g.control.value == "" {
 		return nil, usagef("no control database: set --control or $%s to its connection string (without the password: PGPASSWORD or ~/.pgpass has it)", ControlEnv)
 	}
@@ -106,9 +107,6 @@ func (m *moverFlags) validate() error {
 // openMover wires the route provider, the resolver, the Mover and the
 // drain Runner on h. converter may be nil (no conversions).
 func (h *fleetHandle) openMover(ctx context.Context, g *globals, m *moverFlags, converter replica.Converter) error {
-	if err := m.validate(); err != nil {
-		return err
-	}
 	var err error
 	// The provider publishes the mover's routes and answers the
 	// resolver; with the catalog it refuses a route to an instance or an
@@ -150,7 +148,8 @@ func (h *fleetHandle) openMover(ctx context.Context, g *globals, m *moverFlags, 
 	return err
 }
 
-// withMover opens the fleet with a Mover and runs fn.
+// withMover checks the mover's flags, opens the fleet with a Mover, and
+// runs fn.
 func withMover(ctx context.Context, inv *invocation, mf *moverFlags, converter converterFlags, fn func(h *fleetHandle) error) (err error) {
 	if err := mf.validate(); err != nil {
 		return err
