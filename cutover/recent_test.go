@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/daisychain-db/daisychain/cutover"
-	"github.com/daisychain-db/daisychain/localpg/localpgtest"
 )
 
 // TestRecent lists the newest journals of both journals an operator's
@@ -18,18 +15,7 @@ import (
 // saying whether it is open.
 func TestRecent(t *testing.T) {
 	t.Parallel()
-	inst := localpgtest.Start(t, nil)
-	localpgtest.CreateDatabase(t, inst, "control")
-	pool, err := pgxpool.New(context.Background(), inst.ConnString("control"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	pg, err := cutover.NewPostgresJournal(context.Background(), pool, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, j := range map[string]cutover.Journal{"memory": &cutover.MemoryJournal{}, "postgres": pg} {
+	for name, j := range journalsUnderTest(t) {
 		t.Run(name, func(t *testing.T) { testRecent(t, j) })
 	}
 }

@@ -33,11 +33,11 @@ it all the same.
 			mf.register(fs, true)
 			var cf converterFlags
 			cf.register(fs)
-			spares := fs.String("spares", "", "comma-separated spare instances (required)")
-			threshold := fs.String("threshold", "", "drain each instance under this before converting it: "+limitsSyntax)
+			var chf chainFlags
+			chf.register(fs)
 			id := fs.String("id", "", "the chain's ID, for resume (default: chain- and the start time)")
 			return func(ctx context.Context, inv *invocation) error {
-				req, err := chainArgs(inv, *spares, *threshold)
+				req, err := chf.parse(inv.args)
 				if err != nil {
 					return err
 				}
@@ -84,13 +84,7 @@ func printChainResult(inv *invocation, res *drain.ChainResult, err error) error 
 		if res != nil {
 			doc["chain"] = res.ID
 		}
-		if err != nil {
-			doc["error"] = err.Error()
-		}
-		if jerr := writeJSON(inv.stdout, doc); jerr != nil {
-			return jerr
-		}
-		return err
+		return writeDoc(inv, doc, err)
 	}
 	if res != nil {
 		fmt.Fprint(inv.stdout, res.String())

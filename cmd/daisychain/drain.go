@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-
-	"github.com/daisychain-db/daisychain/drain"
 )
 
 func init() {
@@ -23,27 +21,18 @@ others still ran) or the threshold does not hold after.
 		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
 			var mf moverFlags
 			mf.register(fs, true)
-			threshold := fs.String("threshold", "", "drain until the instance holds at most this: "+limitsSyntax)
-			exclude := fs.String("exclude", "", "comma-separated instances that must receive no tenant")
-			onto := fs.String("onto", "", "comma-separated instances that alone may receive tenants (default: any registered)")
-			maxMoves := fs.Int("max-moves", 0, "cap on the moves (0: none)")
+			var df drainFlags
+			df.register(fs)
 			return func(ctx context.Context, inv *invocation) error {
-				if len(inv.args) != 1 {
-					return usagef("drain takes one instance, got %d arguments", len(inv.args))
-				}
-				th, err := parseLimits("threshold", *threshold)
+				inst, th, opts, err := df.parse(inv.args)
 				if err != nil {
 					return err
 				}
-				if *maxMoves < 0 {
-					return usagef("--max-moves %d: give 0 (no cap) or more", *maxMoves)
-				}
-				opts := &drain.DrainOpts{Exclude: splitList(*exclude), Onto: splitList(*onto), MaxMoves: *maxMoves}
 				return withMover(ctx, inv, &mf, converterFlags{}, func(h *fleetHandle) error {
 					stop := startProgress(inv, h.mover, h.runner)
-					res, err := h.runner.Drain(ctx, inv.args[0], th, opts)
+					res, err := h.runner.Drain(ctx, inst, th, opts)
 					stop()
-					return printRunResult(inv, "drain", inv.args[0], res, err)
+					return printRunResult(inv, "drain", inst, res, err)
 				})
 			}
 		},

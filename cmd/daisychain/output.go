@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"text/tabwriter"
 	"time"
@@ -12,6 +13,15 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// writeDoc prints doc, with err's message as "error" if err is set, as
+// the JSON document of a run, and returns err.
+func writeDoc(inv *invocation, doc map[string]any, err error) error {
+	if err != nil {
+		doc["error"] = err.Error()
+	}
+	return errors.Join(err, writeJSON(inv.stdout, doc))
 }
 
 // newTable returns a writer of aligned columns; Flush it.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-
-	"github.com/daisychain-db/daisychain/drain"
 )
 
 // The dry runs: what a drain, a refill or a chain would move, measured
@@ -26,24 +24,15 @@ nowhere, and exits 1.`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
 			var mf moverFlags
 			mf.register(fs, true)
-			threshold := fs.String("threshold", "", "drain until the instance holds at most this: "+limitsSyntax)
-			exclude := fs.String("exclude", "", "comma-separated instances that must receive no tenant")
-			onto := fs.String("onto", "", "comma-separated instances that alone may receive tenants (default: any registered)")
-			maxMoves := fs.Int("max-moves", 0, "cap on the plan's moves (0: none)")
+			var df drainFlags
+			df.register(fs)
 			return func(ctx context.Context, inv *invocation) error {
-				if len(inv.args) != 1 {
-					return usagef("plan drain takes one instance, got %d arguments", len(inv.args))
-				}
-				th, err := parseLimits("threshold", *threshold)
+				inst, th, opts, err := df.parse(inv.args)
 				if err != nil {
 					return err
 				}
-				if *maxMoves < 0 {
-					return usagef("--max-moves %d: give 0 (no cap) or more", *maxMoves)
-				}
-				opts := &drain.DrainOpts{Exclude: splitList(*exclude), Onto: splitList(*onto), MaxMoves: *maxMoves}
 				return withMover(ctx, inv, &mf, converterFlags{}, func(h *fleetHandle) error {
-					plan, err := h.runner.DryRun(ctx, inv.args[0], th, opts)
+					plan, err := h.runner.DryRun(ctx, inst, th, opts)
 					return printPlan(inv, stringer(plan), err)
 				})
 			}
@@ -59,16 +48,15 @@ usage before and after and an estimate of the time. Nothing is changed.`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
 			var mf moverFlags
 			mf.register(fs, true)
-			from := fs.String("from", "", "comma-separated instances to take tenants from (required)")
-			level := fs.String("level", "", "fill up to this instead of the instance's limits: "+limitsSyntax)
-			maxMoves := fs.Int("max-moves", 0, "cap on the plan's moves (0: none)")
+			var rf refillFlags
+			rf.register(fs)
 			return func(ctx context.Context, inv *invocation) error {
-				inst, sources, lv, err := refillArgs(inv, *from, *level, *maxMoves)
+				inst, sources, lv, opts, err := rf.parse(inv.args)
 				if err != nil {
 					return err
 				}
 				return withMover(ctx, inv, &mf, converterFlags{}, func(h *fleetHandle) error {
-					plan, err := h.runner.DryRunRefill(ctx, inst, sources, lv, &drain.RefillOpts{MaxMoves: *maxMoves})
+					plan, err := h.runner.DryRunRefill(ctx, inst, sources, lv, opts)
 					return printPlan(inv, stringer(plan), err)
 				})
 			}
@@ -87,10 +75,10 @@ changed.`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
 			var mf moverFlags
 			mf.register(fs, true)
-			spares := fs.String("spares", "", "comma-separated spare instances (required)")
-			threshold := fs.String("threshold", "", "drain each instance under this before converting it: "+limitsSyntax)
+			var cf chainFlags
+			cf.register(fs)
 			return func(ctx context.Context, inv *invocation) error {
-				req, err := chainArgs(inv, *spares, *threshold)
+				req, err := cf.parse(inv.args)
 				if err != nil {
 					return err
 				}
@@ -118,56 +106,11 @@ func stringer[T any, P interface {
 	return p
 }
 
-// refillArgs checks a refill's arguments.
-func refillArgs(inv *invocation, from, level string, maxMoves int) (string, []string, drain.Threshold, error) {
-	if len(inv.args) != 1 {
-		return "", nil, drain.Threshold{}, usagef("takes one instance to refill, got %d arguments", len(inv.args))
-	}
-	sources := splitList(from)
-	if len(sources) == 0 {
-		return "", nil, drain.Threshold{}, usagef("--from is missing: name the instances to take tenants from")
-	}
-	var lv drain.Threshold
-	if level != "" {
-		var err error
-		if lv, err = parseLimits("level", level); err != nil {
-			return "", nil, drain.Threshold{}, err
-		}
-	}
-	if maxMoves < 0 {
-		return "", nil, drain.Threshold{}, usagef("--max-moves %d: give 0 (no cap) or more", maxMoves)
-	}
-	return inv.args[0], sources, lv, nil
-}
-
-// chainArgs checks a chain's arguments.
-func chainArgs(inv *invocation, spares, threshold string) (drain.ChainRequest, error) {
-	if len(inv.args) == 0 {
-		return drain.ChainRequest{}, usagef("name the instances of the chain, in order")
-	}
-	req := drain.ChainRequest{Instances: inv.args, Spares: splitList(spares)}
-	if len(req.Spares) == 0 {
-		return drain.ChainRequest{}, usagef("--spares is missing: name the spare instances that hold the tenants of each stage")
-	}
-	var err error
-	if req.Threshold, err = parseLimits("threshold", threshold); err != nil {
-		return drain.ChainRequest{}, err
-	}
-	return req, nil
-}
-
 // printPlan prints a dry run's plan (partial, if err says why it cannot
 // be reached) and returns err.
 func printPlan(inv *invocation, plan fmt.Stringer, err error) error {
 	if inv.g.json {
-		doc := map[string]any{"plan": plan}
-		if err != nil {
-			doc["error"] = err.Error()
-		}
-		if jerr := writeJSON(inv.stdout, doc); jerr != nil {
-			return jerr
-		}
-		return err
+		return writeDoc(inv, map[string]any{"plan": plan}, err)
 	}
 	if plan != nil {
 		fmt.Fprint(inv.stdout, plan.String())

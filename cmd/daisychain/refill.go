@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-
-	"github.com/daisychain-db/daisychain/drain"
 )
 
 func init() {
@@ -22,17 +20,16 @@ and bytes; exit 1 if any move failed (the others still ran).
 		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
 			var mf moverFlags
 			mf.register(fs, true)
-			from := fs.String("from", "", "comma-separated instances to take tenants from (required)")
-			level := fs.String("level", "", "fill up to this instead of the instance's limits: "+limitsSyntax)
-			maxMoves := fs.Int("max-moves", 0, "cap on the moves (0: none)")
+			var rf refillFlags
+			rf.register(fs)
 			return func(ctx context.Context, inv *invocation) error {
-				inst, sources, lv, err := refillArgs(inv, *from, *level, *maxMoves)
+				inst, sources, lv, opts, err := rf.parse(inv.args)
 				if err != nil {
 					return err
 				}
 				return withMover(ctx, inv, &mf, converterFlags{}, func(h *fleetHandle) error {
 					stop := startProgress(inv, h.mover, h.runner)
-					res, err := h.runner.Refill(ctx, inst, sources, lv, &drain.RefillOpts{MaxMoves: *maxMoves})
+					res, err := h.runner.Refill(ctx, inst, sources, lv, opts)
 					stop()
 					return printRunResult(inv, "refill", inst, res, err)
 				})

@@ -26,13 +26,7 @@ func printMoveReport(inv *invocation, rep *cutover.Report, err error) error {
 		if rep != nil {
 			doc["window_ms"] = ms(rep.Window)
 		}
-		if err != nil {
-			doc["error"] = err.Error()
-		}
-		if jerr := writeJSON(inv.stdout, doc); jerr != nil {
-			return jerr
-		}
-		return err
+		return writeDoc(inv, doc, err)
 	}
 	if rep != nil {
 		fmt.Fprint(inv.stdout, rep.String())

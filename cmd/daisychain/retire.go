@@ -26,14 +26,7 @@ move does nothing.`,
 				return withMover(ctx, inv, &mf, converterFlags{}, func(h *fleetHandle) error {
 					err := h.mover.Retire(ctx, inv.args[0])
 					if inv.g.json {
-						doc := map[string]any{"move": inv.args[0], "retired": err == nil}
-						if err != nil {
-							doc["error"] = err.Error()
-						}
-						if jerr := writeJSON(inv.stdout, doc); jerr != nil {
-							return jerr
-						}
-						return err
+						return writeDoc(inv, map[string]any{"move": inv.args[0], "retired": err == nil}, err)
 					}
 					if err == nil {
 						fmt.Fprintf(inv.stdout, "move %s retired: its source copy is dropped\n", inv.args[0])

@@ -44,13 +44,7 @@ func printRunResult(inv *invocation, kind, instance string, res *drain.Result, e
 		if res != nil && res.Plan != nil {
 			doc["plan"] = res.Plan
 		}
-		if err != nil {
-			doc["error"] = err.Error()
-		}
-		if jerr := writeJSON(inv.stdout, doc); jerr != nil {
-			return jerr
-		}
-		return err
+		return writeDoc(inv, doc, err)
 	}
 	if res == nil {
 		return err
