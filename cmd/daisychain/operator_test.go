@@ -366,6 +366,9 @@ func TestOperator(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = cmd.Wait()
+		if strings.Contains(out.String(), "t2 copy") {
+			t.Errorf("progress bars drawn with stderr not a terminal:\n%s", out.String())
+		}
 		es, err := f.journal.Entries(ctx, "move-t2")
 		if err != nil {
 			t.Fatal(err)
@@ -439,6 +442,30 @@ func TestOperator(t *testing.T) {
 		}
 		if row := f.statusRows(t)[res.Result.Moved[0].Move]; row.State != "retired" {
 			t.Errorf("status of the refill's move: %+v, want retired", row)
+		}
+	})
+
+	t.Run("progress on a terminal", func(t *testing.T) {
+		script, err := exec.LookPath("script")
+		if err != nil {
+			t.Skip("no script(1) to give the command a terminal")
+		}
+		// script(1) runs the command on a pseudo-terminal of 120 columns;
+		// the move's copy of t2 (about 80 MB) reports progress about once
+		// a second.
+		cmd := f.command([]string{ControlEnv + "=" + f.control}, "-qec", "stty cols 120 rows 40; exec "+bin+" move t2 pg-2 --id move-t2-tty", "/dev/null")
+		cmd.Path, cmd.Args[0] = script, script
+		out, err := cmd.CombinedOutput()
+		f.record([]string{"move t2 pg-2 (on a terminal)"}, string(out))
+		if err != nil {
+			t.Fatalf("move on a terminal: %v\n%s", err, out)
+		}
+		bar := regexp.MustCompile(`t2 copy +\[[=>-]+\] +[0-9.]+ [KMG]?i?B / [0-9.]+ [KMG]iB`)
+		if !bar.Match(out) || !strings.Contains(string(out), "moved") {
+			t.Errorf("no copy bar on the terminal:\n%q", out)
+		}
+		if got := f.located(t, "t2"); got != "pg-2" {
+			t.Errorf("t2 is on %s, want pg-2", got)
 		}
 	})
 
