@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 
@@ -22,8 +23,9 @@ be planned moves nothing. Each stage is journaled under the chain's ID:
 
 A conversion needs a Converter. The library's own, replica/physical, runs
 each replica as a streaming standby on this machine, a child of this
-command, which stops when the command exits: --local-replicas enables it,
-for rehearsals on one machine. A vendor's replica API is a Converter that a
+command: --local-replicas enables it, for rehearsals on one machine. After
+the chain the command keeps the converted instances serving until it is
+stopped (Ctrl-C), and they stop with it. A vendor's replica API is a Converter that a
 host program wires (drain.Runner.Chain); "plan chain" and "status" work for
 it all the same.
 
@@ -45,11 +47,16 @@ it all the same.
 				if cf.localDir == "" {
 					return usagef("a chain converts instances, and this command's only converter is the local one: give --local-replicas DIR (see -h)")
 				}
-				return withMover(ctx, inv, &mf, cf, func(h *fleetHandle) error {
+				replicas, err := cf.build()
+				if err != nil {
+					return err
+				}
+				return withMover(ctx, inv, &mf, replicas.converter(), func(h *fleetHandle) error {
 					stop := startProgress(inv, h.mover, h.runner)
 					res, err := h.runner.Chain(ctx, req)
 					stop()
-					return printChainResult(inv, res, err)
+					err = printChainResult(inv, res, err)
+					return errors.Join(err, replicas.holdUntilStopped(ctx, inv.stderr))
 				})
 			}
 		},

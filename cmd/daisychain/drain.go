@@ -28,7 +28,7 @@ others still ran) or the threshold does not hold after.
 				if err != nil {
 					return err
 				}
-				return withMover(ctx, inv, &mf, converterFlags{}, func(h *fleetHandle) error {
+				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
 					stop := startProgress(inv, h.mover, h.runner)
 					res, err := h.runner.Drain(ctx, inst, th, opts)
 					stop()

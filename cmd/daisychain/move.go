@@ -31,7 +31,7 @@ its source); one after leaves it open for resume.
 				if len(inv.args) != 2 {
 					return usagef("move takes a tenant and a target instance, got %d arguments", len(inv.args))
 				}
-				return withMover(ctx, inv, &mf, converterFlags{}, func(h *fleetHandle) error {
+				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
 					stop := startProgress(inv, h.mover, nil)
 					rep, err := h.mover.Move(ctx, cutover.Request{ID: *id, Tenant: inv.args[0], Target: inv.args[1]})
 					stop()

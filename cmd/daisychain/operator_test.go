@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/daisychain-db/daisychain/cutover"
@@ -469,6 +470,95 @@ func TestOperator(t *testing.T) {
 		}
 	})
 
+	t.Run("chain with local replicas", func(t *testing.T) {
+		// t1 is on pg-1, t2 on pg-2 and its fenced copy on pg-1 until
+		// retired. The chain of pg-1 with pg-2 as its spare converts pg-1
+		// into pg-1.1 (t1 under the threshold stays) and refills pg-1.1
+		// with t2.
+		if r := f.run(t, "retire", "move-t2-tty"); r.code != 0 {
+			t.Fatalf("retire: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		// The replica's server runs as the postgres system user, which
+		// must reach its directory: not under t.TempDir's private parent.
+		dir, err := os.MkdirTemp("", "daisychain-replicas-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := f.command([]string{ControlEnv + "=" + f.control}, "chain", "pg-1", "--spares", "pg-2", "--threshold", "tenants=1",
+			"--local-replicas", dir, "--id", "chain-1", "--json")
+		var stdout, stderr syncBuffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		defer func() {
+			_ = cmd.Process.Kill()
+			<-exited
+			f.record([]string{"chain (interrupted)"}, stdout.String(), stderr.String())
+		}()
+		// The command prints its result, then keeps the converted
+		// instance serving until it is stopped.
+		waitFor(t, "the chain's result", func() bool {
+			return strings.Contains(stderr.String(), "until you stop it") || len(exited) > 0
+		})
+		var doc struct {
+			Chain  string       `json:"chain"`
+			Stages []chainStage `json:"stages"`
+			Error  string       `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(stdout.String()), &doc); err != nil || doc.Error != "" {
+			t.Fatalf("chain --json: %v %s\n%s%s", err, doc.Error, stdout.String(), stderr.String())
+		}
+		if len(doc.Stages) != 1 || doc.Stages[0].Converted != "pg-1.1" || doc.Stages[0].WindowMS <= 0 ||
+			len(doc.Stages[0].Refilled) != 1 || doc.Stages[0].Refilled[0].Tenant != "t2" {
+			t.Errorf("chain result %+v: want pg-1 converted into pg-1.1 in a window, then t2 refilled onto it", doc.Stages)
+		}
+		for _, tenant := range []string{"t1", "t2"} {
+			if got := f.located(t, tenant); got != "pg-1.1" {
+				t.Errorf("%s is on %s after the chain, want pg-1.1", tenant, got)
+			}
+		}
+		converted, err := f.catalog.Instance(ctx, "pg-1.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := pgxConnect(ctx, converted.Endpoint, "t2")
+		if err != nil {
+			t.Fatalf("connect to t2 on the converted instance: %v", err)
+		}
+		var n int
+		err = conn.QueryRow(ctx, "SELECT count(*) FROM items").Scan(&n)
+		_ = conn.Close(ctx)
+		if err != nil || n != 400_000 {
+			t.Errorf("t2 on pg-1.1 has %d rows (%v), want 400000", n, err)
+		}
+		// The converted instance asks for the password, as its source did.
+		wrong := fmt.Sprintf("host=%s port=%d user=postgres password=wrong dbname=t2 sslmode=disable", converted.Endpoint.Host, converted.Endpoint.Port)
+		if conn, err := pgx.Connect(ctx, wrong); err == nil {
+			_ = conn.Close(ctx)
+			t.Error("the converted instance let in a wrong password")
+		}
+		if row := f.statusRows(t)["chain-1"]; row.State != "done" || row.Kind != "chain" || row.Target != "pg-1.1" {
+			t.Errorf("status of the chain: %+v, want a done chain to pg-1.1", row)
+		}
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-exited; err != nil {
+			t.Errorf("chain after Ctrl-C: %v, want exit 0\n%s", err, stderr.String())
+		}
+		exited <- nil // for the deferred wait
+		if _, err := pgxConnect(ctx, converted.Endpoint, "t2"); err == nil {
+			t.Error("the converted instance still serves after the command stopped")
+		}
+	})
+
 	f.mu.Lock()
 	all := f.outputs.String()
 	f.mu.Unlock()
@@ -513,4 +603,29 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// syncBuffer is a bytes.Buffer a running command writes while the test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// pgxConnect connects as an application would, to database at the
+// endpoint, with the password every instance has.
+func pgxConnect(ctx context.Context, e fleet.Endpoint, database string) (*pgx.Conn, error) {
+	return pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres password=%s dbname=%s sslmode=disable", e.Host, e.Port, marker, database))
 }

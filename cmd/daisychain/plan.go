@@ -31,7 +31,7 @@ nowhere, and exits 1.`,
 				if err != nil {
 					return err
 				}
-				return withMover(ctx, inv, &mf, converterFlags{}, func(h *fleetHandle) error {
+				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
 					plan, err := h.runner.DryRun(ctx, inst, th, opts)
 					return printPlan(inv, stringer(plan), err)
 				})
@@ -55,7 +55,7 @@ usage before and after and an estimate of the time. Nothing is changed.`,
 				if err != nil {
 					return err
 				}
-				return withMover(ctx, inv, &mf, converterFlags{}, func(h *fleetHandle) error {
+				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
 					plan, err := h.runner.DryRunRefill(ctx, inst, sources, lv, opts)
 					return printPlan(inv, stringer(plan), err)
 				})
@@ -82,7 +82,7 @@ changed.`,
 				if err != nil {
 					return err
 				}
-				return withMover(ctx, inv, &mf, converterFlags{}, func(h *fleetHandle) error {
+				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
 					plan, err := h.runner.DryRunChain(ctx, req)
 					if plan != nil && len(plan.Stages) == 0 {
 						plan = nil

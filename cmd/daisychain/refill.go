@@ -27,7 +27,7 @@ and bytes; exit 1 if any move failed (the others still ran).
 				if err != nil {
 					return err
 				}
-				return withMover(ctx, inv, &mf, converterFlags{}, func(h *fleetHandle) error {
+				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
 					stop := startProgress(inv, h.mover, h.runner)
 					res, err := h.runner.Refill(ctx, inst, sources, lv, opts)
 					stop()

@@ -34,7 +34,11 @@ its job, not by this command.`,
 					return usagef("resume takes one move or chain ID, got %d arguments", len(inv.args))
 				}
 				id := inv.args[0]
-				return withMover(ctx, inv, &mf, cf, func(h *fleetHandle) error {
+				replicas, err := cf.build()
+				if err != nil {
+					return err
+				}
+				return withMover(ctx, inv, &mf, replicas.converter(), func(h *fleetHandle) error {
 					entries, err := h.journal.Entries(ctx, id)
 					if errors.Is(err, cutover.ErrMoveNotFound) {
 						return fmt.Errorf("the journal has no move, conversion or chain %q: \"daisychain status\" lists them", id)
@@ -47,14 +51,16 @@ its job, not by this command.`,
 						stop := startProgress(inv, h.mover, h.runner)
 						res, err := h.runner.ResumeChain(ctx, id)
 						stop()
-						return printChainResult(inv, res, err)
+						err = printChainResult(inv, res, err)
+						return errors.Join(err, replicas.holdUntilStopped(ctx, inv.stderr))
 					case cutover.KindDrain:
 						return fmt.Errorf("%q is a drain or refill run as River jobs: its job resumes it (enqueue it again), not this command", id)
 					}
 					stop := startProgress(inv, h.mover, nil)
 					rep, err := h.mover.Resume(ctx, id)
 					stop()
-					return printMoveReport(inv, rep, err)
+					err = printMoveReport(inv, rep, err)
+					return errors.Join(err, replicas.holdUntilStopped(ctx, inv.stderr))
 				})
 			}
 		},

@@ -23,7 +23,7 @@ move does nothing.`,
 				if len(inv.args) != 1 {
 					return usagef("retire takes one move ID, got %d arguments", len(inv.args))
 				}
-				return withMover(ctx, inv, &mf, converterFlags{}, func(h *fleetHandle) error {
+				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
 					err := h.mover.Retire(ctx, inv.args[0])
 					if inv.g.json {
 						return writeDoc(inv, map[string]any{"move": inv.args[0], "retired": err == nil}, err)

@@ -150,7 +150,7 @@ func (h *fleetHandle) openMover(ctx context.Context, g *globals, m *moverFlags, 
 
 // withMover checks the mover's flags, opens the fleet with a Mover, and
 // runs fn.
-func withMover(ctx context.Context, inv *invocation, mf *moverFlags, converter converterFlags, fn func(h *fleetHandle) error) (err error) {
+func withMover(ctx context.Context, inv *invocation, mf *moverFlags, converter replica.Converter, fn func(h *fleetHandle) error) (err error) {
 	if err := mf.validate(); err != nil {
 		return err
 	}
@@ -159,11 +159,7 @@ func withMover(ctx context.Context, inv *invocation, mf *moverFlags, converter c
 		return err
 	}
 	defer h.Close()
-	conv, err := converter.build()
-	if err != nil {
-		return err
-	}
-	if err := h.openMover(ctx, inv.g, mf, conv); err != nil {
+	if err := h.openMover(ctx, inv.g, mf, converter); err != nil {
 		return err
 	}
 	if inv.g.metricsListen != "" {
