@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, term *terminal, getenv func(string)
 	}
 	c, rest := lookup(rest)
 	if c == nil {
-		fmt.Fprintf(term.stderr, "daisychain: unknown command %q\n\n", unknownName(rest))
+		fmt.Fprintf(term.stderr, "daisychain: %s\n\n", unknown(rest))
 		printTopUsage(term.stderr, top)
 		return exitUsage
 	}
@@ -138,15 +138,25 @@ func lookup(args []string) (*command, []string) {
 	return nil, args
 }
 
-// unknownName is the name of a command lookup did not find: one word,
-// or two after a word that begins two-word names ("plan nosuch").
-func unknownName(args []string) string {
+// unknown says which command lookup did not find: one word, or two
+// after a word that begins two-word names, with the words that may
+// follow it ("plan nosuch": plan takes chain, drain, refill).
+func unknown(args []string) string {
+	var next []string
 	for name := range commands {
-		if len(args) > 1 && strings.HasPrefix(name, args[0]+" ") {
-			return args[0] + " " + args[1]
+		if word, ok := strings.CutPrefix(name, args[0]+" "); ok {
+			next = append(next, word)
 		}
 	}
-	return args[0]
+	if len(next) == 0 {
+		return fmt.Sprintf("unknown command %q", args[0])
+	}
+	sort.Strings(next)
+	given := args[0]
+	if len(args) > 1 {
+		given += " " + args[1]
+	}
+	return fmt.Sprintf("unknown command %q: %s takes %s", given, args[0], strings.Join(next, ", "))
 }
 
 // parseInterspersed parses flags wherever they are among the arguments

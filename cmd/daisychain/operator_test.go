@@ -243,6 +243,7 @@ func TestOperator(t *testing.T) {
 			{args: []string{"retire", "no-such-move"}, code: exitFailure, says: "no-such-move"},
 			{args: []string{"resume", "no-such-move"}, code: exitFailure, says: "no-such-move"},
 			{args: []string{"frobnicate"}, code: exitUsage, says: "frobnicate"},
+			{args: []string{"plan", "frobnicate", "pg-1"}, code: exitUsage, says: "plan takes chain, drain, refill"},
 			// With --json too, a failure before the document is said.
 			{args: []string{"status", "--json", "--control", "postgres://postgres@127.0.0.1:1/daisychain"}, env: []string{}, code: exitFailure, says: "control database"},
 			// A password in the connection string is never echoed, even
