@@ -32,7 +32,7 @@ the library's own measure.`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
 			limit := fs.Int("limit", cutover.RecentLimitDefault, "show at most this many journals that ended")
 			since := fs.Duration("since", 0, "show only journals begun within this `DURATION` (as 24h); default: no bound but --limit")
-			return func(ctx context.Context, inv *invocation) error {
+			return func(ctx context.Context, inv *invocation) (err error) {
 				if len(inv.args) != 0 {
 					return usagef("status takes no arguments, got %q", inv.args)
 				}
@@ -46,7 +46,7 @@ the library's own measure.`,
 				if err != nil {
 					return err
 				}
-				defer h.Close()
+				defer func() { err = errors.Join(err, h.Close()) }()
 				opts := &cutover.RecentOpts{Limit: *limit}
 				if *since > 0 {
 					opts.Since = time.Now().Add(-*since)

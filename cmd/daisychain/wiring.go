@@ -158,7 +158,7 @@ func withMover(ctx context.Context, inv *invocation, mf *moverFlags, converter r
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer func() { err = errors.Join(err, h.Close()) }()
 	if err := h.openMover(ctx, inv.g, mf, converter); err != nil {
 		return err
 	}
