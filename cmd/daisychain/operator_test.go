@@ -471,14 +471,47 @@ func TestOperator(t *testing.T) {
 		}
 	})
 
-	t.Run("chain with local replicas", func(t *testing.T) {
-		// t1 is on pg-1, t2 on pg-2 and its fenced copy on pg-1 until
-		// retired. The chain of pg-1 with pg-2 as its spare converts pg-1
-		// into pg-1.1 (t1 under the threshold stays) and refills pg-1.1
-		// with t2.
+	t.Run("interrupted mid-copy, rolled back", func(t *testing.T) {
+		// t2's source copy on pg-1 goes first, so that it can move back.
 		if r := f.run(t, "retire", "move-t2-tty"); r.code != 0 {
 			t.Fatalf("retire: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
+		cmd := f.command([]string{ControlEnv + "=" + f.control}, "move", "t2", "pg-1", "--id", "move-t2-back")
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the catch-up to start", func() bool {
+			es, err := f.journal.Entries(ctx, "move-t2-back")
+			return err == nil && es[len(es)-1].Step == cutover.StepCatchUp && es[len(es)-1].Status == cutover.StatusStarted
+		})
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Wait()
+		f.record([]string{"move t2 pg-1 (interrupted)"}, out.String())
+		if code := cmd.ProcessState.ExitCode(); code != exitFailure || !strings.Contains(out.String(), "rolled back") {
+			t.Errorf("interrupted move: exit %d (%v), want %d saying it rolled back\n%s", code, err, exitFailure, out.String())
+		}
+		if row := f.statusRows(t)["move-t2-back"]; row.State != "rolled back" {
+			t.Errorf("status of the interrupted move: %+v, want rolled back", row)
+		}
+		if got := f.located(t, "t2"); got != "pg-2" {
+			t.Errorf("t2 is on %s after the interrupted move, want pg-2", got)
+		}
+		if localpgtest.HasDatabase(t, f.servers["pg-1"], "t2") {
+			t.Error("the interrupted move left t2's partial copy on pg-1")
+		}
+		if n := f.slots(t, "pg-2"); n != 0 {
+			t.Errorf("%d replication slots left on the source after the interrupted move", n)
+		}
+	})
+
+	t.Run("chain with local replicas", func(t *testing.T) {
+		// t1 is on pg-1, t2 on pg-2. The chain of pg-1 with pg-2 as its
+		// spare converts pg-1 into pg-1.1 (t1 under the threshold stays)
+		// and refills pg-1.1 with t2.
 		// The replica's server runs as the postgres system user, which
 		// must reach its directory: not under t.TempDir's private parent.
 		dir, err := os.MkdirTemp("", "daisychain-replicas-")
