@@ -32,4 +32,6 @@
 //
 // The Journal records the steps (StepPlan to StepDone or StepRolledBack),
 // in the control database (PostgresJournal) or in memory (MemoryJournal).
+// Both list their newest journals (RecentLister), for an operator's
+// status, at a cost that grows with what they return.
 package cutover

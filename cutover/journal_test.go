@@ -18,6 +18,15 @@ import (
 
 func TestJournals(t *testing.T) {
 	t.Parallel()
+	for name, j := range journalsUnderTest(t) {
+		t.Run(name, func(t *testing.T) { testJournal(t, j) })
+	}
+}
+
+// journalsUnderTest returns an empty journal of each kind, by name: in
+// memory, and in a control database of its own.
+func journalsUnderTest(t *testing.T) map[string]cutover.Journal {
+	t.Helper()
 	inst := localpgtest.Start(t, nil)
 	localpgtest.CreateDatabase(t, inst, "control")
 	pool, err := pgxpool.New(context.Background(), inst.ConnString("control"))
@@ -29,9 +38,7 @@ func TestJournals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, j := range map[string]cutover.Journal{"memory": &cutover.MemoryJournal{}, "postgres": pg} {
-		t.Run(name, func(t *testing.T) { testJournal(t, j) })
-	}
+	return map[string]cutover.Journal{"memory": &cutover.MemoryJournal{}, "postgres": pg}
 }
 
 func testJournal(t *testing.T, j cutover.Journal) {

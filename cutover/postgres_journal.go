@@ -42,6 +42,9 @@ var journalMigrations = []string{
 	// their own.
 	`ALTER TABLE {{schema}}.moves DROP CONSTRAINT moves_kind_check,
 		ADD CONSTRAINT moves_kind_check CHECK (kind IN ('move', 'chain', 'drain'));`,
+	// Recent lists the newest journals through this index, whatever the
+	// length of the history.
+	`CREATE INDEX moves_started ON {{schema}}.moves (started DESC, move DESC);`,
 }
 
 // PostgresJournalConfig configures a PostgresJournal; nil means defaults.

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"flag"
+)
+
+func init() {
+	register(&command{
+		name:    "drain",
+		args:    "<instance> --threshold <limits>",
+		summary: "move tenants off an instance until it is under a threshold",
+		help: `Measures the fleet, plans as "plan drain" does, and moves the tenants,
+--concurrency at a time, each through the same steps as "move"; each moved
+tenant's source copy is retired once its move is done (--keep-sources keeps
+them for "retire"). A plan that cannot reach the threshold moves nothing.
+Prints each move's outcome, window and bytes; exit 1 if any move failed (the
+others still ran) or the threshold does not hold after.
+
+` + ctrlCNote,
+		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
+			var mf moverFlags
+			mf.register(fs, true)
+			var df drainFlags
+			df.register(fs)
+			return func(ctx context.Context, inv *invocation) error {
+				inst, th, opts, err := df.parse(inv.args)
+				if err != nil {
+					return err
+				}
+				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
+					stop := startProgress(inv, h.mover, h.runner)
+					res, err := h.runner.Drain(ctx, inst, th, opts)
+					stop()
+					return printRunResult(inv, "drain", inst, res, err)
+				})
+			}
+		},
+	})
+}

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"flag"
+)
+
+func init() {
+	register(&command{
+		name:    "refill",
+		args:    "<instance> --from <instance>[,<instance>...]",
+		summary: "move tenants onto an instance from others, up to its limits",
+		help: `Measures the instance and the sources, plans as "plan refill" does, and
+moves the tenants, --concurrency at a time, each through the same steps as
+"move"; each moved tenant's source copy is retired once its move is done
+(--keep-sources keeps them for "retire"). Prints each move's outcome, window
+and bytes; exit 1 if any move failed (the others still ran).
+
+` + ctrlCNote,
+		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
+			var mf moverFlags
+			mf.register(fs, true)
+			var rf refillFlags
+			rf.register(fs)
+			return func(ctx context.Context, inv *invocation) error {
+				inst, sources, lv, opts, err := rf.parse(inv.args)
+				if err != nil {
+					return err
+				}
+				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
+					stop := startProgress(inv, h.mover, h.runner)
+					res, err := h.runner.Refill(ctx, inst, sources, lv, opts)
+					stop()
+					return printRunResult(inv, "refill", inst, res, err)
+				})
+			}
+		},
+	})
+}
