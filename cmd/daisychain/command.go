@@ -47,6 +47,8 @@ type invocation struct {
 	g *globals
 	// args are the positional arguments.
 	args []string
+	// getenv reads the environment (a test's, or the process's).
+	getenv func(string) string
 }
 
 // usageError is an error in how the command was called: it exits with
@@ -108,7 +110,7 @@ func run(ctx context.Context, args []string, term *terminal, getenv func(string)
 		return exitUsage
 	}
 	g.resolve(getenv)
-	err = runCmd(ctx, &invocation{terminal: term, g: g, args: positional})
+	err = runCmd(ctx, &invocation{terminal: term, g: g, args: positional, getenv: getenv})
 	var ue *usageError
 	switch {
 	case err == nil:

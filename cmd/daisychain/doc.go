@@ -15,6 +15,7 @@
 //	chain <instance>...         drain, convert and refill each instance in turn
 //	resume <id>                 complete or roll back a run left open
 //	retire <move-id>            drop a done move's source copy
+//	pgbouncer follow            keep a PgBouncer's entries equal to the routes
 //
 // The control database comes from --control or DAISYCHAIN_CONTROL;
 // passwords, for it and for every instance, from PGPASSWORD or the

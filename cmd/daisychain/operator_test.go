@@ -23,6 +23,7 @@ import (
 
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/flags"
+	"github.com/daisychain-db/daisychain/flags/pgbouncer/pgbouncertest"
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/localpg"
 	"github.com/daisychain-db/daisychain/localpg/localpgtest"
@@ -662,4 +663,68 @@ func (s *syncBuffer) String() string {
 // endpoint, with the password every instance has.
 func pgxConnect(ctx context.Context, e fleet.Endpoint, database string) (*pgx.Conn, error) {
 	return pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres password=%s dbname=%s sslmode=disable", e.Host, e.Port, marker, database))
+}
+
+// TestPgBouncerFollow runs "pgbouncer follow" beside a PgBouncer while
+// the command moves a tenant: PgBouncer's entry for the tenant ends on
+// the target, resumed, and the follower stops at Ctrl-C with exit 0.
+// Bad inputs are refused, naming what to fix.
+func TestPgBouncerFollow(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t)
+	f.addTenant(t, "t3", 100)
+	pgb := pgbouncertest.Start(t, &pgbouncertest.Config{Databases: map[string]string{"t3": pgbouncertest.Entry(f.servers["pg-1"], "t3")}})
+	env := []string{ControlEnv + "=" + f.control, PgBouncerAdminEnv + "=" + pgb.Admin}
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"--file", pgb.File}, exitUsage, "--instance"},
+		{[]string{"--file", pgb.File, "--instance", "pg-9"}, exitFailure, "pg-9"},
+		{[]string{"--instance", "pg-1"}, exitUsage, "--file"},
+		{[]string{"--file", pgb.File, "--instance", "pg-1", "--option", "password=x"}, exitUsage, "password"},
+	} {
+		r := f.runEnv(t, env, append([]string{"pgbouncer", "follow"}, c.args...)...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.says) {
+			t.Errorf("pgbouncer follow %v: exit %d, want %d with a message naming %q\n%s%s", c.args, r.code, c.code, c.says, r.stdout, r.stderr)
+		}
+	}
+
+	follow := f.command(env, "pgbouncer", "follow", "--file", pgb.File, "--instance", "pg-1", "--json")
+	var out, errs syncBuffer
+	follow.Stdout, follow.Stderr = &out, &errs
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = follow.Process.Kill() }()
+	waitFor(t, "the follower to start", func() bool { return strings.Contains(errs.String(), "following") })
+
+	if r := f.run(t, "move", "t3", "pg-2"); r.code != 0 {
+		t.Fatalf("move: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	console := pgb.Console(t)
+	target := f.servers["pg-2"].Port()
+	waitFor(t, "PgBouncer's t3 on pg-2, resumed", func() bool {
+		db := pgbouncertest.Databases(t, console)["t3"]
+		return db.Port == target && !db.Paused
+	})
+	if err := follow.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := follow.Wait()
+	f.record([]string{"pgbouncer follow"}, out.String(), errs.String())
+	if err != nil {
+		t.Errorf("pgbouncer follow stopped by Ctrl-C: %v, want exit 0\n%s", err, errs.String())
+	}
+	if !strings.Contains(out.String(), `"event":"reloaded"`) {
+		t.Errorf("the follower printed no reload:\n%s", out.String())
+	}
+	file, err := os.ReadFile(pgb.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all := f.outputs.String() + string(file); strings.Contains(all, marker) {
+		t.Errorf("the password appears in the output or the file:\n%s", all)
+	}
 }

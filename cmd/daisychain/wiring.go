@@ -104,24 +104,30 @@ func (m *moverFlags) validate() error {
 	return nil
 }
 
-// openMover wires the route provider, the resolver, the Mover and the
-// drain Runner on h. converter may be nil (no conversions).
-func (h *fleetHandle) openMover(ctx context.Context, g *globals, m *moverFlags, converter replica.Converter) error {
+// openRoutes wires the route provider and a resolver over it on h.
+// catalogTTL is the resolver's (flags.ResolverConfig.CatalogTTL).
+func (h *fleetHandle) openRoutes(ctx context.Context, g *globals, catalogTTL time.Duration) (*flags.Resolver, error) {
 	var err error
 	// The provider publishes the mover's routes and answers the
 	// resolver; with the catalog it refuses a route to an instance or an
 	// endpoint that is not registered.
 	if h.provider, err = flags.NewPostgresProvider(ctx, g.control.value, &flags.PostgresConfig{Catalog: h.catalog, Logger: h.logger}); err != nil {
-		return fmt.Errorf("route provider: %w", err)
+		return nil, fmt.Errorf("route provider: %w", err)
 	}
 	// An isolated API, never OpenFeature's global singleton.
 	h.api = isolated.NewAPI()
 	if err := h.api.SetProviderAndWait(ctx, h.provider); err != nil {
-		return fmt.Errorf("route provider: %w", err)
+		return nil, fmt.Errorf("route provider: %w", err)
 	}
+	return flags.NewResolver(h.api.NewClient(), h.catalog, &flags.ResolverConfig{CatalogTTL: catalogTTL, Logger: h.logger})
+}
+
+// openMover wires the route provider, the resolver, the Mover and the
+// drain Runner on h. converter may be nil (no conversions).
+func (h *fleetHandle) openMover(ctx context.Context, g *globals, m *moverFlags, converter replica.Converter) error {
 	// A command's moves read the catalog fresh each time: it runs once,
 	// and other processes may move tenants meanwhile.
-	resolver, err := flags.NewResolver(h.api.NewClient(), h.catalog, &flags.ResolverConfig{CatalogTTL: -1, Logger: h.logger})
+	resolver, err := h.openRoutes(ctx, g, -1)
 	if err != nil {
 		return err
 	}
