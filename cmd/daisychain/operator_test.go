@@ -728,3 +728,55 @@ func TestPgBouncerFollow(t *testing.T) {
 		t.Errorf("the password appears in the output or the file:\n%s", all)
 	}
 }
+
+// TestDrainCommand: "plan refill" lists what a refill would move, and
+// "drain" moves the smallest tenant off an instance down to the threshold,
+// retiring its source copy; status shows the move retired.
+func TestDrainCommand(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t)
+	f.addTenant(t, "t4", 100)
+	f.addTenant(t, "t5", 5000)
+
+	r := f.run(t, "plan", "refill", "pg-2", "--from", "pg-1", "--json")
+	var plan struct {
+		Plan struct {
+			Moves []struct{ Tenant, From, To string } `json:"moves"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || r.code != 0 {
+		t.Fatalf("plan refill --json: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if len(plan.Plan.Moves) == 0 || plan.Plan.Moves[0].To != "pg-2" || plan.Plan.Moves[0].From != "pg-1" {
+		t.Errorf("plan refill: %+v, want moves from pg-1 to pg-2", plan.Plan)
+	}
+	if got := f.located(t, "t4"); got != "pg-1" {
+		t.Errorf("plan refill moved t4 to %s", got)
+	}
+
+	r = f.run(t, "drain", "pg-1", "--threshold", "tenants=1", "--json")
+	var res struct {
+		Result runResult `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
+		t.Fatalf("drain --json: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if len(res.Result.Moved) != 1 || res.Result.Moved[0].Tenant != "t4" || res.Result.Moved[0].WindowMS <= 0 || res.Result.After.Tenants != 1 {
+		t.Fatalf("drain: %+v, want the smaller t4 moved, with its window, and one tenant left", res.Result)
+	}
+	if got := f.located(t, "t4"); got != "pg-2" {
+		t.Errorf("t4 is on %s after the drain, want pg-2", got)
+	}
+	if n := f.count(t, "pg-2", "t4", "SELECT count(*) FROM items"); n != 100 {
+		t.Errorf("t4 on pg-2 has %d rows, want 100", n)
+	}
+	if localpgtest.HasDatabase(t, f.servers["pg-1"], "t4") {
+		t.Error("the drain left t4's source copy on pg-1")
+	}
+	if row := f.statusRows(t)[res.Result.Moved[0].Move]; row.State != "retired" {
+		t.Errorf("status of the drain's move: %+v, want retired", row)
+	}
+	if n := f.slots(t, "pg-1"); n != 0 {
+		t.Errorf("%d replication slots left on pg-1", n)
+	}
+}
