@@ -68,7 +68,7 @@ func TestCrashChild(t *testing.T) {
 // left anywhere.
 func TestCrashAtEveryStep(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kills a child process at each of 16 steps")
+		t.Skip("kills a child process at each of 19 steps")
 	}
 	t.Parallel()
 	ctx := context.Background()
@@ -82,11 +82,11 @@ func TestCrashAtEveryStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	steps := []cutover.Step{cutover.StepPlan, cutover.StepPreflight, cutover.StepStream, cutover.StepCatchUp,
-		cutover.StepPause, cutover.StepQuiesce, cutover.StepFence, cutover.StepBarrier, cutover.StepWaitTarget,
-		cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepSwitch, cutover.StepCatalog,
-		cutover.StepVerify, cutover.StepFinishStream, cutover.StepDone}
+		cutover.StepReversePrepare, cutover.StepPause, cutover.StepQuiesce, cutover.StepFence, cutover.StepBarrier,
+		cutover.StepWaitTarget, cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepReverseSlot, cutover.StepSwitch,
+		cutover.StepCatalog, cutover.StepVerify, cutover.StepFinishStream, cutover.StepReverse, cutover.StepDone}
 	switched := map[cutover.Step]bool{cutover.StepCatalog: true, cutover.StepVerify: true, cutover.StepFinishStream: true,
-		cutover.StepDone: true}
+		cutover.StepReverse: true, cutover.StepDone: true}
 	for i, step := range steps {
 		tenant := fmt.Sprintf("t%02d_%s", i, step)
 		if err := f.AddTenant(ctx, tenant, tenant, "pg-a", shopSchema); err != nil {
@@ -128,10 +128,17 @@ func TestCrashAtEveryStep(t *testing.T) {
 		if err != nil || missing != 0 {
 			t.Errorf("crash at %s: %d of %d acknowledged writes missing on %s (%v)", step, missing, stats.Acknowledged, want, err)
 		}
-		assertNoReplicationObjects(t, f)
 		if open, _ := f.Journal.Open(ctx, cutover.KindMove); len(open) != 0 {
 			t.Errorf("crash at %s: moves still open after Resume: %v", step, open)
 		}
+		if switched[step] {
+			// A done move's reverse stream runs until Retire.
+			assertReverseStreams(t, f, "pg-a", "pg-b", 1)
+			if err := mover.Retire(ctx, move); err != nil {
+				t.Fatalf("crash at %s: Retire: %v", step, err)
+			}
+		}
+		assertNoReplicationObjects(t, f)
 		t.Logf("crash at %-15s -> %s; application: %d writes, %d errors", step, want, stats.Acknowledged, stats.Errors)
 		if t.Failed() {
 			t.FailNow()

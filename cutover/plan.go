@@ -8,8 +8,12 @@ import (
 	"github.com/daisychain-db/daisychain/replica"
 )
 
-// kindConvert marks a conversion's plan; a tenant move's has no kind.
-const kindConvert = "convert"
+// kindConvert marks a conversion's plan, kindRevert a revert's; a tenant
+// move's has no kind.
+const (
+	kindConvert = "convert"
+	kindRevert  = "revert"
+)
 
 // plan is a move or a conversion as journaled in StepPlan: with the
 // catalog, all that Resume needs. It holds no secrets.
@@ -25,6 +29,14 @@ type plan struct {
 	Target     string              `json:"target,omitempty"`
 	Verify     replica.VerifyLevel `json:"verify"`
 	KeepStream bool                `json:"keep_stream_on_rollback"`
+	// Reverse: the move makes a reverse stream (see revert.go).
+	Reverse bool `json:"reverse,omitempty"`
+
+	// A revert: Reverts is the move it takes back (Source and Target
+	// are that move's the other way round), Connect who may connect to
+	// the database on its Target (the move's source) once it serves.
+	Reverts string   `json:"reverts,omitempty"`
+	Connect []string `json:"connect,omitempty"`
 
 	// A conversion: every tenant of Instance, onto NewInstance.
 	Instance    string         `json:"instance,omitempty"`
@@ -34,6 +46,8 @@ type plan struct {
 }
 
 func (p plan) convert() bool { return p.Kind == kindConvert }
+
+func (p plan) revert() bool { return p.Kind == kindRevert }
 
 // source and destination are the IDs of the instances the tenants leave
 // and join.
@@ -87,8 +101,11 @@ func (p plan) locks(perSource, perTarget int) []Lock {
 
 // holder names the run in lock conflicts.
 func (p plan) holder() string {
-	if p.convert() {
+	switch {
+	case p.convert():
 		return fmt.Sprintf("conversion %q", p.Move)
+	case p.revert():
+		return fmt.Sprintf("revert %q", p.Move)
 	}
 	return fmt.Sprintf("move %q", p.Move)
 }

@@ -1,0 +1,171 @@
+package cutover_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/cutover/cutovertest"
+	"github.com/daisychain-db/daisychain/replica"
+)
+
+// TestRevertUnderWrites: a tenant moves, the application writes on the
+// target, and Revert takes it back under writes through the Router: no
+// application error, every write acknowledged before and after the
+// switch on the source, the route and the catalog on the source, the
+// source open again to the roles the move fenced out, and nothing left
+// of either stream or of the target's copy.
+func TestRevertUnderWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := startFleet(t)
+	src := f.Instances["pg-a"]
+	execIn(t, f, "pg-a", "postgres", "CREATE ROLE app LOGIN")
+	canConnect := func() bool {
+		conn, err := src.Connect(ctx, "postgres")
+		must(t, err)
+		defer conn.Close(ctx)
+		var ok bool
+		must(t, conn.QueryRow(ctx, "SELECT has_database_privilege('app', 'acme', 'CONNECT')").Scan(&ok))
+		return ok
+	}
+	mover, err := f.Mover(&cutover.Config{WindowBudget: 30 * time.Second})
+	must(t, err)
+	w := cutovertest.StartWorkload(f.Router, "acme", 4)
+	waitForAcks(t, w, 20)
+	rep, err := mover.Move(ctx, cutover.Request{ID: "move-1", Tenant: "acme", Target: "pg-b"})
+	if err != nil || !rep.Reverse {
+		t.Fatalf("move: %v; reverse %v\n%s", err, rep.Reverse, rep)
+	}
+	if canConnect() {
+		t.Error("after the move, role app may connect to the source copy: it is not fenced by privileges")
+	}
+	waitForAcks(t, w, 50) // on the target, carried back by the reverse stream
+
+	rev, err := mover.Revert(ctx, "move-1")
+	if err != nil {
+		t.Fatalf("revert: %v\n%s", err, rev)
+	}
+	waitForAcks(t, w, 20) // on the source again
+	stats := w.Stop()
+	t.Logf("move window %s, revert window %s\n%s", rep.Window, rev.Window, rev)
+	if stats.Errors != 0 {
+		t.Errorf("application saw %d errors; first: %v", stats.Errors, stats.FirstError)
+	}
+	if rev.RolledBack || rev.Window <= 0 || rev.Kind != "revert" || rev.Reverts != "move-1" {
+		t.Errorf("revert report: %+v", rev)
+	}
+	conn, err := src.Connect(ctx, "acme")
+	must(t, err)
+	defer conn.Close(ctx)
+	if missing, err := w.Missing(ctx, conn); err != nil || missing != 0 || stats.Acknowledged == 0 {
+		t.Errorf("%d of %d acknowledged writes missing on the source (%v)", missing, stats.Acknowledged, err)
+	}
+	if route, err := f.Routes.Resolve(ctx, "acme"); err != nil || route.Instance != "pg-a" || route.Paused {
+		t.Errorf("route after the revert: %v, %v", route, err)
+	}
+	if tn, err := f.Catalog.Locate(ctx, "acme"); err != nil || tn.Instance != "pg-a" {
+		t.Errorf("catalog after the revert: %+v, %v", tn, err)
+	}
+	if !canConnect() {
+		t.Error("after the revert, role app may not connect to the source")
+	}
+	assertNoReplicationObjects(t, f)
+	if databaseExists(t, f, "pg-b", "acme") {
+		t.Error("the target's copy is still there after the revert")
+	}
+	if open, _ := f.Journal.Open(ctx, cutover.KindMove); len(open) != 0 {
+		t.Errorf("journals still open: %v", open)
+	}
+	if _, err := mover.Revert(ctx, "move-1"); !errors.Is(err, cutover.ErrNotRevertible) {
+		t.Errorf("second Revert: %v, want ErrNotRevertible", err)
+	}
+	if err := mover.Retire(ctx, "move-1"); !errors.Is(err, cutover.ErrNotRetirable) {
+		t.Errorf("Retire of a reverted move: %v, want ErrNotRetirable", err)
+	}
+}
+
+// TestReverseGuardAndRetire: the guard drops a reverse stream whose
+// source copy does not keep up, says so with an event, and Revert then
+// refuses saying why; Retire of a move with a reverse stream leaves no
+// slot, publication or subscription anywhere, and a retired move cannot
+// be reverted.
+func TestReverseGuardAndRetire(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := startFleet(t)
+	must(t, f.AddTenant(ctx, "beta", "beta", "pg-a", shopSchema))
+	mover, err := f.Mover(&cutover.Config{WindowBudget: 30 * time.Second, MaxReverseWAL: 256 << 10})
+	must(t, err)
+
+	// A target without a free replication slot for the reverse is
+	// refused before anything is made.
+	execIn(t, f, "pg-b", "postgres", `SELECT pg_create_physical_replication_slot('filler_' || g)
+		FROM generate_series(1, current_setting('max_replication_slots')::int) g`)
+	_, err = mover.Move(ctx, cutover.Request{ID: "no-slot", Tenant: "acme", Target: "pg-b"})
+	if !errors.Is(err, cutover.ErrPreflight) || !strings.Contains(err.Error(), "reverse stream: target pg-b has no replication slot") {
+		t.Errorf("move to a target without a free slot: %v, want ErrPreflight naming the reverse stream", err)
+	}
+	execIn(t, f, "pg-b", "postgres", `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'filler\_%'`)
+
+	for _, tenant := range []string{"acme", "beta"} {
+		if rep, err := mover.Move(ctx, cutover.Request{ID: "move-" + tenant, Tenant: tenant, Target: "pg-b"}); err != nil || !rep.Reverse {
+			t.Fatalf("move %s: %v\n%s", tenant, err, rep)
+		}
+	}
+	if n, err := mover.CheckReverse(ctx, "move-acme"); err != nil {
+		t.Fatalf("CheckReverse within the bound: %d bytes, %v", n, err)
+	}
+
+	// The source copy of acme stops applying; the target writes on.
+	execIn(t, f, "pg-a", "acme", "DO $$ DECLARE s text; BEGIN SELECT subname INTO s FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = 'acme'); EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', s); END $$")
+	execIn(t, f, "pg-b", "acme", "INSERT INTO orders (customer_id, total) SELECT 1, g FROM generate_series(1, 20000) g")
+	events, unsubscribe := mover.Subscribe(cutover.EventReverseDropped)
+	n, err := mover.CheckReverse(ctx, "move-acme")
+	unsubscribe()
+	if !errors.Is(err, cutover.ErrNotRevertible) || !errors.Is(err, replica.ErrWALLimit) {
+		t.Fatalf("CheckReverse over the bound (%d bytes): %v, want ErrNotRevertible and ErrWALLimit", n, err)
+	}
+	if len(events) != 1 {
+		t.Errorf("%d reverse_dropped events, want 1", len(events))
+	}
+	if _, err := mover.Revert(ctx, "move-acme"); !errors.Is(err, cutover.ErrNotRevertible) {
+		t.Errorf("Revert after the guard dropped the reverse: %v, want ErrNotRevertible", err)
+	} else {
+		t.Logf("Revert refused: %v", err)
+	}
+
+	for _, tenant := range []string{"acme", "beta"} {
+		must(t, mover.Retire(ctx, "move-"+tenant))
+		if databaseExists(t, f, "pg-a", tenant) {
+			t.Errorf("source database %s is still there after Retire", tenant)
+		}
+	}
+	assertNoReplicationObjects(t, f)
+	conn, err := f.Instances["pg-b"].Connect(ctx, "beta")
+	must(t, err)
+	defer conn.Close(ctx)
+	var pubs int
+	must(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_publication").Scan(&pubs))
+	if pubs != 0 {
+		t.Errorf("%d publications left in the target database after Retire", pubs)
+	}
+	if _, err := mover.Revert(ctx, "move-beta"); !errors.Is(err, cutover.ErrNotRevertible) {
+		t.Errorf("Revert of a retired move: %v, want ErrNotRevertible", err)
+	}
+}
+
+// execIn runs sql in database db of an instance of the fleet.
+func execIn(t *testing.T, f *cutovertest.Fleet, instance, db, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := f.Instances[instance].Connect(ctx, db)
+	must(t, err)
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %s: %v", instance, sql, err)
+	}
+}
