@@ -43,6 +43,42 @@ func TestQuickstart(t *testing.T) {
 	}
 }
 
+// TestQuickstartRevert runs it with -revert -json: the move, writes on
+// the target, the revert, and every write on the source.
+func TestQuickstartRevert(t *testing.T) {
+	ctx := context.Background()
+	o := options{Instances: instanceFlags{}, Tenant: "acme", Database: "acme", From: "pg-a", To: "pg-b", Writers: 4, Revert: true, JSON: true}
+	stop, err := startLocal(ctx, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	var out bytes.Buffer
+	res, err := run(ctx, &out, o)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
+	}
+	rev, _ := got["revert"].(map[string]any)
+	for _, k := range []string{"window_ms", "library_window_ms", "app_errors", "missing_writes"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("JSON has no %q: %s", k, out.String())
+		}
+	}
+	for _, k := range []string{"window_ms", "library_window_ms", "move"} {
+		if _, ok := rev[k]; !ok {
+			t.Errorf("JSON has no revert.%q: %s", k, out.String())
+		}
+	}
+	if p := res.problems(); len(p) > 0 || res.Revert == nil {
+		t.Errorf("the move and its revert did not hold their promises: %s\n%s", strings.Join(p, "; "), out.String())
+	}
+	t.Logf("%s", out.String())
+}
+
 // TestProblems checks the exit decision: each failure is named, and a
 // clean run has none.
 func TestProblems(t *testing.T) {
