@@ -52,13 +52,14 @@ func granteeList(grantees []string) string {
 }
 
 // fenceByPrivileges fences db on inst by privileges (see above): it
-// revokes CONNECT from journaled (who had it before the move) and from
-// whoever has it now, but the admin role; checks that no role that can
+// revokes CONNECT from whoever has it now but the admin role (journaled,
+// who had it before the move, is what openByPrivileges gives back);
+// checks that no role that can
 // log in, other than superusers and the admin, may still connect (a grant
 // by another grantor survives a REVOKE); then allows connections and ends
 // the sessions of every other role. A failure before the last two leaves
 // the database refusing connections, as the database fence left it.
-func fenceByPrivileges(ctx context.Context, inst fleet.Instance, db string, journaled []string) error {
+func fenceByPrivileges(ctx context.Context, inst fleet.Instance, db string) error {
 	conn, err := connectAdmin(ctx, inst, db)
 	if err != nil {
 		return err
@@ -72,8 +73,7 @@ func fenceByPrivileges(ctx context.Context, inst fleet.Instance, db string, jour
 	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&admin); err != nil {
 		return err
 	}
-	revoke := slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(journaled), now...)))),
-		func(g string) bool { return g == admin })
+	revoke := slices.DeleteFunc(now, func(g string) bool { return g == admin })
 	ident := pgx.Identifier{db}.Sanitize()
 	if len(revoke) > 0 {
 		if _, err := conn.Exec(ctx, "REVOKE CONNECT ON DATABASE "+ident+" FROM "+granteeList(revoke)+" CASCADE"); err != nil {
@@ -102,12 +102,18 @@ func fenceByPrivileges(ctx context.Context, inst fleet.Instance, db string, jour
 }
 
 // openByPrivileges gives CONNECT on db back to grantees (see
-// fenceByPrivileges), through conn.
+// fenceByPrivileges) that still exist, through conn.
 func openByPrivileges(ctx context.Context, conn *pgx.Conn, db string, grantees []string) error {
-	if len(grantees) == 0 {
+	rows, err := conn.Query(ctx, `SELECT g FROM unnest($1::text[]) g
+		WHERE g = 'PUBLIC' OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = g)`, grantees)
+	existing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("give CONNECT on database %q back: %w", db, err)
+	}
+	if len(existing) == 0 {
 		return nil
 	}
-	_, err := conn.Exec(ctx, "GRANT CONNECT ON DATABASE "+pgx.Identifier{db}.Sanitize()+" TO "+granteeList(grantees))
+	_, err = conn.Exec(ctx, "GRANT CONNECT ON DATABASE "+pgx.Identifier{db}.Sanitize()+" TO "+granteeList(existing))
 	if err != nil {
 		return fmt.Errorf("give CONNECT on database %q back: %w", db, err)
 	}

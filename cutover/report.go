@@ -80,6 +80,9 @@ type Report struct {
 	// source; RollbackReason says why.
 	RolledBack     bool   `json:"rolled_back"`
 	RollbackReason string `json:"rollback_reason,omitempty"`
+	// RevertedBy is the revert that took a move back (a report of Resume
+	// of a reverted move).
+	RevertedBy string `json:"reverted_by,omitempty"`
 	// Resumed is true for a report of Resume.
 	Resumed bool `json:"resumed,omitempty"`
 }
@@ -88,6 +91,9 @@ type Report struct {
 func (r *Report) String() string {
 	var b strings.Builder
 	outcome := "moved"
+	if r.RevertedBy != "" {
+		outcome = "moved, then reverted by " + r.RevertedBy
+	}
 	if r.RolledBack {
 		outcome = "rolled back (" + r.RollbackReason + ")"
 	}

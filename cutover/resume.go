@@ -70,10 +70,13 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (_ *Report, err error
 	}
 	if last.Terminal() {
 		r.rep.RolledBack = last.Step == StepRolledBack
+		var d map[string]string
+		_ = json.Unmarshal(last.Detail, &d)
 		if r.rep.RolledBack {
-			var d map[string]string
-			_ = json.Unmarshal(last.Detail, &d)
 			r.rep.RollbackReason = d["reason"]
+		}
+		if last.Step == StepReverted {
+			r.rep.RevertedBy = d["revert"]
 		}
 		r.rep.Finished = time.Now()
 		return r.rep, nil

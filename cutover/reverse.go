@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/replica"
 )
@@ -63,7 +65,7 @@ func (c *streamCopy) reverseSlot(ctx context.Context) (any, error) {
 // reverse: after the switch, once the forward stream is finished (its
 // subscription gone, so that nothing the reverse applies comes back).
 func (c *streamCopy) startReverse(ctx context.Context) (any, error) {
-	if err := fenceByPrivileges(ctx, c.r.src, c.r.p.Database, c.grantees); err != nil {
+	if err := fenceByPrivileges(ctx, c.r.src, c.r.p.Database); err != nil {
 		return nil, err
 	}
 	s, err := c.r.m.cfg.Provider.(ReverseProvider).StartReverse(ctx, c.spec())
@@ -123,6 +125,29 @@ func (r *run) reverseCapacity(ctx context.Context) []string {
 		current_setting('max_logical_replication_workers')::int`,
 		"reverse stream: source %s has no logical replication worker free (max_logical_replication_workers %d)")
 	return problems
+}
+
+// earlierReverse lists, read-only, the reverse slots of earlier moves in
+// the source database: the tenant came here by a move that is neither
+// retired nor reverted, and a logical slot keeps its database from being
+// dropped, so this move could never be retired.
+func (r *run) earlierReverse(ctx context.Context) []string {
+	conn, err := connectAdmin(ctx, r.src, r.p.Database)
+	if err != nil {
+		return []string{fmt.Sprintf("reverse streams: %v", err)}
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, `SELECT slot_name::text FROM pg_replication_slots
+		WHERE database = $1 AND slot_name LIKE 'dcr\_%' ORDER BY 1`, r.p.Database)
+	slots, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	switch {
+	case err != nil:
+		return []string{fmt.Sprintf("reverse streams: %s: %v", r.src.ID, err)}
+	case len(slots) > 0:
+		return []string{fmt.Sprintf("source database %q on %s holds the reverse slot %s of the move that brought the tenant here: Retire that move (or Revert it) first",
+			r.p.Database, r.src.ID, joinFirst(slots, 3))}
+	}
+	return nil
 }
 
 // journaledGrantees reads who could connect to the source database

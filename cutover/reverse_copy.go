@@ -132,7 +132,7 @@ func (c *reverseCopy) undo(ctx context.Context, d map[string]any) error {
 	if !c.opened {
 		return nil
 	}
-	if err := fenceByPrivileges(ctx, c.r.tgt, c.r.p.Database, c.r.p.Connect); err != nil {
+	if err := fenceByPrivileges(ctx, c.r.tgt, c.r.p.Database); err != nil {
 		return fmt.Errorf("fence the source copy by privileges again: %w", err)
 	}
 	d["source_fenced"] = true

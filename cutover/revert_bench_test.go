@@ -30,18 +30,7 @@ func BenchmarkRevertWindow(b *testing.B) {
 		moves = v
 	}
 	ctx := context.Background()
-	f, err := cutovertest.StartFleet(ctx, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.AddTenant(ctx, "acme", "acme", "pg-a", shopSchema); err != nil {
-		b.Fatal(err)
-	}
-	mover, err := f.Mover(&cutover.Config{WindowBudget: 30 * time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
+	f, mover := startBenchFleet(b, "acme")
 	const writers, writePause = 16, 5 * time.Millisecond
 	for b.Loop() {
 		var move, moveGap, revert, revertGap []time.Duration

@@ -83,6 +83,11 @@ func TestRevertUnderWrites(t *testing.T) {
 	if _, err := mover.Revert(ctx, "move-1"); !errors.Is(err, cutover.ErrNotRevertible) {
 		t.Errorf("second Revert: %v, want ErrNotRevertible", err)
 	}
+	if rep, err := mover.Resume(ctx, "move-1"); err != nil {
+		t.Errorf("Resume of the reverted move: %v", err)
+	} else if rep.RevertedBy != rev.Move {
+		t.Errorf("Resume of the reverted move: reverted by %q, want %q", rep.RevertedBy, rev.Move)
+	}
 	if err := mover.Retire(ctx, "move-1"); !errors.Is(err, cutover.ErrNotRetirable) {
 		t.Errorf("Retire of a reverted move: %v, want ErrNotRetirable", err)
 	}
@@ -115,6 +120,12 @@ func TestReverseGuardAndRetire(t *testing.T) {
 		if rep, err := mover.Move(ctx, cutover.Request{ID: "move-" + tenant, Tenant: tenant, Target: "pg-b"}); err != nil || !rep.Reverse {
 			t.Fatalf("move %s: %v\n%s", tenant, err, rep)
 		}
+	}
+	// beta cannot move on before its move is retired: the reverse slot
+	// in its database would keep the next move from being retired.
+	_, err = mover.Move(ctx, cutover.Request{ID: "beta-on", Tenant: "beta", Target: "pg-a"})
+	if !errors.Is(err, cutover.ErrPreflight) || !strings.Contains(err.Error(), "holds the reverse slot") {
+		t.Errorf("move of a tenant whose last move is not retired: %v, want ErrPreflight naming the reverse slot", err)
 	}
 	if n, err := mover.CheckReverse(ctx, "move-acme"); err != nil {
 		t.Fatalf("CheckReverse within the bound: %d bytes, %v", n, err)

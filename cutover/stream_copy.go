@@ -59,6 +59,7 @@ func (c *streamCopy) preflight(ctx context.Context) []string {
 	if c.r.p.Reverse {
 		problems = append(problems, c.r.reverseCapacity(ctx)...)
 	}
+	problems = append(problems, c.r.earlierReverse(ctx)...)
 	report, err := c.r.m.cfg.Provider.Preflight(ctx, c.spec())
 	if err != nil {
 		return append(problems, fmt.Sprintf("stream: %v", err))

@@ -182,13 +182,7 @@ func (e *env) startReverse(ctx context.Context) (_ *stream, err error) {
 			s.closeResources()
 		}
 	}()
-	if s.src, err = newPool(ctx, e.srcDB); err != nil {
-		return nil, err
-	}
-	if s.tgt, err = newPool(ctx, e.tgtDB); err != nil {
-		return nil, err
-	}
-	if s.adm, err = newPool(ctx, e.srcAdmin); err != nil {
+	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
 	pub, err := e.readPublication(ctx, s.src)
@@ -225,12 +219,7 @@ func (e *env) startReverse(ctx context.Context) (_ *stream, err error) {
 		}
 	}
 	s.m, s.phase = m, replica.PhaseStreaming
-	if s.held, err = e.connectHeld(ctx); err != nil {
-		return nil, err
-	}
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel, s.bgDone = cancel, make(chan struct{})
-	go s.run(bg)
+	s.startBackground(ctx)
 	e.log.Info("logical: reverse stream started")
 	return s, nil
 }
