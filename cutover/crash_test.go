@@ -128,6 +128,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 			}
 		}
 		assertNoReplicationObjects(t, f)
+		assertNoPublications(t, f, tenant)
 		t.Logf("crash at %-15s -> %s; application: %d writes, %d errors", step, want, stats.Acknowledged, stats.Errors)
 		if t.Failed() {
 			t.FailNow()

@@ -71,6 +71,7 @@ func TestRevertCrashAtEveryStep(t *testing.T) {
 			must(t, mover.Retire(ctx, move))
 		}
 		assertNoReplicationObjects(t, f)
+		assertNoPublications(t, f, tenant)
 		t.Logf("crash at %-15s -> %s; application: %d writes, %d errors", step, want, stats.Acknowledged, stats.Errors)
 		if t.Failed() {
 			t.FailNow()

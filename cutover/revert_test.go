@@ -74,6 +74,7 @@ func TestRevertUnderWrites(t *testing.T) {
 		t.Error("after the revert, role app may not connect to the source")
 	}
 	assertNoReplicationObjects(t, f)
+	assertNoPublications(t, f, "acme")
 	if databaseExists(t, f, "pg-b", "acme") {
 		t.Error("the target's copy is still there after the revert")
 	}
@@ -156,16 +157,31 @@ func TestReverseGuardAndRetire(t *testing.T) {
 		}
 	}
 	assertNoReplicationObjects(t, f)
-	conn, err := f.Instances["pg-b"].Connect(ctx, "beta")
-	must(t, err)
-	defer conn.Close(ctx)
-	var pubs int
-	must(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_publication").Scan(&pubs))
-	if pubs != 0 {
-		t.Errorf("%d publications left in the target database after Retire", pubs)
-	}
+	assertNoPublications(t, f, "acme")
+	assertNoPublications(t, f, "beta")
 	if _, err := mover.Revert(ctx, "move-beta"); !errors.Is(err, cutover.ErrNotRevertible) {
 		t.Errorf("Revert of a retired move: %v, want ErrNotRevertible", err)
+	}
+}
+
+// assertNoPublications checks that no publication is left in database
+// db on any instance of the fleet that has it.
+func assertNoPublications(t *testing.T, f *cutovertest.Fleet, db string) {
+	t.Helper()
+	ctx := context.Background()
+	for name := range f.Instances {
+		if !databaseExists(t, f, name, db) {
+			continue
+		}
+		conn, err := f.Instances[name].Connect(ctx, db)
+		must(t, err)
+		var n int
+		err = conn.QueryRow(ctx, "SELECT count(*) FROM pg_publication").Scan(&n)
+		conn.Close(ctx)
+		must(t, err)
+		if n != 0 {
+			t.Errorf("%s: %d publications left in database %s", name, n, db)
+		}
 	}
 }
 
