@@ -134,6 +134,10 @@ type Planned struct {
 	Tenant, Source, Target string
 	// A conversion's instance and the instance it becomes.
 	Instance, NewInstance string
+	// Reverts is, for a revert (Mover.Revert), the move it takes back;
+	// Source and Target are then the revert's: that move's target and
+	// source.
+	Reverts string
 }
 
 // PlannedIn reads the plan of a move or a conversion from its journal's
@@ -144,5 +148,5 @@ func PlannedIn(moveID string, entries []Entry) (_ Planned, found bool, _ error) 
 		return Planned{}, false, err
 	}
 	return Planned{Conversion: p.convert(), Tenant: p.Tenant, Source: p.Source, Target: p.Target,
-		Instance: p.Instance, NewInstance: p.NewInstance}, true, nil
+		Instance: p.Instance, NewInstance: p.NewInstance, Reverts: p.Reverts}, true, nil
 }

@@ -2,9 +2,11 @@ package cutover_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +36,7 @@ func BenchmarkRevertWindow(b *testing.B) {
 	const writers, writePause = 16, 5 * time.Millisecond
 	for b.Loop() {
 		var move, moveGap, revert, revertGap []time.Duration
+		steps := map[cutover.Step][]time.Duration{}
 		var errs, missing int64
 		for i := range moves {
 			emptyWorkload(b, f, "pg-a", "acme")
@@ -54,6 +57,9 @@ func BenchmarkRevertWindow(b *testing.B) {
 			settle(b, func() error { return w.WaitForAcks(ctx, 50) })
 			st := w.Stop()
 			revertGap, revert = append(revertGap, st.MaxGap), append(revert, rev.Window)
+			for _, s := range rev.Steps {
+				steps[s.Step] = append(steps[s.Step], s.Duration)
+			}
 			errs += st.Errors
 			if st.Errors > 0 {
 				b.Logf("move and revert %d: %d application errors, first: %v", i, st.Errors, st.FirstError)
@@ -71,5 +77,12 @@ func BenchmarkRevertWindow(b *testing.B) {
 		b.ReportMetric(ms(pct(revertGap, 50)), "revert-app-gap-p50-ms")
 		b.ReportMetric(float64(errs), "app-errors")
 		b.ReportMetric(float64(missing), "missing-writes")
+		var inWindow []string
+		for _, s := range []cutover.Step{cutover.StepPause, cutover.StepQuiesce, cutover.StepFence, cutover.StepBarrier,
+			cutover.StepWaitTarget, cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepOpenSource, cutover.StepSwitch} {
+			slices.Sort(steps[s])
+			inWindow = append(inWindow, fmt.Sprintf("%s %s", s, pct(steps[s], 50).Round(100*time.Microsecond)))
+		}
+		b.Logf("revert window steps, p50: %s", strings.Join(inWindow, ", "))
 	}
 }
