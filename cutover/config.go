@@ -119,9 +119,12 @@ type Config struct {
 	KeepStreamOnRollback bool
 	// NoReverse makes a move end its streams at the switch: no reverse
 	// stream carries the target's writes back to the source copy, so
-	// Revert refuses the move (see revert.go). Default false: a move of a
-	// tenant whose Provider can (ReverseProvider, replica/logical's)
-	// starts the reverse stream after its switch, and Retire ends it.
+	// Revert refuses the move (see revert.go). A Resume by a Mover with
+	// NoReverse ends a switched move that has not started its reverse
+	// stream without one (removing what it made of it): the way out when
+	// the reverse cannot start. Default false: a move of a tenant whose
+	// Provider can (ReverseProvider, replica/logical's) starts the
+	// reverse stream after its switch, and Retire ends it.
 	NoReverse bool
 	// MaxReverseWAL bounds the WAL (bytes) a target may retain for a
 	// move's reverse slot: over it, CheckReverse (and Revert, which

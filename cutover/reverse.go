@@ -65,6 +65,16 @@ func (c *streamCopy) reverseSlot(ctx context.Context) (any, error) {
 // reverse: after the switch, once the forward stream is finished (its
 // subscription gone, so that nothing the reverse applies comes back).
 func (c *streamCopy) startReverse(ctx context.Context) (any, error) {
+	if c.r.m.cfg.NoReverse {
+		// Resumed by a mover that makes no reverse streams (the way out
+		// for a move whose reverse cannot start: its source instance is
+		// lost, say): the move ends without one, the source copy fenced
+		// as the window left it.
+		if err := c.abortReverse(ctx); err != nil {
+			return nil, err
+		}
+		return map[string]string{"skipped": reverseSkipped}, nil
+	}
 	if err := fenceByPrivileges(ctx, c.r.src, c.r.p.Database); err != nil {
 		return nil, err
 	}
@@ -76,6 +86,10 @@ func (c *streamCopy) startReverse(ctx context.Context) (any, error) {
 	c.r.rep.Reverse = true
 	return map[string]any{"revoked_connect": c.grantees}, nil
 }
+
+// reverseSkipped is StepReverse's detail when a move ended without its
+// reverse stream.
+const reverseSkipped = "Config.NoReverse when the move was resumed"
 
 // abortReverse removes the reverse, if the run may have begun it: before
 // the stream is aborted, whose target database cannot be dropped while

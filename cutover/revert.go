@@ -241,6 +241,12 @@ func revertible(moveID string, entries []Entry) error {
 	case !finished(entries, StepReverse):
 		return fmt.Errorf("%w: move %q never started its reverse stream", ErrNotRevertible, moveID)
 	}
+	for _, e := range entries {
+		var d map[string]string
+		if e.Step == StepReverse && e.Status == StatusFinished && json.Unmarshal(e.Detail, &d) == nil && d["skipped"] != "" {
+			return fmt.Errorf("%w: move %q ended without its reverse stream (%s)", ErrNotRevertible, moveID, d["skipped"])
+		}
+	}
 	return nil
 }
 

@@ -96,14 +96,16 @@ func TestRevertUnderWrites(t *testing.T) {
 
 // TestReverseGuardAndRetire: the guard drops a reverse stream whose
 // source copy does not keep up, says so with an event, and Revert then
-// refuses saying why; Retire of a move with a reverse stream leaves no
-// slot, publication or subscription anywhere, and a retired move cannot
-// be reverted.
+// refuses saying why; a move whose reverse stream cannot start is ended
+// without one by a Resume with NoReverse; Retire of a move with a reverse
+// stream leaves no slot, publication or subscription anywhere, and a
+// retired move cannot be reverted.
 func TestReverseGuardAndRetire(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := startFleet(t)
 	must(t, f.AddTenant(ctx, "beta", "beta", "pg-a", shopSchema))
+	must(t, f.AddTenant(ctx, "gamma", "gamma", "pg-a", shopSchema))
 	mover, err := f.Mover(&cutover.Config{WindowBudget: 30 * time.Second, MaxReverseWAL: 256 << 10})
 	must(t, err)
 
@@ -150,15 +152,44 @@ func TestReverseGuardAndRetire(t *testing.T) {
 		t.Logf("Revert refused: %v", err)
 	}
 
-	for _, tenant := range []string{"acme", "beta"} {
+	// gamma's reverse cannot start: the move stays open after its switch,
+	// and a Resume by a mover that makes no reverse streams ends it
+	// without one.
+	stuck, err := f.Mover(&cutover.Config{WindowBudget: 30 * time.Second, BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
+		if s == cutover.StepReverse {
+			return errors.New("the source instance is lost")
+		}
+		return nil
+	}})
+	must(t, err)
+	if _, err := stuck.Move(ctx, cutover.Request{ID: "move-gamma", Tenant: "gamma", Target: "pg-b"}); err == nil {
+		t.Fatal("the move whose reverse cannot start is done")
+	}
+	noReverse, err := f.Mover(&cutover.Config{NoReverse: true})
+	must(t, err)
+	if rep, err := noReverse.Resume(ctx, "move-gamma"); err != nil {
+		t.Fatalf("Resume with NoReverse: %v", err)
+	} else if rep.RolledBack || rep.Reverse {
+		t.Errorf("Resume with NoReverse: rolled back %v, reverse %v, want neither", rep.RolledBack, rep.Reverse)
+	}
+	if tn, err := f.Catalog.Locate(ctx, "gamma"); err != nil || tn.Instance != "pg-b" {
+		t.Errorf("catalog after the resumed move: %+v, %v", tn, err)
+	}
+	if _, err := mover.Revert(ctx, "move-gamma"); !errors.Is(err, cutover.ErrNotRevertible) {
+		t.Errorf("Revert of a move ended without its reverse: %v, want ErrNotRevertible", err)
+	}
+	assertReverseStreams(t, f, "pg-a", "pg-b", 1) // beta's only
+
+	for _, tenant := range []string{"acme", "beta", "gamma"} {
 		must(t, mover.Retire(ctx, "move-"+tenant))
 		if databaseExists(t, f, "pg-a", tenant) {
 			t.Errorf("source database %s is still there after Retire", tenant)
 		}
 	}
 	assertNoReplicationObjects(t, f)
-	assertNoPublications(t, f, "acme")
-	assertNoPublications(t, f, "beta")
+	for _, db := range []string{"acme", "beta", "gamma"} {
+		assertNoPublications(t, f, db)
+	}
 	if _, err := mover.Revert(ctx, "move-beta"); !errors.Is(err, cutover.ErrNotRevertible) {
 		t.Errorf("Revert of a retired move: %v, want ErrNotRevertible", err)
 	}

@@ -319,7 +319,9 @@ func (p *Provider) ReverseRetainedWAL(ctx context.Context, spec replica.Spec) (b
 // (named by the stream ID: no other stream makes a "dcr_" one), then the
 // slot and the publication its record names in the target database
 // (through held when that database refuses connections; without held,
-// the slot by its name, and the publication stays).
+// the slot by its name, and the publication stays). The slot and the
+// publication go even when the source cannot be reached; the error then
+// says what is left there.
 func (e *env) cleanupReverse(ctx context.Context, held *heldConn) error {
 	var pub publicationState
 	perr := e.onSourceDB(ctx, held, func(q querier) (err error) {
@@ -337,16 +339,33 @@ func (e *env) cleanupReverse(ctx context.Context, held *heldConn) error {
 	if perr != nil && !fenced {
 		return fmt.Errorf("read the reverse's record in target database %q: %w", e.spec.SourceDatabase, perr)
 	}
+	// The slot goes even when the source database cannot be reached
+	// (within targetGiveUp): it retains WAL on the serving instance.
 	var subOID uint32
-	if err := retry(ctx, time.Minute, func() error { return e.dropSubscription(ctx, &subOID) }); err != nil {
-		return fmt.Errorf("drop the reverse subscription %s in source database %q: %w", e.name, e.spec.TargetDatabase, err)
+	sctx, cancel := context.WithTimeout(ctx, targetGiveUp)
+	serr := retry(sctx, time.Minute, func() error { return e.dropSubscription(sctx, &subOID) })
+	cancel()
+	if sqlState(serr) == "55000" {
+		// The source database refuses connections: the apply worker
+		// could never have run there, and the subscription is made
+		// only once it accepts them (see StartReverse).
+		serr = nil
+	}
+	if serr != nil {
+		sub := ident(e.name)
+		serr = fmt.Errorf("drop the reverse subscription %s in source database %q at %s: %w: it is left there, its slot gone "+
+			"(call AbortReverse again once it is back, or run there ALTER SUBSCRIPTION %s DISABLE; ALTER SUBSCRIPTION %s SET (slot_name = NONE); DROP SUBSCRIPTION %s)",
+			e.name, e.spec.TargetDatabase, e.tgtAdmin.Endpoint(), serr, sub, sub, sub)
 	}
 	own := owned{subOID: subOID, slot: fenced}
 	if pub.rec != nil {
 		own.slot, own.publication = pub.rec.Slot, true
 	}
 	if err := e.dropSourceObjects(ctx, own, held); err != nil {
-		return err
+		return errors.Join(serr, err)
+	}
+	if serr != nil {
+		return serr
 	}
 	e.log.Info("logical: reverse stream removed")
 	return nil
