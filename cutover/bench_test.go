@@ -52,20 +52,7 @@ func BenchmarkMoveWindow(b *testing.B) {
 		moves = v
 	}
 	ctx := context.Background()
-	f, err := cutovertest.StartFleet(ctx, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	for _, id := range []string{"acme", "beta"} {
-		if err := f.AddTenant(ctx, id, id, "pg-a", shopSchema); err != nil {
-			b.Fatal(err)
-		}
-	}
-	mover, err := f.Mover(&cutover.Config{WindowBudget: 30 * time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
+	f, mover := startBenchFleet(b, "acme", "beta")
 	const writers, writePause = 16, 5 * time.Millisecond
 	for b.Loop() {
 		var lib, libGap, base, baseGap []time.Duration
@@ -127,7 +114,7 @@ func BenchmarkMoveWindow(b *testing.B) {
 			pct(lib, 50).Round(time.Millisecond), pct(lib, 99).Round(time.Millisecond), libErrs, libMissing)
 		var inWindow []string
 		for _, s := range []cutover.Step{cutover.StepPause, cutover.StepQuiesce, cutover.StepFence, cutover.StepBarrier,
-			cutover.StepWaitTarget, cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepSwitch} {
+			cutover.StepWaitTarget, cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepReverseSlot, cutover.StepSwitch} {
 			slices.Sort(steps[s])
 			inWindow = append(inWindow, fmt.Sprintf("%s %s", s, pct(steps[s], 50).Round(100*time.Microsecond)))
 		}
@@ -140,6 +127,28 @@ func BenchmarkMoveWindow(b *testing.B) {
 
 // emptyWorkload empties the workload table of db on instance: each move
 // checks only its own writes.
+// startBenchFleet starts a fleet with the tenants on pg-a, and a Mover
+// with a window budget of 30 s; the fleet stops when b ends.
+func startBenchFleet(b *testing.B, tenants ...string) (*cutovertest.Fleet, *cutover.Mover) {
+	b.Helper()
+	ctx := context.Background()
+	f, err := cutovertest.StartFleet(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	for _, id := range tenants {
+		if err := f.AddTenant(ctx, id, id, "pg-a", shopSchema); err != nil {
+			b.Fatal(err)
+		}
+	}
+	mover, err := f.Mover(&cutover.Config{WindowBudget: 30 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f, mover
+}
+
 func emptyWorkload(b *testing.B, f *cutovertest.Fleet, instance, db string) {
 	b.Helper()
 	onInstance(b, f, instance, db, func(ctx context.Context, conn *pgx.Conn) error {

@@ -69,6 +69,28 @@ type StreamFinisher interface {
 	Finish(ctx context.Context, spec replica.Spec) error
 }
 
+// ReverseMaker is the optional capability of a replica.Stream to make
+// its reverse (see revert.go): the reverse's publication before the
+// window (PrepareReverse) and its slot in the window, once the target
+// has applied the barrier and before the switch (ReverseSlot). Without
+// it, or without ReverseProvider, a move makes no reverse stream and
+// cannot be reverted. replica/logical's stream has it.
+type ReverseMaker interface {
+	PrepareReverse(ctx context.Context) error
+	ReverseSlot(ctx context.Context) (replica.Position, error)
+}
+
+// ReverseProvider is the optional capability of a replica.Provider to
+// run the reverse of a stream, by the forward stream's spec: start (or
+// resume) it once the forward stream is finished, remove it, and say how
+// much WAL the target retains for it (exists false once it is gone).
+// replica/logical's Provider has it.
+type ReverseProvider interface {
+	StartReverse(ctx context.Context, spec replica.Spec) (replica.Stream, error)
+	AbortReverse(ctx context.Context, spec replica.Spec) error
+	ReverseRetainedWAL(ctx context.Context, spec replica.Spec) (bytes int64, exists bool, err error)
+}
+
 // ConverterPreflighter is the optional capability of a replica.Converter
 // to check a conversion without starting it; its problems join the
 // conversion's preflight. replica/physical's Converter has it.
@@ -140,4 +162,5 @@ var (
 	_ PublishedReader = (*flags.PostgresProvider)(nil)
 	_ StreamAborter   = (*logical.Provider)(nil)
 	_ StreamFinisher  = (*logical.Provider)(nil)
+	_ ReverseProvider = (*logical.Provider)(nil)
 )

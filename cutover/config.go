@@ -117,6 +117,22 @@ type Config struct {
 	// running after a rollback, so a retry need not copy again. Default
 	// false: the stream is aborted and its target database dropped.
 	KeepStreamOnRollback bool
+	// NoReverse makes a move end its streams at the switch: no reverse
+	// stream carries the target's writes back to the source copy, so
+	// Revert refuses the move (see revert.go). A Resume by a Mover with
+	// NoReverse ends a switched move that has not started its reverse
+	// stream without one (removing what it made of it): the way out when
+	// the reverse cannot start. Default false: a move of a tenant whose
+	// Provider can (ReverseProvider, replica/logical's) starts the
+	// reverse stream after its switch, and Retire ends it.
+	NoReverse bool
+	// MaxReverseWAL bounds the WAL (bytes) a target may retain for a
+	// move's reverse slot: over it, CheckReverse (and Revert, which
+	// checks first) drops the reverse stream, with EventReverseDropped,
+	// and Revert then refuses, saying why. The target's own
+	// max_slot_wal_keep_size bounds it too, in the server. 0 means
+	// replica.MaxRetainedWALDefault; negative disables the guard.
+	MaxReverseWAL int64
 
 	// LockWait bounds how long Move, Convert and Resume wait for their
 	// locks (held by the journal, for journals that can: the tenant's,
@@ -221,6 +237,7 @@ func (c *Config) withDefaults() (Config, error) {
 		out.QuiesceGrace = min(QuiesceGraceDefault, out.WindowBudget/2)
 	}
 	out.QuietSpell = cmp.Or(out.QuietSpell, QuietSpellDefault)
+	out.MaxReverseWAL = cmp.Or(out.MaxReverseWAL, replica.MaxRetainedWALDefault)
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
 	}

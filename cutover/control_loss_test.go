@@ -71,7 +71,7 @@ func TestControlSessionsTerminatedInTheWindow(t *testing.T) {
 	if missing, err := w.Missing(ctx, conn); err != nil || missing != 0 {
 		t.Errorf("%d acknowledged writes missing on the target (%v)", missing, err)
 	}
-	assertNoReplicationObjects(t, f)
+	assertReverseStreams(t, f, "pg-a", "pg-b", 1) // until Retire
 }
 
 // TestLockLostBeforeTheWindow: the session holding the tenant's lock ends

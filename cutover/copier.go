@@ -37,7 +37,7 @@ type copier interface {
 	// source, noting what it did or left in d.
 	undo(ctx context.Context, d map[string]any) error
 	// resumed sets what a journal read by Resume says of the copy.
-	resumed(seen map[Step]Status)
+	resumed(entries []Entry, seen map[Step]Status) error
 	// close releases the handle; the copy itself stays.
 	close()
 }

@@ -24,15 +24,19 @@ type crashChild struct {
 	// PgBouncerAdmin, if set, adds a PgBouncerFence on this admin
 	// console to the database fence.
 	PgBouncerAdmin string `json:"pgbouncer_admin,omitempty"`
+	// Revert: revert the done move Move instead, and crash at Step of
+	// the revert.
+	Revert bool `json:"revert,omitempty"`
 }
 
-// TestCrashChild is the child's side of TestCrashAtEveryStep: it moves the
-// tenant and, once the chosen step is journaled as started, says so and
-// waits to be killed.
+// TestCrashChild is the child's side of TestCrashAtEveryStep (and of
+// TestRevertCrashAtEveryStep): it moves the tenant (or reverts the move)
+// and, once the chosen step is journaled as started, says so and waits to
+// be killed.
 func TestCrashChild(t *testing.T) {
 	var c crashChild
 	if !cutovertest.ChildArg(t, crashChildEnv, &c) {
-		t.Skip("the child of TestCrashAtEveryStep and TestResumeReleasesJournaledFences: it runs in the process they start")
+		t.Skip("the child of TestCrashAtEveryStep, TestRevertCrashAtEveryStep and TestResumeReleasesJournaledFences: it runs in the process they start")
 	}
 	ctx := context.Background()
 	control, err := cutovertest.OpenControl(ctx, c.ControlURL)
@@ -46,8 +50,8 @@ func TestCrashChild(t *testing.T) {
 	mover, err := control.Mover(&cutover.Config{
 		WindowBudget: time.Minute,
 		Fences:       fences,
-		BeforeStep: func(_ context.Context, _ string, s cutover.Step) error {
-			if s == c.Step {
+		BeforeStep: func(_ context.Context, move string, s cutover.Step) error {
+			if s == c.Step && (!c.Revert || move != c.Move) { // a revert's steps run under its own ID
 				cutovertest.Reached(string(s)) // and wait for SIGKILL
 			}
 			return nil
@@ -56,8 +60,12 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = mover.Move(ctx, cutover.Request{ID: c.Move, Tenant: c.Tenant, Target: "pg-b"})
-	fmt.Printf("MOVE ENDED WITHOUT REACHING %s: %v\n", c.Step, err)
+	if c.Revert {
+		_, err = mover.Revert(ctx, c.Move)
+	} else {
+		_, err = mover.Move(ctx, cutover.Request{ID: c.Move, Tenant: c.Tenant, Target: "pg-b"})
+	}
+	fmt.Printf("RUN ENDED WITHOUT REACHING %s: %v\n", c.Step, err)
 	os.Exit(3)
 }
 
@@ -68,7 +76,7 @@ func TestCrashChild(t *testing.T) {
 // left anywhere.
 func TestCrashAtEveryStep(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kills a child process at each of 16 steps")
+		t.Skip("kills a child process at each of 19 steps")
 	}
 	t.Parallel()
 	ctx := context.Background()
@@ -82,11 +90,11 @@ func TestCrashAtEveryStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	steps := []cutover.Step{cutover.StepPlan, cutover.StepPreflight, cutover.StepStream, cutover.StepCatchUp,
-		cutover.StepPause, cutover.StepQuiesce, cutover.StepFence, cutover.StepBarrier, cutover.StepWaitTarget,
-		cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepSwitch, cutover.StepCatalog,
-		cutover.StepVerify, cutover.StepFinishStream, cutover.StepDone}
+		cutover.StepReversePrepare, cutover.StepPause, cutover.StepQuiesce, cutover.StepFence, cutover.StepBarrier,
+		cutover.StepWaitTarget, cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepReverseSlot, cutover.StepSwitch,
+		cutover.StepCatalog, cutover.StepVerify, cutover.StepFinishStream, cutover.StepReverse, cutover.StepDone}
 	switched := map[cutover.Step]bool{cutover.StepCatalog: true, cutover.StepVerify: true, cutover.StepFinishStream: true,
-		cutover.StepDone: true}
+		cutover.StepReverse: true, cutover.StepDone: true}
 	for i, step := range steps {
 		tenant := fmt.Sprintf("t%02d_%s", i, step)
 		if err := f.AddTenant(ctx, tenant, tenant, "pg-a", shopSchema); err != nil {
@@ -111,31 +119,48 @@ func TestCrashAtEveryStep(t *testing.T) {
 		if rep.RolledBack != (want == "pg-a") {
 			t.Errorf("crash at %s: report rolled back = %v, want %v", step, rep.RolledBack, want == "pg-a")
 		}
-		tn, err := f.Catalog.Locate(ctx, tenant)
-		if err != nil || tn.Instance != want {
-			t.Errorf("crash at %s: catalog has the tenant on %q (%v), want %q", step, tn.Instance, err, want)
-		}
-		route, err := f.Routes.Resolve(ctx, tenant)
-		if err != nil || route.Instance != want || route.Paused {
-			t.Errorf("crash at %s: route %v (%v), want %s unpaused", step, route, err, want)
-		}
-		conn, err := f.Instances[want].Connect(ctx, tenant)
-		if err != nil {
-			t.Fatalf("crash at %s: the tenant's database on %s: %v", step, want, err)
-		}
-		missing, err := w.Missing(ctx, conn)
-		conn.Close(ctx)
-		if err != nil || missing != 0 {
-			t.Errorf("crash at %s: %d of %d acknowledged writes missing on %s (%v)", step, missing, stats.Acknowledged, want, err)
+		assertResumedOn(t, f, w, stats, tenant, want, fmt.Sprintf("crash at %s", step))
+		if switched[step] {
+			// A done move's reverse stream runs until Retire.
+			assertReverseStreams(t, f, "pg-a", "pg-b", 1)
+			if err := mover.Retire(ctx, move); err != nil {
+				t.Fatalf("crash at %s: Retire: %v", step, err)
+			}
 		}
 		assertNoReplicationObjects(t, f)
-		if open, _ := f.Journal.Open(ctx, cutover.KindMove); len(open) != 0 {
-			t.Errorf("crash at %s: moves still open after Resume: %v", step, open)
-		}
+		assertNoPublications(t, f, tenant)
 		t.Logf("crash at %-15s -> %s; application: %d writes, %d errors", step, want, stats.Acknowledged, stats.Errors)
 		if t.Failed() {
 			t.FailNow()
 		}
+	}
+}
+
+// assertResumedOn checks a tenant whose run was resumed: the catalog and
+// the route (unpaused) on want, every write the application saw
+// acknowledged there, no journal open. what names the case.
+func assertResumedOn(t *testing.T, f *cutovertest.Fleet, w *cutovertest.Workload, stats cutovertest.WorkloadStats, tenant, want, what string) {
+	t.Helper()
+	ctx := context.Background()
+	tn, err := f.Catalog.Locate(ctx, tenant)
+	if err != nil || tn.Instance != want {
+		t.Errorf("%s: catalog has the tenant on %q (%v), want %q", what, tn.Instance, err, want)
+	}
+	route, err := f.Routes.Resolve(ctx, tenant)
+	if err != nil || route.Instance != want || route.Paused {
+		t.Errorf("%s: route %v (%v), want %s unpaused", what, route, err, want)
+	}
+	conn, err := f.Instances[want].Connect(ctx, tenant)
+	if err != nil {
+		t.Fatalf("%s: the tenant's database on %s: %v", what, want, err)
+	}
+	missing, err := w.Missing(ctx, conn)
+	conn.Close(ctx)
+	if err != nil || missing != 0 {
+		t.Errorf("%s: %d of %d acknowledged writes missing on %s (%v)", what, missing, stats.Acknowledged, want, err)
+	}
+	if open, _ := f.Journal.Open(ctx, cutover.KindMove); len(open) != 0 {
+		t.Errorf("%s: journals still open after Resume: %v", what, open)
 	}
 }
 

@@ -27,8 +27,14 @@
 // optional capabilities it finds by type assertion (Readier, FenceSparer,
 // TargetSnapshotter, StreamAborter, StreamFinisher, ConverterPreflighter,
 // PublishedReader, BatchPublishedReader, BatchRouteReader, Locker,
-// BatchFence) are exported interfaces, each saying what the Mover does
+// BatchFence, ReverseMaker, ReverseProvider) are exported interfaces, each saying what the Mover does
 // without it.
+//
+// After the switch a move keeps a way back: a reverse stream carries the
+// target's writes to the source copy, which is fenced by privileges
+// instead (see revert.go for the design), and Revert takes the tenant
+// back through the same window the other way, until Retire ends it all.
+// A conversion makes no reverse stream and cannot be reverted.
 //
 // The Journal records the steps (StepPlan to StepDone or StepRolledBack),
 // in the control database (PostgresJournal) or in memory (MemoryJournal).

@@ -22,6 +22,9 @@ const (
 	// not rolled back (the target serves already): see
 	// Report.VerifyMismatch.
 	EventVerifyMismatch EventKind = "verify_mismatch"
+	// EventReverseDropped: the guard (CheckReverse) dropped a move's
+	// reverse stream; Err says why. The move can no longer be reverted.
+	EventReverseDropped EventKind = "reverse_dropped"
 )
 
 // Event is something that happened in a move.

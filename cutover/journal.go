@@ -70,11 +70,12 @@ type Entry struct {
 }
 
 // Terminal reports whether a journal that ends with e is over: a
-// terminal step (done, rolled back, retired) that finished. The step's
+// terminal step (done, rolled back, retired, reverse dropped, reverted)
+// that finished. The step's
 // name alone says nothing: a Retire that failed, or a done cut off before
 // it finished, leaves its move open.
 func (e Entry) Terminal() bool {
-	return e.Status == StatusFinished && (e.Step == StepDone || e.Step == StepRolledBack || e.Step == StepRetire)
+	return e.Status == StatusFinished && e.Step.terminal()
 }
 
 func (e Entry) check() error {

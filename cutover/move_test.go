@@ -62,7 +62,7 @@ func TestMoveUnderWrites(t *testing.T) {
 			kinds = append(kinds, string(e.Kind))
 		}
 	}
-	if got := strings.Join(kinds, " "); !strings.Contains(got, "catch_up window_opened pause quiesce fence barrier wait_target sync_sequences snapshot window_closed switch catalog verify finish_stream done") {
+	if got := strings.Join(kinds, " "); !strings.Contains(got, "catch_up reverse_prepare window_opened pause quiesce fence barrier wait_target sync_sequences snapshot reverse_slot window_closed switch catalog verify finish_stream reverse done") {
 		t.Errorf("events: %s", got)
 	}
 	if err != nil {
@@ -94,8 +94,8 @@ func TestMoveUnderWrites(t *testing.T) {
 	if tn, err := f.Catalog.Locate(ctx, "acme"); err != nil || tn.Instance != "pg-b" {
 		t.Errorf("catalog after the move: %+v, %v", tn, err)
 	}
-	assertNoReplicationObjects(t, f)
-	if rep.RolledBack || rep.Window <= 0 {
+	assertReverseStreams(t, f, "pg-a", "pg-b", 1)
+	if rep.RolledBack || rep.Window <= 0 || !rep.Reverse {
 		t.Errorf("report: rolled back %v, window %s", rep.RolledBack, rep.Window)
 	}
 	if strings.Contains(rep.String(), "secret") {
@@ -114,6 +114,7 @@ func TestMoveUnderWrites(t *testing.T) {
 	if databaseExists(t, f, "pg-a", "acme") {
 		t.Error("the source database is still there after Retire")
 	}
+	assertNoReplicationObjects(t, f) // Retire ended the reverse stream
 	// And the tenant can move back, under writes again.
 	w = cutovertest.StartWorkload(f.Router, "acme", 4)
 	rep, err = mover.Move(ctx, cutover.Request{ID: "move-2", Tenant: "acme", Target: "pg-a"})
@@ -176,6 +177,14 @@ func databaseExists(t *testing.T, f *cutovertest.Fleet, instance, db string) boo
 
 func assertNoReplicationObjects(t *testing.T, f *cutovertest.Fleet) {
 	t.Helper()
+	assertReverseStreams(t, f, "", "", 0)
+}
+
+// assertReverseStreams: the replication objects are those of n reverse
+// streams from target to source, which done moves leave until they are
+// retired: n slots on target, n subscriptions on source, nothing else.
+func assertReverseStreams(t *testing.T, f *cutovertest.Fleet, source, target string, n int) {
+	t.Helper()
 	ctx := context.Background()
 	for name, inst := range f.Instances {
 		conn, err := inst.Connect(ctx, "postgres")
@@ -187,8 +196,15 @@ func assertNoReplicationObjects(t *testing.T, f *cutovertest.Fleet) {
 			t.Fatal(err)
 		}
 		conn.Close(ctx)
-		if slots != 0 || subs != 0 {
-			t.Errorf("%s: %d replication slots and %d subscriptions left", name, slots, subs)
+		var wantSlots, wantSubs int
+		switch name {
+		case source:
+			wantSubs = n
+		case target:
+			wantSlots = n
+		}
+		if slots != wantSlots || subs != wantSubs {
+			t.Errorf("%s: %d replication slots and %d subscriptions, want %d and %d", name, slots, subs, wantSlots, wantSubs)
 		}
 	}
 }

@@ -36,6 +36,11 @@ type Request struct {
 	// Target is the ID of the instance to move to. The tenant's database
 	// keeps its name there.
 	Target string
+	// NoReverse makes this move start no reverse stream, as
+	// Config.NoReverse makes every move: for a caller that retires the
+	// move at once (a drain that keeps no sources), to whom a way back
+	// is worth nothing and costs the window a slot.
+	NoReverse bool
 }
 
 // Move moves a tenant to the target instance: preflight, stream, catch
@@ -103,7 +108,7 @@ func (m *Mover) prepare(ctx context.Context, req Request) (*run, error) {
 		id = fmt.Sprintf("%s-%s", req.Tenant, time.Now().UTC().Format("20060102T150405.000"))
 	}
 	p := plan{Move: id, Tenant: tenant.ID, Database: tenant.Database, Source: src.ID, Target: tgt.ID,
-		Verify: m.cfg.Verify, KeepStream: m.cfg.KeepStreamOnRollback}
+		Verify: m.cfg.Verify, KeepStream: m.cfg.KeepStreamOnRollback, Reverse: m.reverseWanted() && !req.NoReverse}
 	return m.newRun(p, []fleet.Tenant{tenant}, src, tgt), nil
 }
 

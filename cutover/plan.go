@@ -8,8 +8,12 @@ import (
 	"github.com/daisychain-db/daisychain/replica"
 )
 
-// kindConvert marks a conversion's plan; a tenant move's has no kind.
-const kindConvert = "convert"
+// kindConvert marks a conversion's plan, kindRevert a revert's; a tenant
+// move's has no kind.
+const (
+	kindConvert = "convert"
+	kindRevert  = "revert"
+)
 
 // plan is a move or a conversion as journaled in StepPlan: with the
 // catalog, all that Resume needs. It holds no secrets.
@@ -25,6 +29,14 @@ type plan struct {
 	Target     string              `json:"target,omitempty"`
 	Verify     replica.VerifyLevel `json:"verify"`
 	KeepStream bool                `json:"keep_stream_on_rollback"`
+	// Reverse: the move makes a reverse stream (see revert.go).
+	Reverse bool `json:"reverse,omitempty"`
+
+	// A revert: Reverts is the move it takes back (Source and Target
+	// are that move's the other way round), Connect who may connect to
+	// the database on its Target (the move's source) once it serves.
+	Reverts string   `json:"reverts,omitempty"`
+	Connect []string `json:"connect,omitempty"`
 
 	// A conversion: every tenant of Instance, onto NewInstance.
 	Instance    string         `json:"instance,omitempty"`
@@ -34,6 +46,8 @@ type plan struct {
 }
 
 func (p plan) convert() bool { return p.Kind == kindConvert }
+
+func (p plan) revert() bool { return p.Kind == kindRevert }
 
 // source and destination are the IDs of the instances the tenants leave
 // and join.
@@ -87,8 +101,11 @@ func (p plan) locks(perSource, perTarget int) []Lock {
 
 // holder names the run in lock conflicts.
 func (p plan) holder() string {
-	if p.convert() {
+	switch {
+	case p.convert():
 		return fmt.Sprintf("conversion %q", p.Move)
+	case p.revert():
+		return fmt.Sprintf("revert %q", p.Move)
 	}
 	return fmt.Sprintf("move %q", p.Move)
 }
@@ -117,6 +134,10 @@ type Planned struct {
 	Tenant, Source, Target string
 	// A conversion's instance and the instance it becomes.
 	Instance, NewInstance string
+	// Reverts is, for a revert (Mover.Revert), the move it takes back;
+	// Source and Target are then the revert's: that move's target and
+	// source.
+	Reverts string
 }
 
 // PlannedIn reads the plan of a move or a conversion from its journal's
@@ -127,5 +148,5 @@ func PlannedIn(moveID string, entries []Entry) (_ Planned, found bool, _ error) 
 		return Planned{}, false, err
 	}
 	return Planned{Conversion: p.convert(), Tenant: p.Tenant, Source: p.Source, Target: p.Target,
-		Instance: p.Instance, NewInstance: p.NewInstance}, true, nil
+		Instance: p.Instance, NewInstance: p.NewInstance, Reverts: p.Reverts}, true, nil
 }

@@ -20,6 +20,11 @@ func TestPlannedIn(t *testing.T) {
 	if err != nil || !found || !got.Conversion || got.NewInstance != "pg-a.1" {
 		t.Errorf("PlannedIn of a conversion: %+v, %v, %v", got, found, err)
 	}
+	rev, _ := json.Marshal(plan{Kind: kindRevert, Move: "m1/revert-1", Reverts: "m1", Tenant: "acme", Source: "pg-b", Target: "pg-a"})
+	got, found, err = PlannedIn("m1/revert-1", []Entry{{Move: "m1/revert-1", Step: StepPlan, Status: StatusFinished, Detail: rev}})
+	if err != nil || !found || got != (Planned{Tenant: "acme", Source: "pg-b", Target: "pg-a", Reverts: "m1"}) {
+		t.Errorf("PlannedIn of a revert: %+v, %v, %v", got, found, err)
+	}
 	if _, found, err := PlannedIn("m1", entries[:1]); found || err != nil {
 		t.Errorf("no finished plan: found %v, %v", found, err)
 	}

@@ -153,10 +153,11 @@ func (c *replicaCopy) abort(ctx context.Context) error {
 	return c.conv.Abort(ctx)
 }
 
-func (c *replicaCopy) resumed(seen map[Step]Status) {
+func (c *replicaCopy) resumed(_ []Entry, seen map[Step]Status) error {
 	_, c.touched = seen[StepReplica]
 	c.promoted = seen[StepPromote] == StatusFinished
 	_, c.registered = seen[StepRegister]
+	return nil
 }
 
 // close leaves the replica to its converter.

@@ -31,8 +31,10 @@ type StepTiming struct {
 // Report is what a move did and measured.
 type Report struct {
 	Move string `json:"move"`
-	// Kind is "move" (Move) or "convert" (Convert).
+	// Kind is "move" (Move), "convert" (Convert) or "revert" (Revert).
 	Kind string `json:"kind"`
+	// Reverts is the move a revert takes back.
+	Reverts string `json:"reverts,omitempty"`
 	// Tenant is the tenant moved; for a conversion, how many.
 	Tenant string `json:"tenant"`
 	// Tenants is how many tenants the window held: 1 for a move.
@@ -70,11 +72,17 @@ type Report struct {
 	// (the routes still paused) for a stream that lost the source inside
 	// it to reconnect: the source restarted.
 	StreamReconnects int `json:"stream_reconnects,omitempty"`
+	// Reverse: a reverse stream carries the target's writes back to the
+	// source copy from the switch on, so Revert can take the tenant back.
+	Reverse bool `json:"reverse,omitempty"`
 
 	// RolledBack is true when the tenant stayed on (or went back to) its
 	// source; RollbackReason says why.
 	RolledBack     bool   `json:"rolled_back"`
 	RollbackReason string `json:"rollback_reason,omitempty"`
+	// RevertedBy is the revert that took a move back (a report of Resume
+	// of a reverted move).
+	RevertedBy string `json:"reverted_by,omitempty"`
 	// Resumed is true for a report of Resume.
 	Resumed bool `json:"resumed,omitempty"`
 }
@@ -83,12 +91,21 @@ type Report struct {
 func (r *Report) String() string {
 	var b strings.Builder
 	outcome := "moved"
+	if r.RevertedBy != "" {
+		outcome = "moved, then reverted by " + r.RevertedBy
+	}
 	if r.RolledBack {
 		outcome = "rolled back (" + r.RollbackReason + ")"
 	}
-	if r.Kind == kindConvert {
+	switch r.Kind {
+	case kindConvert:
 		fmt.Fprintf(&b, "conversion %s: %d tenants %s -> %s: %s\n", r.Move, r.Tenants, r.Source, r.Target, outcome)
-	} else {
+	case kindRevert:
+		if !r.RolledBack {
+			outcome = "reverted"
+		}
+		fmt.Fprintf(&b, "revert %s of move %s: tenant %s %s -> %s: %s\n", r.Move, r.Reverts, r.Tenant, r.Source, r.Target, outcome)
+	default:
 		fmt.Fprintf(&b, "move %s: tenant %s %s -> %s: %s\n", r.Move, r.Tenant, r.Source, r.Target, outcome)
 	}
 	fmt.Fprintf(&b, "  window %s (budget %s), fences %s, verified %s, %d bytes copied, total %s\n",

@@ -15,10 +15,13 @@ import (
 // from its journal: one whose switch went through is completed (catalog,
 // stream finished); any other is rolled back, so every tenant is served
 // by exactly one instance. A done move whose Retire was cut off or
-// failed is retired. Resuming a run that is over returns its outcome. An
+// failed is retired. A revert (Revert) is resumed the same way, by its
+// own ID or by the move's: completed once its switch went through, else
+// rolled back, the tenant staying on the move's target. Resuming a run
+// that is over returns its outcome. An
 // ID whose journal is not a move's or a conversion's (a chain's) is
 // refused with ErrNotAMove, changing nothing.
-func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
+func (m *Mover) Resume(ctx context.Context, moveID string) (_ *Report, err error) {
 	entries, err := m.moveEntries(ctx, moveID)
 	if err != nil {
 		return nil, err
@@ -29,6 +32,17 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	}
 	if !found {
 		return m.closeUnplanned(ctx, moveID, entries)
+	}
+	if last := entries[len(entries)-1]; last.Step == StepRevert {
+		return m.resumeRevertOf(ctx, moveID, last)
+	}
+	if p.revert() {
+		// However it ends, the move's journal says so.
+		defer func() {
+			if eerr := m.endRevert(ctx, p); eerr != nil {
+				err = errors.Join(err, eerr)
+			}
+		}()
 	}
 	locks, err := m.lock(ctx, p.holder(), p.locks(0, 0)...)
 	if err != nil {
@@ -47,7 +61,7 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	defer r.close(ctx)
 
 	last := entries[len(entries)-1]
-	if !last.Terminal() && isDone(entries) && !p.convert() {
+	if !last.Terminal() && isDone(entries) && !p.convert() && !p.revert() {
 		// Done, then a Retire that was cut off or failed: finish it.
 		if err := m.retire(ctx, moveID, p); err != nil {
 			return r.rep, err
@@ -56,21 +70,19 @@ func (m *Mover) Resume(ctx context.Context, moveID string) (*Report, error) {
 	}
 	if last.Terminal() {
 		r.rep.RolledBack = last.Step == StepRolledBack
+		var d map[string]string
+		_ = json.Unmarshal(last.Detail, &d)
 		if r.rep.RolledBack {
-			var d map[string]string
-			_ = json.Unmarshal(last.Detail, &d)
 			r.rep.RollbackReason = d["reason"]
+		}
+		if last.Step == StepReverted {
+			r.rep.RevertedBy = d["revert"]
 		}
 		r.rep.Finished = time.Now()
 		return r.rep, nil
 	}
 
-	seen := map[Step]Status{} // the furthest status of each step
-	for _, e := range entries {
-		if seen[e.Step] != StatusFinished {
-			seen[e.Step] = e.Status
-		}
-	}
+	seen := seenSteps(entries)
 	if err := r.restore(ctx, entries, seen); err != nil {
 		return r.rep, fmt.Errorf("cutover: resume %q: %w", moveID, err)
 	}
@@ -120,7 +132,9 @@ func (r *run) restore(ctx context.Context, entries []Entry, seen map[Step]Status
 			return err
 		}
 	}
-	r.copy.resumed(seen)
+	if err := r.copy.resumed(entries, seen); err != nil {
+		return err
+	}
 	if _, ok := seen[StepFence]; ok {
 		// The fences that went up, whatever is configured now; Release
 		// is idempotent.
@@ -206,6 +220,17 @@ func (m *Mover) moveEntries(ctx context.Context, id string) ([]Entry, error) {
 			ErrNotAMove, id, k, entries[0].Step, StepPlan)
 	}
 	return entries, nil
+}
+
+// seenSteps maps each journaled step to its furthest status.
+func seenSteps(entries []Entry) map[Step]Status {
+	seen := map[Step]Status{}
+	for _, e := range entries {
+		if seen[e.Step] != StatusFinished {
+			seen[e.Step] = e.Status
+		}
+	}
+	return seen
 }
 
 // isDone reports whether a move's done step finished.

@@ -15,11 +15,14 @@ import (
 // move put it), so its source copy is still the way back and is kept.
 var ErrNotRetirable = errors.New("cutover: move cannot be retired")
 
-// Retire ends a done move's rollback period: it drops the tenant's
-// database on the source, which the move left fenced and intact, freeing
-// its files and bytes there. It refuses, changing nothing, unless the
+// Retire ends a done move's rollback period: it ends the move's reverse
+// stream, if it has one (the slot and publication on the target, the
+// subscription on the source), and drops the tenant's database on the
+// source, which the move left fenced and intact, freeing its files and
+// bytes there; a retired move cannot be reverted. It refuses, changing nothing, unless the
 // move is done and both the catalog and the published route have the
-// tenant on the move's target. Retiring a retired move does nothing; a
+// tenant on the move's target (a reverted move is refused). Retiring a
+// retired move does nothing; a
 // Retire that failed (or was cut off) is done by the next one, or by
 // Resume, and leaves the move listed as open until then. An ID that is
 // not a move's is refused with ErrNotAMove.
@@ -57,6 +60,12 @@ func (m *Mover) Retire(ctx context.Context, moveID string) error {
 func retirable(moveID string, entries []Entry) (done bool, err error) {
 	if retired(entries) {
 		return true, nil
+	}
+	switch last := entries[len(entries)-1]; last.Step {
+	case StepReverted:
+		return false, fmt.Errorf("%w: move %q was reverted: the tenant is on its source again", ErrNotRetirable, moveID)
+	case StepRevert:
+		return false, fmt.Errorf("%w: a revert of move %q was interrupted: Resume it", ErrNotRetirable, moveID)
 	}
 	if !isDone(entries) {
 		last := entries[len(entries)-1]
@@ -132,11 +141,24 @@ func (m *Mover) retire(ctx context.Context, moveID string, p plan) error {
 			return nil, err
 		}
 		defer conn.Close(context.WithoutCancel(ctx))
+		reverse := "none"
+		if _, made := seenSteps(entries)[StepReversePrepare]; made {
+			// Its subscription keeps the database from being dropped,
+			// its slot holds WAL on the target.
+			rp, ok := m.cfg.Provider.(ReverseProvider)
+			if !ok {
+				return nil, fmt.Errorf("the Provider (%T) cannot remove the move's reverse stream", m.cfg.Provider)
+			}
+			if err := rp.AbortReverse(ctx, reverseOf(p, src.Admin, dst.Admin)); err != nil {
+				return nil, err
+			}
+			reverse = "ended"
+		}
 		// FORCE ends what the fence let live (replication sessions).
 		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{p.Database}.Sanitize()+" WITH (FORCE)"); err != nil {
 			return nil, err
 		}
-		return map[string]string{"dropped": p.Database, "on": p.Source,
+		return map[string]string{"dropped": p.Database, "on": p.Source, "reverse": reverse,
 			"route": m.forgetRoute(ctx, tenant, dst)}, nil
 	})
 }

@@ -34,8 +34,11 @@ type run struct {
 func (m *Mover) newRun(p plan, tenants []fleet.Tenant, src, tgt fleet.Instance) *run {
 	rep := &Report{Move: p.Move, Kind: "move", Tenant: p.Tenant, Tenants: len(tenants), Source: p.source(),
 		Target: p.destination(), Started: time.Now(), WindowBudget: m.cfg.WindowBudget, Verified: replica.VerifyOff}
-	if p.convert() {
+	switch {
+	case p.convert():
 		rep.Kind, rep.Tenant = kindConvert, fmt.Sprintf("%d tenants", len(tenants))
+	case p.revert():
+		rep.Kind, rep.Reverts = kindRevert, p.Reverts
 	}
 	r := &run{stepper: &stepper{m: m, move: p.Move, subject: p.subject(), rep: rep},
 		p: p, tenants: tenants, src: src, tgt: tgt, admin: &adminSessions{}}
@@ -43,9 +46,12 @@ func (m *Mover) newRun(p plan, tenants []fleet.Tenant, src, tgt fleet.Instance) 
 	for i, t := range tenants {
 		r.routes[i] = tenantRoute{tenant: t.ID, database: t.Database, move: p.Move}
 	}
-	if p.convert() {
+	switch {
+	case p.convert():
 		r.copy = &replicaCopy{r: r}
-	} else {
+	case p.revert():
+		r.copy = &reverseCopy{streamCopy: streamCopy{r: r}}
+	default:
 		r.copy = &streamCopy{r: r}
 	}
 	return r
@@ -59,6 +65,9 @@ func (r *run) table() (before, window, after []stepDef) {
 		{step: StepPreflight, run: r.preflight},
 		{step: r.copy.startStep(), run: r.start},
 		{step: StepCatchUp, run: r.catchUp},
+	}
+	if sc, ok := r.copy.(*streamCopy); ok && r.p.Reverse {
+		before = append(before, stepDef{step: StepReversePrepare, run: sc.prepareReverse})
 	}
 	if !r.m.cfg.NoRoutePause {
 		window = append(window, stepDef{step: StepPause, journal: journalStart, startDetail: r.pauseRecord, run: r.pause})
@@ -237,7 +246,9 @@ func (r *run) catchUp(parent context.Context) (any, error) {
 			return nil, stopped(last, err)
 		}
 		last = p
-		r.rep.BytesCopied = p.BytesCopied
+		if !r.p.revert() { // a revert copies nothing
+			r.rep.BytesCopied = p.BytesCopied
+		}
 		if time.Since(lastEvent) >= time.Second {
 			lastEvent = time.Now()
 			r.m.emit(&Event{Kind: EventProgress, Move: r.p.Move, Tenant: r.subject, Step: StepCatchUp, Progress: &p})

@@ -25,7 +25,22 @@ const (
 	StepDone          Step = "done"           // terminal: the tenant is on the target
 	StepRolledBack    Step = "rolled_back"    // terminal: the tenant is on the source
 	StepRetire        Step = "retire"         // after the rollback period: the source copy dropped
+
+	// The reverse stream (see revert.go): made by a move, ended by
+	// Retire or by the retained-WAL guard.
+	StepReversePrepare Step = "reverse_prepare" // before the window: the reverse's publication; the source's CONNECT grantees
+	StepReverseSlot    Step = "reverse_slot"    // in the window, before the switch: the reverse's slot on the target
+	StepReverse        Step = "reverse"         // after the forward stream ended: the source fenced by privileges, the reverse subscribed
+	StepReverseDropped Step = "reverse_dropped" // terminal after done: the guard dropped the reverse stream; no Revert
+	// A Revert runs as a journal of its own (kind revert in its plan,
+	// the move's steps the other way, open_source before its switch);
+	// the move's journal notes it.
+	StepRevert     Step = "revert"      // the move's journal: a Revert of it runs (its ID in the detail)
+	StepOpenSource Step = "open_source" // a Revert's window: the source's CONNECT grants given back
+	StepReverted   Step = "reverted"    // terminal in the move's journal: the tenant is back on the source
 )
 
 // terminal reports whether a move whose journal ends with s is over.
-func (s Step) terminal() bool { return s == StepDone || s == StepRolledBack || s == StepRetire }
+func (s Step) terminal() bool {
+	return s == StepDone || s == StepRolledBack || s == StepRetire || s == StepReverseDropped || s == StepReverted
+}

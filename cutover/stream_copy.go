@@ -20,6 +20,10 @@ type streamCopy struct {
 	// take one, and the target was verified in the window.
 	snapshot string
 	verified bool
+	// reversePrepared: the reverse stream may exist (see reverse.go);
+	// grantees could connect to the source database before the move.
+	reversePrepared bool
+	grantees        []string
 }
 
 func (c *streamCopy) spec() replica.Spec {
@@ -52,6 +56,10 @@ func (c *streamCopy) preflight(ctx context.Context) []string {
 	if err := c.r.checkCapacity(ctx); err != nil {
 		problems = append(problems, err.Error())
 	}
+	if c.r.p.Reverse {
+		problems = append(problems, c.r.reverseCapacity(ctx)...)
+	}
+	problems = append(problems, c.r.earlierReverse(ctx)...)
 	report, err := c.r.m.cfg.Provider.Preflight(ctx, c.spec())
 	if err != nil {
 		return append(problems, fmt.Sprintf("stream: %v", err))
@@ -80,12 +88,16 @@ func (c *streamCopy) spare() FenceSparer {
 // schema, and the target's snapshot: nothing whose cost grows with the
 // data.
 func (c *streamCopy) leveled() []stepDef {
-	return []stepDef{
+	steps := []stepDef{
 		{step: StepSyncSequences, journal: journalFailure, run: func(ctx context.Context) (any, error) {
 			return nil, c.stream.SyncSequences(ctx)
 		}},
 		{step: StepSnapshot, journal: journalFailure, run: c.takeSnapshot},
 	}
+	if c.r.p.Reverse {
+		steps = append(steps, stepDef{step: StepReverseSlot, journal: journalFailure, run: c.reverseSlot})
+	}
+	return steps
 }
 
 // takeSnapshot checks the schema and holds the target's snapshot; a
@@ -112,10 +124,14 @@ func (c *streamCopy) takeSnapshot(ctx context.Context) (any, error) {
 }
 
 func (c *streamCopy) finished() []stepDef {
-	return []stepDef{
+	steps := []stepDef{
 		{step: StepVerify, run: c.verify},
 		{step: StepFinishStream, run: c.finish},
 	}
+	if c.r.p.Reverse {
+		steps = append(steps, stepDef{step: StepReverse, run: c.startReverse})
+	}
+	return steps
 }
 
 // verify compares the target's snapshot with the fenced source. The
@@ -162,6 +178,9 @@ func (c *streamCopy) finish(ctx context.Context) (any, error) {
 // undo aborts the stream, which drops the target's copy, unless the
 // configuration keeps it for a retry.
 func (c *streamCopy) undo(ctx context.Context, d map[string]any) error {
+	if err := c.abortReverse(ctx); err != nil {
+		return err
+	}
 	if !c.touched || c.r.p.KeepStream {
 		return nil
 	}
@@ -199,8 +218,15 @@ func (c *streamCopy) end(ctx context.Context, byHandle func(replica.Stream, cont
 	return byHandle(c.stream, ctx)
 }
 
-func (c *streamCopy) resumed(seen map[Step]Status) {
+func (c *streamCopy) resumed(entries []Entry, seen map[Step]Status) error {
 	_, c.touched = seen[StepStream]
+	_, c.reversePrepared = seen[StepReversePrepare]
+	if seen[StepReversePrepare] == StatusFinished {
+		var err error
+		c.grantees, err = journaledGrantees(entries)
+		return err
+	}
+	return nil
 }
 
 func (c *streamCopy) close() {

@@ -58,5 +58,5 @@ func TestWindowLetsTheStreamReconnect(t *testing.T) {
 	if missing, err := w.Missing(ctx, target); err != nil || missing != 0 {
 		t.Errorf("%d of %d acknowledged writes missing on the target (%v)", missing, stats.Acknowledged, err)
 	}
-	assertNoReplicationObjects(t, f)
+	assertReverseStreams(t, f, "pg-a", "pg-b", 1) // until Retire
 }

@@ -161,11 +161,14 @@ func (w *Workload) WaitForAcks(ctx context.Context, n int64) error {
 	}
 }
 
-// ResetGap starts measuring MaxGap afresh (after a warm-up, say).
-func (w *Workload) ResetGap() {
+// ResetGap starts measuring MaxGap afresh (after a warm-up, say), and
+// returns the MaxGap measured until now.
+func (w *Workload) ResetGap() time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	gap := w.maxGap
 	w.maxGap = 0
+	return gap
 }
 
 // Stop stops the workers and waits for them.

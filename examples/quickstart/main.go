@@ -9,6 +9,7 @@
 //
 //	go run ./examples/quickstart
 //	go run ./examples/quickstart -json
+//	go run ./examples/quickstart -revert -json
 //	go run ./examples/quickstart -control URL -instance pg-a=URL -instance pg-b=URL \
 //	    -tenant acme -database acme -from pg-a -to pg-b
 //
@@ -21,8 +22,13 @@
 // the example creates its table daisychain_example_writes in it and
 // writes to it, so point it at servers you can throw away.
 //
-// It exits 1 if the move rolled back, a write is missing, the application
-// got an error, or the application waited longer than the window budget.
+// With -revert, once the application has written to the target for a
+// while, it reverts the move (Mover.Revert: the reverse stream carried
+// those writes back to the source), and checks every write on the source.
+//
+// It exits 1 if the move (or the revert) rolled back, a write is missing,
+// the application got an error, or the application waited longer than the
+// window budget.
 package main
 
 import (
@@ -50,6 +56,7 @@ type options struct {
 	Database  string
 	From, To  string
 	Writers   int
+	Revert    bool
 	JSON      bool
 }
 
@@ -75,6 +82,7 @@ func main() {
 	flag.StringVar(&o.From, "from", "pg-a", "instance the tenant is on")
 	flag.StringVar(&o.To, "to", "pg-b", "instance to move it to")
 	flag.IntVar(&o.Writers, "writers", 4, "application connections writing without pause")
+	flag.BoolVar(&o.Revert, "revert", false, "after the move, write to the target, then revert the move")
 	flag.BoolVar(&o.JSON, "json", false, "print one JSON object")
 	flag.Parse()
 	log.SetFlags(0)
@@ -131,6 +139,21 @@ type result struct {
 	MissingWrites      int64   `json:"missing_writes"`
 	RolledBack         bool    `json:"rolled_back"`
 	RollbackReason     string  `json:"rollback_reason,omitempty"`
+	// With -revert: the revert's window, as the application saw it (its
+	// longest wait during the revert; WindowMS is then the move's) and
+	// as the library measured it, and its outcome. MissingWrites counts
+	// the writes acknowledged before and after either switch that are
+	// not on the source at the end.
+	Revert *revertResult `json:"revert,omitempty"`
+}
+
+// revertResult is what -revert adds.
+type revertResult struct {
+	Move            string  `json:"move"`
+	WindowMS        float64 `json:"window_ms"`
+	LibraryWindowMS float64 `json:"library_window_ms"`
+	RolledBack      bool    `json:"rolled_back"`
+	RollbackReason  string  `json:"rollback_reason,omitempty"`
 }
 
 // problems says what makes the run a failure; none means it succeeded.
@@ -147,6 +170,14 @@ func (r result) problems() []string {
 	}
 	if r.WindowMS > r.WindowBudgetMS {
 		out = append(out, fmt.Sprintf("the application waited %.0f ms, over the %.0f ms window budget", r.WindowMS, r.WindowBudgetMS))
+	}
+	if rv := r.Revert; rv != nil {
+		if rv.RolledBack {
+			out = append(out, "the revert rolled back: "+rv.RollbackReason)
+		}
+		if rv.WindowMS > r.WindowBudgetMS {
+			out = append(out, fmt.Sprintf("the application waited %.0f ms during the revert, over the %.0f ms window budget", rv.WindowMS, r.WindowBudgetMS))
+		}
 	}
 	return out
 }
@@ -195,12 +226,24 @@ func run(ctx context.Context, out io.Writer, o options) (result, error) {
 		}
 	}()
 	rep, moveErr := h.Mover.Move(ctx, cutover.Request{Tenant: o.Tenant, Target: o.To})
+	time.Sleep(300 * time.Millisecond) // writes after the switch, on the target
+	var rev *cutover.Report
+	var revertErr error
+	var moveGap time.Duration
+	if o.Revert && moveErr == nil {
+		moveGap = app.ResetGap()
+		say("reverting the move, %s back to %s:", o.Tenant, o.From)
+		rev, revertErr = h.Mover.Revert(ctx, rep.Move)
+		time.Sleep(300 * time.Millisecond) // writes after the revert, on the source
+	}
 	unsubscribe()
 	<-printed
-	time.Sleep(300 * time.Millisecond) // writes after the switch, on the target
 	seen := app.Stop()
 	if rep == nil {
 		return result{}, moveErr
+	}
+	if rev == nil && revertErr != nil {
+		return result{}, revertErr
 	}
 
 	// Every acknowledged write must be where the tenant lives now.
@@ -221,6 +264,11 @@ func run(ctx context.Context, out io.Writer, o options) (result, error) {
 	if seen.FirstErr != nil {
 		res.FirstAppError = seen.FirstErr.Error()
 	}
+	if rev != nil {
+		res.Revert = &revertResult{Move: rev.Move, WindowMS: ms(seen.MaxGap), LibraryWindowMS: ms(rev.Window),
+			RolledBack: rev.RolledBack, RollbackReason: rev.RollbackReason}
+		res.WindowMS = ms(moveGap)
+	}
 	if o.JSON {
 		if err := json.NewEncoder(out).Encode(res); err != nil {
 			return res, err
@@ -234,11 +282,21 @@ func run(ctx context.Context, out io.Writer, o options) (result, error) {
 		say("window as the library measured it: %.0f ms (budget %s), fences: %s, verified: %s, %d bytes copied, total %s",
 			res.LibraryWindowMS, rep.WindowBudget, strings.Join(rep.Fences, " + "), rep.Verified, rep.BytesCopied,
 			rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+		if rv := res.Revert; rv != nil {
+			outcome := "reverted to " + o.From
+			if rv.RolledBack {
+				outcome = "revert rolled back, still on " + o.To + ": " + rv.RollbackReason
+			}
+			say("%s: %s; revert window as the library measured it: %.0f ms, as the application saw it: %.0f ms",
+				o.Tenant, outcome, rv.LibraryWindowMS, rv.WindowMS)
+		}
 		say("application saw: %d acknowledged writes, %d errors, longest wait %.0f ms; %d missing on %s",
 			res.AcknowledgedWrites, res.AppErrors, res.WindowMS, res.MissingWrites, where.Instance)
 	}
-	if moveErr != nil && !errors.Is(moveErr, cutover.ErrRolledBack) {
-		return res, moveErr
+	for _, err := range []error{moveErr, revertErr} {
+		if err != nil && !errors.Is(err, cutover.ErrRolledBack) {
+			return res, err
+		}
 	}
 	return res, nil
 }

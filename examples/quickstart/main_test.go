@@ -16,18 +16,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // -json, against local instances it reaches only by connection string,
 // and checks what it promises.
 func TestQuickstart(t *testing.T) {
-	ctx := context.Background()
-	o := options{Instances: instanceFlags{}, Tenant: "acme", Database: "acme", From: "pg-a", To: "pg-b", Writers: 4, JSON: true}
-	stop, err := startLocal(ctx, &o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	var out bytes.Buffer
-	res, err := run(ctx, &out, o)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
+	res, out := runLocal(t, false)
 	var got result
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
@@ -41,6 +30,50 @@ func TestQuickstart(t *testing.T) {
 	if strings.Contains(out.String(), "secret") {
 		t.Error("the output shows a password")
 	}
+}
+
+// TestQuickstartRevert runs it with -revert -json: the move, writes on
+// the target, the revert, and every write on the source.
+func TestQuickstartRevert(t *testing.T) {
+	res, out := runLocal(t, true)
+	var got map[string]any
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
+	}
+	rev, _ := got["revert"].(map[string]any)
+	for _, k := range []string{"window_ms", "library_window_ms", "app_errors", "missing_writes"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("JSON has no %q: %s", k, out.String())
+		}
+	}
+	for _, k := range []string{"window_ms", "library_window_ms", "move"} {
+		if _, ok := rev[k]; !ok {
+			t.Errorf("JSON has no revert.%q: %s", k, out.String())
+		}
+	}
+	if p := res.problems(); len(p) > 0 || res.Revert == nil {
+		t.Errorf("the move and its revert did not hold their promises: %s\n%s", strings.Join(p, "; "), out.String())
+	}
+	t.Logf("%s", out.String())
+}
+
+// runLocal runs the quickstart with -json (and -revert) on local
+// instances, and returns its result and output.
+func runLocal(t *testing.T, revert bool) (result, *bytes.Buffer) {
+	t.Helper()
+	ctx := context.Background()
+	o := options{Instances: instanceFlags{}, Tenant: "acme", Database: "acme", From: "pg-a", To: "pg-b", Writers: 4, Revert: revert, JSON: true}
+	stop, err := startLocal(ctx, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	var out bytes.Buffer
+	res, err := run(ctx, &out, o)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	return res, &out
 }
 
 // TestProblems checks the exit decision: each failure is named, and a

@@ -195,6 +195,15 @@
 // SyncSequences copies every sequence's value and is_called after the
 // fence.
 //
+// # The reverse
+//
+// After a cutover's switch, the stream's reverse carries the target
+// database's writes back to the source database, so that the cutover can
+// be reverted (see reverse.go for how it is made without an origin
+// filter): PrepareReverse and ReverseSlot on the stream, StartReverse,
+// AbortReverse and ReverseRetainedWAL on the Provider. It copies
+// nothing, and never drops a database.
+//
 // # What Verify costs
 //
 // Verify reads every table once on the source and once on the target, at

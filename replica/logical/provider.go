@@ -95,6 +95,9 @@ type env struct {
 	tgtAdmin conninfo      // the target server's maintenance database
 	tgtDB    conninfo      // the target tenant database
 	log      *slog.Logger
+	// reverse: the env of a stream's reverse (see reverse.go), whose
+	// source is the stream's target database.
+	reverse bool
 
 	srcMajor, tgtMajor int
 }

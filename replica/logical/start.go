@@ -51,16 +51,7 @@ func (e *env) start(ctx context.Context, f *facts) (_ *stream, err error) {
 			s.closeResources()
 		}
 	}()
-	if s.src, err = newPool(ctx, e.srcDB); err != nil {
-		return nil, err
-	}
-	if s.tgt, err = newPool(ctx, e.tgtDB); err != nil {
-		return nil, err
-	}
-	if s.adm, err = newPool(ctx, e.srcAdmin); err != nil {
-		return nil, err
-	}
-	if s.held, err = e.connectHeld(ctx); err != nil {
+	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
 
@@ -97,11 +88,33 @@ func (e *env) start(ctx context.Context, f *facts) (_ *stream, err error) {
 	case markComplete:
 		s.phase = replica.PhaseStreaming
 	}
+	s.startBackground(ctx)
+	e.log.Info("logical: stream started", "phase", s.phase, "resumed", f.marker != nil)
+	return s, nil
+}
+
+// connect opens the stream's pools and its held connection; the caller
+// closes them (closeResources) when it fails.
+func (s *stream) connect(ctx context.Context) (err error) {
+	if s.src, err = newPool(ctx, s.e.srcDB); err != nil {
+		return err
+	}
+	if s.tgt, err = newPool(ctx, s.e.tgtDB); err != nil {
+		return err
+	}
+	if s.adm, err = newPool(ctx, s.e.srcAdmin); err != nil {
+		return err
+	}
+	s.held, err = s.e.connectHeld(ctx)
+	return err
+}
+
+// startBackground starts the background work (see run), which outlives
+// ctx until the stream ends or is closed.
+func (s *stream) startBackground(ctx context.Context) {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel, s.bgDone = cancel, make(chan struct{})
 	go s.run(bg)
-	e.log.Info("logical: stream started", "phase", s.phase, "resumed", f.marker != nil)
-	return s, nil
 }
 
 func newPool(ctx context.Context, ci conninfo) (*pgxpool.Pool, error) {

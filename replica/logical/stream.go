@@ -206,7 +206,12 @@ func (s *stream) end(ctx context.Context, phase replica.Phase, dropTarget bool, 
 			return err
 		}
 	}
-	if err := s.e.cleanup(ctx, dropTarget, s.heldConn()); err != nil {
+	cleanup := func() error { return s.e.cleanup(ctx, dropTarget, s.heldConn()) }
+	if s.e.reverse {
+		// A reverse never drops a database: both are the tenant's.
+		cleanup = func() error { return s.e.cleanupReverse(ctx, s.heldConn()) }
+	}
+	if err := cleanup(); err != nil {
 		return fmt.Errorf("logical: %s: %w", verb, err)
 	}
 	s.mu.Lock()

@@ -55,7 +55,9 @@ func (s *stream) slotLost(walStatus *string) error {
 	return slotwal.Lost(s.e.name, "stream", walStatus)
 }
 
-// stopReplication is the guard's abort: it marks the stream aborted in
+// stopReplication is the guard's abort; a reverse's drops its
+// subscription, slot and publication, and nothing else. A stream's marks
+// it aborted in
 // the target's marker, then drops the subscription, the slots (which
 // frees the source's WAL) and the publication. The target database, and
 // its marker, stay: the guard never drops a database, which could be the
@@ -65,6 +67,9 @@ func (s *stream) slotLost(walStatus *string) error {
 // piles up): protecting the source comes first, and Abort drops the
 // subscription later.
 func (s *stream) stopReplication(ctx context.Context) error {
+	if s.e.reverse {
+		return s.e.cleanupReverse(ctx, s.heldConn())
+	}
 	s.mu.Lock()
 	s.m.Phase = markAborted
 	s.mu.Unlock()

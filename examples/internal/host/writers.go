@@ -105,11 +105,14 @@ func (w *Writers) write(ctx context.Context, router *flags.Router, i int, pause 
 	}
 }
 
-// ResetGap starts measuring the longest wait afresh.
-func (w *Writers) ResetGap() {
+// ResetGap starts measuring the longest wait afresh, and returns the
+// longest wait measured until now.
+func (w *Writers) ResetGap() time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	gap := w.seen.MaxGap
 	w.seen.MaxGap = 0
+	return gap
 }
 
 // Stop stops the writers and returns what they saw.
