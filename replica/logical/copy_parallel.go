@@ -97,9 +97,16 @@ func (r *copyRange) source() string {
 	return fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT (FORMAT %s)", r.t.cols, r.t.name, where, r.format())
 }
 
-// target is the COPY that writes the range on the target.
+// target is the COPY that writes the range on the target. A whole table
+// is written FREEZE, after TRUNCATE ONLY in the same transaction (see
+// copyRange): its rows arrive frozen and visible to all, so neither the
+// index builds that read it next nor a later vacuum write its pages again.
 func (r *copyRange) target() string {
-	return fmt.Sprintf("COPY %s%s FROM STDIN (FORMAT %s)", r.t.name, columnList(r.t.cols), r.format())
+	freeze := ""
+	if !r.split {
+		freeze = ", FREEZE"
+	}
+	return fmt.Sprintf("COPY %s%s FROM STDIN (FORMAT %s%s)", r.t.name, columnList(r.t.cols), r.format(), freeze)
 }
 
 func columnList(cols string) string {
@@ -406,8 +413,40 @@ var errTargetFailed = errors.New("the target's COPY failed")
 
 // copyRange pipes one range from the source's COPY TO STDOUT into the
 // target's COPY FROM STDIN, in one transaction on the target: a range
-// is on the target whole or not at all.
+// is on the target whole or not at all. A whole table is truncated
+// first, in that transaction, which COPY FREEZE needs; nothing else
+// touches it meanwhile: its indexes, constraints and triggers (foreign
+// keys to and from it included) are built once it is copied, and the
+// subscription applies nothing before every table is.
 func (c *copier) copyRange(ctx context.Context, cs copySession, r *copyRange) error {
+	if !r.split {
+		// The name is schema-qualified and quoted by quote_ident.
+		if err := cs.tgt.PgConn().Exec(ctx, "BEGIN; TRUNCATE ONLY "+r.t.name).Close(); err != nil {
+			return fmt.Errorf("truncate %s on the target before its copy: %w", r.t.name, err)
+		}
+	}
+	if err := c.pipeRange(ctx, cs, r); err != nil {
+		if !r.split {
+			_ = cs.tgt.PgConn().Exec(ctx, "ROLLBACK").Close()
+		}
+		return err
+	}
+	if !r.split {
+		if err := cs.tgt.PgConn().Exec(ctx, "COMMIT").Close(); err != nil {
+			return fmt.Errorf("commit the copy of %s on the target: %w", r.t.name, err)
+		}
+	}
+	c.mu.Lock()
+	r.t.left--
+	if r.t.left == 0 {
+		c.done[r.t.name] = true
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// pipeRange is the COPY of copyRange.
+func (c *copier) pipeRange(ctx context.Context, cs copySession, r *copyRange) error {
 	pr, pw := io.Pipe()
 	srcDone := make(chan error, 1)
 	var counted int64
@@ -434,12 +473,6 @@ func (c *copier) copyRange(ctx context.Context, cs copySession, r *copyRange) er
 		return fmt.Errorf("copy %s into the target: %w", r.t.name, tgtErr)
 	}
 	c.copied.Add(r.bytes - counted)
-	c.mu.Lock()
-	r.t.left--
-	if r.t.left == 0 {
-		c.done[r.t.name] = true
-	}
-	c.mu.Unlock()
 	return nil
 }
 
