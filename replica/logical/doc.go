@@ -93,7 +93,10 @@
 // COPY FROM STDIN, in binary format when both servers run the same
 // major version and every column's type is built in (through domains
 // and arrays) or an enum, else as text (aclitem, composites, an
-// extension's types). Progress counts the tables and bytes copied.
+// extension's types). A table copied whole is truncated and copied with
+// COPY ... FREEZE in one transaction on the target: its rows arrive
+// frozen, so the index builds that read it next, and later vacuums, do
+// not write its pages again. Progress counts the tables and bytes copied.
 //
 // A copy that fails for a reason that may pass (a server restarting)
 // starts over, at most 10 times; the exported snapshot dies with the
