@@ -84,7 +84,9 @@ func buildManyTablesTenant(b *testing.B, inst *localpg.Instance, db string, mb i
 //   - pg_dump -Fd -j N -Z0 followed by pg_restore -j N.
 //
 // N is the number of CPUs. Each target database is dropped after its run,
-// and both servers checkpointed. The size, rounds and copy sessions come
+// and both servers checkpointed. Each run, then each tool's median, min
+// and max with its command, are printed on stdout (the testing log of a
+// benchmark keeps only its first lines). The size, rounds and copy sessions come
 // from the environment, so that go test (which runs no benchmark) is
 // unaffected:
 //
@@ -116,7 +118,7 @@ func BenchmarkInitialCopy(b *testing.B) {
 			t0 := time.Now()
 			shape.build(b, src, db, mb)
 			size := queryInt(b, src, db, `SELECT pg_database_size(current_database())`)
-			b.Logf("%s: %.0f MB (with indexes), built in %s", shape.name, float64(size)/1e6, time.Since(t0).Round(time.Second))
+			fmt.Printf("%s: %.0f MB (with indexes), built in %s\n", shape.name, float64(size)/1e6, time.Since(t0).Round(time.Second))
 
 			type tool struct {
 				name, command string
@@ -159,7 +161,7 @@ func BenchmarkInitialCopy(b *testing.B) {
 					target := fmt.Sprintf("%s_%d_%d", db, r, (r+k)%len(tools))
 					d := tl.run(target)
 					times[tl.name] = append(times[tl.name], d)
-					b.Logf("round %d: %-18s %s", r+1, tl.name, d.Round(10*time.Millisecond))
+					fmt.Printf("%s round %d: %-18s %s\n", shape.name, r+1, tl.name, d.Round(10*time.Millisecond))
 					execSQL(b, dst, "postgres", `DROP DATABASE `+pgx.Identifier{target}.Sanitize()+` WITH (FORCE)`, `CHECKPOINT`)
 					execSQL(b, src, "postgres", `CHECKPOINT`)
 				}
@@ -173,7 +175,7 @@ func BenchmarkInitialCopy(b *testing.B) {
 					tl.name, med.Seconds(), ts[0].Seconds(), ts[len(ts)-1].Seconds(), tl.command))
 				b.ReportMetric(med.Seconds(), tl.name+"-s")
 			}
-			b.Logf("%s, %.0f MB, %d rounds, N=%d:\n%s", shape.name, float64(size)/1e6, rounds, jobs, strings.Join(lines, "\n"))
+			fmt.Printf("%s, %.0f MB, %d rounds, N=%d:\n%s\n", shape.name, float64(size)/1e6, rounds, jobs, strings.Join(lines, "\n"))
 			median := func(name string) float64 {
 				ts := slices.Clone(times[name])
 				slices.Sort(ts)
@@ -182,7 +184,7 @@ func BenchmarkInitialCopy(b *testing.B) {
 			if len(times["pgcopydb"]) > 0 && len(times["daisychain"]) > 0 {
 				r := median("daisychain") / median("pgcopydb")
 				b.ReportMetric(r, "daisychain/pgcopydb")
-				b.Logf("daisychain / pgcopydb = %.2f (goal: at most 0.8)", r)
+				fmt.Printf("%s: daisychain / pgcopydb = %.2f (goal: at most 0.8)\n", shape.name, r)
 			}
 			if len(times["pg_dump+pg_restore"]) > 0 && len(times["daisychain"]) > 0 {
 				b.ReportMetric(median("daisychain")/median("pg_dump+pg_restore"), "daisychain/pg_dump+pg_restore")
