@@ -15,14 +15,14 @@
 //     Options.AllowUnboundedSlotWAL accepts that), no transaction that
 //     has written open on the source server for longer than
 //     Options.LongTransactionLimit (creating a replication slot waits for
-//     every such transaction to end, in any database: the stream's own
-//     slot, and each table-sync slot of the initial copy, whose wait
-//     Progress.Blockers names; Options.WaitForLongTransactions starts
+//     every such transaction to end, in any database: the stream's slot,
+//     which the initial copy creates in the background, so that
+//     Progress.Blockers names what it waits for; Options.WaitForLongTransactions starts
 //     anyway; the Provider fields of the same names set these three for
 //     every stream, as a cutover's user does), free replication
 //     slots and WAL senders on the source and logical replication workers
-//     on the target (one each for the stream, plus one per parallel table
-//     copy), a replica identity on every table, unlogged tables (not
+//     on the target (one slot, two WAL senders, one worker), a replica
+//     identity on every table, unlogged tables (not
 //     replicated: Options.SkipUnlogged goes on without them), large
 //     objects, no subscriptions in the source database (another move is
 //     filling it), extensions, and roles the schema and the database
@@ -39,14 +39,18 @@
 //     stream's state is written as its comment: whether the stream
 //     created it, how far it got, the schema fingerprint.
 //  3. Schema: pg_dump --schema-only of the source database; pg_restore, in
-//     one transaction, of the pre-data section plus the primary keys and
-//     replica-identity indexes, so applying changes finds rows by index.
-//  4. A pgoutput slot created explicitly on the source, then the
-//     subscription with create_slot = false and copy_data = true: source
-//     and target may be the same server.
-//  5. In the background: once every table has finished its initial copy,
-//     the rest of the schema (indexes, constraints, triggers) is restored
-//     with pg_restore --jobs, and the materialized views populated on the
+//     one transaction, of the pre-data section (tables, types, functions).
+//  4. The subscription, with create_slot = false (source and target may
+//     be the same server), copy_data = false and disabled, on the slot the
+//     initial copy creates.
+//  5. In the background: the initial copy (see below), and as each table
+//     is copied, its indexes, constraints and triggers, restored with
+//     pg_restore --jobs (Provider.Jobs, each job's maintenance_work_mem
+//     Provider.MaintenanceWorkMem); once every table is copied and the
+//     primary keys and replica-identity indexes of all are built (the
+//     apply worker finds rows by them), the subscription is enabled: it
+//     streams from the slot's consistent point. Then the rest of the
+//     schema is restored, and the materialized views populated on the
 //     source are refreshed on the target (the schema dump creates them
 //     empty); last, the target database gets the source database's owner,
 //     privileges (GRANT ... ON DATABASE) and settings (ALTER DATABASE ...
@@ -67,6 +71,41 @@
 // Object names are "dc_" + up to 40 characters of the stream ID folded to
 // [a-z0-9_] + "_" + 12 hex digits of its SHA-256: valid identifiers and
 // slot names, at most 56 bytes, distinct for distinct IDs.
+//
+// # The initial copy
+//
+// The stream copies the data itself, as pgcopydb does, rather than
+// through the subscription's table-sync workers (one COPY per table,
+// the indexes waiting for it). It creates its slot on a connection in
+// WAL sender mode with CREATE_REPLICATION_SLOT ... LOGICAL pgoutput
+// (SNAPSHOT 'export') and keeps that connection open while the copy
+// runs: the exported snapshot shows exactly what committed before the
+// slot's consistent point, and the slot streams exactly what commits
+// after it, so nothing is missed and nothing applied twice.
+// Provider.CopyJobs sessions each open a REPEATABLE READ, READ ONLY
+// transaction on the source with that snapshot (SET TRANSACTION
+// SNAPSHOT) and a connection to the target (session_replication_role =
+// replica, no statement timeout), and copy the tables the publication
+// publishes, largest first; a table larger than Provider.CopyRangeSize
+// is copied in ranges of its blocks (TID range scans, ctid >= '(a,0)'
+// AND ctid < '(b,0)', PostgreSQL 14 and later), which need no key. Each
+// range is piped from the source's COPY TO STDOUT into the target's
+// COPY FROM STDIN, in binary format when both servers run the same
+// major version and every column's type is built in (through domains
+// and arrays) or an enum, else as text (aclitem, composites, an
+// extension's types). A table copied whole is truncated and copied with
+// COPY ... FREEZE in one transaction on the target: its rows arrive
+// frozen, so the index builds that read it next, and later vacuums, do
+// not write its pages again. Progress counts the tables and bytes copied.
+//
+// A copy that fails for a reason that may pass (a server restarting)
+// starts over, at most 10 times; the exported snapshot dies with the
+// session that exported it, so a copy never resumes half-way: it starts
+// over from a new slot after dropping the old one, dropping the foreign
+// keys built meanwhile and truncating every table it copies; the
+// post-data objects are built again. A stream resumed by Start in the
+// copy (its process was killed) does the same: a half-copied table is
+// never taken for done. The marker counts the tries (copy_attempts).
 //
 // # Credentials
 //
@@ -119,7 +158,8 @@
 //
 // Start with the ID of an existing stream reads the state from the target
 // database's comment and goes on from there: it never makes a second slot
-// (the slot's name is fixed by the ID, and it is created only when absent),
+// (the slot's name is fixed by the ID, and it is created only when absent,
+// or in the copy, once the one before is dropped: see The initial copy),
 // an interrupted schema restore is redone (the first part runs in one
 // transaction; the second with --clean --if-exists), and a slot that is
 // gone while its subscription exists is replica.ErrSlotLost. If a new

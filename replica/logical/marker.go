@@ -26,6 +26,20 @@ type marker struct {
 	TargetSystem string `json:"target_system,omitempty"`
 	// Slot: the stream made its slot on the source.
 	Slot bool `json:"slot,omitempty"`
+	// OwnCopy: the stream copies the initial data itself, in the
+	// snapshot of a slot it creates (copy_parallel.go); its subscription
+	// (copy_data = false) is enabled once the copy is done. A marker of
+	// an older version, whose subscription copies (copy_data = true),
+	// has none.
+	OwnCopy bool `json:"own_copy,omitempty"`
+	// CopyAttempts counts the tries of the stream's own copy, each from
+	// a new slot: a try finds one before it unfinished (its snapshot
+	// died with its session), drops its slot and truncates its tables.
+	CopyAttempts int `json:"copy_attempts,omitempty"`
+	// KeysAfterCopy: the first restore left out the primary keys and
+	// replica-identity indexes, which are built after each table's copy
+	// and all before the subscription applies changes.
+	KeysAfterCopy bool `json:"keys_after_copy,omitempty"`
 }
 
 // Marker phases.

@@ -64,11 +64,20 @@ func TestForeignSlotAndPublicationAreNotOurs(t *testing.T) {
 func TestAbortWithTargetDown(t *testing.T) {
 	t.Parallel()
 	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	// No table-sync workers: the initial copy never ends.
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Settings: map[string]string{"max_sync_workers_per_subscription": "0"}})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	sp := spec("target-down", src, "t", dst, "t")
 	ctx := testCtx(t, 3*time.Minute)
+	// A transaction that has written and stays open: the copy waits for
+	// it to create its slot, and never ends.
+	blocker, err := src.Connect(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close(ctx)
+	if _, err := blocker.Exec(ctx, `BEGIN; INSERT INTO orders (kunde, amount) VALUES (1, 1)`); err != nil {
+		t.Fatal(err)
+	}
 	st, err := provider.Start(ctx, sp)
 	if err != nil {
 		t.Fatal(err)

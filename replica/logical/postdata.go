@@ -15,6 +15,18 @@ import (
 
 // work advances the stream until it streams, fails or is stopped.
 func (s *stream) work(ctx context.Context) {
+	if c := s.copy; c != nil {
+		cctx, cancel := context.WithCancel(ctx)
+		copyDone := make(chan struct{})
+		go func() {
+			defer close(copyDone)
+			s.runCopy(cctx, c)
+		}()
+		defer func() {
+			cancel()
+			<-copyDone
+		}()
+	}
 	tick := time.NewTicker(s.e.poll)
 	defer tick.Stop()
 	var failures restoreFailures
@@ -67,6 +79,9 @@ type restoreFailures struct {
 // restoreTries). Otherwise the error stops the stream and Progress
 // reports it.
 func (s *stream) retryable(ctx context.Context, err error, f *restoreFailures) bool {
+	if errors.Is(err, errCopyStopped) {
+		return false
+	}
 	if transient(err) {
 		return true
 	}
@@ -91,54 +106,30 @@ func (s *stream) retryable(ctx context.Context, err error, f *restoreFailures) b
 // table is copied, the rest; then the stream streams.
 func (s *stream) advance(ctx context.Context, phase replica.Phase) error {
 	if phase == replica.PhaseCopy {
-		rows, err := s.tgt.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), sr.srsubstate::text
-			FROM pg_subscription_rel sr JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-			WHERE sr.srsubid = $1`, s.m.SubOID)
-		if err != nil {
+		copied := s.advanceSubscriptionCopy
+		if s.copy != nil {
+			copied = s.advanceOwnCopy
+		}
+		if done, err := copied(ctx); err != nil || !done {
 			return err
 		}
-		// A table in state s (sync done) holds its data as of its own
-		// copy, which may be ahead of the apply worker; in state r the
-		// apply worker keeps it, at the same position as every other
-		// table in r. An index needs its table whole (s or r); a foreign
-		// key reads two tables, which must agree (both r), else its
-		// validation can fail on a row the other table does not have yet.
-		synced, applied := map[string]bool{}, map[string]bool{}
-		total := 0
-		for rows.Next() {
-			var name, state string
-			if err := rows.Scan(&name, &state); err != nil {
-				rows.Close()
-				return err
-			}
-			total++
-			synced[name] = state == "r" || state == "s"
-			applied[name] = state == "r"
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if countTrue(applied) < total {
-			var batch []int
-			for i, it := range s.post {
-				need := synced
-				if len(it.tables) > 1 {
-					need = applied
-				}
-				if !s.postDone[i] && len(it.tables) > 0 && allIn(it.tables, need) {
-					batch = append(batch, i)
-				}
-			}
-			return s.restorePost(ctx, batch)
-		}
-		s.e.log.Info("logical: initial copy done", "tables", total, "took", time.Since(s.started))
+		s.e.log.Info("logical: every table copied, the keys built", "took", time.Since(s.started))
 		s.mu.Lock()
 		write := s.m.Phase != markIndexes
 		s.m.Phase = markIndexes
+		m := *s.m
 		s.mu.Unlock()
 		if write {
-			if err := s.e.writeMarker(ctx, s.m); err != nil {
+			if err := s.e.writeMarker(ctx, &m); err != nil {
 				return err
+			}
+		}
+		if s.copy != nil {
+			// After the marker: a stream resumed in phase indexes
+			// enables its subscription (checkReplication), one in
+			// phase copy copies again.
+			if _, err := s.tgt.Exec(ctx, "ALTER SUBSCRIPTION "+ident(s.e.name)+" ENABLE"); err != nil {
+				return fmt.Errorf("enable the subscription after the copy: %w", err)
 			}
 		}
 		s.setPhase(replica.PhaseIndexes)
@@ -171,6 +162,90 @@ func (s *stream) advance(ctx context.Context, phase replica.Phase) error {
 	s.setPhase(replica.PhaseStreaming)
 	s.removeDump()
 	return nil
+}
+
+// advanceOwnCopy builds the post-data objects of the tables the stream's
+// own copy has copied, and reports whether it is done: every table
+// copied, and every key built, before the subscription applies changes.
+// Within one copy every table is as of the slot's snapshot, so a foreign
+// key is built as soon as both its tables are copied.
+func (s *stream) advanceOwnCopy(ctx context.Context) (bool, error) {
+	s.postMu.Lock()
+	defer s.postMu.Unlock()
+	if s.postStale {
+		// The copy started over, on truncated tables, without their
+		// foreign keys: everything is built again.
+		clear(s.postDone)
+		s.postStale = false
+	}
+	st := s.copy.state()
+	if st.err != nil {
+		return false, st.err
+	}
+	var batch []int
+	for i, it := range s.post {
+		if s.postDone[i] {
+			continue
+		}
+		if st.finished {
+			if it.key {
+				batch = append(batch, i)
+			}
+		} else if len(it.tables) > 0 && allIn(it.tables, st.done) {
+			batch = append(batch, i)
+		}
+	}
+	if err := s.restorePost(ctx, batch); err != nil {
+		return false, err
+	}
+	return st.finished, nil
+}
+
+// advanceSubscriptionCopy is advanceOwnCopy for a stream of an older
+// version, whose subscription copies the data with its table-sync
+// workers: it reads their progress from pg_subscription_rel.
+func (s *stream) advanceSubscriptionCopy(ctx context.Context) (bool, error) {
+	rows, err := s.tgt.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), sr.srsubstate::text
+		FROM pg_subscription_rel sr JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE sr.srsubid = $1`, s.m.SubOID)
+	if err != nil {
+		return false, err
+	}
+	// A table in state s (sync done) holds its data as of its own
+	// copy, which may be ahead of the apply worker; in state r the
+	// apply worker keeps it, at the same position as every other
+	// table in r. An index needs its table whole (s or r); a foreign
+	// key reads two tables, which must agree (both r), else its
+	// validation can fail on a row the other table does not have yet.
+	synced, applied := map[string]bool{}, map[string]bool{}
+	total := 0
+	for rows.Next() {
+		var name, state string
+		if err := rows.Scan(&name, &state); err != nil {
+			rows.Close()
+			return false, err
+		}
+		total++
+		synced[name] = state == "r" || state == "s"
+		applied[name] = state == "r"
+	}
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	if countTrue(applied) == total {
+		return true, nil
+	}
+	var batch []int
+	for i, it := range s.post {
+		need := synced
+		if len(it.tables) > 1 {
+			need = applied
+		}
+		if !s.postDone[i] && len(it.tables) > 0 && allIn(it.tables, need) {
+			batch = append(batch, i)
+		}
+	}
+	return false, s.restorePost(ctx, batch)
 }
 
 // restorePost restores some post-data objects with pg_restore --jobs.

@@ -70,16 +70,14 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 	}
 	resume := f.marker != nil
 
-	syncWorkers := 2
 	if tgt != nil {
 		var super, createdb bool
 		var major, maxWorkers, usedWorkers, retryMS int
 		err := tgt.QueryRow(ctx, `SELECT r.rolsuper, r.rolcreatedb, current_setting('server_version_num')::int / 10000,
 				current_setting('max_logical_replication_workers')::int,
 				(SELECT count(*) FROM pg_stat_subscription)::int,
-				least(current_setting('max_sync_workers_per_subscription')::int, 4),
 				(SELECT setting::int FROM pg_settings WHERE name = 'wal_retrieve_retry_interval')
-			FROM pg_roles r WHERE r.rolname = current_user`).Scan(&super, &createdb, &major, &maxWorkers, &usedWorkers, &syncWorkers, &retryMS)
+			FROM pg_roles r WHERE r.rolname = current_user`).Scan(&super, &createdb, &major, &maxWorkers, &usedWorkers, &retryMS)
 		if err != nil {
 			r.Add("target privileges", "cannot read the target's settings: %v", err)
 		} else {
@@ -96,7 +94,9 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 					"(it paces a drain of small tenants): lower it (ALTER SYSTEM SET wal_retrieve_retry_interval = '200ms'; SELECT pg_reload_conf()), "+
 					"which also makes a standby of that instance retry a failed WAL source sooner", time.Duration(retryMS)*time.Millisecond))
 			}
-			if need := 1 + syncWorkers; !resume && maxWorkers-usedWorkers < need {
+			// The apply worker: the stream copies the data itself, without
+			// table-sync workers.
+			if need := 1; !resume && maxWorkers-usedWorkers < need {
 				r.Add("target workers", "the target has %d free logical replication workers, the stream needs %d: raise max_logical_replication_workers (and max_worker_processes) and restart the target",
 					maxWorkers-usedWorkers, need)
 			}
@@ -128,14 +128,16 @@ func (e *env) preflight(ctx context.Context) (*replica.PreflightReport, *facts) 
 			if !super {
 				r.Add("source privileges", "the source role %q is not a superuser, which a publication FOR ALL TABLES and reading every table need: connect as a superuser in Spec.Source", e.srcDB["user"])
 			}
-			if need := 1 + syncWorkers; !resume && freeSlots < need {
-				r.Add("replication slots", "the source has %d free replication slots, the stream needs %d (1 + %d for the parallel initial copy): raise max_replication_slots and restart, or drop unused slots",
-					freeSlots, need, syncWorkers)
+			if need := 1; !resume && freeSlots < need {
+				r.Add("replication slots", "the source has %d free replication slots, the stream needs %d: raise max_replication_slots and restart, or drop unused slots",
+					freeSlots, need)
 			}
-			// One more: the connection that reads the source while it is fenced.
-			if need := 2 + syncWorkers; !resume && freeSenders < need {
-				r.Add("wal senders", "the source has %d free WAL senders, the stream needs %d (2 + %d for the parallel initial copy): raise max_wal_senders and restart the source",
-					freeSenders, need, syncWorkers)
+			// The slot's (the copy's connection that creates it and holds
+			// its snapshot, then the subscription's), and the connection
+			// that reads the source while it is fenced.
+			if need := 2; !resume && freeSenders < need {
+				r.Add("wal senders", "the source has %d free WAL senders, the stream needs %d: raise max_wal_senders and restart the source",
+					freeSenders, need)
 			}
 			if e.tgtMajor != 0 && e.tgtMajor < major {
 				r.Add("versions", "the target runs PostgreSQL %d, older than the source's %d: the schema may not restore; use a target of version %d or newer", e.tgtMajor, major, major)

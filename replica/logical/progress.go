@@ -46,80 +46,34 @@ func (s *stream) progress(ctx context.Context) (replica.Progress, error) {
 	if err != nil {
 		return p, nil
 	}
-	// Tables and bytes: the target knows each table's copy state, the
-	// source its size.
-	rows, err := s.tgt.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), sr.srsubstate::text,
-			pg_relation_size(c.oid)
-		FROM pg_subscription_rel sr JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE sr.srsubid = $1`, s.m.SubOID)
-	if err != nil {
-		return p, fmt.Errorf("logical: progress: %w", err)
-	}
-	type tbl struct {
-		name, state string
-		size        int64
-	}
-	var tables []tbl
-	var names []string
-	for rows.Next() {
-		var t tbl
-		if err := rows.Scan(&t.name, &t.state, &t.size); err != nil {
-			rows.Close()
-			return p, err
-		}
-		tables = append(tables, t)
-		names = append(names, t.name)
-	}
-	if err := rows.Err(); err != nil {
-		return p, fmt.Errorf("logical: progress: %w", err)
-	}
-	// The sizes come from the tenant database; while it refuses
-	// connections (a fence), the last ones known do.
-	srcSizes := map[string]int64{}
-	rows, err = s.src.Query(ctx, `SELECT name, coalesce(pg_relation_size(to_regclass(name)), 0) FROM unnest($1::text[]) name`, names)
-	if err == nil {
-		for rows.Next() {
-			var n string
-			var sz int64
-			if err = rows.Scan(&n, &sz); err != nil {
-				break
-			}
-			srcSizes[n] = sz
-		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-	}
-	s.mu.Lock()
-	if err == nil {
-		s.srcSizes = srcSizes
-	} else {
-		srcSizes = s.srcSizes
-	}
-	s.mu.Unlock()
-	p.TablesTotal = len(tables)
-	for _, t := range tables {
-		total := srcSizes[t.name]
-		p.BytesTotal += total
-		if t.state == "r" || t.state == "s" {
-			p.TablesDone++
-			p.BytesCopied += total
-		} else {
-			p.BytesCopied += min(t.size, total)
-		}
+	// Tables and bytes: the stream's own copy knows them while it runs;
+	// else the subscription's tables (all ready once the copy is done).
+	var own *copyState
+	if c := s.copy; c != nil && phase == replica.PhaseCopy {
+		st := c.state()
+		own = &st
+		p.TablesTotal, p.TablesDone, p.BytesTotal, p.BytesCopied = st.total, len(st.done), st.bytes, min(st.copied, st.bytes)
+	} else if err := s.subscriptionProgress(ctx, &p); err != nil {
+		return p, err
 	}
 	var lag, retained *int64
 	var walStatus *string
 	err = s.adm.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8, (pg_current_wal_lsn() - restart_lsn)::int8, wal_status
 		FROM pg_replication_slots WHERE slot_name = $1`, s.e.name).Scan(&lag, &retained, &walStatus)
+	if errors.Is(err, pgx.ErrNoRows) && own != nil && !own.slotMade {
+		// The copy is creating the slot (see Blockers), or starting over.
+		if b, err := s.slotBlockers(ctx); err == nil {
+			p.Blockers = b
+		}
+		return p, nil
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, fmt.Errorf("%w: slot %s", replica.ErrSlotLost, s.e.name)
 	}
 	if err != nil {
 		return p, fmt.Errorf("logical: progress: %w", err)
 	}
-	if phase == replica.PhaseCopy && p.TablesDone < p.TablesTotal {
+	if phase == replica.PhaseCopy && (p.TablesDone < p.TablesTotal || own != nil && !own.planned) {
 		// Best effort: the copy's progress matters more than why it waits.
 		if b, err := s.slotBlockers(ctx); err == nil {
 			p.Blockers = b
@@ -160,4 +114,71 @@ func (s *stream) progress(ctx context.Context) (replica.Progress, error) {
 	p.CatchUpETA = s.catchETA
 	s.lagPrev = sample{now, p.LagBytes}
 	return p, nil
+}
+
+// subscriptionProgress fills p's tables and bytes from the subscription's
+// tables: the target knows each table's copy state, the source its size.
+func (s *stream) subscriptionProgress(ctx context.Context, p *replica.Progress) error {
+	rows, err := s.tgt.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), sr.srsubstate::text,
+			pg_relation_size(c.oid)
+		FROM pg_subscription_rel sr JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE sr.srsubid = $1`, s.m.SubOID)
+	if err != nil {
+		return fmt.Errorf("logical: progress: %w", err)
+	}
+	type tbl struct {
+		name, state string
+		size        int64
+	}
+	var tables []tbl
+	var names []string
+	for rows.Next() {
+		var t tbl
+		if err := rows.Scan(&t.name, &t.state, &t.size); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, t)
+		names = append(names, t.name)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("logical: progress: %w", err)
+	}
+	// The sizes come from the tenant database; while it refuses
+	// connections (a fence), the last ones known do.
+	srcSizes := map[string]int64{}
+	rows, err = s.src.Query(ctx, `SELECT name, coalesce(pg_relation_size(to_regclass(name)), 0) FROM unnest($1::text[]) name`, names)
+	if err == nil {
+		for rows.Next() {
+			var n string
+			var sz int64
+			if err = rows.Scan(&n, &sz); err != nil {
+				break
+			}
+			srcSizes[n] = sz
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	s.mu.Lock()
+	if err == nil {
+		s.srcSizes = srcSizes
+	} else {
+		srcSizes = s.srcSizes
+	}
+	s.mu.Unlock()
+	p.TablesTotal = len(tables)
+	for _, t := range tables {
+		total := srcSizes[t.name]
+		p.BytesTotal += total
+		if t.state == "r" || t.state == "s" {
+			p.TablesDone++
+			p.BytesCopied += total
+		} else {
+			p.BytesCopied += min(t.size, total)
+		}
+	}
+	return nil
 }

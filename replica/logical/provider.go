@@ -28,6 +28,18 @@ type Provider struct {
 	// MaintenanceWorkMem is the target's maintenance_work_mem for
 	// building indexes after the initial copy, per job. Default "256MB".
 	MaintenanceWorkMem string
+	// CopyJobs is how many sessions copy the initial data in parallel,
+	// each a connection to the source (in a transaction that holds the
+	// slot's snapshot until the copy ends) and one to the target.
+	// Default CopyJobsDefault.
+	CopyJobs int
+	// CopyRangeSize is the size of the ranges (of its blocks) a table
+	// larger than it is copied in, in parallel. A table copied whole is
+	// copied with COPY FREEZE, which ranges cannot use: smaller ranges
+	// pay where the servers have cores to spare. Default
+	// CopyRangeSizeDefault (1 GiB: on 2 CPUs a 770 MB table copied whole
+	// was ready sooner than in 64 MB ranges by 4 sessions).
+	CopyRangeSize int64
 	// PollInterval is how often a stream's background work looks at the
 	// copy and at the retained WAL. Default 250ms.
 	PollInterval time.Duration
@@ -71,8 +83,10 @@ type Provider struct {
 
 // Defaults of the Provider's fields.
 const (
-	SenderGraceDefault  = 10 * time.Second
-	ReadyTimeoutDefault = 30 * time.Second
+	SenderGraceDefault   = 10 * time.Second
+	ReadyTimeoutDefault  = 30 * time.Second
+	CopyJobsDefault      = 4
+	CopyRangeSizeDefault = 1 << 30
 )
 
 var _ replica.Provider = (*Provider)(nil)
@@ -84,6 +98,8 @@ type env struct {
 	name     string // publication, slot and subscription
 	binDir   string
 	jobs     int
+	copyJobs int
+	rangeSz  int64
 	mwm      string
 	poll     time.Duration
 	grace    time.Duration // Provider.SenderGrace
@@ -105,6 +121,12 @@ type env struct {
 // validate checks the Provider's fields that have no safe default.
 func (p *Provider) validate() error {
 	var errs []error
+	if p.CopyJobs < 0 {
+		errs = append(errs, fmt.Errorf("%w: Provider.CopyJobs %d is negative", replica.ErrInvalidSpec, p.CopyJobs))
+	}
+	if p.CopyRangeSize < 0 {
+		errs = append(errs, fmt.Errorf("%w: Provider.CopyRangeSize %d is negative", replica.ErrInvalidSpec, p.CopyRangeSize))
+	}
 	if p.LongTransactionLimit < 0 {
 		errs = append(errs, fmt.Errorf("%w: Provider.LongTransactionLimit %s is negative", replica.ErrInvalidSpec, p.LongTransactionLimit))
 	}
@@ -145,7 +167,7 @@ func (p *Provider) env(spec replica.Spec) (*env, error) {
 		}
 	}
 	e := &env{
-		spec: spec, name: objectName(spec.ID), binDir: binDir, jobs: p.Jobs, mwm: p.MaintenanceWorkMem, poll: p.PollInterval,
+		spec: spec, name: objectName(spec.ID), binDir: binDir, jobs: p.Jobs, copyJobs: p.CopyJobs, rangeSz: p.CopyRangeSize, mwm: p.MaintenanceWorkMem, poll: p.PollInterval,
 		srcAdmin: src,
 		srcDB:    src.With("dbname", spec.SourceDatabase),
 		srcSub:   withCredentials(sub.With("dbname", spec.SourceDatabase)),
@@ -167,6 +189,12 @@ func (p *Provider) env(spec replica.Spec) (*env, error) {
 	}
 	if e.jobs <= 0 {
 		e.jobs = min(runtime.NumCPU(), 8)
+	}
+	if e.copyJobs == 0 {
+		e.copyJobs = CopyJobsDefault
+	}
+	if e.rangeSz == 0 {
+		e.rangeSz = CopyRangeSizeDefault
 	}
 	if e.mwm == "" {
 		e.mwm = "256MB"

@@ -180,6 +180,9 @@ func splitTOC(ctx context.Context, binDir, file string, early map[string]bool) (
 type postItem struct {
 	line   string
 	tables []string
+	// key: a primary key or replica-identity index (marker.KeysAfterCopy),
+	// which the apply worker needs before it applies changes.
+	key bool
 }
 
 // tableDeps maps the TOC keys of indexes, constraints and triggers on

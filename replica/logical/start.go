@@ -55,6 +55,11 @@ func (e *env) start(ctx context.Context, f *facts) (_ *stream, err error) {
 		return nil, err
 	}
 
+	if m.Phase == markCreated {
+		// Nothing restored yet: the keys wait for the copy (see
+		// marker.KeysAfterCopy), written with the next phase.
+		m.KeysAfterCopy = true
+	}
 	if m.Phase != markComplete {
 		if err := s.dump(ctx); err != nil {
 			return nil, err
@@ -82,6 +87,9 @@ func (e *env) start(ctx context.Context, f *facts) (_ *stream, err error) {
 		return nil, err
 	}
 	s.phase = replica.PhaseCopy
+	if m.OwnCopy && m.Phase == markCopy {
+		s.copy = &copier{jobs: e.copyJobs, rangeSize: e.rangeSz}
+	}
 	switch m.Phase {
 	case markIndexes:
 		s.phase = replica.PhaseIndexes
@@ -243,6 +251,10 @@ func (s *stream) dump(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var keys map[string]bool
+	if s.m.KeysAfterCopy {
+		keys, early = early, nil
+	}
 	var rest []string
 	s.firstList, rest, err = splitTOC(ctx, s.e.binDir, s.dumpFile, early)
 	if err != nil {
@@ -253,7 +265,7 @@ func (s *stream) dump(ctx context.Context) error {
 		return err
 	}
 	for _, l := range rest {
-		s.post = append(s.post, postItem{line: l, tables: deps[tocKey(l)]})
+		s.post = append(s.post, postItem{line: l, tables: deps[tocKey(l)], key: keys[tocKey(l)]})
 	}
 	s.postDone = make([]bool, len(s.post))
 	return nil
@@ -282,8 +294,10 @@ func (s *stream) restoreFirst(ctx context.Context) error {
 	return nil
 }
 
-// createReplication creates the publication, the slot and the
-// subscription, each unless it exists.
+// createReplication creates the publication and the subscription, each
+// unless it exists, and notes the slot in the record: the initial copy
+// creates the slot (copy_parallel.go). The subscription is disabled
+// until the copy is done.
 func (s *stream) createReplication(ctx context.Context) error {
 	name := s.e.name
 	pub, err := s.e.readPublication(ctx, s.src)
@@ -322,17 +336,10 @@ func (s *stream) createReplication(ctx context.Context) error {
 		if err := s.e.writeRecord(ctx, s.src, rec); err != nil {
 			return err
 		}
-		if _, err := s.src.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, name); err != nil {
-			if sqlState(err) == "42710" { // duplicate_object: someone else made it meanwhile
-				rec.Slot = false
-				err = errors.Join(err, s.e.writeRecord(ctx, s.src, rec))
-			}
-			return fmt.Errorf("create replication slot %s: %w", name, err)
-		}
 	case !rec.Slot:
 		return fmt.Errorf("replication slot %s on the source is not this stream's: drop it (SELECT pg_drop_replication_slot('%s')) if nothing uses it, or choose another stream ID", name, name)
 	}
-	s.m.Slot = true
+	s.m.Slot, s.m.OwnCopy = true, true
 	var subOID uint32
 	err = s.tgt.QueryRow(ctx, `SELECT oid FROM pg_subscription WHERE subname = $1
 		AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, name).Scan(&subOID)
@@ -357,8 +364,22 @@ func (s *stream) createReplication(ctx context.Context) error {
 }
 
 // checkReplication makes sure a resumed stream's slot and subscription
-// exist, and that the subscription is enabled.
+// exist, and that the subscription is enabled; during the stream's own
+// copy, only that the subscription exists: the copy makes the slot
+// again and enables the subscription once done.
 func (s *stream) checkReplication(ctx context.Context) error {
+	if s.m.OwnCopy && s.m.Phase == markCopy {
+		var n int
+		err := s.tgt.QueryRow(ctx, `SELECT count(*)::int FROM pg_subscription WHERE subname = $1
+			AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, s.e.name).Scan(&n)
+		if err == nil && n == 0 {
+			err = errors.New("it is gone: abort the stream and start it again")
+		}
+		if err != nil {
+			return fmt.Errorf("find subscription %s on the target: %w", s.e.name, err)
+		}
+		return nil
+	}
 	var slots int
 	if err := s.src.QueryRow(ctx, `SELECT count(*)::int FROM pg_replication_slots WHERE slot_name = $1`, s.e.name).Scan(&slots); err != nil {
 		return err

@@ -42,8 +42,17 @@ type stream struct {
 
 	dumpDir, dumpFile, firstList string
 	post                         []postItem // post-data objects, built after the copy
-	postDone                     []bool     // (only the background work touches these)
+	postDone                     []bool     // (only the background work touches these, under postMu)
 	batches                      int
+	// postMu keeps a copy that starts over (resetTarget) and a post-data
+	// restore apart; postStale says the copy started over, so every
+	// post-data object is to be built again.
+	postMu    sync.Mutex
+	postStale bool
+
+	// copy is the stream's own initial copy while it runs (marker
+	// OwnCopy, phase copy); nil otherwise.
+	copy *copier
 
 	cancel context.CancelFunc
 	bgDone chan struct{}

@@ -656,8 +656,7 @@ func TestSlotLost(t *testing.T) {
 func TestLongTransaction(t *testing.T) {
 	t.Parallel()
 	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
-	// No table-sync workers until the transaction is open.
-	dst := localpgtest.Start(t, &localpg.Config{Name: "dst", Settings: map[string]string{"max_sync_workers_per_subscription": "0"}})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
 	createTenant(t, src, "t", 100)
 	ctx := testCtx(t, 3*time.Minute)
 	blocker, err := pgx.Connect(ctx, src.ConnString("t")+"&application_name=forgotten")
@@ -702,14 +701,15 @@ func TestLongTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A transaction younger than the limit: the stream starts, and the
+	// copy waits for it to create the slot.
 	sp.LongTransactionLimit = 0
+	open()
 	st, err := provider.Start(ctx, sp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	open()
-	execSQL(t, dst, "postgres", `ALTER SYSTEM SET max_sync_workers_per_subscription = 2`, `SELECT pg_reload_conf()`)
 	var p replica.Progress
 	for len(p.Blockers) == 0 {
 		if p, err = st.Progress(ctx); err != nil || p.Err != nil {

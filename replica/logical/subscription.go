@@ -76,13 +76,14 @@ func subscribe(ctx context.Context, tx pgx.Tx, stmt string, ci conninfo) error {
 	return err
 }
 
-// createSubscription creates the stream's subscription, enabled, on the
-// slot the stream made on the source (create_slot = false: source and
-// target may be the same server).
+// createSubscription creates the stream's subscription on the slot the
+// stream makes on the source (create_slot = false: source and target may
+// be the same server), without a copy of its own (copy_data = false) and
+// disabled: the stream copies the data, and enables it once done.
 func (s *stream) createSubscription(ctx context.Context) error {
 	return pgx.BeginFunc(ctx, s.tgt, func(tx pgx.Tx) error {
 		stmt, err := formatStatement(ctx, tx, `CREATE SUBSCRIPTION %I CONNECTION %%L PUBLICATION %I
-			WITH (create_slot = false, slot_name = %L, copy_data = true, enabled = true)`, s.e.name, s.e.name, s.e.name)
+			WITH (create_slot = false, slot_name = %L, copy_data = false, enabled = false)`, s.e.name, s.e.name, s.e.name)
 		if err != nil {
 			return err
 		}
