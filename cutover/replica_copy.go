@@ -44,15 +44,15 @@ func (c *replicaCopy) start(ctx context.Context) (follower, error) {
 }
 
 func (c *replicaCopy) preflight(ctx context.Context) []string {
+	problems := reverseStreamsOn(ctx, c.r.src)
 	pf, ok := c.r.m.cfg.Converter.(ConverterPreflighter)
 	if !ok {
-		return nil
+		return problems
 	}
 	report, err := pf.Preflight(ctx, c.spec())
 	if err != nil {
-		return []string{"replica: " + err.Error()}
+		return append(problems, "replica: "+err.Error())
 	}
-	var problems []string
 	for _, p := range report.Problems {
 		problems = append(problems, "replica: "+p.String())
 	}

@@ -164,6 +164,37 @@ func (r *run) earlierReverse(ctx context.Context) []string {
 	return nil
 }
 
+// reverseStreamsOn lists, read-only, the reverse streams that an
+// instance to be converted takes part in: the slots of moves into it (a
+// replica does not carry logical slots, so they would end there, and the
+// old instance would keep their WAL) and the subscriptions of moves out of
+// it (a replica carries those, and once promoted would apply from the same
+// slots as the old instance). Retire or Revert those moves first.
+func reverseStreamsOn(ctx context.Context, inst fleet.Instance) []string {
+	conn, err := connectAdmin(ctx, inst)
+	if err != nil {
+		return []string{fmt.Sprintf("reverse streams: %v", err)}
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var slots, subs []string
+	err = conn.QueryRow(ctx, `SELECT
+		ARRAY(SELECT slot_name::text FROM pg_replication_slots WHERE slot_name LIKE 'dcr\_%' ORDER BY 1),
+		ARRAY(SELECT subname::text FROM pg_subscription WHERE subname LIKE 'dcr\_%' ORDER BY 1)`).Scan(&slots, &subs)
+	if err != nil {
+		return []string{fmt.Sprintf("reverse streams: %s: %v", inst.ID, err)}
+	}
+	var problems []string
+	if len(slots) > 0 {
+		problems = append(problems, fmt.Sprintf("%s holds the reverse slots of %d move(s) into it (%s): Retire or Revert them first (a replica does not carry logical slots)",
+			inst.ID, len(slots), joinFirst(slots, 3)))
+	}
+	if len(subs) > 0 {
+		problems = append(problems, fmt.Sprintf("%s holds the reverse subscriptions of %d move(s) out of it (%s): Retire or Revert them first (a promoted replica would apply from their slots too)",
+			inst.ID, len(subs), joinFirst(subs, 3)))
+	}
+	return problems
+}
+
 // journaledGrantees reads who could connect to the source database
 // before the move, from StepReversePrepare's detail.
 func journaledGrantees(entries []Entry) ([]string, error) {

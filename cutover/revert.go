@@ -97,8 +97,11 @@ package cutover
 //
 // # Conversions
 //
-// A Convert makes no reverse stream, and cannot be reverted: its old
-// instance stays fenced and intact after the switch (each tenant
+// A Convert makes no reverse stream, and cannot be reverted; nor does it
+// take an instance that holds a reverse stream's slot or subscription
+// (its preflight says which: retire or revert those moves first), since a
+// replica does not carry logical slots and does carry subscriptions. Its
+// old instance stays fenced and intact after the switch (each tenant
 // database with ALLOW_CONNECTIONS false), holding the tenants as of the
 // window. To go back after a conversion, move the tenants back with Move
 // (each a new move, from the converted instance to the old one, once the

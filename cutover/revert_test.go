@@ -180,6 +180,16 @@ func TestReverseGuardAndRetire(t *testing.T) {
 	}
 	assertReverseStreams(t, f, "pg-a", "pg-b", 1) // beta's only
 
+	// Neither instance can be converted while beta's reverse stream runs.
+	converting, err := f.Mover(&cutover.Config{Converter: f.Converter()})
+	must(t, err)
+	for instance, want := range map[string]string{"pg-b": "reverse slots of 1 move(s) into it", "pg-a": "reverse subscriptions of 1 move(s) out of it"} {
+		_, err := converting.Convert(ctx, cutover.ConvertRequest{ID: "convert-" + instance, Instance: instance, NewInstance: instance + "-new"})
+		if !errors.Is(err, cutover.ErrPreflight) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Convert of %s: %v, want ErrPreflight naming the %s", instance, err, want)
+		}
+	}
+
 	for _, tenant := range []string{"acme", "beta", "gamma"} {
 		must(t, mover.Retire(ctx, "move-"+tenant))
 		if databaseExists(t, f, "pg-a", tenant) {
