@@ -34,7 +34,9 @@ type Config struct {
 	// KeepSources keeps each moved tenant's source copy, fenced, for the
 	// rollback period (cutover.Mover.Retire ends it). Default false: a
 	// drain exists to free its instance, so each copy is retired as soon
-	// as its move is done. With KeepSources, the after-drain threshold
+	// as its move is done, and its move makes no reverse stream
+	// (cutover.Request.NoReverse: no Revert of a retired move, and no
+	// reverse slot made in its window). With KeepSources, the after-drain threshold
 	// is checked without the kept copies (each is freed at Retire), while
 	// Result.After still counts them as what is on disk.
 	KeepSources bool
@@ -350,7 +352,9 @@ func (r *Runner) execute(ctx context.Context, res *Result, hooks moveHooks) {
 }
 
 func (r *Runner) move(ctx context.Context, m Move, hooks moveHooks) (*cutover.Report, error) {
-	req := cutover.Request{Tenant: m.Tenant, Target: m.To}
+	// A source retired as soon as its move is done needs no way back: no
+	// reverse stream, and no reverse slot made inside the window.
+	req := cutover.Request{Tenant: m.Tenant, Target: m.To, NoReverse: !r.cfg.KeepSources}
 	if hooks.id != nil {
 		req.ID = hooks.id(m)
 	}

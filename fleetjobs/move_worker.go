@@ -84,7 +84,8 @@ func (w *moveWorker) move(ctx context.Context, job *rivertype.JobRow, a MoveArgs
 		return w.settle(err)
 	}
 	decision, rep, err := byJournal(ctx, w.cfg.Mover, a.MoveID, state, func() (*cutover.Report, error) {
-		return w.cfg.Mover.Move(ctx, cutover.Request{ID: a.MoveID, Tenant: a.Tenant, Target: a.Target})
+		// A drain's move retired at once needs no reverse stream.
+		return w.cfg.Mover.Move(ctx, cutover.Request{ID: a.MoveID, Tenant: a.Tenant, Target: a.Target, NoReverse: meta.Retire})
 	})
 	if err == nil && meta.Retire {
 		// A drain's move frees its source at once, as drain.Runner's
