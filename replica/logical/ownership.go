@@ -39,6 +39,11 @@ type record struct {
 	// on the source (see syncSlotPattern).
 	SubOID       uint32 `json:"sub_oid,omitempty"`
 	TargetSystem string `json:"target_system,omitempty"`
+	// From (a reverse's record only) is the target's position from which
+	// the reverse applies: every change the forward stream applied is
+	// before it, every write of the application after it. Its slot, made
+	// before the window, is advanced to it before its subscription starts.
+	From string `json:"from,omitempty"`
 }
 
 func (r *record) json() string {

@@ -82,10 +82,15 @@ func (s *stream) reverseEnv() *env {
 	return &r
 }
 
-// PrepareReverse creates the reverse's publication in the target
-// database, with its record, unless it exists. It changes nothing the
-// forward stream or the application sees; call it before the window. It
-// is an optional capability of the stream, found by type assertion.
+// PrepareReverse makes the reverse's publication in the target database,
+// with its record, and its slot, noted in the record first, unless they
+// exist. It changes nothing the forward stream or the application sees;
+// call it before the window. Making a logical slot waits for the
+// transactions that have written and are still open on the target server
+// (any database), which is why it is made here and not in the window:
+// the slot decodes from its creation, forward changes included, and
+// ReverseSlot then says from where the reverse applies. It is an optional
+// capability of the stream, found by type assertion.
 func (s *stream) PrepareReverse(ctx context.Context) error {
 	if _, err := s.state(); err != nil {
 		return err
@@ -98,26 +103,55 @@ func (s *stream) PrepareReverse(ctx context.Context) error {
 	case pub.exists && pub.rec == nil:
 		return fmt.Errorf("logical: prepare reverse: publication %s in target database %q is not this stream's reverse (its comment says otherwise): drop it or choose another stream ID",
 			e.name, e.spec.SourceDatabase)
-	case pub.exists:
-		return nil
+	case !pub.exists:
+		if pub.rec, err = e.createPublication(ctx); err != nil {
+			return fmt.Errorf("logical: prepare reverse: %w", err)
+		}
 	}
-	if _, err := e.createPublication(ctx); err != nil {
+	if _, _, err := e.reverseSlot(ctx, s.tgt, pub.rec); err != nil {
 		return fmt.Errorf("logical: prepare reverse: %w", err)
 	}
 	return nil
 }
 
-// ReverseSlot creates the reverse's slot in the target database, noted in
-// the record first, and returns the position it decodes from. Call it in
-// the window, once WaitFor has returned and before the application is
-// let onto the target: every change the forward stream applied is before
-// that position, and every write of the application after it. It costs
-// two statements on a session the stream holds, whatever the data; like
-// every logical slot's creation it waits for the transactions that have
-// written and are open on the target server (any database) to end. A
-// slot this stream's reverse made already is kept: its position is
-// returned. It is an optional capability of the stream, found by type
-// assertion.
+// reverseSlot makes the reverse's slot unless it exists, noting it in
+// rec first, and returns its confirmed position, and whether it made it.
+func (e *env) reverseSlot(ctx context.Context, tgt querier, rec *record) (string, bool, error) {
+	var lsn *string
+	err := tgt.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, e.name).Scan(&lsn)
+	made := false
+	switch {
+	case err == nil && !rec.Slot:
+		return "", false, fmt.Errorf("replication slot %s on the target is not this stream's reverse: drop it if nothing uses it", e.name)
+	case errors.Is(err, pgx.ErrNoRows):
+		if !rec.Slot {
+			rec.Slot = true
+			if err := e.writeRecord(ctx, tgt, rec); err != nil {
+				return "", false, err
+			}
+		}
+		made = true
+		err = tgt.QueryRow(ctx, `SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')`, e.name).Scan(&lsn)
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("reverse slot %s on the target: %w", e.name, err)
+	}
+	if lsn == nil {
+		return "", false, fmt.Errorf("reverse slot %s on the target has no position yet", e.name)
+	}
+	return *lsn, made, nil
+}
+
+// ReverseSlot says, and records, from where the reverse applies: the
+// target's WAL insert position. Call it in the window, once WaitFor has
+// returned and before the application is let onto the target: every
+// change the forward stream applied is before that position, and every
+// write of the application after it. It costs four statements on a
+// session the stream holds, whatever the data, and waits for no one
+// (the slot was made by PrepareReverse; a stream prepared without one
+// gets it here, with the wait slot creation has). Called again (a
+// resumed move), it returns the position recorded. It is an optional
+// capability of the stream, found by type assertion.
 func (s *stream) ReverseSlot(ctx context.Context) (replica.Position, error) {
 	if _, err := s.state(); err != nil {
 		return 0, err
@@ -131,27 +165,28 @@ func (s *stream) ReverseSlot(ctx context.Context) (replica.Position, error) {
 		return 0, fmt.Errorf("logical: reverse slot: the reverse's publication %s is not in target database %q: call PrepareReverse before the window",
 			e.name, e.spec.SourceDatabase)
 	}
-	var lsn *string
-	err = s.tgt.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, e.name).Scan(&lsn)
-	switch {
-	case err == nil && !pub.rec.Slot:
-		return 0, fmt.Errorf("logical: reverse slot: replication slot %s on the target is not this stream's reverse: drop it if nothing uses it", e.name)
-	case errors.Is(err, pgx.ErrNoRows):
-		if !pub.rec.Slot {
-			pub.rec.Slot = true
-			if err := e.writeRecord(ctx, s.tgt, pub.rec); err != nil {
-				return 0, fmt.Errorf("logical: reverse slot: %w", err)
-			}
+	if pub.rec.From != "" {
+		return replica.ParsePosition(pub.rec.From)
+	}
+	var lsn string
+	made := false
+	if !pub.rec.Slot { // prepared before PrepareReverse made the slot
+		if lsn, made, err = e.reverseSlot(ctx, s.tgt, pub.rec); err != nil {
+			return 0, fmt.Errorf("logical: %w", err)
 		}
-		err = s.tgt.QueryRow(ctx, `SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')`, e.name).Scan(&lsn)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("logical: reverse slot %s on the target: %w", e.name, err)
+	if !made {
+		// The insert position, not the write one: the apply worker
+		// commits asynchronously, so its last commit may not be written.
+		if err := s.tgt.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
+			return 0, fmt.Errorf("logical: reverse slot: read the target's position: %w", err)
+		}
 	}
-	if lsn == nil {
-		return 0, fmt.Errorf("logical: reverse slot %s on the target has no position yet", e.name)
+	pub.rec.From = lsn
+	if err := e.writeRecord(ctx, s.tgt, pub.rec); err != nil {
+		return 0, fmt.Errorf("logical: reverse slot: %w", err)
 	}
-	return replica.ParsePosition(*lsn)
+	return replica.ParsePosition(lsn)
 }
 
 // StartReverse starts the reverse of the stream with spec's ID (spec is
@@ -204,6 +239,9 @@ func (e *env) startReverse(ctx context.Context) (_ *stream, err error) {
 	if m.Fingerprint, err = fingerprint(ctx, s.tgt); err != nil {
 		return nil, fmt.Errorf("the source database's schema: %w", err)
 	}
+	if err := e.advanceReverse(ctx, s, pub.rec); err != nil {
+		return nil, err
+	}
 	subOID, err := e.reverseSubscription(ctx, s)
 	if err != nil {
 		return nil, err
@@ -222,6 +260,32 @@ func (e *env) startReverse(ctx context.Context) (_ *stream, err error) {
 	s.startBackground(ctx)
 	e.log.Info("logical: reverse stream started")
 	return s, nil
+}
+
+// advanceReverse moves the reverse's slot, made before the window, past
+// the changes the forward stream applied (to the position ReverseSlot
+// recorded), before its subscription first starts: they are on the
+// source already, and would come back. Once the subscription exists it
+// owns the slot's position, and this does nothing.
+func (e *env) advanceReverse(ctx context.Context, s *stream, rec *record) error {
+	if rec.From == "" {
+		return nil // made in the window: it decodes from there
+	}
+	var subs int
+	if err := s.tgt.QueryRow(ctx, `SELECT count(*)::int FROM pg_subscription WHERE subname = $1
+		AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, e.name).Scan(&subs); err != nil {
+		return err
+	}
+	if subs > 0 {
+		return nil
+	}
+	// In the slot's database (the reverse's source): a logical slot is
+	// advanced only from there.
+	if _, err := s.src.Exec(ctx, `SELECT pg_replication_slot_advance(slot_name, $2::pg_lsn) FROM pg_replication_slots
+		WHERE slot_name = $1 AND confirmed_flush_lsn < $2::pg_lsn`, e.name, rec.From); err != nil {
+		return fmt.Errorf("advance reverse slot %s past the forward stream's changes: %w", e.name, err)
+	}
+	return nil
 }
 
 // reverseSubscription creates the reverse's subscription in the source
