@@ -167,10 +167,11 @@ func (s *stream) copyOnce(ctx context.Context, c *copier) error {
 	if err := s.e.writeMarker(ctx, &m); err != nil {
 		return err
 	}
-	if again {
-		if err := s.e.dropSourceObjects(ctx, owned{slot: true}, nil); err != nil {
-			return err
-		}
+	// A slot of the stream's name is the stream's (its record says so
+	// since createReplication): a try before this one left it, or an
+	// older version made it before the copy was the stream's own.
+	if err := s.e.dropSourceObjects(ctx, owned{slot: true}, nil); err != nil {
+		return err
 	}
 	t0 := time.Now()
 	slot, err := s.e.createExportedSlot(ctx)

@@ -268,11 +268,13 @@
 //
 //	DAISYCHAIN_BENCH_COPY_MB=1000 DAISYCHAIN_BENCH_ROUNDS=5 go test ./replica/logical -run '^$' -bench BenchmarkInitialCopy -benchtime 1x -timeout 3h
 //
-// On a 2-CPU machine shared with other test runs (source and target on
-// it, fsync off; pgcopydb 0.10), medians of 5 rounds:
+// On a 2-CPU machine shared with other test runs (load average 3 to 11;
+// source and target on it, fsync off; pgcopydb 0.10), the medians of two
+// runs of 3 to 5 rounds each:
 //
-//	tenant                           stream   pgcopydb  pg_dump+pg_restore  stream/pgcopydb
-//	FIGURES
+//	tenant                            stream       pgcopydb     pg_dump+pg_restore  stream/pgcopydb
+//	one table (pgbench, 949 MB)       5.6–7.0 s    8.8–9.2 s    10.0–10.1 s         0.61–0.79
+//	200 tables (1106 MB)              8.5–15.5 s   17.5–28.5 s   9.4–19.4 s         0.48–0.54
 //
 // The stream copies a table larger than CopyRangeSize in ranges, by
 // CopyJobs sessions; a table copied whole is copied FREEZE, which, on 2
