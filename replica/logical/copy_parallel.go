@@ -30,7 +30,6 @@ type copier struct {
 	rangeSize int64
 
 	mu       sync.Mutex
-	attempt  int             // attempts in this handle
 	slotMade bool            // this attempt's slot exists
 	planned  bool            // tables and ranges are known
 	total    int             // tables to copy
@@ -153,7 +152,6 @@ var errCopyStopped = errors.New("the initial copy stopped")
 // copyOnce is one try of the initial copy, from a new slot.
 func (s *stream) copyOnce(ctx context.Context, c *copier) error {
 	c.mu.Lock()
-	c.attempt++
 	c.slotMade, c.planned, c.done, c.total, c.bytes = false, false, map[string]bool{}, 0, 0
 	c.copied.Store(0)
 	c.mu.Unlock()
@@ -169,10 +167,11 @@ func (s *stream) copyOnce(ctx context.Context, c *copier) error {
 	if err := s.e.writeMarker(ctx, &m); err != nil {
 		return err
 	}
-	if again {
-		if err := s.e.dropSourceObjects(ctx, owned{slot: true}, nil); err != nil {
-			return err
-		}
+	// A slot of the stream's name is the stream's (its record says so
+	// since createReplication): a try before this one left it, or an
+	// older version made it before the copy was the stream's own.
+	if err := s.e.dropSourceObjects(ctx, owned{slot: true}, nil); err != nil {
+		return err
 	}
 	t0 := time.Now()
 	slot, err := s.e.createExportedSlot(ctx)
@@ -185,12 +184,20 @@ func (s *stream) copyOnce(ctx context.Context, c *copier) error {
 	c.mu.Unlock()
 	s.e.log.Info("logical: slot created with its snapshot exported", "consistent_point", slot.lsn, "took", time.Since(t0))
 
-	sessions, err := s.openCopySessions(ctx, slot.snapshot, c.jobs)
-	defer closeCopySessions(sessions)
+	// One session plans; as many more as there are ranges to copy, up
+	// to CopyJobs, join it.
+	sessions, err := s.openCopySessions(ctx, slot.snapshot, 1)
+	defer func() { closeCopySessions(sessions) }()
 	if err != nil {
 		return err
 	}
 	tables, blockSize, err := s.planCopy(ctx, sessions[0].src)
+	if err != nil {
+		return err
+	}
+	ranges := splitRanges(tables, c.rangeSize, blockSize, s.e.srcMajor >= 14)
+	more, err := s.openCopySessions(ctx, slot.snapshot, min(c.jobs, len(ranges))-1)
+	sessions = append(sessions, more...)
 	if err != nil {
 		return err
 	}
@@ -203,7 +210,6 @@ func (s *stream) copyOnce(ctx context.Context, c *copier) error {
 			return err
 		}
 	}
-	ranges := splitRanges(tables, c.rangeSize, blockSize, s.e.srcMajor >= 14)
 	c.mu.Lock()
 	c.planned, c.total = true, len(tables)
 	for _, t := range tables {

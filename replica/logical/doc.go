@@ -267,24 +267,32 @@
 //
 // # How fast
 //
-// BenchmarkCopy builds a tenant (two large tables with secondary indexes
-// and a foreign key, six small ones) and measures, in one run, the time
-// until a stream is caught up while the source takes writes, pg_dump -Fc
-// followed by pg_restore --jobs into a fresh database, and pgcopydb clone
-// when installed:
+// BenchmarkInitialCopy times, for a tenant of one large table (pgbench)
+// and one of 200 tables of the same size, how long each tool takes to
+// make a target ready for the window, from the same source into the
+// same target instance, the tools alternating: a stream until it
+// streams with every index and constraint built and has applied a
+// barrier; pgcopydb clone --table-jobs N --index-jobs N; pg_dump -Fd -j N
+// -Z0 followed by pg_restore -j N (N the CPUs):
 //
-//	go test ./replica/logical -run '^$' -bench BenchmarkCopy -benchtime 1x
+//	DAISYCHAIN_BENCH_COPY_MB=1000 DAISYCHAIN_BENCH_ROUNDS=5 go test ./replica/logical -run '^$' -bench BenchmarkInitialCopy -benchtime 1x -timeout 3h
+//
+// On a 2-CPU machine shared with other test runs (load average 3 to 11;
+// source and target on it, fsync off; pgcopydb 0.10), the medians of two
+// runs of 3 to 5 rounds each:
+//
+//	tenant                            stream       pgcopydb     pg_dump+pg_restore  stream/pgcopydb
+//	one table (pgbench, 949 MB)       5.6–7.0 s    8.8–9.2 s    10.0–10.1 s         0.61–0.79
+//	200 tables (1106 MB)              8.5–15.5 s   17.5–28.5 s   9.4–19.4 s         0.48–0.54
+//
+// The stream copies a table larger than CopyRangeSize in ranges, by
+// CopyJobs sessions; a table copied whole is copied FREEZE, which, on 2
+// CPUs, made a 770 MB table ready sooner than ranges did (see
+// Provider.CopyRangeSize). A stream has about half a second of fixed
+// cost (preflight, schema dump and first restore).
+//
+// BenchmarkCopy measures a stream while the source takes writes, with
+// what Verify costs:
+//
 //	DAISYCHAIN_BENCH_MB=300 go test ./replica/logical -run '^$' -bench BenchmarkCopy -benchtime 1x -timeout 1h
-//
-// On a 2-CPU machine (source and target on it, fsync off), last runs:
-//
-//	tenant                           stream     pg_dump+pg_restore  pgcopydb clone
-//	250 MB tables (349 MB with idx)  8.2–8.6 s  10.4–10.8 s         7.5–7.7 s
-//	 47 MB tables ( 77 MB with idx)  2.0–2.6 s   2.0–2.2 s          2.2–2.5 s
-//
-// so the stream is 0.75–0.83 times pg_dump + pg_restore for a few hundred
-// MB, and 1.1 times pgcopydb, while the source takes writes throughout.
-// A stream has about half a second of fixed cost (preflight, schema dump
-// and first restore); the indexes, constraints and triggers of each table
-// are built as soon as its copy is done, as pgcopydb does.
 package logical

@@ -138,6 +138,8 @@ func TestPreflightWALLevel(t *testing.T) {
 	}{
 		{provider, negative, "LongTransactionLimit -1s is negative"},
 		{&logical.Provider{LongTransactionLimit: -time.Second}, sp, "Provider.LongTransactionLimit -1s is negative"},
+		{&logical.Provider{CopyJobs: -1}, sp, "Provider.CopyJobs -1 is negative"},
+		{&logical.Provider{CopyRangeSize: -8192}, sp, "Provider.CopyRangeSize -8192 is negative"},
 	} {
 		if _, err := c.p.Preflight(ctx, c.sp); !isErr(err, replica.ErrInvalidSpec) || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("Preflight with %s: %v, want ErrInvalidSpec naming it", c.field, err)
