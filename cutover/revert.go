@@ -18,14 +18,19 @@ package cutover
 //     subscription dropped): StepReverse runs after StepFinishStream, and
 //     Resume runs them in that order.
 //   - The reverse's slot must decode every write of the application to
-//     the target and none of the forward stream's changes. A logical slot
-//     decodes from where it is created, so it is created in the window
-//     (StepReverseSlot): after WaitFor(barrier) returned (the forward
+//     the target and none of the forward stream's changes. Making a
+//     logical slot waits for every transaction that has written and is
+//     still open on the target server, in any database (another tenant's
+//     long transaction), so it is made before the window, with its
+//     publication (StepReversePrepare: a decoder does not find a
+//     publication created after the WAL it reads either). It then decodes
+//     the forward stream's last changes too; so in the window
+//     (StepReverseSlot), after WaitFor(barrier) returned (the forward
 //     stream has applied everything the fenced source will ever send, and
 //     the source cannot commit again) and before the switch (nothing of
-//     the application has reached the target). Its publication is made
-//     before the window (StepReversePrepare): a decoder does not find a
-//     publication created after the WAL it reads.
+//     the application has reached the target), the stream records the
+//     target's WAL insert position, and the slot is advanced to it before
+//     the reverse's subscription first starts.
 //   - A logical apply worker cannot connect to a database with
 //     ALLOW_CONNECTIONS false, which is what the database fence leaves on
 //     the source copy. So StepReverse fences the source copy by privileges
@@ -41,13 +46,10 @@ package cutover
 //
 // # What the window costs
 //
-// StepReverseSlot adds one statement inside the window, on a session the
-// stream holds to the target database (two when the record is first
-// written): nothing grows with the data. Like every logical slot's
-// creation, it waits for the transactions that have written and are
-// still open on the target server, in any database, to end: another
-// tenant's long transaction on the target lengthens the window, up to
-// the budget, over which the move rolls back as any other.
+// StepReverseSlot adds four statements inside the window, on a session
+// the stream holds to the target database (read the record, read the
+// position, record it), and waits for no one: nothing grows with the
+// data or with the target's other work.
 //
 // # What the journal records
 //
