@@ -85,7 +85,17 @@ func TestClientBypassingRouterAndPgBouncer(t *testing.T) {
 	fx := startMoveFixture(t)
 	conn, err := fx.src.Connect(ctx, "acme")
 	must(t, err)
-	_, err = conn.Exec(ctx, "CREATE TABLE probe (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+	// The probe is an application: its own role, not a superuser (the
+	// fence by privileges that a reverse stream puts on the source copy
+	// binds no superuser: see cutover's revert.go).
+	_, err = conn.Exec(ctx, `CREATE TABLE probe (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());
+		CREATE ROLE probe_app LOGIN; GRANT INSERT ON probe TO probe_app; GRANT USAGE ON SEQUENCE probe_id_seq TO probe_app`)
+	must(t, err)
+	conn.Close(ctx)
+	// Roles are the instance's: the target has the application's too.
+	conn, err = fx.dst.Connect(ctx, "postgres")
+	must(t, err)
+	_, err = conn.Exec(ctx, "CREATE ROLE probe_app LOGIN")
 	must(t, err)
 	conn.Close(ctx)
 	mover := fx.mover(t) // the database fence; the route pause holds nothing of this client's
@@ -99,7 +109,7 @@ func TestClientBypassingRouterAndPgBouncer(t *testing.T) {
 	probeDone := make(chan struct{})
 	go func() {
 		defer close(probeDone)
-		p.run(probeCtx, fx.src.ConnString("acme"))
+		p.run(probeCtx, fx.src.ConnStringAs("probe_app", "", "acme"))
 	}()
 	defer func() { stopProbe(); <-probeDone }()
 	waitForRows(t, fx.src, "pgbench_history")

@@ -105,9 +105,15 @@
 //     the fence step started), a new connection is refused with SQLSTATE
 //     55000, database "acme" is not currently accepting connections, and
 //     so after the switch: all 50 attempts in the half second measured
-//     after it were refused, and the source copy stays fenced for the
-//     rollback period. Such a client must be pointed at the target by
-//     other means (its own configuration, DNS).
+//     after it were refused (a move without a reverse stream), and the
+//     source copy stays fenced for the rollback period. With the reverse
+//     stream (cutover's default), the source copy is fenced by
+//     privileges once the stream starts: an application role is refused
+//     with SQLSTATE 42501, permission denied for database "acme"; a
+//     superuser is not, and its writes would land on the source copy, so
+//     no client connecting as one may bypass the routes (or set
+//     cutover.Config.NoReverse). Such a client must be pointed at the
+//     target by other means (its own configuration, DNS).
 //
 // Such a client also lengthens the window: the quiesce step waits for
 // a quiet spell on the source that a client writing without a break
