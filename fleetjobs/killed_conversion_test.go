@@ -67,9 +67,14 @@ func TestChainTakesOverKilledConversion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The conversion's job would be rescued by River only after
+	// MoveTimeout (an hour); the chain's own job, if the worker died in
+	// one of its rounds, after FanOutTimeout (River rescues a job once it
+	// has run longer than both its worker's timeout and
+	// RescueStuckJobsAfter).
 	client, err := startWorker(ctx, pool, &fleetjobs.Config{Mover: mover, Journal: f.Journal, Planner: planner,
-		MoveTimeout: time.Hour, BusySnooze: 200 * time.Millisecond, DrainPoll: time.Second, TakeoverAfter: takeoverAfter},
-		&river.Config{RescueStuckJobsAfter: time.Hour})
+		MoveTimeout: time.Hour, BusySnooze: 200 * time.Millisecond, DrainPoll: time.Second, TakeoverAfter: takeoverAfter,
+		FanOutTimeout: fanOutTimeout}, &river.Config{JobTimeout: time.Second, RescueStuckJobsAfter: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,6 +120,14 @@ func (v *progressView) move(e *cutover.Event) {
 			b.bar.SetCurrent(pr.BytesCopied)
 			v.setETA(b, pr.CopyETA)
 		case replica.PhaseIndexes, replica.PhaseStreaming:
+			if pr.BytesTotal > 0 {
+				// A copy faster than the progress reports ends with
+				// what it copied, not an empty bar.
+				b := v.bar(e.Move+" copy", e.Tenant+" copy", pr.BytesTotal, decor.Counters(decor.SizeB1024(0), "% .1f / % .1f"))
+				b.total = pr.BytesTotal
+				b.bar.SetTotal(b.total, false)
+				b.bar.SetCurrent(min(pr.BytesCopied, pr.BytesTotal))
+			}
 			v.complete(e.Move + " copy")
 			b := v.bar(e.Move+" catch-up", e.Tenant+" catch-up", pr.LagBytes, decor.Any(func(decor.Statistics) string { return "" }))
 			b.most = max(b.most, pr.LagBytes, 1)

@@ -48,11 +48,16 @@ func (s *stream) progress(ctx context.Context) (replica.Progress, error) {
 	}
 	// Tables and bytes: the stream's own copy knows them while it runs;
 	// else the subscription's tables (all ready once the copy is done).
+	// After the copy, until the subscription exists (keys are built
+	// first), the copy's figures are the stream's: its tables and bytes,
+	// all copied.
 	var own *copyState
-	if c := s.copy; c != nil && phase == replica.PhaseCopy {
-		st := c.state()
-		own = &st
+	if st := s.ownCopy(); st != nil && (phase == replica.PhaseCopy || st.finished) {
+		own = st
 		p.TablesTotal, p.TablesDone, p.BytesTotal, p.BytesCopied = st.total, len(st.done), st.bytes, min(st.copied, st.bytes)
+		if st.finished {
+			p.TablesDone, p.BytesCopied = st.total, st.bytes
+		}
 	} else if err := s.subscriptionProgress(ctx, &p); err != nil {
 		return p, err
 	}
@@ -114,6 +119,15 @@ func (s *stream) progress(ctx context.Context) (replica.Progress, error) {
 	p.CatchUpETA = s.catchETA
 	s.lagPrev = sample{now, p.LagBytes}
 	return p, nil
+}
+
+// ownCopy is the state of the copy this process ran, if any.
+func (s *stream) ownCopy() *copyState {
+	if s.copy == nil {
+		return nil
+	}
+	st := s.copy.state()
+	return &st
 }
 
 // subscriptionProgress fills p's tables and bytes from the subscription's
