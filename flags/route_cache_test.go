@@ -94,7 +94,14 @@ func TestConcurrentMissesShareOneRead(t *testing.T) {
 	if err := pub.Publish(ctx, "t1", flags.RouteTo(e.instA, "tenant_1", 1)); err != nil {
 		t.Fatal(err)
 	}
-	reader := e.provider(t)
+	// A fetch that waits longer than the lock is held: with the default
+	// (2 s), a starved machine could see every read give up before it
+	// looked, and no read wait any more.
+	reader, err := flags.NewPostgresProvider(ctx, e.control, &flags.PostgresConfig{FetchTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reader.Close)
 	c := flagstest.Client(t, reader)
 
 	lock, err := e.a.Connect(ctx, "control")

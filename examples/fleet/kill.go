@@ -24,8 +24,10 @@ type kill struct {
 	Done bool `json:"done"`
 }
 
-// killInMove waits until every job victim runs is a move that has
-// switched and is not over, and kills victim's process with SIGKILL. It
+// killInMove waits until every job one of workers runs is a move that
+// has switched and is not over, and kills that worker's process with
+// SIGKILL (the first seen: the worker is not chosen beforehand, since
+// with copies this fast a chosen one may run no move long enough). It
 // returns nil, nil if the drain ends first or ctx is done.
 //
 // It kills after the switch, not in the copy: Resume completes a move
@@ -34,13 +36,15 @@ type kill struct {
 // failed, to be moved again under a new ID). A kill after the switch
 // shows the drain taking over a dead worker's move and finishing it.
 //
-// Every job victim runs must be such a move: a dead worker's job that
+// Every job the worker runs must be such a move: a dead worker's job that
 // has journaled nothing yet (waiting for a slot, MovesPerSource) is taken
 // over only after fleetjobs.Config.TakeoverAfter, and could be a move
 // about to start its copy; a round of the drain job itself is left to
 // River's rescue, after its FanOutTimeout.
-func killInMove(ctx context.Context, client *river.Client[pgx.Tx], journal cutover.Journal, victim *process) (*kill, error) {
-	tick := time.NewTicker(50 * time.Millisecond)
+func killInMove(ctx context.Context, client *river.Client[pgx.Tx], journal cutover.Journal, workers []*process) (*kill, error) {
+	// Often: with a fast copy, a move spends about 100 ms between its
+	// switch and its end.
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
@@ -52,32 +56,43 @@ func killInMove(ctx context.Context, client *river.Client[pgx.Tx], journal cutov
 		if err != nil {
 			return nil, ctxOr(ctx, err)
 		}
-		var k *kill
+		running := map[string][]*rivertype.JobRow{}
 		for _, j := range res.Jobs {
-			if lastAttempt(j) != victim.id {
-				continue
-			}
-			if j.Kind != fleetjobs.KindMove && j.Kind != fleetjobs.KindTakeover {
-				k = nil
-				break
-			}
-			var args fleetjobs.MoveArgs
-			if err := json.Unmarshal(j.EncodedArgs, &args); err != nil {
+			running[lastAttempt(j)] = append(running[lastAttempt(j)], j)
+		}
+		for _, w := range workers {
+			k, err := allSwitched(ctx, journal, w.id, running[w.id])
+			if err != nil {
 				return nil, err
 			}
-			entries, err := journal.Entries(ctx, args.MoveID)
-			if err != nil || !switched(entries) {
-				k = nil
-				break
+			if k != nil {
+				return k, w.kill()
 			}
-			if k == nil {
-				k = &kill{Worker: victim.id, Move: args.MoveID, Step: entries[len(entries)-1].Step}
-			}
-		}
-		if k != nil {
-			return k, victim.kill()
 		}
 	}
+}
+
+// allSwitched returns the kill of worker if every job it runs is a move
+// between its switch and its end, else nil.
+func allSwitched(ctx context.Context, journal cutover.Journal, worker string, jobs []*rivertype.JobRow) (*kill, error) {
+	var k *kill
+	for _, j := range jobs {
+		if j.Kind != fleetjobs.KindMove && j.Kind != fleetjobs.KindTakeover {
+			return nil, nil
+		}
+		var args fleetjobs.MoveArgs
+		if err := json.Unmarshal(j.EncodedArgs, &args); err != nil {
+			return nil, err
+		}
+		entries, err := journal.Entries(ctx, args.MoveID)
+		if err != nil || !switched(entries) {
+			return nil, nil
+		}
+		if k == nil {
+			k = &kill{Worker: worker, Move: args.MoveID, Step: entries[len(entries)-1].Step}
+		}
+	}
+	return k, nil
 }
 
 // switched says whether a move's journal has its switch done and the

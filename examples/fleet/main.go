@@ -86,7 +86,6 @@ type options struct {
 
 const (
 	workersRun1    = 3
-	victim         = "worker-2"
 	soloWorker     = "worker-4" // run 2's, named apart from run 1's
 	inFlight       = 6
 	sampledWriters = 8 // tenants of each source the application writes to
@@ -203,8 +202,8 @@ func run(ctx context.Context, out io.Writer, o options) (s summary, err error) {
 	say("the application writes to %d tenants through the Router", len(sampled))
 
 	sp := spawner{executable: exe, control: local.Control, instances: local.Instances, opts: o}
-	say("run 1: draining pg-a onto pg-c and pg-d with %d workers (MaxWorkers %d each, at most %d moves out of one instance and %d into one); %s is killed once a move it runs has switched",
-		workersRun1, workerConcurrency, o.limits.movesPerSource, o.limits.movesPerTarget, victim)
+	say("run 1: draining pg-a onto pg-c and pg-d with %d workers (MaxWorkers %d each, at most %d moves out of one instance and %d into one); the first worker seen with every move it runs switched is killed",
+		workersRun1, workerConcurrency, o.limits.movesPerSource, o.limits.movesPerTarget)
 	r1, err := runDrain(ctx, client, h.Journal, sp, workersRun1, fleetjobs.DrainArgs{
 		DrainID: "drain-pg-a", Instance: "pg-a", Onto: []string{"pg-c", "pg-d"}})
 	if err != nil {
@@ -268,8 +267,9 @@ type drainRun struct {
 }
 
 // runDrain starts n worker processes, enqueues the drain (every tenant:
-// a threshold of one relation file), kills the victim in a move if it is
-// among them, waits for the drain job to end, and stops the workers.
+// a threshold of one relation file), kills one of them in a move if it
+// started more than one, waits for the drain job to end, and stops the
+// workers.
 func runDrain(ctx context.Context, client *river.Client[pgx.Tx], journal cutover.Journal, sp spawner, n int, args fleetjobs.DrainArgs) (r drainRun, err error) {
 	var procs []*process
 	defer func() {
@@ -303,12 +303,10 @@ func runDrain(ctx context.Context, client *river.Client[pgx.Tx], journal cutover
 	}
 	killed := make(chan killResult, 1)
 	go func() {
-		for _, p := range procs {
-			if p.id == victim {
-				k, err := killInMove(watchCtx, client, journal, p)
-				killed <- killResult{k, err}
-				return
-			}
+		if len(procs) > 1 {
+			k, err := killInMove(watchCtx, client, journal, procs)
+			killed <- killResult{k, err}
+			return
 		}
 		killed <- killResult{}
 	}()
