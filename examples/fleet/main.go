@@ -8,9 +8,9 @@
 //
 // It starts five throwaway localpg instances (control, pg-a, pg-b, pg-c,
 // pg-d) and -tenants tenants on each of pg-a and pg-b. Run 1 drains pg-a
-// onto pg-c and pg-d with three workers, and kills worker-2 (no
-// replacement is started) once a move it runs has switched and is not yet
-// over: the drain hands that move to another worker (a takeover job),
+// onto pg-c and pg-d with three workers, and kills the first worker seen
+// with every move it runs switched and not yet over (no replacement is
+// started): the drain hands that move to another worker (a takeover job),
 // which resumes it from the journal. Run 2 drains pg-b the same
 // way with one worker. Then it checks every write the application was told
 // had committed is where the tenant's route points now.
