@@ -10,22 +10,19 @@ import (
 	"github.com/daisychain-db/daisychain/replica"
 )
 
-// Rates a DryRun estimates with. They are this library's measurements on
-// a 2-core machine with local disks (see the replica/logical and cutover
-// benchmarks); rehearse on a clone of your data for your own.
+// Rates the RateModel takes for a part no measured run informs: this
+// library's measurements on a 2-core machine with local disks (see the
+// replica/logical and cutover benchmarks). Rehearse (Mover.Rehearse) to
+// measure your own.
 const (
 	// CopyRateEstimate is bytes per second of the stream's initial copy,
-	// indexes included.
+	// and of its index build.
 	CopyRateEstimate = 40 << 20
 	// VerifyCountsRateEstimate is bytes per second of VerifyCounts, on
 	// both sides at once.
 	VerifyCountsRateEstimate = 400 << 20
 	// VerifyChecksumsRateEstimate is bytes per second of VerifyChecksums.
 	VerifyChecksumsRateEstimate = 60 << 20
-	// windowFixedEstimate is the window's cost: pause, quiesce, fence,
-	// barrier, sequences, snapshot, switch; none grows with the data or
-	// the tenants.
-	windowFixedEstimate = 150 * time.Millisecond
 )
 
 // DryRunReport is what a move or a conversion would do, from a dry run
@@ -41,15 +38,17 @@ type DryRunReport struct {
 	// Bytes and Files of the tenant's database on the source; for a
 	// conversion, Bytes of the whole instance (Files is not measured).
 	Bytes, Files int64
-	// CopyEstimate is the time the copy would take.
-	CopyEstimate time.Duration
-	// WindowEstimate is the window's estimated length, against
-	// WindowBudget: nothing in it grows with the data or the tenants.
+	// Estimate is each step's estimated time and the total, with their
+	// ranges and the measured runs they rest on (Estimate.Basis).
+	Estimate *Estimate
+	// CopyEstimate is the time the copy would take (the stream and the
+	// catch-up steps), WindowEstimate the window's, against
+	// WindowBudget, and VerifyEstimate the verification's after the
+	// switch: parts of Estimate.
+	CopyEstimate                 time.Duration
 	WindowEstimate, WindowBudget time.Duration
-	// VerifyEstimate is the time of the verification after the switch
-	// (inside the window for a stream that cannot take snapshots).
-	VerifyEstimate time.Duration
-	Verify         replica.VerifyLevel
+	VerifyEstimate               time.Duration
+	Verify                       replica.VerifyLevel
 	// Problems preflight found; the move would be refused while there
 	// are any.
 	Problems []string
@@ -64,9 +63,12 @@ func (p *DryRunReport) String() string {
 		fmt.Fprintf(&b, "dry run: move tenant %s (database %q, %d bytes, %d files) from %s to %s\n",
 			p.Tenant, p.Database, p.Bytes, p.Files, p.Source, p.Target)
 	}
-	fmt.Fprintf(&b, "  copy about %s; window about %s (budget %s); verify %s after the switch, about %s\n",
-		p.CopyEstimate.Round(time.Second), p.WindowEstimate.Round(time.Millisecond), p.WindowBudget, p.Verify,
-		p.VerifyEstimate.Round(time.Second))
+	if e := p.Estimate; e != nil {
+		fmt.Fprintf(&b, "  about %s (%s to %s): copy %s, window %s (%s to %s, budget %s), verify %s %s\n",
+			round(e.Total), round(e.Low), round(e.High), round(p.CopyEstimate), round(e.Window), round(e.WindowLow),
+			round(e.WindowHigh), p.WindowBudget, p.Verify, round(p.VerifyEstimate))
+		fmt.Fprintf(&b, "  basis: %s\n", e.Basis)
+	}
 	steps := make([]string, len(p.Steps))
 	for i, s := range p.Steps {
 		steps[i] = string(s)
@@ -97,15 +99,9 @@ func (m *Mover) DryRun(ctx context.Context, req Request) (*DryRunReport, error) 
 	if err != nil {
 		p.Problems = append(p.Problems, fmt.Sprintf("measure the tenant: %v", err))
 	} else {
-		p.Bytes, p.Files = usage[0].Bytes, usage[0].Files
+		p.Files = usage[0].Files
 	}
-	p.CopyEstimate = time.Duration(float64(p.Bytes) / CopyRateEstimate * float64(time.Second))
-	switch p.Verify {
-	case replica.VerifyCounts:
-		p.VerifyEstimate = time.Duration(float64(p.Bytes) / VerifyCountsRateEstimate * float64(time.Second))
-	case replica.VerifyChecksums:
-		p.VerifyEstimate = time.Duration(float64(p.Bytes) / VerifyChecksumsRateEstimate * float64(time.Second))
-	}
+	r.dryRunEstimate(ctx, p)
 	return p, nil
 }
 
@@ -120,17 +116,29 @@ func (m *Mover) DryRunConvert(ctx context.Context, req ConvertRequest) (*DryRunR
 	}
 	p := r.dryRun(ctx)
 	p.Verify = replica.VerifyOff // a physical copy is the source's own pages
-	conn, err := connectAdmin(ctx, r.src)
-	if err != nil {
-		p.Problems = append(p.Problems, fmt.Sprintf("measure the instance: %v", err))
-		return p, nil
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if err := conn.QueryRow(ctx, "SELECT sum(pg_database_size(oid))::int8 FROM pg_database").Scan(&p.Bytes); err != nil {
-		p.Problems = append(p.Problems, fmt.Sprintf("measure the instance: %v", err))
-	}
-	p.CopyEstimate = time.Duration(float64(p.Bytes) / CopyRateEstimate * float64(time.Second))
+	r.dryRunEstimate(ctx, p)
 	return p, nil
+}
+
+// dryRunEstimate measures what the run would move (a tenant's write rate
+// sampled for shapeSampleDefault) and estimates it from the rate model.
+func (r *run) dryRunEstimate(ctx context.Context, p *DryRunReport) {
+	shape, err := r.readShape(ctx, shapeSampleDefault)
+	if err != nil {
+		p.Problems = append(p.Problems, fmt.Sprintf("measure what the run would move: %v", err))
+		return
+	}
+	p.Bytes = shape.Bytes
+	model, err := r.m.RateModel(ctx, r.p.source(), r.p.destination(), r.p.convert())
+	if err != nil {
+		p.Problems = append(p.Problems, fmt.Sprintf("rate model: %v", err))
+		return
+	}
+	e := r.estimate(model, shape.Shape)
+	p.Estimate = e
+	p.CopyEstimate = e.Step(r.copy.startStep()).Estimate + e.Step(StepCatchUp).Estimate
+	p.WindowEstimate = e.Window
+	p.VerifyEstimate = e.Step(StepVerify).Estimate
 }
 
 // dryRun is what both dry runs share: the steps of the run's table, the
@@ -146,6 +154,5 @@ func (r *run) dryRun(ctx context.Context) *DryRunReport {
 		}
 	}
 	p.Problems = r.preflightProblems(ctx)
-	p.WindowEstimate = windowFixedEstimate + r.m.cfg.QuiesceGrace/10
 	return p
 }

@@ -39,6 +39,10 @@ type Event struct {
 	Elapsed time.Duration
 	// Progress is set on EventProgress.
 	Progress *replica.Progress
+	// ETA is the run's estimated time left, from its RateModel's
+	// estimate revised by the steps done and the stream's progress; 0
+	// for a run without an estimate (a resumed one).
+	ETA time.Duration
 	// Err is set on a failed step and on EventRolledBack.
 	Err error
 }

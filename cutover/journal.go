@@ -129,6 +129,8 @@ type MemoryJournal struct {
 	entries map[string][]Entry
 	order   []string
 	locks   memoryLocks
+	// measured, oldest first (see MeasurementStore).
+	measured []Measurement
 }
 
 var _ Journal = (*MemoryJournal)(nil)

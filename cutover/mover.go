@@ -74,7 +74,11 @@ func (m *Mover) runNew(ctx context.Context, r *run) (*Report, error) {
 	defer locks.Release()
 	r.locks, r.first = locks, true
 	defer r.close(ctx)
-	err = r.forward(ctx)
+	if r.p.rehearsal() {
+		err = r.rehearse(ctx)
+	} else {
+		err = r.forward(ctx)
+	}
 	r.rep.Finished = time.Now()
 	return r.rep, err
 }

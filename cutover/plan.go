@@ -31,6 +31,9 @@ type plan struct {
 	KeepStream bool                `json:"keep_stream_on_rollback"`
 	// Reverse: the move makes a reverse stream (see revert.go).
 	Reverse bool `json:"reverse,omitempty"`
+	// TargetDatabase, if set, is the database the stream copies into on
+	// Target instead of Database: a rehearsal's scratch database.
+	TargetDatabase string `json:"target_database,omitempty"`
 
 	// A revert: Reverts is the move it takes back (Source and Target
 	// are that move's the other way round), Connect who may connect to
@@ -106,6 +109,8 @@ func (p plan) holder() string {
 		return fmt.Sprintf("conversion %q", p.Move)
 	case p.revert():
 		return fmt.Sprintf("revert %q", p.Move)
+	case p.rehearsal():
+		return fmt.Sprintf("rehearsal %q", p.Move)
 	}
 	return fmt.Sprintf("move %q", p.Move)
 }
@@ -138,6 +143,9 @@ type Planned struct {
 	// Source and Target are then the revert's: that move's target and
 	// source.
 	Reverts string
+	// Rehearsal is true for a rehearsal's plan (Mover.Rehearse): it
+	// moves nothing.
+	Rehearsal bool
 }
 
 // PlannedIn reads the plan of a move or a conversion from its journal's
@@ -148,5 +156,5 @@ func PlannedIn(moveID string, entries []Entry) (_ Planned, found bool, _ error) 
 		return Planned{}, false, err
 	}
 	return Planned{Conversion: p.convert(), Tenant: p.Tenant, Source: p.Source, Target: p.Target,
-		Instance: p.Instance, NewInstance: p.NewInstance, Reverts: p.Reverts}, true, nil
+		Instance: p.Instance, NewInstance: p.NewInstance, Reverts: p.Reverts, Rehearsal: p.rehearsal()}, true, nil
 }

@@ -45,6 +45,18 @@ var journalMigrations = []string{
 	// Recent lists the newest journals through this index, whatever the
 	// length of the history.
 	`CREATE INDEX moves_started ON {{schema}}.moves (started DESC, move DESC);`,
+	// What runs measured, for the rate model (MeasurementStore): read
+	// newest first, for an instance pair or for the fleet.
+	`CREATE TABLE {{schema}}.measurements (
+		move   text PRIMARY KEY,
+		kind   text NOT NULL,
+		source text NOT NULL,
+		target text NOT NULL,
+		at     timestamptz NOT NULL,
+		detail jsonb NOT NULL
+	);
+	CREATE INDEX measurements_pair ON {{schema}}.measurements (source, target, at DESC);
+	CREATE INDEX measurements_at ON {{schema}}.measurements (at DESC);`,
 }
 
 // PostgresJournalConfig configures a PostgresJournal; nil means defaults.

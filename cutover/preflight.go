@@ -16,6 +16,7 @@ func (r *run) preflight(ctx context.Context) (any, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %d problem(s):\n  - %s", ErrPreflight, len(problems), strings.Join(problems, "\n  - "))
 	}
+	r.measureStart(ctx)
 	return map[string]int{"tenants": len(r.tenants)}, nil
 }
 

@@ -31,7 +31,8 @@ type StepTiming struct {
 // Report is what a move did and measured.
 type Report struct {
 	Move string `json:"move"`
-	// Kind is "move" (Move), "convert" (Convert) or "revert" (Revert).
+	// Kind is "move" (Move), "convert" (Convert), "revert" (Revert) or
+	// "rehearsal" (Rehearse).
 	Kind string `json:"kind"`
 	// Reverts is the move a revert takes back.
 	Reverts string `json:"reverts,omitempty"`
@@ -85,6 +86,15 @@ type Report struct {
 	RevertedBy string `json:"reverted_by,omitempty"`
 	// Resumed is true for a report of Resume.
 	Resumed bool `json:"resumed,omitempty"`
+
+	// Estimate is what the run was estimated to take when it started,
+	// from the rate model; nil for a resumed run, or when its shape
+	// could not be read.
+	Estimate *Estimate `json:"estimate,omitempty"`
+	// Measurement is what the run measured (and the journal keeps, if it
+	// is a MeasurementStore); nil for a resumed run or one that did not
+	// end done.
+	Measurement *Measurement `json:"measurement,omitempty"`
 }
 
 // String is a readable summary.
@@ -100,6 +110,11 @@ func (r *Report) String() string {
 	switch r.Kind {
 	case kindConvert:
 		fmt.Fprintf(&b, "conversion %s: %d tenants %s -> %s: %s\n", r.Move, r.Tenants, r.Source, r.Target, outcome)
+	case kindRehearsal:
+		if !r.RolledBack {
+			outcome = "rehearsed, its copy dropped"
+		}
+		fmt.Fprintf(&b, "rehearsal %s: tenant %s %s -> %s: %s\n", r.Move, r.Tenant, r.Source, r.Target, outcome)
 	case kindRevert:
 		if !r.RolledBack {
 			outcome = "reverted"

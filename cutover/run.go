@@ -29,6 +29,7 @@ type run struct {
 	held  []Fence // fences that may be up, in the order they went up
 
 	barrierPos replica.Position
+	meas       measuring
 }
 
 func (m *Mover) newRun(p plan, tenants []fleet.Tenant, src, tgt fleet.Instance) *run {
@@ -39,6 +40,8 @@ func (m *Mover) newRun(p plan, tenants []fleet.Tenant, src, tgt fleet.Instance) 
 		rep.Kind, rep.Tenant = kindConvert, fmt.Sprintf("%d tenants", len(tenants))
 	case p.revert():
 		rep.Kind, rep.Reverts = kindRevert, p.Reverts
+	case p.rehearsal():
+		rep.Kind = kindRehearsal
 	}
 	r := &run{stepper: &stepper{m: m, move: p.Move, subject: p.subject(), rep: rep},
 		p: p, tenants: tenants, src: src, tgt: tgt, admin: &adminSessions{}}
@@ -60,6 +63,9 @@ func (m *Mover) newRun(p plan, tenants []fleet.Tenant, src, tgt fleet.Instance) 
 // table is the run's steps, in order: before the window, inside it (up
 // to the switch), and after. DryRun lists it; forward runs it.
 func (r *run) table() (before, window, after []stepDef) {
+	if r.p.rehearsal() {
+		return r.rehearsalTable()
+	}
 	before = []stepDef{
 		{step: StepPlan, run: func(context.Context) (any, error) { return r.p, nil }},
 		{step: StepPreflight, run: r.preflight},
@@ -80,7 +86,14 @@ func (r *run) table() (before, window, after []stepDef) {
 	window = append(window, r.copy.leveled()...)
 	window = append(window, stepDef{step: StepSwitch, run: r.switchRoutes})
 	after = append([]stepDef{{step: StepCatalog, run: r.recordInCatalog}}, r.copy.finished()...)
-	after = append(after, stepDef{step: StepDone, run: func(context.Context) (any, error) { return nil, nil }})
+	after = append(after, stepDef{step: StepDone, run: func(ctx context.Context) (any, error) {
+		kind := MeasuredMove
+		if r.p.convert() {
+			kind = MeasuredConvert
+		}
+		r.recordMeasurement(ctx, kind)
+		return nil, nil
+	}})
 	return before, window, after
 }
 
@@ -109,6 +122,7 @@ func (r *run) window(ctx context.Context, steps []stepDef) error {
 	if err := r.admin.open(ctx, r.src, r.databases()); err != nil {
 		return fmt.Errorf("before the window: %w", err)
 	}
+	r.measureBeforeWindow(ctx)
 	if err := r.prepareFences(ctx); err != nil {
 		return fmt.Errorf("before the window: %w", err)
 	}
@@ -237,6 +251,7 @@ func (r *run) catchUp(parent context.Context) (any, error) {
 	}
 	var lastEvent time.Time
 	var last replica.Progress
+	began := time.Now()
 	for {
 		p, err := r.follow.Progress(ctx)
 		if err == nil && p.Err != nil {
@@ -248,10 +263,12 @@ func (r *run) catchUp(parent context.Context) (any, error) {
 		last = p
 		if !r.p.revert() { // a revert copies nothing
 			r.rep.BytesCopied = p.BytesCopied
+			r.meas.phases, r.meas.rows = p.Phases, max(r.meas.rows, p.RowsCopied)
 		}
 		if time.Since(lastEvent) >= time.Second {
 			lastEvent = time.Now()
-			r.m.emit(&Event{Kind: EventProgress, Move: r.p.Move, Tenant: r.subject, Step: StepCatchUp, Progress: &p})
+			r.m.emit(&Event{Kind: EventProgress, Move: r.p.Move, Tenant: r.subject, Step: StepCatchUp, Progress: &p,
+				ETA: r.eta(StepCatchUp, time.Since(began), p.CopyETA+p.CatchUpETA)})
 		}
 		if p.Phase == replica.PhaseStreaming && p.LagBytes <= r.m.cfg.CatchUpLag {
 			return map[string]int64{"lag_bytes": p.LagBytes, "bytes_copied": p.BytesCopied}, nil

@@ -42,5 +42,6 @@ const (
 
 // terminal reports whether a move whose journal ends with s is over.
 func (s Step) terminal() bool {
-	return s == StepDone || s == StepRolledBack || s == StepRetire || s == StepReverseDropped || s == StepReverted
+	return s == StepDone || s == StepRolledBack || s == StepRetire || s == StepReverseDropped || s == StepReverted ||
+		s == StepRehearsed
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -49,6 +50,8 @@ type stepper struct {
 	first bool
 
 	windowOpen time.Time // zero while no window is open
+	// est is the run's estimate, for its events' ETA; nil without one.
+	est *Estimate
 	// switchAttempted: a switch was published, perhaps with its outcome
 	// unknown; a rollback must first find out whether it went through.
 	switchAttempted bool
@@ -76,7 +79,7 @@ func (sp *stepper) do(ctx context.Context, d stepDef) error {
 			return &StepError{Move: sp.move, Step: s, Err: err}
 		}
 	}
-	sp.m.emit(&Event{Kind: EventStepStarted, Move: sp.move, Tenant: sp.subject, Step: s})
+	sp.m.emit(&Event{Kind: EventStepStarted, Move: sp.move, Tenant: sp.subject, Step: s, ETA: sp.eta(s, 0, 0)})
 	log.Debug("cutover: step started")
 	start := time.Now()
 	var detail any
@@ -94,7 +97,8 @@ func (sp *stepper) do(ctx context.Context, d stepDef) error {
 		timing.Err, status, detail = err.Error(), StatusFailed, map[string]string{"error": err.Error()}
 	}
 	sp.rep.Steps = append(sp.rep.Steps, timing)
-	sp.m.emit(&Event{Kind: EventStepFinished, Move: sp.move, Tenant: sp.subject, Step: s, Elapsed: elapsed, Err: err})
+	sp.m.emit(&Event{Kind: EventStepFinished, Move: sp.move, Tenant: sp.subject, Step: s, Elapsed: elapsed, Err: err,
+		ETA: sp.eta(s, math.MaxInt64, 0)})
 	// The outcome is journaled even when ctx ended, or Resume would not
 	// know it.
 	if d.journal == journalBoth || err != nil {

@@ -28,12 +28,16 @@ type streamCopy struct {
 
 func (c *streamCopy) spec() replica.Spec {
 	r := c.r
+	target := r.p.Database
+	if r.p.TargetDatabase != "" {
+		target = r.p.TargetDatabase
+	}
 	return replica.Spec{
 		ID:             r.p.Move,
 		Source:         r.src.Admin,
 		SourceDatabase: r.p.Database,
 		Target:         r.tgt.Admin,
-		TargetDatabase: r.p.Database,
+		TargetDatabase: target,
 		Options:        replica.Options{Logger: r.m.cfg.Logger},
 	}
 }

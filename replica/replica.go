@@ -205,6 +205,13 @@ type Progress struct {
 	// BytesCopied of BytesTotal (table heap sizes on the source) have been
 	// copied.
 	BytesCopied, BytesTotal int64
+	// RowsCopied by the initial copy, when the stream counts them (0
+	// when it does not).
+	RowsCopied int64
+	// Phases this handle has finished, in order, with how long each took
+	// as the stream measured it; empty when it does not measure them. A
+	// resumed handle lists the phases since it was resumed.
+	Phases []PhaseTiming
 	// CopyETA estimates the time until the initial copy is done (0 when
 	// done or unknown).
 	CopyETA time.Duration
@@ -230,6 +237,12 @@ type Progress struct {
 	// transactions that were open when its replication slots were
 	// created. The copy goes on once they end; end them to let it.
 	Blockers []Blocker
+}
+
+// PhaseTiming is how long a stream spent in one of its phases.
+type PhaseTiming struct {
+	Phase    Phase         `json:"phase"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // Blocker is a transaction on the source that holds a stream up.

@@ -38,6 +38,7 @@ type copier struct {
 	finished bool            // every table is copied
 	err      error           // what stopped the copy for good
 	copied   atomic.Int64    // bytes copied in this attempt
+	rows     atomic.Int64    // rows copied in this attempt
 }
 
 // copyState is a copy of the copier's state.
@@ -45,7 +46,7 @@ type copyState struct {
 	slotMade, planned, finished bool
 	total                       int
 	done                        map[string]bool
-	bytes, copied               int64
+	bytes, copied, rows         int64
 	err                         error
 }
 
@@ -53,7 +54,7 @@ func (c *copier) state() copyState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return copyState{slotMade: c.slotMade, planned: c.planned, finished: c.finished, total: c.total,
-		done: maps.Clone(c.done), bytes: c.bytes, copied: c.copied.Load(), err: c.err}
+		done: maps.Clone(c.done), bytes: c.bytes, copied: c.copied.Load(), rows: c.rows.Load(), err: c.err}
 }
 
 // copyTable is one table to copy.
@@ -154,6 +155,7 @@ func (s *stream) copyOnce(ctx context.Context, c *copier) error {
 	c.mu.Lock()
 	c.slotMade, c.planned, c.done, c.total, c.bytes = false, false, map[string]bool{}, 0, 0
 	c.copied.Store(0)
+	c.rows.Store(0)
 	c.mu.Unlock()
 
 	// The marker counts the tries: one before this one (in this process
@@ -467,7 +469,7 @@ func (c *copier) pipeRange(ctx context.Context, cs copySession, r *copyRange) er
 		_ = pw.CloseWithError(err)
 		srcDone <- err
 	}()
-	_, tgtErr := cs.tgt.PgConn().CopyFrom(ctx, pr, r.target())
+	tag, tgtErr := cs.tgt.PgConn().CopyFrom(ctx, pr, r.target())
 	if tgtErr != nil {
 		_ = pr.CloseWithError(errTargetFailed)
 	}
@@ -479,6 +481,7 @@ func (c *copier) pipeRange(ctx context.Context, cs copySession, r *copyRange) er
 		return fmt.Errorf("copy %s into the target: %w", r.t.name, tgtErr)
 	}
 	c.copied.Add(r.bytes - counted)
+	c.rows.Add(tag.RowsAffected())
 	return nil
 }
 

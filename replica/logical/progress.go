@@ -39,7 +39,7 @@ const progressRetryFor = 30 * time.Second
 // progress is one try of Progress.
 func (s *stream) progress(ctx context.Context) (replica.Progress, error) {
 	phase, err := s.state()
-	p := replica.Progress{Phase: phase, Elapsed: time.Since(s.started), Err: err}
+	p := replica.Progress{Phase: phase, Elapsed: time.Since(s.started), Err: err, Phases: s.timedPhases()}
 	if errors.Is(err, replica.ErrClosed) {
 		return p, err
 	}
@@ -55,6 +55,7 @@ func (s *stream) progress(ctx context.Context) (replica.Progress, error) {
 	if st := s.ownCopy(); st != nil && (phase == replica.PhaseCopy || st.finished) {
 		own = st
 		p.TablesTotal, p.TablesDone, p.BytesTotal, p.BytesCopied = st.total, len(st.done), st.bytes, min(st.copied, st.bytes)
+		p.RowsCopied = st.rows
 		if st.finished {
 			p.TablesDone, p.BytesCopied = st.total, st.bytes
 		}

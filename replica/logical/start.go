@@ -46,6 +46,7 @@ func (e *env) start(ctx context.Context, f *facts) (_ *stream, err error) {
 		}
 	}
 	s := &stream{e: e, m: m, started: time.Now()}
+	s.phase, s.phaseAt = replica.PhaseSchema, s.started
 	defer func() {
 		if err != nil {
 			s.closeResources()
@@ -86,15 +87,17 @@ func (e *env) start(ctx context.Context, f *facts) (_ *stream, err error) {
 	if err := s.checkReplication(ctx); err != nil {
 		return nil, err
 	}
-	s.phase = replica.PhaseCopy
-	if m.OwnCopy && m.Phase == markCopy {
-		s.copy = &copier{jobs: e.copyJobs, rangeSize: e.rangeSz}
-	}
+	// Before the background work starts: no lock needed.
 	switch m.Phase {
 	case markIndexes:
-		s.phase = replica.PhaseIndexes
+		s.enterPhase(replica.PhaseIndexes)
 	case markComplete:
-		s.phase = replica.PhaseStreaming
+		s.enterPhase(replica.PhaseStreaming)
+	default:
+		s.enterPhase(replica.PhaseCopy)
+	}
+	if m.OwnCopy && m.Phase == markCopy {
+		s.copy = &copier{jobs: e.copyJobs, rangeSize: e.rangeSz}
 	}
 	s.startBackground(ctx)
 	e.log.Info("logical: stream started", "phase", s.phase, "resumed", f.marker != nil)

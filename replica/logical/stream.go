@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,11 +65,14 @@ type stream struct {
 	// only after stopBackground: the guard takes it before it exits.
 	opMu sync.Mutex
 
-	mu     sync.Mutex
-	m      *marker
-	phase  replica.Phase
-	bgErr  error // what stopped the stream in the background
-	closed bool
+	mu    sync.Mutex
+	m     *marker
+	phase replica.Phase
+	// phaseAt is when phase began; phases are those that ended, timed.
+	phaseAt time.Time
+	phases  []replica.PhaseTiming
+	bgErr   error // what stopped the stream in the background
+	closed  bool
 	// progress estimates
 	copy0    sample // first copy sample of this handle
 	lagPrev  sample
@@ -94,8 +98,24 @@ func (s *stream) state() (replica.Phase, error) {
 
 func (s *stream) setPhase(p replica.Phase) {
 	s.mu.Lock()
-	s.phase = p
+	s.enterPhase(p)
 	s.mu.Unlock()
+}
+
+// enterPhase (under mu) times the phase that ends.
+func (s *stream) enterPhase(p replica.Phase) {
+	now := time.Now()
+	if !s.phaseAt.IsZero() && s.phase != p {
+		s.phases = append(s.phases, replica.PhaseTiming{Phase: s.phase, Duration: now.Sub(s.phaseAt)})
+	}
+	s.phase, s.phaseAt = p, now
+}
+
+// timedPhases is a copy of the phases that ended.
+func (s *stream) timedPhases() []replica.PhaseTiming {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.phases)
 }
 
 // run is the background work: the WAL guard, and beside it the work that
