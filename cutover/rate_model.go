@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/replica"
 )
 
@@ -473,4 +474,53 @@ func stepSeconds(s Step) func(*Measurement) (float64, bool) {
 		}
 		return 0, false
 	}
+}
+
+// EstimateMove estimates a move by this mover of a tenant of the given
+// shape (ShapeOf infers one from bytes alone), with a reverse stream or
+// not, from model: for plans of many moves, such as a drain's, whose
+// tenants are measured by their size only.
+func (m *Mover) EstimateMove(model *RateModel, shape Shape, reverse bool) *Estimate {
+	p := plan{Move: "estimate", Verify: m.cfg.Verify, Reverse: reverse && m.reverseWanted()}
+	r := m.newRun(p, []fleet.Tenant{{}}, fleet.Instance{}, fleet.Instance{})
+	return r.estimate(model, shape)
+}
+
+// ShapeOf is the shape of a tenant of bytes (pg_database_size) as the
+// model's samples are: their tables' and indexes' share of the bytes
+// above an empty database's, and their median number of tables. Without
+// samples, a third of those bytes is taken as index.
+func (rm *RateModel) ShapeOf(bytes int64) Shape {
+	var over, tableBytes, indexBytes float64
+	var tables []int
+	for i := range rm.samples {
+		s := rm.samples[i].Shape
+		if rm.samples[i].Kind == MeasuredConvert || s.Bytes <= emptyDatabaseBytes {
+			continue
+		}
+		over += float64(s.Bytes - emptyDatabaseBytes)
+		tableBytes += float64(s.TableBytes)
+		indexBytes += float64(s.IndexBytes)
+		tables = append(tables, s.Tables)
+	}
+	data := float64(max(bytes-emptyDatabaseBytes, 0))
+	if over == 0 {
+		return Shape{Bytes: bytes, Tables: 10, TableBytes: int64(data * 2 / 3), IndexBytes: int64(data / 3)}
+	}
+	slices.Sort(tables)
+	return Shape{Bytes: bytes, Tables: tables[len(tables)/2],
+		TableBytes: int64(data * tableBytes / over), IndexBytes: int64(data * indexBytes / over)}
+}
+
+// emptyDatabaseBytes is about what pg_database_size says of a database
+// with nothing in it: its catalogs.
+const emptyDatabaseBytes = 7_500_000
+
+// EstimateConvert estimates a conversion by this mover of an instance
+// of bytes (every database's) holding tenants, from model (a model of
+// conversions: Mover.RateModel with convert true).
+func (m *Mover) EstimateConvert(model *RateModel, bytes int64, tenants int) *Estimate {
+	p := plan{Kind: kindConvert, Move: "estimate"}
+	r := m.newRun(p, make([]fleet.Tenant, max(tenants, 1)), fleet.Instance{}, fleet.Instance{})
+	return r.estimate(model, Shape{Bytes: bytes})
 }
