@@ -27,6 +27,8 @@ type crashChild struct {
 	// Revert: revert the done move Move instead, and crash at Step of
 	// the revert.
 	Revert bool `json:"revert,omitempty"`
+	// Rehearse: rehearse the tenant's move under the ID Move instead.
+	Rehearse bool `json:"rehearse,omitempty"`
 }
 
 // TestCrashChild is the child's side of TestCrashAtEveryStep (and of
@@ -60,9 +62,12 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Revert {
+	switch {
+	case c.Revert:
 		_, err = mover.Revert(ctx, c.Move)
-	} else {
+	case c.Rehearse:
+		_, err = mover.Rehearse(ctx, cutover.RehearseRequest{ID: c.Move, Tenant: c.Tenant, Target: "pg-b"})
+	default:
 		_, err = mover.Move(ctx, cutover.Request{ID: c.Move, Tenant: c.Tenant, Target: "pg-b"})
 	}
 	fmt.Printf("RUN ENDED WITHOUT REACHING %s: %v\n", c.Step, err)

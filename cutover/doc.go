@@ -39,5 +39,21 @@
 // The Journal records the steps (StepPlan to StepDone or StepRolledBack),
 // in the control database (PostgresJournal) or in memory (MemoryJournal).
 // Both list their newest journals (RecentLister), for an operator's
-// status, at a cost that grows with what they return.
+// status, at a cost that grows with what they return, and keep what each
+// run measured (MeasurementStore).
+//
+// Estimates come from measured runs, not constants. Every move,
+// conversion and rehearsal that runs start to end records a Measurement:
+// the shape of what it moved (bytes, tables, indexes, write rate), each
+// step's time, and the stream's copy, index and catch-up phases. A
+// RateModel fits each step over an instance pair's newest runs (else the
+// fleet's, else this library's defaults) as a fixed part plus a part
+// that grows with what drives it, and estimates a run step by step with
+// a range and the samples it rests on (Estimate.Basis). DryRun and
+// DryRunConvert report it, each run's Report carries it, and its events'
+// ETA revises it as the work runs. Rehearse measures a tenant's move
+// without moving it: the whole move into a scratch database on the
+// target, with a window that fences and switches nothing, then
+// everything it made dropped. Rehearse a sample of tenants before a
+// fleet-wide chain.
 package cutover

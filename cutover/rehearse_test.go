@@ -166,3 +166,41 @@ func TestRehearsalFailureDropsItsCopy(t *testing.T) {
 		t.Errorf("open journals after the failed rehearsal: %v (%v)", open, err)
 	}
 }
+
+// TestRehearsalCrash kills a rehearsal with SIGKILL in its copy, in its
+// window and in its end, and resumes it: Resume drops what it made (the
+// scratch database, the slot, the publication, the subscription) and
+// closes its journal, and the tenant never left its source.
+func TestRehearsalCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a child process at three steps")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	f := startFleet(t)
+	mover, err := f.Mover(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []cutover.Step{cutover.StepCatchUp, cutover.StepWaitTarget, cutover.StepRehearsed} {
+		id := "rehearsal-crash-" + string(step)
+		cutovertest.KillChildAt(t, "TestCrashChild", crashChildEnv, crashChild{ControlURL: f.URL, Move: id, Tenant: "acme", Step: step, Rehearse: true})
+		if !databaseExists(t, f, "pg-b", cutover.RehearsalDatabase("acme")) {
+			t.Errorf("crash at %s: no scratch database on pg-b to drop: the kill came too early to test anything", step)
+		}
+		rep, err := mover.Resume(ctx, id)
+		if err != nil || !rep.RolledBack {
+			t.Fatalf("crash at %s: Resume: %v (rolled back %v)", step, err, rep != nil && rep.RolledBack)
+		}
+		if databaseExists(t, f, "pg-b", cutover.RehearsalDatabase("acme")) {
+			t.Errorf("crash at %s: Resume left the scratch database", step)
+		}
+		assertNoReplicationObjects(t, f)
+		if route, err := f.Routes.Resolve(ctx, "acme"); err != nil || route.Instance != "pg-a" || route.Paused {
+			t.Errorf("crash at %s: route %+v (%v), want pg-a unpaused", step, route, err)
+		}
+		if open, err := f.Journal.Open(ctx, cutover.KindMove); err != nil || len(open) != 0 {
+			t.Errorf("crash at %s: open journals %v (%v)", step, open, err)
+		}
+	}
+}
