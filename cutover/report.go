@@ -126,6 +126,10 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "  window %s (budget %s), fences %s, verified %s, %d bytes copied, total %s\n",
 		r.Window.Round(time.Millisecond), r.WindowBudget, strings.Join(r.Fences, "+"), r.Verified,
 		r.BytesCopied, r.Finished.Sub(r.Started).Round(time.Millisecond))
+	if e := r.Estimate; e != nil {
+		fmt.Fprintf(&b, "  estimated %s (%s to %s), window %s, from %s\n", round(e.Total), round(e.Low), round(e.High),
+			round(e.Window), e.Basis)
+	}
 	if r.StreamReconnects > 0 {
 		fmt.Fprintf(&b, "  the stream lost the source inside the window and reconnected %d time(s), the fences down meanwhile\n", r.StreamReconnects)
 	}

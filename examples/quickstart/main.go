@@ -282,6 +282,10 @@ func run(ctx context.Context, out io.Writer, o options) (result, error) {
 		say("window as the library measured it: %.0f ms (budget %s), fences: %s, verified: %s, %d bytes copied, total %s",
 			res.LibraryWindowMS, rep.WindowBudget, strings.Join(rep.Fences, " + "), rep.Verified, rep.BytesCopied,
 			rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+		if e := rep.Estimate; e != nil {
+			say("estimated before it ran: %s (%s to %s), window %s; basis: %s", e.Total.Round(time.Millisecond),
+				e.Low.Round(time.Millisecond), e.High.Round(time.Millisecond), e.Window.Round(time.Millisecond), e.Basis)
+		}
 		if rv := res.Revert; rv != nil {
 			outcome := "reverted to " + o.From
 			if rv.RolledBack {
