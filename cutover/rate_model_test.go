@@ -135,3 +135,38 @@ func TestRateModelCatchUpPhases(t *testing.T) {
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// TestRateModelTotalAndTail: a move's total holds the time between its
+// steps (the journal's writes), as measured moves' totals did, and not
+// the drop of a rehearsal's copy; the catch-up's tail grows with the
+// write rate the samples measured over their runs.
+func TestRateModelTotalAndTail(t *testing.T) {
+	t.Parallel()
+	const mb = 1 << 20
+	at := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	// Tail: 0.1 s + 1 s per 500 changes/s; 0.25 s between the steps.
+	run := func(id, kind string, changes float64) cutover.Measurement {
+		tail := 0.1 + changes/500
+		m := measured(id, kind, at, 100*mb, map[cutover.Step]float64{cutover.StepCatchUp: 1 + tail, cutover.StepFence: 0.02})
+		m.Phases = []replica.PhaseTiming{{Phase: replica.PhaseCopy, Duration: seconds(0.6)}, {Phase: replica.PhaseIndexes, Duration: seconds(0.4)}}
+		m.CatchUpTail, m.ChangesPerSecond = seconds(tail), changes
+		m.Total += seconds(0.25)
+		if kind == cutover.MeasuredRehearsal {
+			m.Total += 5 * time.Second // dropping its copy
+		}
+		return m
+	}
+	model := cutover.NewRateModel("pg-a->pg-b", []cutover.Measurement{
+		run("m1", cutover.MeasuredMove, 100), run("m2", cutover.MeasuredMove, 400), run("r1", cutover.MeasuredRehearsal, 250),
+	})
+	shape := cutover.Shape{Bytes: 100 * mb, Tables: 5, TableBytes: 100 * mb * 2 / 3, IndexBytes: 100 * mb / 3, ChangesPerSecond: 1000}
+	e := model.Estimate(cutover.Subject{Shape: shape, Tenants: 1, Verify: replica.VerifyCounts},
+		[]cutover.Step{cutover.StepCatchUp}, []cutover.Step{cutover.StepFence}, nil)
+	wantCatchUp := 1 + 0.1 + 1000.0/500
+	if c := e.Step(cutover.StepCatchUp).Estimate; !near(c, wantCatchUp) {
+		t.Errorf("catch-up at 1,000 changes/s: %s, want %.2fs (the tail on the samples' write rates)", c, wantCatchUp)
+	}
+	if want := e.Step(cutover.StepCatchUp).Estimate + e.Step(cutover.StepFence).Estimate + seconds(0.25); !near(e.Total, want.Seconds()) {
+		t.Errorf("total %s, want the steps' %s and the moves' 250ms between them", e.Total, want-seconds(0.25))
+	}
+}
