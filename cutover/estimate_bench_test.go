@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -103,6 +104,8 @@ func BenchmarkEstimateAccuracy(b *testing.B) {
 				b.Fatalf("the move of %s measured nothing:\n%s", id, rep)
 			}
 			logMeasurement(b, rep.Measurement)
+			b.Logf("machine load (1-minute load average, %d cores shared with whatever else runs) after the move of %s: %s",
+				runtime.NumCPU(), id, loadAverage())
 			if err := mover.Retire(ctx, id); err != nil {
 				b.Fatal(err)
 			}
@@ -265,6 +268,16 @@ func logMeasurement(b *testing.B, m *cutover.Measurement) {
 	if err = errors.Join(err, out.Close()); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// loadAverage is the machine's 1-minute load average, or "unknown": how
+// much else ran, which the samples' rates cannot know of.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
 }
 
 func roundMs(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
