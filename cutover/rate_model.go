@@ -477,8 +477,9 @@ func stepTerms(s Step, subj Subject) []term {
 }
 
 // catchUpTerms: the stream's copy, its index build and the tail to a
-// small lag, each fitted apart when the stream timed its phases; a run
-// whose stream did not is fitted as a whole against the bytes.
+// small lag, each fitted apart from the phases the stream timed; a run
+// whose stream timed none (a Provider that does not report
+// Progress.Phases) is left out of the catch-up's fit.
 func catchUpTerms() []term {
 	phase := func(p replica.Phase) func(*Measurement) (float64, bool) {
 		return func(m *Measurement) (float64, bool) {
