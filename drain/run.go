@@ -216,7 +216,8 @@ func (r *Runner) planConcurrency(opts string, asked int) (int, error) {
 }
 
 // DryRun measures the fleet and returns the plan a Drain would run,
-// changing nothing.
+// estimated from the Mover's rate models, changing nothing. A plan that
+// cannot reach the threshold comes estimated, with its error.
 func (r *Runner) DryRun(ctx context.Context, instanceID string, threshold Threshold, opts *DrainOpts) (*Plan, error) {
 	involved, o, err := r.drainPass(ctx, instanceID, opts)
 	if err != nil {
@@ -226,7 +227,20 @@ func (r *Runner) DryRun(ctx context.Context, instanceID string, threshold Thresh
 	if err != nil {
 		return nil, err
 	}
-	return PlanDrain(s, instanceID, threshold, &o)
+	p, err := PlanDrain(s, instanceID, threshold, &o)
+	return p, r.estimate(ctx, p, err)
+}
+
+// estimate estimates a dry run's plan, if the planner returned one, and
+// returns the planner's error and the estimator's.
+func (r *Runner) estimate(ctx context.Context, p *Plan, planErr error) error {
+	if p == nil {
+		return planErr
+	}
+	if err := r.estimator().plan(ctx, p); err != nil {
+		return errors.Join(planErr, err)
+	}
+	return planErr
 }
 
 // moveHooks let a chain name and record each move before it starts.
@@ -238,7 +252,7 @@ type moveHooks struct {
 }
 
 // DryRunRefill measures the fleet and returns the plan a Refill would
-// run, changing nothing.
+// run, estimated from the Mover's rate models, changing nothing.
 func (r *Runner) DryRunRefill(ctx context.Context, instanceID string, sources []string, level Threshold, opts *RefillOpts) (*Plan, error) {
 	o, err := r.refillOpts(opts)
 	if err != nil {
@@ -248,7 +262,8 @@ func (r *Runner) DryRunRefill(ctx context.Context, instanceID string, sources []
 	if err != nil {
 		return nil, err
 	}
-	return PlanRefill(s, instanceID, sources, level, &o)
+	p, err := PlanRefill(s, instanceID, sources, level, &o)
+	return p, r.estimate(ctx, p, err)
 }
 
 // run measures the involved instances, plans, moves, and measures the
@@ -264,6 +279,10 @@ func (r *Runner) run(ctx context.Context, instanceID string, involved []string, 
 		res.Before = iu.Totals()
 	}
 	if res.Plan, err = plan(s); err != nil {
+		return res, err
+	}
+	// The estimate is the progress events' ETA.
+	if err := r.estimator().plan(ctx, res.Plan); err != nil {
 		return res, err
 	}
 	r.execute(ctx, res, hooks)
