@@ -100,9 +100,12 @@ func (e *estimator) plan(ctx context.Context, p *Plan) error {
 		m.Estimate, m.EstimateLow, m.EstimateHigh = est.Total, est.Low, est.High
 		p.Basis = addBasis(p.Basis, PairBasis{From: m.From, To: m.To, Basis: model.Basis})
 	}
-	p.Estimate = schedule(p.Moves, p.Concurrency, func(m *Move) time.Duration { return m.Estimate })
-	p.EstimateLow = schedule(p.Moves, p.Concurrency, func(m *Move) time.Duration { return m.EstimateLow })
-	p.EstimateHigh = schedule(p.Moves, p.Concurrency, func(m *Move) time.Duration { return m.EstimateHigh })
+	on := func(d func(*Move) time.Duration) time.Duration {
+		return schedule(make([]time.Duration, max(p.Concurrency, 1)), p.Moves, d)
+	}
+	p.Estimate = on(func(m *Move) time.Duration { return m.Estimate })
+	p.EstimateLow = on(func(m *Move) time.Duration { return m.EstimateLow })
+	p.EstimateHigh = on(func(m *Move) time.Duration { return m.EstimateHigh })
 	return nil
 }
 
@@ -144,27 +147,19 @@ func addBasis(bases []PairBasis, pb PairBasis) []PairBasis {
 	return append(bases, pb)
 }
 
-// schedule runs the moves in order on concurrency slots, each move
-// taking d(move) and starting on the slot that frees first, and returns
-// when the last ends.
-func schedule(moves []Move, concurrency int, d func(*Move) time.Duration) time.Duration {
-	slots := make([]time.Duration, max(concurrency, 1)) // a min-heap of when each slot frees
+// schedule runs the moves in order on slots that free at the given
+// times (0 for a free one), each move taking d(move) and starting on the
+// slot that frees first, and returns when the last slot frees. It
+// updates slots.
+func schedule(slots []time.Duration, moves []Move, d func(*Move) time.Duration) time.Duration {
 	for i := range moves {
-		slots[0] += d(&moves[i])
-		for i := 0; ; { // sift down
-			l, s := 2*i+1, i
-			if l < len(slots) && slots[l] < slots[s] {
-				s = l
+		first := 0
+		for k := range slots {
+			if slots[k] < slots[first] {
+				first = k
 			}
-			if l+1 < len(slots) && slots[l+1] < slots[s] {
-				s = l + 1
-			}
-			if s == i {
-				break
-			}
-			slots[i], slots[s] = slots[s], slots[i]
-			i = s
 		}
+		slots[first] += d(&moves[i])
 	}
 	return slices.Max(slots)
 }

@@ -97,7 +97,7 @@ type EventKind string
 const (
 	EventMoveStarted  EventKind = "move_started"  // a tenant's move began
 	EventMoveFinished EventKind = "move_finished" // a tenant's move ended; Err is set if it failed
-	EventProgress     EventKind = "progress"      // after each move: counts and an estimate of the rest
+	EventProgress     EventKind = "progress"      // as the moves start, then after each: counts and the ETA
 )
 
 // Event is something that happened in a drain or refill.
@@ -108,8 +108,12 @@ type Event struct {
 	// Report of the finished move, if it ran.
 	Report *cutover.Report
 	Err    error
-	// Done, Failed and Total count moves; ETA estimates the rest from
-	// the pace so far.
+	// Done, Failed and Total count moves. ETA is the time left, from
+	// the moves' estimates (Move.Estimate, which the plan's Estimate
+	// schedules): what remains of each running move's, then the moves
+	// not started on the slots as they free; each scaled by the pace of
+	// the moves done so far (their time over their estimates). At the
+	// start it is the plan's Estimate.
 	Done, Failed, Total int
 	ETA                 time.Duration
 	At                  time.Time
@@ -333,11 +337,12 @@ func (r *Runner) withoutKeptCopies(iu *InstanceUsage, moved []MoveResult, instan
 // execute runs the plan's moves, Concurrency at a time, in plan order.
 func (r *Runner) execute(ctx context.Context, res *Result, hooks moveHooks) {
 	moves := res.Plan.Moves
-	start := time.Now()
 	var mu sync.Mutex
+	left := newETA(moves, r.cfg.Concurrency)
+	r.events.Emit(EventProgress, &Event{Kind: EventProgress, Total: len(moves), ETA: left.left(time.Now()), At: time.Now()})
 	sem := make(chan struct{}, r.cfg.Concurrency)
 	var wg sync.WaitGroup
-	for _, m := range moves {
+	for i, m := range moves {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -345,12 +350,17 @@ func (r *Runner) execute(ctx context.Context, res *Result, hooks moveHooks) {
 		if ctx.Err() != nil {
 			break
 		}
+		mu.Lock()
+		left.start(i, time.Now())
+		mu.Unlock()
 		wg.Go(func() {
 			defer func() { <-sem }()
 			r.events.Emit(EventMoveStarted, &Event{Kind: EventMoveStarted, Move: m, Total: len(moves), At: time.Now()})
 			rep, err := r.move(ctx, m, hooks)
 			mu.Lock()
 			defer mu.Unlock()
+			now := time.Now()
+			left.finish(i, now, err == nil)
 			mr := MoveResult{Move: m, Report: rep, Err: err}
 			if err != nil {
 				res.Failed = append(res.Failed, mr)
@@ -358,13 +368,12 @@ func (r *Runner) execute(ctx context.Context, res *Result, hooks moveHooks) {
 				res.Moved = append(res.Moved, mr)
 			}
 			done := len(res.Moved) + len(res.Failed)
-			eta := time.Duration(float64(time.Since(start)) / float64(done) * float64(len(moves)-done))
 			r.cfg.Logger.Info("drain: move ended", "tenant", m.Tenant, "from", m.From, "to", m.To, "err", err,
 				"done", done, "of", len(moves))
 			r.events.Emit(EventMoveFinished, &Event{Kind: EventMoveFinished, Move: m, Report: rep, Err: err,
-				Done: len(res.Moved), Failed: len(res.Failed), Total: len(moves), At: time.Now()})
+				Done: len(res.Moved), Failed: len(res.Failed), Total: len(moves), At: now})
 			r.events.Emit(EventProgress, &Event{Kind: EventProgress, Done: len(res.Moved), Failed: len(res.Failed),
-				Total: len(moves), ETA: eta, At: time.Now()})
+				Total: len(moves), ETA: left.left(now), At: now})
 		})
 	}
 	wg.Wait()
