@@ -10,7 +10,8 @@ import (
 
 // ExamplePlanChain is the dry run of a daisy chain over two full
 // instances with one spare: what moves where, what each conversion takes
-// along, and the most the spare ever holds.
+// along, and the most the spare ever holds. (Runner.DryRunChain also
+// estimates each move and conversion from the Mover's rate models.)
 func ExamplePlanChain() {
 	limits := fleet.Limits{MaxFiles: 1000}
 	tenant := func(id string, files int64) drain.TenantUsage {
@@ -33,15 +34,19 @@ func ExamplePlanChain() {
 	// Output:
 	// stage 1: pg-1
 	//   drain 2 tenants off pg-1:
-	//     b -> pg-s (250 files)
-	//     a -> pg-s (300 files)
-	//   convert pg-1 into pg-1.1 with 1 tenants (350 files)
-	//   refill pg-1.1 with 2 tenants from the spares
+	//     b: pg-1 -> pg-s (250 files, 2.0 MiB)
+	//     a: pg-1 -> pg-s (300 files, 2.3 MiB)
+	//   convert pg-1 into pg-1.1 with 1 tenants (350 files, 2.7 MiB)
+	//   refill pg-1.1 with 2 tenants from the spares:
+	//     b: pg-s -> pg-1.1 (250 files, 2.0 MiB)
+	//     a: pg-s -> pg-1.1 (300 files, 2.3 MiB)
 	// stage 2: pg-2
 	//   drain 2 tenants off pg-2:
-	//     f -> pg-s (200 files)
-	//     e -> pg-s (300 files)
-	//   convert pg-2 into pg-2.1 with 1 tenants (400 files)
-	//   refill pg-2.1 with 2 tenants from the spares
-	// spares hold at most 2 tenants (550 files); moves take about 40s
+	//     f: pg-2 -> pg-s (200 files, 1.6 MiB)
+	//     e: pg-2 -> pg-s (300 files, 2.3 MiB)
+	//   convert pg-2 into pg-2.1 with 1 tenants (400 files, 3.1 MiB)
+	//   refill pg-2.1 with 2 tenants from the spares:
+	//     f: pg-s -> pg-2.1 (200 files, 1.6 MiB)
+	//     e: pg-s -> pg-2.1 (300 files, 2.3 MiB)
+	// spares hold at most 2 tenants (550 files)
 }

@@ -31,6 +31,8 @@ func exampleFleet() *drain.Snapshot {
 	}}
 }
 
+// ExamplePlanDrain plans on a snapshot; Runner.DryRun measures the fleet
+// and also estimates each move from the Mover's rate models.
 func ExamplePlanDrain() {
 	snap := exampleFleet()
 	plan, err := drain.PlanDrain(snap, "pg-a", drain.Threshold{MaxFiles: 2000}, nil)
@@ -39,7 +41,7 @@ func ExamplePlanDrain() {
 	}
 	fmt.Print(plan)
 	// Output:
-	// drain pg-a until files <= 2000: 4 moves, 1340 files, 339.0 MiB, about 28s at 2 at a time
+	// drain pg-a until files <= 2000: 4 moves, 1340 files, 339.0 MiB
 	//     #    tenant  from    to  files      bytes   tps
 	//     1    globex  pg-a  pg-c    305    8.0 MiB   0.2
 	//     2  umbrella  pg-a  pg-c    305    9.0 MiB   0.1
@@ -59,7 +61,7 @@ func ExamplePlanRefill() {
 	}
 	fmt.Print(plan)
 	// Output:
-	// refill pg-c from pg-a, pg-b up to tenants <= 4: 2 moves, 610 files, 17.0 MiB, about 10s at 2 at a time
+	// refill pg-c from pg-a, pg-b up to tenants <= 4: 2 moves, 610 files, 17.0 MiB
 	//     #    tenant  from    to  files    bytes  tps
 	//     1    globex  pg-a  pg-c    305  8.0 MiB  0.2
 	//     2  umbrella  pg-a  pg-c    305  9.0 MiB  0.1

@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/fleet"
 	"github.com/daisychain-db/daisychain/internal/bytesize"
 )
@@ -15,15 +14,6 @@ import (
 // ConcurrencyDefault is how many moves a plan's estimate assumes run at
 // once unless the options say otherwise.
 const ConcurrencyDefault = 2
-
-// MoveOverheadEstimate is the part of one tenant move's time that does
-// not grow with the tenant's bytes: preflight, the schema copy with
-// pg_dump and pg_restore, creating and dropping the subscription,
-// catching up, the window and the catalog update. It is an estimate for a
-// small tenant on a 2-core machine with local disks; rehearse on a clone
-// to measure your own. The part that grows is bytes at
-// cutover.CopyRateEstimate.
-const MoveOverheadEstimate = 10 * time.Second
 
 // Kind says what a Plan does.
 type Kind string
@@ -56,11 +46,19 @@ type Plan struct {
 	Unplaced []Unplaced `json:"unplaced,omitempty"`
 	// Concurrency is how many moves the estimate runs at once.
 	Concurrency int `json:"concurrency"`
-	// Estimate is how long the moves take: each takes
-	// MoveOverheadEstimate plus its bytes at cutover.CopyRateEstimate,
-	// and starts, in order, as soon as one of Concurrency slots is free.
-	// With moves of similar size that is the sum divided by Concurrency.
-	Estimate time.Duration `json:"estimate_ns"`
+	// Estimate is how long the moves take, EstimateLow to EstimateHigh:
+	// each move takes its Move.Estimate (or its low or high end) and
+	// starts, in order, as soon as one of Concurrency slots is free. With
+	// moves of similar size that is the sum divided by Concurrency. A
+	// Runner's plans are estimated (from the Mover's rate models, see
+	// cutover.Mover.RateModel); PlanDrain and PlanRefill, which know no
+	// Mover, leave the estimates zero and Basis empty.
+	Estimate     time.Duration `json:"estimate_ns"`
+	EstimateLow  time.Duration `json:"estimate_low_ns"`
+	EstimateHigh time.Duration `json:"estimate_high_ns"`
+	// Basis is what the estimates rest on: the rate model of each
+	// instance pair the moves take, in the order the moves first take it.
+	Basis []PairBasis `json:"basis,omitempty"`
 }
 
 // Move is one tenant's move: a cutover.Request{Tenant: Tenant, Target: To}.
@@ -72,12 +70,13 @@ type Move struct {
 	Files    int64   `json:"files"`
 	Bytes    int64   `json:"bytes"`
 	TPS      float64 `json:"tps"`
-}
-
-// Estimate is how long the move takes on its own: MoveOverheadEstimate
-// plus its bytes at cutover.CopyRateEstimate.
-func (m Move) Estimate() time.Duration {
-	return MoveOverheadEstimate + time.Duration(float64(m.Bytes)/cutover.CopyRateEstimate*float64(time.Second))
+	// Estimate is how long the move takes on its own, EstimateLow to
+	// EstimateHigh: cutover.Mover.EstimateMove of a tenant of Bytes from
+	// the rate model of From and To (see Plan.Basis). Zero until the plan
+	// is estimated.
+	Estimate     time.Duration `json:"estimate_ns,omitempty"`
+	EstimateLow  time.Duration `json:"estimate_low_ns,omitempty"`
+	EstimateHigh time.Duration `json:"estimate_high_ns,omitempty"`
 }
 
 // Affected is an instance a plan touches, before and after its moves.
@@ -104,9 +103,11 @@ func (p *Plan) Files() (n int64) {
 	return n
 }
 
-// String is the dry-run report: a headline, the moves in order, the
-// usage of every affected instance before and after, and the tenants that
-// fit nowhere. It depends only on the plan, so it is the same every time.
+// String is the dry-run report: a headline with the estimate and its
+// range, the moves in order with each one's, the usage of every affected
+// instance before and after, the tenants that fit nowhere, and what the
+// estimates rest on. It depends only on the plan, so it is the same every
+// time.
 func (p *Plan) String() string {
 	var b strings.Builder
 	switch p.Kind {
@@ -119,13 +120,26 @@ func (p *Plan) String() string {
 	default:
 		fmt.Fprintf(&b, "drain %s until %s", p.Instance, p.Threshold)
 	}
-	fmt.Fprintf(&b, ": %d moves, %d files, %s, about %s at %d at a time\n",
-		len(p.Moves), p.Files(), bytesize.Format(p.Bytes()), p.Estimate.Round(time.Second), p.Concurrency)
+	fmt.Fprintf(&b, ": %d moves, %d files, %s", len(p.Moves), p.Files(), bytesize.Format(p.Bytes()))
+	estimated := len(p.Basis) > 0
+	if estimated {
+		fmt.Fprintf(&b, ", about %s (%s to %s) at %d at a time", roundEstimate(p.Estimate),
+			roundEstimate(p.EstimateLow), roundEstimate(p.EstimateHigh), p.Concurrency)
+	}
+	b.WriteString("\n")
 	if len(p.Moves) > 0 {
 		w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(w, "  #\ttenant\tfrom\tto\tfiles\tbytes\ttps\t")
+		header := "  #\ttenant\tfrom\tto\tfiles\tbytes\ttps\t"
+		if estimated {
+			header += "estimate\trange\t"
+		}
+		fmt.Fprintln(w, header)
 		for i, m := range p.Moves {
-			fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%d\t%s\t%.1f\t\n", i+1, m.Tenant, m.From, m.To, m.Files, bytesize.Format(m.Bytes), m.TPS)
+			fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%d\t%s\t%.1f\t", i+1, m.Tenant, m.From, m.To, m.Files, bytesize.Format(m.Bytes), m.TPS)
+			if estimated {
+				fmt.Fprintf(w, "%s\t%s to %s\t", roundEstimate(m.Estimate), roundEstimate(m.EstimateLow), roundEstimate(m.EstimateHigh))
+			}
+			fmt.Fprintln(w)
 		}
 		w.Flush()
 	}
@@ -141,6 +155,7 @@ func (p *Plan) String() string {
 	for _, u := range p.Unplaced {
 		fmt.Fprintf(&b, "unplaced: %s\n", u)
 	}
+	writeBasis(&b, p.Basis)
 	return b.String()
 }
 
@@ -177,7 +192,7 @@ func (r *recorder) move(c candidate, from, to int) {
 	r.st.move(c.g, u, from, to)
 }
 
-// finish fills in the affected instances and the estimate.
+// finish fills in the affected instances.
 func (r *recorder) finish() *Plan {
 	touched := make([]int, 0, len(r.before))
 	for i := range r.before {
@@ -190,30 +205,5 @@ func (r *recorder) finish() *Plan {
 		r.plan.Instances = append(r.plan.Instances, Affected{Instance: r.st.id(i), Limits: r.st.limits(i),
 			Before: r.before[i], After: r.st.totals[i]})
 	}
-	r.plan.Estimate = estimate(r.plan.Moves, r.plan.Concurrency)
 	return r.plan
-}
-
-// estimate runs the moves in order on concurrency slots, each move
-// starting on the slot that frees first, and returns when the last ends.
-func estimate(moves []Move, concurrency int) time.Duration {
-	slots := make([]time.Duration, max(concurrency, 1)) // a min-heap of when each slot frees
-	for _, m := range moves {
-		slots[0] += m.Estimate()
-		for i := 0; ; { // sift down
-			l, s := 2*i+1, i
-			if l < len(slots) && slots[l] < slots[s] {
-				s = l
-			}
-			if l+1 < len(slots) && slots[l+1] < slots[s] {
-				s = l + 1
-			}
-			if s == i {
-				break
-			}
-			slots[i], slots[s] = slots[s], slots[i]
-			i = s
-		}
-	}
-	return slices.Max(slots)
 }

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/internal/bytesize"
 )
 
 // ChainPlan is what a chain would do, stage by stage: planned on a
@@ -15,8 +18,14 @@ type ChainPlan struct {
 	Stages []ChainStagePlan
 	// PeakSpare is the most the spares hold together at any point.
 	PeakSpare Totals
-	// Estimate is the moves' estimated time (conversions not included).
-	Estimate time.Duration
+	// Estimate is the chain's time, EstimateLow to EstimateHigh: each
+	// stage's drain, conversion and refill, one after another.
+	// Runner.DryRunChain estimates from the Mover's rate models; PlanChain
+	// leaves the estimates zero and Basis empty.
+	Estimate, EstimateLow, EstimateHigh time.Duration
+	// Basis is what the estimates rest on: each instance pair's rate
+	// model, and each conversion's.
+	Basis []PairBasis
 }
 
 // ChainStagePlan is one instance's stage.
@@ -25,6 +34,9 @@ type ChainStagePlan struct {
 	Drain, Refill       *Plan
 	// Remaining is what the instance holds when it is converted.
 	Remaining Totals
+	// Convert is the conversion's estimate (cutover.Mover.EstimateConvert
+	// of Remaining), nil until the plan is estimated.
+	Convert *cutover.Estimate
 }
 
 // PlanChain plans a chain (see Runner.Chain) on a snapshot, changing
@@ -62,37 +74,65 @@ func PlanChain(s *Snapshot, req ChainRequest) (*ChainPlan, error) {
 			return cp, fmt.Errorf("drain: chain stage %s: refill: %w", inst, err)
 		}
 		s = applyMoves(s, stage.Refill.Moves)
-		cp.Estimate += stage.Drain.Estimate + stage.Refill.Estimate
 		cp.Stages = append(cp.Stages, stage)
 	}
 	return cp, nil
 }
 
 // DryRunChain measures the fleet and returns the plan of a chain,
-// changing nothing.
+// estimated from the Mover's rate models, changing nothing.
 func (r *Runner) DryRunChain(ctx context.Context, req ChainRequest) (*ChainPlan, error) {
 	s, err := r.measure(ctx, append(slices.Clone(req.Instances), req.Spares...))
 	if err != nil {
 		return nil, err
 	}
-	return PlanChain(s, req)
+	cp, err := PlanChain(s, req)
+	if err != nil {
+		return cp, err
+	}
+	return cp, r.estimator().chain(ctx, cp)
 }
 
-// String is the chain's dry-run report.
+// String is the chain's dry-run report: each stage's moves and
+// conversion, with their estimates once estimated, and what the
+// estimates rest on.
 func (cp *ChainPlan) String() string {
 	var b strings.Builder
+	estimated := len(cp.Basis) > 0
+	about := func(d, low, high time.Duration) string {
+		if !estimated {
+			return ""
+		}
+		return fmt.Sprintf(", about %s (%s to %s)", roundEstimate(d), roundEstimate(low), roundEstimate(high))
+	}
+	moves := func(p *Plan) {
+		for _, m := range p.Moves {
+			fmt.Fprintf(&b, "    %s: %s -> %s (%d files, %s%s)\n", m.Tenant, m.From, m.To, m.Files, bytesize.Format(m.Bytes),
+				about(m.Estimate, m.EstimateLow, m.EstimateHigh))
+		}
+	}
 	for i, st := range cp.Stages {
 		fmt.Fprintf(&b, "stage %d: %s\n", i+1, st.Instance)
-		fmt.Fprintf(&b, "  drain %d tenants off %s:\n", len(st.Drain.Moves), st.Instance)
-		for _, m := range st.Drain.Moves {
-			fmt.Fprintf(&b, "    %s -> %s (%d files)\n", m.Tenant, m.To, m.Files)
+		fmt.Fprintf(&b, "  drain %d tenants off %s%s:\n", len(st.Drain.Moves), st.Instance,
+			about(st.Drain.Estimate, st.Drain.EstimateLow, st.Drain.EstimateHigh))
+		moves(st.Drain)
+		fmt.Fprintf(&b, "  convert %s into %s with %d tenants (%d files, %s)", st.Instance, st.Converted,
+			st.Remaining.Tenants, st.Remaining.Files, bytesize.Format(st.Remaining.Bytes))
+		if e := st.Convert; e != nil {
+			fmt.Fprintf(&b, "%s, window %s (%s to %s)", about(e.Total, e.Low, e.High), roundWindow(e.Window),
+				roundWindow(e.WindowLow), roundWindow(e.WindowHigh))
 		}
-		fmt.Fprintf(&b, "  convert %s into %s with %d tenants (%d files)\n", st.Instance, st.Converted,
-			st.Remaining.Tenants, st.Remaining.Files)
-		fmt.Fprintf(&b, "  refill %s with %d tenants from the spares\n", st.Converted, len(st.Refill.Moves))
+		fmt.Fprintf(&b, "\n  refill %s with %d tenants from the spares%s:\n", st.Converted, len(st.Refill.Moves),
+			about(st.Refill.Estimate, st.Refill.EstimateLow, st.Refill.EstimateHigh))
+		moves(st.Refill)
 	}
-	fmt.Fprintf(&b, "spares hold at most %d tenants (%d files); moves take about %s\n",
-		cp.PeakSpare.Tenants, cp.PeakSpare.Files, cp.Estimate.Round(time.Second))
+	fmt.Fprintf(&b, "spares hold at most %d tenants (%d files)", cp.PeakSpare.Tenants, cp.PeakSpare.Files)
+	if estimated {
+		fmt.Fprintf(&b, "; the chain takes about %s (%s to %s)", roundEstimate(cp.Estimate),
+			roundEstimate(cp.EstimateLow), roundEstimate(cp.EstimateHigh))
+	}
+	b.WriteString("\n")
+	writeBasis(&b, cp.Basis)
 	return b.String()
 }
 

@@ -2,12 +2,10 @@ package drain_test
 
 import (
 	"errors"
-	"fmt"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/daisychain-db/daisychain/drain"
 	"github.com/daisychain-db/daisychain/fleet"
@@ -262,25 +260,4 @@ func clone(s *drain.Snapshot) *drain.Snapshot {
 		out.Instances[i].Tenants = slices.Clone(out.Instances[i].Tenants)
 	}
 	return out
-}
-
-func TestPlanEstimate(t *testing.T) {
-	const copyRate = 40 << 20 // cutover.CopyRateEstimate
-	var tenants []drain.TenantUsage
-	for i := range 4 {
-		tenants = append(tenants, tenant(fmt.Sprint("t", i), 1, 2*copyRate, 0)) // 2 s of copy each
-	}
-	s := &drain.Snapshot{Instances: []drain.InstanceUsage{
-		instance("src", fleet.Limits{}, tenants...), instance("dst", fleet.Limits{MaxTenants: 10}),
-	}}
-	per := drain.MoveOverheadEstimate + 2*time.Second
-	for conc, want := range map[int]int64{1: 4, 2: 2, 3: 2, 4: 1, 8: 1} {
-		p, err := drain.PlanDrain(s, "src", drain.Threshold{MaxFiles: 0, MaxTenants: 1 << 40, MaxBytes: 1}, &drain.DrainOpts{Concurrency: conc})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.Estimate != per*time.Duration(want) || p.Concurrency != conc {
-			t.Errorf("concurrency %d: estimate %s, want %d x %s", conc, p.Estimate, want, per)
-		}
-	}
 }

@@ -97,7 +97,7 @@ type EventKind string
 const (
 	EventMoveStarted  EventKind = "move_started"  // a tenant's move began
 	EventMoveFinished EventKind = "move_finished" // a tenant's move ended; Err is set if it failed
-	EventProgress     EventKind = "progress"      // after each move: counts and an estimate of the rest
+	EventProgress     EventKind = "progress"      // as the moves start, then after each: counts and the ETA
 )
 
 // Event is something that happened in a drain or refill.
@@ -108,8 +108,12 @@ type Event struct {
 	// Report of the finished move, if it ran.
 	Report *cutover.Report
 	Err    error
-	// Done, Failed and Total count moves; ETA estimates the rest from
-	// the pace so far.
+	// Done, Failed and Total count moves. ETA is the time left, from
+	// the moves' estimates (Move.Estimate, which the plan's Estimate
+	// schedules): what remains of each running move's, then the moves
+	// not started on the slots as they free; each scaled by the pace of
+	// the moves done so far (their time over their estimates). At the
+	// start it is the plan's Estimate.
 	Done, Failed, Total int
 	ETA                 time.Duration
 	At                  time.Time
@@ -216,7 +220,8 @@ func (r *Runner) planConcurrency(opts string, asked int) (int, error) {
 }
 
 // DryRun measures the fleet and returns the plan a Drain would run,
-// changing nothing.
+// estimated from the Mover's rate models, changing nothing. A plan that
+// cannot reach the threshold comes estimated, with its error.
 func (r *Runner) DryRun(ctx context.Context, instanceID string, threshold Threshold, opts *DrainOpts) (*Plan, error) {
 	involved, o, err := r.drainPass(ctx, instanceID, opts)
 	if err != nil {
@@ -226,7 +231,20 @@ func (r *Runner) DryRun(ctx context.Context, instanceID string, threshold Thresh
 	if err != nil {
 		return nil, err
 	}
-	return PlanDrain(s, instanceID, threshold, &o)
+	p, err := PlanDrain(s, instanceID, threshold, &o)
+	return p, r.estimate(ctx, p, err)
+}
+
+// estimate estimates a dry run's plan, if the planner returned one, and
+// returns the planner's error and the estimator's.
+func (r *Runner) estimate(ctx context.Context, p *Plan, planErr error) error {
+	if p == nil {
+		return planErr
+	}
+	if err := r.estimator().plan(ctx, p); err != nil {
+		return errors.Join(planErr, err)
+	}
+	return planErr
 }
 
 // moveHooks let a chain name and record each move before it starts.
@@ -238,7 +256,7 @@ type moveHooks struct {
 }
 
 // DryRunRefill measures the fleet and returns the plan a Refill would
-// run, changing nothing.
+// run, estimated from the Mover's rate models, changing nothing.
 func (r *Runner) DryRunRefill(ctx context.Context, instanceID string, sources []string, level Threshold, opts *RefillOpts) (*Plan, error) {
 	o, err := r.refillOpts(opts)
 	if err != nil {
@@ -248,7 +266,8 @@ func (r *Runner) DryRunRefill(ctx context.Context, instanceID string, sources []
 	if err != nil {
 		return nil, err
 	}
-	return PlanRefill(s, instanceID, sources, level, &o)
+	p, err := PlanRefill(s, instanceID, sources, level, &o)
+	return p, r.estimate(ctx, p, err)
 }
 
 // run measures the involved instances, plans, moves, and measures the
@@ -264,6 +283,10 @@ func (r *Runner) run(ctx context.Context, instanceID string, involved []string, 
 		res.Before = iu.Totals()
 	}
 	if res.Plan, err = plan(s); err != nil {
+		return res, err
+	}
+	// The estimate is the progress events' ETA.
+	if err := r.estimator().plan(ctx, res.Plan); err != nil {
 		return res, err
 	}
 	r.execute(ctx, res, hooks)
@@ -314,11 +337,12 @@ func (r *Runner) withoutKeptCopies(iu *InstanceUsage, moved []MoveResult, instan
 // execute runs the plan's moves, Concurrency at a time, in plan order.
 func (r *Runner) execute(ctx context.Context, res *Result, hooks moveHooks) {
 	moves := res.Plan.Moves
-	start := time.Now()
 	var mu sync.Mutex
+	left := newETA(moves, r.cfg.Concurrency)
+	r.events.Emit(EventProgress, &Event{Kind: EventProgress, Total: len(moves), ETA: left.left(time.Now()), At: time.Now()})
 	sem := make(chan struct{}, r.cfg.Concurrency)
 	var wg sync.WaitGroup
-	for _, m := range moves {
+	for i, m := range moves {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -326,12 +350,17 @@ func (r *Runner) execute(ctx context.Context, res *Result, hooks moveHooks) {
 		if ctx.Err() != nil {
 			break
 		}
+		mu.Lock()
+		left.start(i, time.Now())
+		mu.Unlock()
 		wg.Go(func() {
 			defer func() { <-sem }()
 			r.events.Emit(EventMoveStarted, &Event{Kind: EventMoveStarted, Move: m, Total: len(moves), At: time.Now()})
 			rep, err := r.move(ctx, m, hooks)
 			mu.Lock()
 			defer mu.Unlock()
+			now := time.Now()
+			left.finish(i, now, err == nil)
 			mr := MoveResult{Move: m, Report: rep, Err: err}
 			if err != nil {
 				res.Failed = append(res.Failed, mr)
@@ -339,13 +368,12 @@ func (r *Runner) execute(ctx context.Context, res *Result, hooks moveHooks) {
 				res.Moved = append(res.Moved, mr)
 			}
 			done := len(res.Moved) + len(res.Failed)
-			eta := time.Duration(float64(time.Since(start)) / float64(done) * float64(len(moves)-done))
 			r.cfg.Logger.Info("drain: move ended", "tenant", m.Tenant, "from", m.From, "to", m.To, "err", err,
 				"done", done, "of", len(moves))
 			r.events.Emit(EventMoveFinished, &Event{Kind: EventMoveFinished, Move: m, Report: rep, Err: err,
-				Done: len(res.Moved), Failed: len(res.Failed), Total: len(moves), At: time.Now()})
+				Done: len(res.Moved), Failed: len(res.Failed), Total: len(moves), At: now})
 			r.events.Emit(EventProgress, &Event{Kind: EventProgress, Done: len(res.Moved), Failed: len(res.Failed),
-				Total: len(moves), ETA: eta, At: time.Now()})
+				Total: len(moves), ETA: left.left(now), At: now})
 		})
 	}
 	wg.Wait()

@@ -61,15 +61,28 @@ func TestDrainUnderWrites(t *testing.T) {
 	if err != nil {
 		t.Fatalf("drain: %v", err)
 	}
-	progress := 0
+	// Progress as the moves start, then after each, with the time left
+	// from the moves' estimates: at first the plan's; after the first
+	// move, at least the third's (not started while the first holds its
+	// slot); nothing at the end.
+	var progress []*drain.Event
 	for e := range events {
-		progress++
+		progress = append(progress, e)
 		if e.Total != 3 {
 			t.Errorf("progress event with total %d, want 3", e.Total)
 		}
 	}
-	if len(res.Moved) != 3 || progress != 3 || res.After.Tenants != 2 || res.Before.Tenants != 5 {
-		t.Errorf("moved %d (progress events %d), pg-a %d -> %d tenants; want 3 moves, 5 -> 2", len(res.Moved), progress, res.Before.Tenants, res.After.Tenants)
+	if len(res.Moved) != 3 || len(progress) != 4 || res.After.Tenants != 2 || res.Before.Tenants != 5 {
+		t.Fatalf("moved %d (progress events %d), pg-a %d -> %d tenants; want 3 moves, 4 events, 5 -> 2", len(res.Moved), len(progress), res.Before.Tenants, res.After.Tenants)
+	}
+	if e := progress[0]; e.Done != 0 || e.ETA != res.Plan.Estimate || e.ETA <= 0 {
+		t.Errorf("first progress event: %d done, ETA %s; want 0 done and the plan's estimate, %s", e.Done, e.ETA, res.Plan.Estimate)
+	}
+	if e := progress[1]; e.Done+e.Failed != 1 || e.ETA <= 0 {
+		t.Errorf("progress after the first move: %d done, ETA %s; want 1 done and time left for the third", e.Done+e.Failed, e.ETA)
+	}
+	if e := progress[3]; e.Done != 3 || e.ETA != 0 {
+		t.Errorf("last progress event: %d done, ETA %s; want 3 done, nothing left", e.Done, e.ETA)
 	}
 	for id, max := range map[string]int{"pg-a": 2, "pg-b": 2, "pg-c": 1} {
 		on, err := f.Catalog.Tenants(ctx, id)

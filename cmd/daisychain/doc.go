@@ -9,7 +9,8 @@
 //	plan drain <instance>       the moves a drain would make, with estimates
 //	plan refill <instance>      the moves a refill would make
 //	plan chain <instance>...    a daisy chain's stages
-//	move <tenant> <instance>    move one tenant
+//	move <tenant> <instance>    move one tenant (--dry-run: its steps and estimates)
+//	rehearse <tenant> <instance> time a move on a scratch copy, for the estimates
 //	drain <instance>            move tenants off an instance under a threshold
 //	refill <instance>           move tenants onto an instance from others
 //	chain <instance>...         drain, convert and refill each instance in turn

@@ -236,6 +236,10 @@ func TestOperator(t *testing.T) {
 			{args: []string{"move", "nosuch", "pg-2"}, code: exitFailure, says: "nosuch"},
 			{args: []string{"move", "t1", "pg-9"}, code: exitFailure, says: "pg-9"},
 			{args: []string{"move", "t1"}, code: exitUsage, says: "target instance"},
+			{args: []string{"move", "t1", "pg-9", "--dry-run"}, code: exitFailure, says: "pg-9"},
+			{args: []string{"rehearse", "nosuch", "pg-2"}, code: exitFailure, says: "nosuch"},
+			{args: []string{"rehearse", "t1", "pg-1"}, code: exitFailure, says: "pg-1"},
+			{args: []string{"rehearse", "t1"}, code: exitUsage, says: "target instance"},
 			{args: []string{"plan", "drain", "pg-1", "--threshold", "files=lots"}, code: exitUsage, says: "--threshold"},
 			{args: []string{"plan", "drain", "pg-1", "--threshold", "weight=3"}, code: exitUsage, says: "weight"},
 			{args: []string{"plan", "drain", "pg-1"}, code: exitUsage, says: "--threshold"},
@@ -291,6 +295,48 @@ func TestOperator(t *testing.T) {
 		// The smaller tenant goes first, and one move is enough.
 		if len(doc.Plan.Moves) != 1 || doc.Plan.Moves[0].Tenant != "t1" || doc.Plan.Moves[0].To != "pg-2" || doc.Plan.Estimate <= 0 {
 			t.Errorf("plan drain --json: %+v, want t1 to pg-2 with an estimate", doc.Plan)
+		}
+	})
+
+	t.Run("rehearse, then estimates rest on it", func(t *testing.T) {
+		r := f.run(t, "move", "t1", "pg-2", "--dry-run")
+		if r.code != 0 || !strings.Contains(r.stdout, "basis: no measured runs") {
+			t.Errorf("move --dry-run before any rehearsal: exit %d, want estimates on the defaults\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		r = f.run(t, "rehearse", "t1", "pg-2", "--id", "rehearse-t1", "--json")
+		var doc struct {
+			Report *cutover.Report `json:"report"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 0 || doc.Report == nil {
+			t.Fatalf("rehearse --json: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+		m := doc.Report.Measurement
+		if doc.Report.Kind != "rehearsal" || m == nil || m.Kind != cutover.MeasuredRehearsal || m.Source != "pg-1" || m.Target != "pg-2" ||
+			m.Step(cutover.StepCatchUp) <= 0 || m.BytesCopied <= 0 {
+			t.Errorf("rehearse --json: report %+v, measurement %+v: want a rehearsal pg-1 -> pg-2 that timed its catch-up", doc.Report, m)
+		}
+		r = f.run(t, "rehearse", "t1", "pg-2")
+		if r.code != 0 || !strings.Contains(r.stdout, "rehearsed, its copy dropped") || !strings.Contains(r.stdout, "measured: rehearsal") {
+			t.Errorf("rehearse: exit %d, want its report and measurement\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		// Nothing moved, nothing left behind.
+		if got := f.located(t, "t1"); got != "pg-1" {
+			t.Errorf("t1 is on %s after rehearsals, want pg-1", got)
+		}
+		if n := f.count(t, "pg-2", "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE '%t1%'"); n != 0 || f.slots(t, "pg-1") != 0 {
+			t.Errorf("after rehearsals pg-2 has %d databases of t1, pg-1 %d replication slots; want none", n, f.slots(t, "pg-1"))
+		}
+		const basis = "2 measured runs of pg-1->pg-2 (2 rehearsals)"
+		r = f.run(t, "move", "t1", "pg-2", "--dry-run")
+		if r.code != 0 || !strings.Contains(r.stdout, "basis: "+basis) || !strings.Contains(r.stdout, "catch_up") {
+			t.Errorf("move --dry-run: exit %d, want step estimates resting on %q\n%s%s", r.code, basis, r.stdout, r.stderr)
+		}
+		r = f.run(t, "plan", "drain", "pg-1", "--threshold", "tenants=1")
+		if r.code != 0 || !strings.Contains(r.stdout, "pg-1 -> pg-2: "+basis) {
+			t.Errorf("plan drain: exit %d, want estimates resting on %q\n%s%s", r.code, basis, r.stdout, r.stderr)
+		}
+		if got := f.located(t, "t1"); got != "pg-1" {
+			t.Errorf("t1 is on %s after dry runs, want pg-1", got)
 		}
 	})
 

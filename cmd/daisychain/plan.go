@@ -17,8 +17,10 @@ func init() {
 		help: `Measures the instance and the instances that may receive its tenants (one
 connection each), and prints the moves that would get it under --threshold,
 smallest tenants first, each to the instance with the most headroom, with
-the usage of every instance before and after and an estimate of the time the
-moves take (from measured sizes). Nothing is changed. A threshold that
+the usage of every instance before and after, and an estimate of each move's
+time and the drain's, with ranges, from the rate model of each instance pair
+(its measured moves and rehearsals, else the fleet's, else the library's
+defaults; the report says which). Nothing is changed. A threshold that
 cannot be reached prints the partial plan, names the tenants that fit
 nowhere, and exits 1.`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
@@ -44,7 +46,8 @@ nowhere, and exits 1.`,
 		summary: "the moves a refill would make, with estimates; changes nothing",
 		help: `Measures the instance and the sources, and prints the moves that would fill
 it from them up to its limits (or --level), smallest tenants first, with the
-usage before and after and an estimate of the time. Nothing is changed.`,
+usage before and after, and estimates with their basis as for plan drain.
+Nothing is changed.`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
 			var mf moverFlags
 			mf.register(fs, true)
@@ -69,9 +72,10 @@ usage before and after and an estimate of the time. Nothing is changed.`,
 		help: `Measures the instances and the spares, and prints each stage of the chain:
 the drain of the instance under --threshold onto the spares and the
 instances converted before it, its conversion, and the refill of the
-converted instance from the spares; then the most the spares hold at once
-and an estimate of the moves' time (conversions not included). Nothing is
-changed.`,
+converted instance from the spares, each move and conversion with its
+estimate; then the most the spares hold at once, the chain's estimate
+(drains, conversions and refills one after another) and what the estimates
+rest on. Nothing is changed.`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
 			var mf moverFlags
 			mf.register(fs, true)

@@ -7,6 +7,7 @@
 //
 //	go run ./examples/daisychain
 //	go run ./examples/daisychain -json
+//	go run ./examples/daisychain -dry-run
 //
 // It starts five localpg instances (control, pg-1, pg-2, pg-3 and the
 // spare pg-s) and 30 tenants of varied sizes, and needs only Go and the
@@ -14,15 +15,22 @@
 // from the instances' connection strings (package examples/internal/host,
 // shared with the quickstart), with replica/physical's local standbys as
 // the converter.
+//
+// With -dry-run it moves nothing: it rehearses three tenants of different
+// sizes onto the spare (cutover.Mover.Rehearse), then prints the chain's
+// dry run, every stage's moves and conversions estimated from those
+// rehearsals, with their ranges and what they rest on.
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -51,6 +59,8 @@ type summary struct {
 	MissingWrites      int64        `json:"missing_writes"`
 	SpareTenantsAtEnd  int          `json:"spare_tenants_at_end"`
 	TotalMS            float64      `json:"total_ms"`
+	// DryRun is what -dry-run rehearsed and planned.
+	DryRun *dryRunReport `json:"dry_run,omitempty"`
 }
 
 // conversion is one instance's conversion as the library measured it.
@@ -67,20 +77,30 @@ const (
 	fileThreshold      = 1600 // each tenant database holds about 300 relation files
 )
 
+// options are the command's flags.
+type options struct {
+	json bool
+	// dryRun rehearses a sample and prints the chain's dry run.
+	dryRun bool
+}
+
 func main() {
-	asJSON := flag.Bool("json", false, "print one JSON object instead of the readable report")
+	var o options
+	flag.BoolVar(&o.json, "json", false, "print one JSON object instead of the readable report")
+	flag.BoolVar(&o.dryRun, "dry-run", false, "move nothing: rehearse 3 tenants onto the spare, then print the chain's plan with estimates")
 	flag.Parse()
 	log.SetFlags(0)
-	s, err := run(context.Background(), os.Stdout, *asJSON)
+	s, err := run(context.Background(), os.Stdout, o)
 	if err != nil {
 		log.Fatalf("daisychain: %v", err)
 	}
-	if s.AppErrors != 0 || s.MissingWrites != 0 {
+	if s.AppErrors != 0 || s.MissingWrites != 0 || (o.dryRun && s.TenantsMoved != 0) {
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
+func run(ctx context.Context, out io.Writer, o options) (summary, error) {
+	asJSON := o.json
 	start := time.Now()
 	say := func(format string, args ...any) {
 		if !asJSON {
@@ -114,19 +134,23 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 		tenantsPerInstance*len(chain))
 	var tenants []string
 	var writers []*host.Writers
+	rows := map[string]int{} // of the first instance's tenants
 	for i, inst := range chain {
 		for j := range tenantsPerInstance {
 			id := fmt.Sprintf("tenant-%02d", i*tenantsPerInstance+j)
-			rows := 200 * (1 + (i*tenantsPerInstance+j)%7) * (1 + j%3)
+			n := 200 * (1 + (i*tenantsPerInstance+j)%7) * (1 + j%3)
 			schema := fmt.Sprintf(`CREATE TABLE accounts (id serial PRIMARY KEY, name text NOT NULL);
 				CREATE TABLE events (id bigserial PRIMARY KEY, account_id int REFERENCES accounts, body text);
 				CREATE INDEX events_account ON events (account_id);
 				INSERT INTO accounts (name) SELECT 'a' || g FROM generate_series(1, 50) g;
-				INSERT INTO events (account_id, body) SELECT 1 + g %% 50, repeat('e', 100) FROM generate_series(1, %d) g;`, rows)
+				INSERT INTO events (account_id, body) SELECT 1 + g %% 50, repeat('e', 100) FROM generate_series(1, %d) g;`, n)
 			if err := addTenant(ctx, local, h, id, inst, schema); err != nil {
 				return summary{}, err
 			}
 			tenants = append(tenants, id)
+			if i == 0 {
+				rows[id] = n
+			}
 			writers = append(writers, host.StartWriters(h.Router, id, 1, 20*time.Millisecond))
 		}
 	}
@@ -139,6 +163,14 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 	runner, err := drain.New(&drain.Config{Catalog: h.Catalog, Mover: h.Mover, Journal: h.Journal})
 	if err != nil {
 		return summary{}, err
+	}
+	req := drain.ChainRequest{Instances: chain, Spares: []string{"pg-s"}, Threshold: drain.Threshold{MaxFiles: fileThreshold}}
+	if o.dryRun {
+		s, err := dryRun(ctx, h, runner, req, sizeSample(rows), say)
+		if err == nil && asJSON {
+			err = json.NewEncoder(out).Encode(s)
+		}
+		return s, err
 	}
 	var windows []time.Duration // of the tenant moves
 	moveEvents, stopMoves := runner.Subscribe(drain.EventMoveFinished)
@@ -160,8 +192,7 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 		w.ResetGap()
 	}
 	say("running the chain over %v with spare pg-s, threshold %d files per instance before conversion:", chain, fileThreshold)
-	res, chainErr := runner.Chain(ctx, drain.ChainRequest{Instances: chain, Spares: []string{"pg-s"},
-		Threshold: drain.Threshold{MaxFiles: fileThreshold}})
+	res, chainErr := runner.Chain(ctx, req)
 	stopMoves()
 	<-done
 	time.Sleep(200 * time.Millisecond)
@@ -225,6 +256,14 @@ func run(ctx context.Context, out io.Writer, asJSON bool) (summary, error) {
 		say("spare pg-s holds %d tenants at the end; done in %s", s.SpareTenantsAtEnd, time.Since(start).Round(time.Second))
 	}
 	return s, chainErr
+}
+
+// sizeSample is the smallest, the middle and the largest of the tenants
+// by rows.
+func sizeSample(rows map[string]int) []string {
+	ids := slices.Collect(maps.Keys(rows))
+	slices.SortFunc(ids, func(a, b string) int { return cmp.Or(cmp.Compare(rows[a], rows[b]), cmp.Compare(a, b)) })
+	return []string{ids[0], ids[len(ids)/2], ids[len(ids)-1]}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
