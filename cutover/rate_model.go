@@ -390,9 +390,12 @@ func (rm *RateModel) fit(t term, subj Subject) (est, lo, hi time.Duration, n int
 }
 
 // fitLine is the least-squares line y = a + b·x with a, b ≥ 0. With no
-// points it is the default; with one value of x, the default's fixed
-// part (at most y) and the rest per unit; a fixed term (x always 1) is
-// the mean.
+// points it is the default. Points whose x hardly differ (less than a
+// quarter of their mean apart, typically) say nothing of the slope: the
+// default line is then scaled to pass through their mean, keeping its
+// split between the fixed part and the part per unit, so that one small
+// sample does not make every unit as dear as its fixed costs were. A
+// fixed term (no default per unit) is the mean.
 func fitLine(xs, ys []float64, defA, defB float64) (a, b float64) {
 	n := float64(len(xs))
 	if n == 0 {
@@ -404,12 +407,12 @@ func fitLine(xs, ys []float64, defA, defB float64) (a, b float64) {
 	}
 	mx, my := sx/n, sy/n
 	varX := sxx/n - mx*mx
-	if varX <= 1e-9*math.Max(mx*mx, 1) {
+	if varX <= 1e-9*math.Max(mx*mx, 1) || math.Sqrt(varX) < mx/4 {
 		if mx == 0 || defB == 0 {
 			return my, 0
 		}
-		a = math.Min(defA, my)
-		return a, (my - a) / mx
+		k := my / (defA + defB*mx)
+		return k * defA, k * defB
 	}
 	b = (sxy/n - mx*my) / varX
 	a = my - b*mx

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -28,8 +27,7 @@ type dryRunReport struct {
 // chain with estimates from those rehearsals. It moves nothing:
 // TenantsMoved counts the tenants the catalog places elsewhere after it
 // than before.
-func dryRun(ctx context.Context, h *host.Host, runner *drain.Runner, req drain.ChainRequest, sample []string,
-	say func(string, ...any)) (summary, error) {
+func dryRun(ctx context.Context, h *host.Host, runner *drain.Runner, req drain.ChainRequest, say func(string, ...any)) (summary, error) {
 	var s summary
 	before, err := placement(ctx, h.Catalog, req)
 	if err != nil {
@@ -37,15 +35,16 @@ func dryRun(ctx context.Context, h *host.Host, runner *drain.Runner, req drain.C
 	}
 	s.DryRun = &dryRunReport{}
 	spare := req.Spares[0]
-	say("rehearsing %d tenants of different sizes onto %s (each copied, caught up and timed, then dropped):", len(sample), spare)
-	for _, id := range sample {
-		rep, err := h.Mover.Rehearse(ctx, cutover.RehearseRequest{Tenant: id, Target: spare})
-		if err != nil {
-			return s, fmt.Errorf("rehearse %s: %w", id, err)
-		}
+	say("rehearsing the smallest, a middle and the largest tenant of %s onto %s (each copied, caught up and timed, then dropped):",
+		req.Instances[0], spare)
+	reports, err := runner.RehearseSample(ctx, req.Instances[0], spare, &drain.RehearseOpts{Tenants: 3})
+	if err != nil {
+		return s, err
+	}
+	for _, rep := range reports {
 		m := rep.Measurement
 		s.DryRun.Rehearsals = append(s.DryRun.Rehearsals, m)
-		say("  %-9s %6.1f MiB: %s (catch-up %s, window %s)", id, float64(m.Shape.Bytes)/(1<<20), m.Total.Round(10*time.Millisecond),
+		say("  %-9s %6.1f MiB: %s (catch-up %s, window %s)", m.Tenant, float64(m.Shape.Bytes)/(1<<20), m.Total.Round(10*time.Millisecond),
 			m.Step(cutover.StepCatchUp).Round(10*time.Millisecond), m.Window.Round(time.Millisecond))
 	}
 	if s.DryRun.Plan, err = runner.DryRunChain(ctx, req); err != nil {

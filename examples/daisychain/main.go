@@ -23,14 +23,12 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"maps"
 	"os"
 	"slices"
 	"time"
@@ -134,7 +132,6 @@ func run(ctx context.Context, out io.Writer, o options) (summary, error) {
 		tenantsPerInstance*len(chain))
 	var tenants []string
 	var writers []*host.Writers
-	rows := map[string]int{} // of the first instance's tenants
 	for i, inst := range chain {
 		for j := range tenantsPerInstance {
 			id := fmt.Sprintf("tenant-%02d", i*tenantsPerInstance+j)
@@ -148,9 +145,6 @@ func run(ctx context.Context, out io.Writer, o options) (summary, error) {
 				return summary{}, err
 			}
 			tenants = append(tenants, id)
-			if i == 0 {
-				rows[id] = n
-			}
 			writers = append(writers, host.StartWriters(h.Router, id, 1, 20*time.Millisecond))
 		}
 	}
@@ -166,7 +160,7 @@ func run(ctx context.Context, out io.Writer, o options) (summary, error) {
 	}
 	req := drain.ChainRequest{Instances: chain, Spares: []string{"pg-s"}, Threshold: drain.Threshold{MaxFiles: fileThreshold}}
 	if o.dryRun {
-		s, err := dryRun(ctx, h, runner, req, sizeSample(rows), say)
+		s, err := dryRun(ctx, h, runner, req, say)
 		if err == nil && asJSON {
 			err = json.NewEncoder(out).Encode(s)
 		}
@@ -256,14 +250,6 @@ func run(ctx context.Context, out io.Writer, o options) (summary, error) {
 		say("spare pg-s holds %d tenants at the end; done in %s", s.SpareTenantsAtEnd, time.Since(start).Round(time.Second))
 	}
 	return s, chainErr
-}
-
-// sizeSample is the smallest, the middle and the largest of the tenants
-// by rows.
-func sizeSample(rows map[string]int) []string {
-	ids := slices.Collect(maps.Keys(rows))
-	slices.SortFunc(ids, func(a, b string) int { return cmp.Or(cmp.Compare(rows[a], rows[b]), cmp.Compare(a, b)) })
-	return []string{ids[0], ids[len(ids)/2], ids[len(ids)-1]}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
