@@ -98,13 +98,8 @@ func (r *run) rehearsalTable() (before, window, after []stepDef) {
 // nothing, and an end that drops what it made.
 func (r *run) rehearse(ctx context.Context) error {
 	before, window, after := r.rehearsalTable()
-	for _, s := range before {
-		if err := r.do(ctx, s); err != nil {
-			if s.step == StepPlan && errors.Is(err, ErrMoveIDUsed) {
-				return err
-			}
-			return r.rollback(ctx, err)
-		}
+	if err := r.before(ctx, before); err != nil {
+		return err
 	}
 	if err := r.rehearsalWindow(ctx, window); err != nil {
 		return r.rollback(ctx, err)

@@ -101,7 +101,19 @@ func (r *run) table() (before, window, after []stepDef) {
 // failure rolls it back; after, it only goes forward.
 func (r *run) forward(ctx context.Context) error {
 	before, window, after := r.table()
-	for _, s := range before {
+	if err := r.before(ctx, before); err != nil {
+		return err
+	}
+	if err := r.window(ctx, window); err != nil {
+		return r.rollback(ctx, err)
+	}
+	return r.afterSwitch(ctx, after, nil)
+}
+
+// before runs the steps before the window; a failure rolls the run
+// back.
+func (r *run) before(ctx context.Context, steps []stepDef) error {
+	for _, s := range steps {
 		if err := r.do(ctx, s); err != nil {
 			if s.step == StepPlan && errors.Is(err, ErrMoveIDUsed) {
 				return err // someone else's journal: nothing of ours to undo
@@ -109,10 +121,7 @@ func (r *run) forward(ctx context.Context) error {
 			return r.rollback(ctx, err)
 		}
 	}
-	if err := r.window(ctx, window); err != nil {
-		return r.rollback(ctx, err)
-	}
-	return r.afterSwitch(ctx, after, nil)
+	return nil
 }
 
 // window holds writes, brings the destination level with the source, and
