@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/daisychain-db/daisychain/fleet"
@@ -22,10 +23,37 @@ import (
 // instance's bytes; every other step is fixed. A step no sample measured
 // takes this library's default. Build one with Mover.RateModel, or
 // NewRateModel from measurements of your own.
+//
+// A model is safe for concurrent use. What it fits does not depend on
+// what it estimates, so each fit is made once, on first use: estimating
+// the moves of a plan costs a few evaluations of lines per move.
 type RateModel struct {
 	// Basis says which samples the model rests on.
 	Basis   Basis
 	samples []Measurement
+
+	mu     sync.Mutex
+	fits   map[fitKey]fitted
+	spread struct {
+		once   sync.Once
+		lo, hi float64
+	}
+}
+
+// fitKey names a fitted term: the step's (or betweenSteps, step ""), the
+// index of the term among the step's, and what its terms depend on.
+type fitKey struct {
+	step    Step
+	term    int
+	convert bool
+	verify  replica.VerifyLevel
+}
+
+// fitted is a term's line, the range of its samples about it, and how
+// many there were.
+type fitted struct {
+	a, b, lo, hi float64
+	n            int
 }
 
 // Basis is what a RateModel rests on.
@@ -134,7 +162,7 @@ func NewRateModel(scope string, samples []Measurement) *RateModel {
 			b.Oldest = s.At
 		}
 	}
-	return &RateModel{Basis: b, samples: slices.Clone(samples)}
+	return &RateModel{Basis: b, samples: slices.Clone(samples), fits: map[fitKey]fitted{}}
 }
 
 // Subject is what an estimate is of: the shape of the data, how many
@@ -257,33 +285,40 @@ func (rm *RateModel) Estimate(subject Subject, before, window, after []Step) *Es
 	add(window, true)
 	add(after, false)
 	if len(e.Steps) > 0 {
-		between, _, _, _ := rm.fit(betweenSteps, subject)
+		between, _, _, _ := rm.evaluate(fitKey{}, betweenSteps, subject)
 		e.Total += between
 	}
-	// The total's range: how far each sample's own total was from what
-	// the model says of it, applied to this one. The steps' ranges
-	// summed would count every step's worst case at once. A rehearsal's
-	// total holds the drop of its copy, which no move has: its steps are
-	// compared.
-	lo, hi := rm.spread(func(m *Measurement) (float64, float64) {
-		var pred, steps time.Duration
-		for _, t := range m.Steps {
-			pred += rm.stepEstimate(t.Step, m.subject()).Estimate
-			steps += t.Duration
-		}
-		if m.Kind == MeasuredRehearsal {
-			return steps.Seconds(), pred.Seconds()
-		}
-		between, _, _, _ := rm.fit(betweenSteps, m.subject())
-		return m.Total.Seconds(), (pred + between).Seconds()
-	})
+	lo, hi := rm.totalSpread()
 	e.Low, e.High = scale(e.Total, lo), scale(e.Total, hi)
 	return e
 }
 
-// spread is the range of actual/predicted - 1 over the samples, at least
-// ±minSpread, wider with fewer samples.
-func (rm *RateModel) spread(pair func(m *Measurement) (actual, predicted float64)) (lo, hi float64) {
+// totalSpread is the range of the total: how far each sample's own
+// total was from what the model says of it, applied to the estimate.
+// The steps' ranges summed would count every step's worst case at once.
+// A rehearsal's total holds the drop of its copy, which no move has: its
+// steps are compared.
+func (rm *RateModel) totalSpread() (lo, hi float64) {
+	rm.spread.once.Do(func() {
+		rm.spread.lo, rm.spread.hi = rm.spreadOf(func(m *Measurement) (float64, float64) {
+			var pred, steps time.Duration
+			for _, t := range m.Steps {
+				pred += rm.stepEstimate(t.Step, m.subject()).Estimate
+				steps += t.Duration
+			}
+			if m.Kind == MeasuredRehearsal {
+				return steps.Seconds(), pred.Seconds()
+			}
+			between, _, _, _ := rm.evaluate(fitKey{}, betweenSteps, m.subject())
+			return m.Total.Seconds(), (pred + between).Seconds()
+		})
+	})
+	return rm.spread.lo, rm.spread.hi
+}
+
+// spreadOf is the range of actual/predicted - 1 over the samples, at
+// least ±spreadFloor, wider with fewer samples.
+func (rm *RateModel) spreadOf(pair func(m *Measurement) (actual, predicted float64)) (lo, hi float64) {
 	floor := spreadFloor(len(rm.samples))
 	lo, hi = -floor, floor
 	for i := range rm.samples {
@@ -352,8 +387,8 @@ type term struct {
 func (rm *RateModel) stepEstimate(s Step, subj Subject) StepEstimate {
 	se := StepEstimate{Step: s}
 	terms := stepTerms(s, subj)
-	for _, t := range terms {
-		est, lo, hi, n := rm.fit(t, subj)
+	for i, t := range terms {
+		est, lo, hi, n := rm.evaluate(fitKey{step: s, term: i, convert: subj.Convert, verify: subj.Verify}, t, subj)
 		se.Estimate += est
 		se.Low += lo
 		se.High += hi
@@ -364,8 +399,20 @@ func (rm *RateModel) stepEstimate(s Step, subj Subject) StepEstimate {
 	return se
 }
 
-// fit fits t over the samples that measured it and evaluates it at subj.
-func (rm *RateModel) fit(t term, subj Subject) (est, lo, hi time.Duration, n int) {
+// evaluate is term t (named by key) at subj, with its range.
+func (rm *RateModel) evaluate(key fitKey, t term, subj Subject) (est, lo, hi time.Duration, n int) {
+	f := rm.fitted(key, t)
+	est = seconds(max(f.a+f.b*t.x(subj), 0))
+	return est, scale(est, f.lo), scale(est, f.hi), f.n
+}
+
+// fitted fits t over the samples that measured it, once per key.
+func (rm *RateModel) fitted(key fitKey, t term) fitted {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if f, ok := rm.fits[key]; ok {
+		return f
+	}
 	var xs, ys []float64
 	for i := range rm.samples {
 		m := &rm.samples[i]
@@ -375,18 +422,21 @@ func (rm *RateModel) fit(t term, subj Subject) (est, lo, hi time.Duration, n int
 		}
 		xs, ys = append(xs, t.x(m.subject())), append(ys, y)
 	}
-	a, b := fitLine(xs, ys, t.defFixed, t.defPerUnit)
-	x := t.x(subj)
-	sec := max(a+b*x, 0)
-	est = seconds(sec)
-	rlo, rhi := -spreadFloor(len(xs)), spreadFloor(len(xs))
+	f := fitted{n: len(xs)}
+	f.a, f.b = fitLine(xs, ys, t.defFixed, t.defPerUnit)
+	f.lo, f.hi = -spreadFloor(len(xs)), spreadFloor(len(xs))
 	for i := range xs {
-		if p := a + b*xs[i]; p > 0 {
+		if p := f.a + f.b*xs[i]; p > 0 {
 			r := ys[i]/p - 1
-			rlo, rhi = min(rlo, r), max(rhi, r)
+			f.lo, f.hi = min(f.lo, r), max(f.hi, r)
 		}
 	}
-	return est, scale(est, max(rlo, -0.9)), scale(est, rhi), len(xs)
+	f.lo = max(f.lo, -0.9)
+	if rm.fits == nil { // a RateModel not made by NewRateModel
+		rm.fits = map[fitKey]fitted{}
+	}
+	rm.fits[key] = f
+	return f
 }
 
 // fitLine is the least-squares line y = a + b·x with a, b ≥ 0. With no
