@@ -243,3 +243,62 @@ func TestOwnCopyResumeAfterKill(t *testing.T) {
 	assertNoReplicationObjects(t, src, "t")
 	assertNoReplicationObjects(t, dst, "t")
 }
+
+// TestOwnCopyFreezesWholeTables: a table copied whole is loaded with COPY
+// FREEZE, so its rows arrive frozen and its pages all-frozen in the
+// visibility map: the target's first anti-wraparound vacuum has nothing
+// to rewrite. A table copied in ranges is not (COPY FREEZE needs the
+// table truncated in the same transaction).
+func TestOwnCopyFreezesWholeTables(t *testing.T) {
+	t.Parallel()
+	src := localpgtest.Start(t, &localpg.Config{Name: "src"})
+	dst := localpgtest.Start(t, &localpg.Config{Name: "dst"})
+	createCopyTenant(t, src, "t", 20000)
+	// big (4 MB) is split into ranges of 1 MB; every other table is
+	// copied whole.
+	p := &logical.Provider{PollInterval: 100 * time.Millisecond, CopyJobs: 2, CopyRangeSize: 1 << 20}
+	st := startStreamingWith(t, p, spec("freeze", src, "t", dst, "t"))
+	catchUp(t, st, time.Minute)
+	ctx := testCtx(t, time.Minute)
+	if err := st.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := dst.Connect(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_visibility"); err != nil {
+		t.Skipf("pg_visibility (PostgreSQL's contrib) is not installed: %v", err)
+	}
+	rows, err := conn.Query(ctx, `SELECT c.relname, (pg_visibility_map_summary(c.oid)).all_frozen, pg_relation_size(c.oid) / current_setting('block_size')::int
+		FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type table struct {
+		Name          string
+		Frozen, Pages int64
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowToStructByPos[table])
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, tb := range tables {
+		switch {
+		case tb.Pages == 0:
+		case tb.Name == "big":
+			if tb.Frozen == tb.Pages {
+				t.Errorf("big, copied in ranges, has all its %d pages frozen: was it copied whole?", tb.Pages)
+			}
+		case tb.Frozen != tb.Pages:
+			t.Errorf("%s: %d of %d pages all-frozen after its COPY FREEZE", tb.Name, tb.Frozen, tb.Pages)
+		default:
+			checked++
+		}
+	}
+	if checked < 4 {
+		t.Errorf("only %d tables copied whole were checked: %+v", checked, tables)
+	}
+}
