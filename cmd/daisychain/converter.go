@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/daisychain-db/daisychain/localpg"
 	"github.com/daisychain-db/daisychain/replica"
@@ -43,25 +42,11 @@ func (c converterFlags) build() (*localReplicas, error) {
 	return &localReplicas{Converter: physical.Converter{Replica: localpg.Config{Name: "converted", BaseDir: c.localDir}}}, nil
 }
 
-// localReplicas is replica/physical's Converter, keeping each conversion
-// it started: once promoted, a replica is a converted instance that
-// serves tenants, and its server is a child of this process, which
-// stops with it.
+// localReplicas is replica/physical's Converter, whose conversions'
+// replicas (and, once promoted, the converted instances that serve
+// tenants) are servers this process runs: they stop with it.
 type localReplicas struct {
 	physical.Converter
-	mu      sync.Mutex
-	started []*physical.Conversion
-}
-
-// Start implements replica.Converter.
-func (r *localReplicas) Start(ctx context.Context, spec replica.ConvertSpec) (replica.Conversion, error) {
-	c, err := r.Converter.Start(ctx, spec)
-	if pc, ok := c.(*physical.Conversion); ok && err == nil {
-		r.mu.Lock()
-		r.started = append(r.started, pc)
-		r.mu.Unlock()
-	}
-	return c, err
 }
 
 // converter is r as the Mover's Converter: nil when r is.
@@ -69,7 +54,7 @@ func (r *localReplicas) converter() replica.Converter {
 	if r == nil {
 		return nil
 	}
-	return r
+	return &r.Converter
 }
 
 // holdUntilStopped keeps the running replicas (converted instances, or
@@ -79,11 +64,9 @@ func (r *localReplicas) holdUntilStopped(ctx context.Context, stderr io.Writer) 
 	if r == nil {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var running []*localpg.Instance
 	var names []string
-	for _, c := range r.started {
+	for _, c := range r.Conversions() {
 		if inst := c.LocalInstance(); inst != nil && inst.Running() {
 			running = append(running, inst)
 			names = append(names, c.ID())

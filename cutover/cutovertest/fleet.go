@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -47,42 +46,27 @@ type Fleet struct {
 
 	appRoutes *flags.PostgresProvider
 
-	mu          sync.Mutex
-	conversions []*physical.Conversion
+	// converter converts the fleet's instances into local replicas,
+	// which Close stops.
+	converter *physical.Converter
 }
 
 // Converter returns a converter of the fleet's instances into local
 // streaming replicas (replica/physical), whose replicas Close stops.
-func (f *Fleet) Converter() replica.Converter { return trackingConverter{f} }
+func (f *Fleet) Converter() replica.Converter { return f.converter }
 
-type trackingConverter struct{ f *Fleet }
-
-// LocalConverter returns the converter Fleet.Converter uses, without
-// the Fleet's tracking: for a process that attaches with OpenControl.
-func LocalConverter() replica.Converter {
+// LocalConverter returns a converter like Fleet.Converter's, of its
+// own: for a process that attaches with OpenControl.
+func LocalConverter() *physical.Converter {
 	// The replica's roles and passwords are the source's; a password in
 	// its config makes localpg authenticate TCP with SCRAM, not trust.
 	return &physical.Converter{Replica: localpg.Config{Name: "converted", Password: "(the source's)", Settings: instanceSettings}}
 }
 
-func (t trackingConverter) Start(ctx context.Context, spec replica.ConvertSpec) (replica.Conversion, error) {
-	c, err := LocalConverter().Start(ctx, spec)
-	if err == nil {
-		if pc, ok := c.(*physical.Conversion); ok {
-			t.f.mu.Lock()
-			t.f.conversions = append(t.f.conversions, pc)
-			t.f.mu.Unlock()
-		}
-	}
-	return c, err
-}
-
 // ReplicaInstance returns the local instance of a converted replica
 // whose endpoint port is port, or nil.
 func (f *Fleet) ReplicaInstance(port int) *localpg.Instance {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, c := range f.conversions {
+	for _, c := range f.converter.Conversions() {
 		if inst := c.LocalInstance(); inst != nil && inst.Port() == port {
 			return inst
 		}
@@ -178,7 +162,7 @@ func StartFleet(ctx context.Context, cfg *FleetConfig) (_ *Fleet, err error) {
 	if len(c.Instances) == 0 {
 		c.Instances = []string{"pg-a", "pg-b"}
 	}
-	f := &Fleet{Instances: map[string]*localpg.Instance{}}
+	f := &Fleet{Instances: map[string]*localpg.Instance{}, converter: LocalConverter()}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, f.Close())
@@ -310,13 +294,11 @@ func (f *Fleet) Close() error {
 	for _, inst := range f.Instances {
 		errs = append(errs, inst.Close())
 	}
-	f.mu.Lock()
-	for _, c := range f.conversions {
+	for _, c := range f.converter.Conversions() {
 		if inst := c.LocalInstance(); inst != nil {
 			errs = append(errs, inst.Close())
 		}
 	}
-	f.mu.Unlock()
 	if f.ControlInstance != nil {
 		errs = append(errs, f.ControlInstance.Close())
 	}

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/daisychain-db/daisychain/examples/internal/host"
 	"github.com/daisychain-db/daisychain/fleet"
-	"github.com/daisychain-db/daisychain/replica"
 	"github.com/daisychain-db/daisychain/replica/physical"
 )
 
@@ -29,32 +27,13 @@ func addTenant(ctx context.Context, l *host.Local, h *host.Host, id, instance, s
 	return h.Catalog.AddTenant(ctx, fleet.Tenant{ID: id, Database: id, Instance: instance})
 }
 
-// localReplicas is the example's converter: replica/physical's local
-// standbys. Once promoted, a replica is the converted instance and its
-// server is this process's child; the example stops them at exit (in
-// production the converted instance is a server that stays).
-type localReplicas struct {
-	physical.Converter
-	mu      sync.Mutex
-	started []*physical.Conversion
-}
-
-// Start implements replica.Converter, keeping each conversion to close.
-func (r *localReplicas) Start(ctx context.Context, spec replica.ConvertSpec) (replica.Conversion, error) {
-	c, err := r.Converter.Start(ctx, spec)
-	if pc, ok := c.(*physical.Conversion); ok && err == nil {
-		r.mu.Lock()
-		r.started = append(r.started, pc)
-		r.mu.Unlock()
-	}
-	return c, err
-}
-
-func (r *localReplicas) close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.started {
-		if inst := c.LocalInstance(); inst != nil {
+// closeReplicas stops the local replicas the converter started. Once
+// promoted, a replica is the converted instance and its server is this
+// process's child; the example stops them at exit (in production the
+// converted instance is a server that stays).
+func closeReplicas(c *physical.Converter) {
+	for _, cv := range c.Conversions() {
+		if inst := cv.LocalInstance(); inst != nil {
 			_ = inst.Close()
 		}
 	}

@@ -112,12 +112,12 @@ func run(ctx context.Context, out io.Writer, o options) (summary, error) {
 		return summary{}, err
 	}
 	defer local.Close()
-	replicas := &localReplicas{Converter: physical.Converter{
+	replicas := &physical.Converter{
 		// The replica's roles and passwords are its source's; a password
 		// in its config makes localpg authenticate TCP with SCRAM.
 		Replica: localpg.Config{Name: "converted", Password: "(the source's)"},
-	}}
-	defer replicas.close()
+	}
+	defer closeReplicas(replicas)
 	h, err := host.Open(ctx, host.Config{
 		Control: local.Control, Instances: local.Instances,
 		Limits:    fleet.Limits{MaxFiles: 4000, MaxTenants: 20},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,7 @@ type Converter struct {
 
 	mu          sync.Mutex
 	conversions map[string]*Conversion // by ID, until aborted
+	started     []*Conversion          // the same, in the order they started
 }
 
 var _ replica.Converter = (*Converter)(nil)
@@ -159,7 +161,19 @@ func (c *Converter) Start(ctx context.Context, spec replica.ConvertSpec) (replic
 		c.conversions = map[string]*Conversion{}
 	}
 	c.conversions[spec.ID] = cv
+	c.started = append(c.started, cv)
 	return cv, nil
+}
+
+// Conversions returns the conversions this Converter started and did not
+// abort, in the order they started. Their replicas, and the instances
+// they became once promoted, are servers this process runs
+// (Conversion.LocalInstance): their owner stops them when it is done
+// with them, or they stop with the process.
+func (c *Converter) Conversions() []*Conversion {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.started)
 }
 
 // replicaConfig is Converter.Replica completed for one conversion.
@@ -199,6 +213,7 @@ func (c *Converter) forget(cv *Conversion) {
 	if c.conversions[cv.ID()] == cv {
 		delete(c.conversions, cv.ID())
 	}
+	c.started = slices.DeleteFunc(c.started, func(s *Conversion) bool { return s == cv })
 }
 
 func (s *source) createSlot(ctx context.Context, slot string) error {
