@@ -118,7 +118,10 @@ func (m *Measurement) String() string {
 // MeasurementStore is an optional capability of a Journal, found by type
 // assertion: it keeps what runs measured, for the RateModel. A Mover
 // whose Journal lacks it estimates from this library's defaults.
-// PostgresJournal and MemoryJournal have it.
+// PostgresJournal and MemoryJournal have it, and keep the newest
+// MeasurementsKeptPerPair of each instance pair: a model reads only the
+// newest, and a fleet's history of moves would otherwise grow without
+// end.
 type MeasurementStore interface {
 	// RecordMeasurement keeps m; recording a move's again replaces it.
 	RecordMeasurement(ctx context.Context, m Measurement) error
@@ -127,6 +130,11 @@ type MeasurementStore interface {
 	// the history.
 	Measurements(ctx context.Context, opts *MeasurementsOpts) ([]Measurement, error)
 }
+
+// MeasurementsKeptPerPair is how many measurements of one instance pair
+// (source, target) PostgresJournal and MemoryJournal keep: recording one
+// more drops the oldest.
+const MeasurementsKeptPerPair = 100
 
 // MeasurementsLimitDefault is MeasurementsOpts.Limit when 0.
 const MeasurementsLimitDefault = 20
@@ -199,6 +207,14 @@ func (j *MemoryJournal) RecordMeasurement(_ context.Context, m Measurement) erro
 		}
 	}
 	j.measured = append(j.measured, m)
+	kept := 0
+	for i := len(j.measured) - 1; i >= 0; i-- {
+		if o := &j.measured[i]; o.Source == m.Source && o.Target == m.Target {
+			if kept++; kept > MeasurementsKeptPerPair {
+				j.measured = append(j.measured[:i], j.measured[i+1:]...)
+			}
+		}
+	}
 	return nil
 }
 

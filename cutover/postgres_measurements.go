@@ -8,19 +8,29 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// RecordMeasurement implements MeasurementStore: one upsert.
+// RecordMeasurement implements MeasurementStore: one upsert, and the
+// pair's measurements beyond the newest MeasurementsKeptPerPair deleted,
+// in one transaction (through measurements_pair: its cost is what it
+// deletes).
 func (j *PostgresJournal) RecordMeasurement(ctx context.Context, m Measurement) error {
 	detail, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("cutover: measurement of %q: %w", m.Move, err)
 	}
 	err = retryControl(ctx, nil, func() error {
-		_, err := j.pool.Exec(ctx, `INSERT INTO `+j.schema+`.measurements (move, kind, source, target, at, detail)
-			VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (move) DO UPDATE SET kind = excluded.kind, source = excluded.source,
-				target = excluded.target, at = excluded.at, detail = excluded.detail`,
-			m.Move, m.Kind, m.Source, m.Target, m.At, detail)
-		return err
+		return pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO `+j.schema+`.measurements (move, kind, source, target, at, detail)
+				VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (move) DO UPDATE SET kind = excluded.kind, source = excluded.source,
+					target = excluded.target, at = excluded.at, detail = excluded.detail`,
+				m.Move, m.Kind, m.Source, m.Target, m.At, detail); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `DELETE FROM `+j.schema+`.measurements WHERE source = $1 AND target = $2 AND at < (
+				SELECT at FROM `+j.schema+`.measurements WHERE source = $1 AND target = $2
+				ORDER BY at DESC OFFSET $3 - 1 LIMIT 1)`, m.Source, m.Target, MeasurementsKeptPerPair)
+			return err
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("cutover: record the measurement of %q: %w", m.Move, err)
