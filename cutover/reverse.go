@@ -35,7 +35,7 @@ type reverseDetail struct {
 func (c *streamCopy) prepareReverse(ctx context.Context) (any, error) {
 	maker, ok := c.stream.(ReverseMaker)
 	if !ok {
-		return nil, fmt.Errorf("the stream (%T) cannot make its reverse (no PrepareReverse and ReverseSlot): set Config.NoReverse", c.stream)
+		return nil, fmt.Errorf("the stream (%T) cannot make its reverse (no PrepareReverse): set Config.NoReverse", c.stream)
 	}
 	conn, err := connectAdmin(ctx, c.r.src, c.r.p.Database)
 	if err != nil {
@@ -54,11 +54,18 @@ func (c *streamCopy) prepareReverse(ctx context.Context) (any, error) {
 	return reverseDetail{Connect: grantees}, nil
 }
 
-// reverseSlot makes the reverse's slot on the target: in the window,
-// after the target applied the barrier, before the switch.
-func (c *streamCopy) reverseSlot(ctx context.Context) (any, error) {
-	pos, err := c.stream.(ReverseMaker).ReverseSlot(ctx)
-	return map[string]string{"position": pos.String()}, err
+// recordReverseStart records where the reverse starts: after the
+// switch (so outside the window), before the forward stream is finished.
+func (c *streamCopy) recordReverseStart(ctx context.Context) (replica.Position, error) {
+	rp, ok := c.r.m.cfg.Provider.(ReverseProvider)
+	if !ok {
+		return 0, fmt.Errorf("the Provider (%T) made a reverse stream but cannot record where it starts", c.r.m.cfg.Provider)
+	}
+	pos, err := rp.RecordReverseStart(ctx, c.spec())
+	if err != nil {
+		return 0, fmt.Errorf("record where the reverse starts: %w", err)
+	}
+	return pos, nil
 }
 
 // startReverse fences the source copy by privileges and starts the

@@ -24,13 +24,15 @@ package cutover
 //     long transaction), so it is made before the window, with its
 //     publication (StepReversePrepare: a decoder does not find a
 //     publication created after the WAL it reads either). It then decodes
-//     the forward stream's last changes too; so in the window
-//     (StepReverseSlot), after WaitFor(barrier) returned (the forward
-//     stream has applied everything the fenced source will ever send, and
-//     the source cannot commit again) and before the switch (nothing of
-//     the application has reached the target), the stream records the
-//     target's WAL insert position, and the slot is advanced to it before
-//     the reverse's subscription first starts.
+//     the forward stream's last changes too, so the slot is advanced past
+//     them before the reverse's subscription first starts: to where the
+//     forward stream's last applied transaction ended on the target (the
+//     local_lsn of its subscription's replication origin). That is read
+//     and recorded after the switch, at the start of StepFinishStream,
+//     before the forward subscription is dropped: WaitFor(barrier)
+//     returned with the source fenced, so the forward stream applies
+//     nothing more, and the application, let onto the target by the
+//     switch, writes after it.
 //   - A logical apply worker cannot connect to a database with
 //     ALLOW_CONNECTIONS false, which is what the database fence leaves on
 //     the source copy. So StepReverse fences the source copy by privileges
@@ -46,18 +48,18 @@ package cutover
 //
 // # What the window costs
 //
-// StepReverseSlot adds four statements inside the window, on a session
-// the stream holds to the target database (read the record, read the
-// position, record it), and waits for no one: nothing grows with the
-// data or with the target's other work.
+// Nothing: the reverse is made before the window, its start recorded
+// after. (Until it was recorded from the forward origin, a write of the
+// target's WAL position inside the window cost a catalog commit there,
+// about 10 ms of every move's window.)
 //
 // # What the journal records
 //
 // The move's journal: StepReversePrepare (before the window, finished
 // with who could connect to the source database: what a Revert gives
-// back); StepReverseSlot only if it fails (a rollback removes the
-// reverse when StepReversePrepare was journaled, before it drops the
-// target database, which the slot would keep from being dropped);
+// back; a rollback removes the reverse when it was journaled, before it
+// drops the target database, which the slot would keep from being
+// dropped); StepFinishStream, finished with where the reverse starts;
 // StepReverse (started and finished: Resume after the switch runs it
 // again, and each of its parts is idempotent). Then StepDone. A Revert
 // appends StepRevert started (naming its own journal) and, when it ends,

@@ -98,9 +98,6 @@ func (c *streamCopy) leveled() []stepDef {
 		}},
 		{step: StepSnapshot, journal: journalFailure, run: c.takeSnapshot},
 	}
-	if c.r.p.Reverse {
-		steps = append(steps, stepDef{step: StepReverseSlot, journal: journalFailure, run: c.reverseSlot})
-	}
 	return steps
 }
 
@@ -170,13 +167,23 @@ func (c *streamCopy) verify(ctx context.Context) (any, error) {
 	}
 }
 
-// finish finishes the stream (see end).
+// finish finishes the stream (see end); first, for a move with a
+// reverse stream, it records where the reverse starts, which needs the
+// forward stream's subscription.
 func (c *streamCopy) finish(ctx context.Context) (any, error) {
+	var detail any
+	if c.r.p.Reverse && c.reversePrepared {
+		pos, err := c.recordReverseStart(ctx)
+		if err != nil {
+			return nil, err
+		}
+		detail = map[string]string{"reverse_from": pos.String()}
+	}
 	var bySpec func(context.Context, replica.Spec) error
 	if f, ok := c.r.m.cfg.Provider.(StreamFinisher); ok {
 		bySpec = f.Finish
 	}
-	return nil, c.end(ctx, replica.Stream.Finish, bySpec)
+	return detail, c.end(ctx, replica.Stream.Finish, bySpec)
 }
 
 // undo aborts the stream, which drops the target's copy, unless the

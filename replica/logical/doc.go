@@ -240,9 +240,9 @@
 // After a cutover's switch, the stream's reverse carries the target
 // database's writes back to the source database, so that the cutover can
 // be reverted (see reverse.go for how it is made without an origin
-// filter): PrepareReverse and ReverseSlot on the stream, StartReverse,
-// AbortReverse and ReverseRetainedWAL on the Provider. It copies
-// nothing, and never drops a database.
+// filter): PrepareReverse on the stream; RecordReverseStart,
+// StartReverse, AbortReverse and ReverseRetainedWAL on the Provider. It
+// copies nothing, and never drops a database.
 //
 // # What Verify costs
 //

@@ -26,11 +26,12 @@ import (
 // in three calls, one per moment:
 //
 //  1. PrepareReverse, before the window: the publication (a publication
-//     created after a slot is not found by a decoder reading earlier WAL).
-//  2. ReverseSlot, inside the window, after WaitFor(Barrier) and before
-//     the route switches to the target: the slot, whose decoding starts
-//     where it is created, after every change the forward stream applied
-//     and before the application writes there.
+//     created after a slot is not found by a decoder reading earlier WAL),
+//     then the slot (making one waits for every transaction open on the
+//     target server, which no window can afford).
+//  2. Provider.RecordReverseStart, after the switch and before Finish:
+//     where the forward stream's last applied change ended, which the
+//     slot is advanced to before the reverse first applies anything.
 //  3. Provider.StartReverse, after the switch and after the forward
 //     stream's Finish dropped its subscription: the subscription on the
 //     source database, with copy_data = false, on that slot.
@@ -89,7 +90,7 @@ func (s *stream) reverseEnv() *env {
 // transactions that have written and are still open on the target server
 // (any database), which is why it is made here and not in the window:
 // the slot decodes from its creation, forward changes included, and
-// ReverseSlot then says from where the reverse applies. It is an optional
+// RecordReverseStart then says from where the reverse applies. It is an optional
 // capability of the stream, found by type assertion.
 func (s *stream) PrepareReverse(ctx context.Context) error {
 	if _, err := s.state(); err != nil {
@@ -142,56 +143,70 @@ func (e *env) reverseSlot(ctx context.Context, tgt querier, rec *record) (string
 	return *lsn, made, nil
 }
 
-// ReverseSlot says, and records, from where the reverse applies: the
-// target's WAL insert position. Call it in the window, once WaitFor has
-// returned and before the application is let onto the target: every
-// change the forward stream applied is before that position, and every
-// write of the application after it. It costs four statements on a
-// session the stream holds, whatever the data, and waits for no one
-// (the slot was made by PrepareReverse; a stream prepared without one
-// gets it here, with the wait slot creation has). Called again (a
-// resumed move), it returns the position recorded. It is an optional
-// capability of the stream, found by type assertion.
-func (s *stream) ReverseSlot(ctx context.Context) (replica.Position, error) {
-	if _, err := s.state(); err != nil {
+// RecordReverseStart says, and records, from where the reverse of the
+// stream with spec's ID (spec is the forward stream's) applies: where
+// the forward stream's last applied transaction ended on the target (the
+// local_lsn of its subscription's replication origin). Call it once
+// WaitFor(Barrier) returned with the source fenced, and before Finish
+// drops the forward subscription: after the switch, then, outside the
+// window. Every change the forward stream applied ends at or before that
+// position, and the application, let onto the target only by the
+// switch, writes after it. It reads and writes the reverse's record,
+// which PrepareReverse made with the slot, over one connection to the
+// target database; called again (a resumed move), it returns the
+// position recorded.
+func (p *Provider) RecordReverseStart(ctx context.Context, spec replica.Spec) (replica.Position, error) {
+	fwd, err := p.env(spec)
+	if err != nil {
 		return 0, err
 	}
-	e := s.reverseEnv()
-	pub, err := e.readPublication(ctx, s.tgt)
+	e, err := p.reverseEnv(spec)
 	if err != nil {
-		return 0, fmt.Errorf("logical: reverse slot: %w", err)
+		return 0, err
 	}
-	if pub.rec == nil {
-		return 0, fmt.Errorf("logical: reverse slot: the reverse's publication %s is not in target database %q: call PrepareReverse before the window",
+	conn, err := connect(ctx, e.srcDB, "target database")
+	if err != nil {
+		return 0, fmt.Errorf("logical: record the reverse's start: %w", err)
+	}
+	defer closeConn(conn)
+	pub, err := e.readPublication(ctx, conn)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("logical: record the reverse's start: %w", err)
+	case pub.rec == nil || !pub.rec.Slot:
+		return 0, fmt.Errorf("logical: record the reverse's start: the reverse's publication and slot %s are not in target database %q: call PrepareReverse before the window",
 			e.name, e.spec.SourceDatabase)
-	}
-	if pub.rec.From != "" {
+	case pub.rec.From != "":
 		return replica.ParsePosition(pub.rec.From)
 	}
-	var lsn string
-	made := false
-	if !pub.rec.Slot { // prepared before PrepareReverse made the slot
-		if lsn, made, err = e.reverseSlot(ctx, s.tgt, pub.rec); err != nil {
-			return 0, fmt.Errorf("logical: %w", err)
-		}
+	// The origin of the forward subscription is named after its OID
+	// ("pg_" and the OID); local_lsn is the end of the last transaction
+	// it applied here (none: NULL), restored by recovery after a crash.
+	var lsn *string
+	err = conn.QueryRow(ctx, `SELECT o.local_lsn::text FROM pg_subscription sub
+		LEFT JOIN pg_replication_origin_status o ON o.external_id = 'pg_' || sub.oid
+		WHERE sub.subname = $1 AND sub.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+		fwd.name).Scan(&lsn)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("logical: record the reverse's start: the forward subscription %s is gone (finished) and no start was recorded: the reverse cannot tell the forward stream's changes from the application's",
+			fwd.name)
 	}
-	if !made {
-		// The insert position, not the write one: the apply worker
-		// commits asynchronously, so its last commit may not be written.
-		if err := s.tgt.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
-			return 0, fmt.Errorf("logical: reverse slot: read the target's position: %w", err)
-		}
+	if err != nil {
+		return 0, fmt.Errorf("logical: record the reverse's start: read the forward subscription's origin: %w", err)
 	}
-	pub.rec.From = lsn
-	if err := e.writeRecord(ctx, s.tgt, pub.rec); err != nil {
-		return 0, fmt.Errorf("logical: reverse slot: %w", err)
+	pub.rec.From = "0/0"
+	if lsn != nil {
+		pub.rec.From = *lsn
 	}
-	return replica.ParsePosition(lsn)
+	if err := e.writeRecord(ctx, conn, pub.rec); err != nil {
+		return 0, fmt.Errorf("logical: record the reverse's start: %w", err)
+	}
+	return replica.ParsePosition(pub.rec.From)
 }
 
 // StartReverse starts the reverse of the stream with spec's ID (spec is
 // the forward stream's), or resumes it: it creates the subscription in
-// the source database on the slot ReverseSlot made, unless it exists,
+// the source database on the slot PrepareReverse made, unless it exists,
 // and returns the reverse as a stream, streaming. The forward stream must
 // be finished first (PostgreSQL 15 would send its changes back), and the
 // source database must accept the admin's connections (a fence by
@@ -263,14 +278,12 @@ func (e *env) startReverse(ctx context.Context) (_ *stream, err error) {
 }
 
 // advanceReverse moves the reverse's slot, made before the window, past
-// the changes the forward stream applied (to the position ReverseSlot
-// recorded), before its subscription first starts: they are on the
-// source already, and would come back. Once the subscription exists it
-// owns the slot's position, and this does nothing.
+// the changes the forward stream applied (to the position
+// RecordReverseStart recorded), before its subscription first starts:
+// they are on the source already, and would come back. Once the
+// subscription exists it owns the slot's position, and this does
+// nothing.
 func (e *env) advanceReverse(ctx context.Context, s *stream, rec *record) error {
-	if rec.From == "" {
-		return nil // made in the window: it decodes from there
-	}
 	var subs int
 	if err := s.tgt.QueryRow(ctx, `SELECT count(*)::int FROM pg_subscription WHERE subname = $1
 		AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`, e.name).Scan(&subs); err != nil {
@@ -278,6 +291,9 @@ func (e *env) advanceReverse(ctx context.Context, s *stream, rec *record) error 
 	}
 	if subs > 0 {
 		return nil
+	}
+	if rec.From == "" {
+		return errors.New("the reverse's start was never recorded (RecordReverseStart, before the forward stream finished): its slot would send the forward stream's changes back")
 	}
 	// In the slot's database (the reverse's source): a logical slot is
 	// advanced only from there.

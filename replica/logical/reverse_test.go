@@ -14,13 +14,14 @@ import (
 // reverse.
 type reverseMaker interface {
 	PrepareReverse(ctx context.Context) error
-	ReverseSlot(ctx context.Context) (replica.Position, error)
 }
 
-// TestReverse: the reverse made as a cutover makes it (publication before,
-// slot after the target caught up, subscription after the forward stream
-// finished) carries every write made on the target after its slot back
-// to the source, the forward stream's changes not once more; sequences
+// TestReverse: the reverse made as a cutover makes it (publication and
+// slot before the window, its start recorded after the target caught up
+// and the application wrote there, subscription after the forward stream
+// finished) carries every write made on the target since the forward
+// stream's last change back to the source, the forward stream's changes
+// (one of them made after the slot) not once more; sequences
 // go back with SyncSequences; Abort leaves both databases and nothing
 // else.
 func TestReverse(t *testing.T) {
@@ -43,11 +44,12 @@ func TestReverse(t *testing.T) {
 	if err := st.SyncSequences(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rm.ReverseSlot(ctx); err != nil {
+	// The application on the target, before the reverse's start is
+	// recorded, as after a cutover's switch.
+	execSQL(t, inst, "shop copy", `INSERT INTO orders (kunde, amount) VALUES (1, 2)`)
+	if _, err := provider.RecordReverseStart(ctx, sp); err != nil {
 		t.Fatal(err)
 	}
-	// The application on the target, before the reverse subscribes.
-	execSQL(t, inst, "shop copy", `INSERT INTO orders (kunde, amount) VALUES (1, 2)`)
 	if err := st.Finish(ctx); err != nil {
 		t.Fatal(err)
 	}
