@@ -19,9 +19,14 @@ import (
 // then are connections allowed again. The admin role is a superuser (a
 // subscription needs one), and so is the apply worker's, which
 // privileges do not bind; nor do they bind an application that connects
-// as a superuser, which must not (see revert.go). Which roles had CONNECT
-// is journaled before the window (StepReversePrepare), so a Revert gives
-// exactly those their grant back.
+// as a superuser. So the database's sessions are also read-only by
+// default (default_transaction_read_only on for the database, off for
+// the admin role in it, whose apply worker writes): a superuser's
+// application that reaches the source copy is refused its writes (25006)
+// unless it turns that off on purpose. An application connected as the
+// admin role itself is bound by nothing (see revert.go). Which roles had
+// CONNECT is journaled before the window (StepReversePrepare), so a
+// Revert gives exactly those their grant back, and resets both settings.
 
 // connectGrantees lists who may connect to db: "PUBLIC" and role names,
 // from its ACL (the default ACL when it has none).
@@ -91,6 +96,11 @@ func fenceByPrivileges(ctx context.Context, inst fleet.Instance, db string) erro
 		return fmt.Errorf("roles %s may still connect to source database %q after CONNECT was revoked (granted by another grantor?): revoke it as that grantor, then Resume",
 			joinFirst(left, 5), db)
 	}
+	// One statement, one transaction: both settings or neither.
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident+" SET default_transaction_read_only = on; "+
+		"ALTER ROLE CURRENT_USER IN DATABASE "+ident+" SET default_transaction_read_only = off"); err != nil {
+		return fmt.Errorf("make the sessions of source database %q read-only by default: %w", db, err)
+	}
 	if _, err := conn.Exec(ctx, allowConnections([]string{db}, true)); err != nil {
 		return fmt.Errorf("allow the admin's connections to source database %q: %w", db, err)
 	}
@@ -102,7 +112,9 @@ func fenceByPrivileges(ctx context.Context, inst fleet.Instance, db string) erro
 }
 
 // openByPrivileges gives CONNECT on db back to grantees (see
-// fenceByPrivileges) that still exist, through conn.
+// fenceByPrivileges) that still exist, and resets the read-only default,
+// through conn: a read, then one statement (one transaction, one commit:
+// it runs in a revert's window).
 func openByPrivileges(ctx context.Context, conn *pgx.Conn, db string, grantees []string) error {
 	rows, err := conn.Query(ctx, `SELECT g FROM unnest($1::text[]) g
 		WHERE g = 'PUBLIC' OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = g)`, grantees)
@@ -110,11 +122,13 @@ func openByPrivileges(ctx context.Context, conn *pgx.Conn, db string, grantees [
 	if err != nil {
 		return fmt.Errorf("give CONNECT on database %q back: %w", db, err)
 	}
-	if len(existing) == 0 {
-		return nil
+	ident := pgx.Identifier{db}.Sanitize()
+	stmt := "ALTER DATABASE " + ident + " RESET default_transaction_read_only; " +
+		"ALTER ROLE CURRENT_USER IN DATABASE " + ident + " RESET default_transaction_read_only"
+	if len(existing) > 0 {
+		stmt += "; GRANT CONNECT ON DATABASE " + ident + " TO " + granteeList(existing)
 	}
-	_, err = conn.Exec(ctx, "GRANT CONNECT ON DATABASE "+pgx.Identifier{db}.Sanitize()+" TO "+granteeList(existing))
-	if err != nil {
+	if _, err = conn.Exec(ctx, stmt); err != nil {
 		return fmt.Errorf("give CONNECT on database %q back: %w", db, err)
 	}
 	return nil

@@ -42,9 +42,13 @@ package cutover
 //     and every session of another role ended. The admin and the apply
 //     worker are superusers (a subscription needs one), which privileges
 //     do not bind: neither do they bind an application that connects as a
-//     superuser. Such an application must not be pointed at a source copy
-//     (its route is on the target; a Router never is), or the reverse
-//     stream must be turned off.
+//     superuser. So the source copy's sessions are also read-only by
+//     default (default_transaction_read_only on for the database, off for
+//     the admin role in it): another superuser's write is refused, 25006.
+//     An application connected as the admin role itself is bound by
+//     nothing and must not be pointed at a source copy (its route is on
+//     the target; a Router never is). Revert resets both settings with
+//     the grants, in its open_source step.
 //
 // # What the window costs
 //

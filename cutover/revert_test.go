@@ -10,6 +10,8 @@ import (
 	"github.com/daisychain-db/daisychain/cutover"
 	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 	"github.com/daisychain-db/daisychain/replica"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestRevertUnderWrites: a tenant moves, the application writes on the
@@ -23,7 +25,16 @@ func TestRevertUnderWrites(t *testing.T) {
 	ctx := context.Background()
 	f := startFleet(t)
 	src := f.Instances["pg-a"]
-	execIn(t, f, "pg-a", "postgres", "CREATE ROLE app LOGIN")
+	execIn(t, f, "pg-a", "postgres", "CREATE ROLE app LOGIN; CREATE ROLE dba LOGIN SUPERUSER PASSWORD 'dba-pw'")
+	// dba is a superuser other than the admin: privileges do not bind it,
+	// the source copy's read-only default does.
+	dbaWrite := func() error {
+		conn, err := pgx.Connect(ctx, src.ConnStringAs("dba", "dba-pw", "acme"))
+		must(t, err)
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "INSERT INTO customers (email) VALUES ('dba-' || gen_random_uuid() || '@example.com')")
+		return err
+	}
 	canConnect := func() bool {
 		conn, err := src.Connect(ctx, "postgres")
 		must(t, err)
@@ -42,6 +53,9 @@ func TestRevertUnderWrites(t *testing.T) {
 	}
 	if canConnect() {
 		t.Error("after the move, role app may connect to the source copy: it is not fenced by privileges")
+	}
+	if err := dbaWrite(); pgErrCode(err) != "25006" {
+		t.Errorf("after the move, a superuser's write to the source copy: %v, want 25006 (read-only transaction)", err)
 	}
 	waitForAcks(t, w, 50) // on the target, carried back by the reverse stream
 
@@ -72,6 +86,9 @@ func TestRevertUnderWrites(t *testing.T) {
 	}
 	if !canConnect() {
 		t.Error("after the revert, role app may not connect to the source")
+	}
+	if err := dbaWrite(); err != nil {
+		t.Errorf("after the revert, a superuser's write to the source: %v", err)
 	}
 	assertNoReplicationObjects(t, f)
 	assertNoPublications(t, f, "acme")
@@ -236,4 +253,13 @@ func execIn(t *testing.T, f *cutovertest.Fleet, instance, db, sql string) {
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		t.Fatalf("%s: %s: %v", instance, sql, err)
 	}
+}
+
+// pgErrCode is the SQLSTATE of err, or "" when it has none.
+func pgErrCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
 }

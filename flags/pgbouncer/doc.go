@@ -110,10 +110,11 @@
 //     stream (cutover's default), the source copy is fenced by
 //     privileges once the stream starts: an application role is refused
 //     with SQLSTATE 42501, permission denied for database "acme"; a
-//     superuser is not, and its writes would land on the source copy, so
-//     no client connecting as one may bypass the routes (or set
-//     cutover.Config.NoReverse). Such a client must be pointed at the
-//     target by other means (its own configuration, DNS).
+//     superuser connects, but its sessions there are read-only by
+//     default (SQLSTATE 25006 on a write); the admin role is bound by
+//     neither, so no application may connect as it. Such a client must
+//     be pointed at the target by other means (its own configuration,
+//     DNS).
 //
 // Such a client also lengthens the window: the quiesce step waits for
 // a quiet spell on the source that a client writing without a break
