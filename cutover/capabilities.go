@@ -71,22 +71,26 @@ type StreamFinisher interface {
 
 // ReverseMaker is the optional capability of a replica.Stream to make
 // its reverse (see revert.go): the reverse's publication and slot,
-// before the window. Without it, or without ReverseProvider, a move makes
-// no reverse stream and cannot be reverted. replica/logical's stream has
+// before the window (PrepareReverse), and, in the window once the target
+// has applied the barrier and before the switch, where the reverse will
+// start (ReverseStart: a read, which the Mover journals with the
+// switch). Without it, or without ReverseProvider, a move makes no
+// reverse stream and cannot be reverted. replica/logical's stream has
 // it.
 type ReverseMaker interface {
 	PrepareReverse(ctx context.Context) error
+	ReverseStart(ctx context.Context) (replica.Position, error)
 }
 
 // ReverseProvider is the optional capability of a replica.Provider to
 // run the reverse of a stream, by the forward stream's spec: record where
-// it starts (after the switch, before the forward stream is finished:
-// the end of the forward stream's last change on the target), start (or
-// resume) it once the forward stream is finished, remove it, and say how
-// much WAL the target retains for it (exists false once it is gone).
-// replica/logical's Provider has it.
+// it starts (ReverseMaker.ReverseStart's position, after the switch and
+// before the forward stream is finished; a recorded one is kept and
+// returned), start (or resume) it once the forward stream is finished,
+// remove it, and say how much WAL the target retains for it (exists
+// false once it is gone). replica/logical's Provider has it.
 type ReverseProvider interface {
-	RecordReverseStart(ctx context.Context, spec replica.Spec) (replica.Position, error)
+	RecordReverseStart(ctx context.Context, spec replica.Spec, from replica.Position) (replica.Position, error)
 	StartReverse(ctx context.Context, spec replica.Spec) (replica.Stream, error)
 	AbortReverse(ctx context.Context, spec replica.Spec) error
 	ReverseRetainedWAL(ctx context.Context, spec replica.Spec) (bytes int64, exists bool, err error)

@@ -99,7 +99,7 @@ func (m *Mover) DryRun(ctx context.Context, req Request) (*DryRunReport, error) 
 	if err != nil {
 		p.Problems = append(p.Problems, fmt.Sprintf("measure the tenant: %v", err))
 	} else {
-		p.Files = usage[0].Files
+		p.Bytes, p.Files = usage[0].Bytes, usage[0].Files // if the shape cannot be read
 	}
 	r.dryRunEstimate(ctx, p)
 	return p, nil
@@ -141,9 +141,8 @@ func (r *run) dryRunEstimate(ctx context.Context, p *DryRunReport) {
 	p.VerifyEstimate = e.Step(StepVerify).Estimate
 }
 
-// dryRun is what both dry runs share: the steps of the run's table, the
-// preflight's problems, and the part of the window that does not depend
-// on the data.
+// dryRun is what both dry runs share: the steps of the run's table and
+// the preflight's problems.
 func (r *run) dryRun(ctx context.Context) *DryRunReport {
 	p := &DryRunReport{Move: r.p.Move, Tenant: r.p.Tenant, Source: r.p.source(), Target: r.p.destination(),
 		Tenants: len(r.tenants), WindowBudget: r.m.cfg.WindowBudget, Verify: r.p.Verify}

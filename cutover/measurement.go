@@ -37,7 +37,7 @@ type Measurement struct {
 	BytesCopied int64 `json:"bytes_copied"`
 	RowsCopied  int64 `json:"rows_copied"`
 	// ChangesPerSecond is the database's write rate (rows changed per
-	// second) from the start of the run to the end of its catch-up.
+	// second) from the start of the run to just before its window.
 	ChangesPerSecond float64 `json:"changes_per_second"`
 	// Window is the window's length (a rehearsal's: barrier to
 	// snapshot, with nothing fenced).

@@ -486,7 +486,7 @@ func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Se
 var defaultStepSeconds = map[Step]float64{
 	StepPreflight: 0.15, StepStream: 0.5, StepReversePrepare: 0.02,
 	StepPause: 0.002, StepQuiesce: 0.015, StepFence: 0.015, StepBarrier: 0.002, StepWaitTarget: 0.005,
-	StepSyncSequences: 0.005, StepSnapshot: 0.01, StepSwitch: 0.001,
+	StepSyncSequences: 0.005, StepSnapshot: 0.01, StepReverseStart: 0.001, StepSwitch: 0.001,
 	StepCatalog: 0.002, StepFinishStream: 0.05, StepReverse: 0.08,
 }
 

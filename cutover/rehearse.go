@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/daisychain-db/daisychain/replica"
 )
@@ -66,7 +67,11 @@ func RehearsalDatabase(database string) string {
 	}
 	h := fnv.New32a()
 	h.Write([]byte(database))
-	return fmt.Sprintf("%s_%08x", name[:63-9], h.Sum32())
+	cut := 63 - 9
+	for cut > 0 && !utf8.RuneStart(name[cut]) { // a name is cut between characters
+		cut--
+	}
+	return fmt.Sprintf("%s_%08x", name[:cut], h.Sum32())
 }
 
 func (p plan) rehearsal() bool { return p.Kind == kindRehearsal }

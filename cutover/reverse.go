@@ -54,18 +54,60 @@ func (c *streamCopy) prepareReverse(ctx context.Context) (any, error) {
 	return reverseDetail{Connect: grantees}, nil
 }
 
-// recordReverseStart records where the reverse starts: after the
-// switch (so outside the window), before the forward stream is finished.
+// readReverseStart reads where the reverse starts: in the window, once
+// the target applied the barrier, before the switch, whose started entry
+// journals it (switchRecord). One read; nothing is written here.
+func (c *streamCopy) readReverseStart(ctx context.Context) (any, error) {
+	pos, err := c.stream.(ReverseMaker).ReverseStart(ctx)
+	c.reverseFrom = pos
+	return nil, err
+}
+
+// recordReverseStart records where the reverse starts with the
+// Provider: after the switch (so outside the window), before the forward
+// stream is finished.
 func (c *streamCopy) recordReverseStart(ctx context.Context) (replica.Position, error) {
 	rp, ok := c.r.m.cfg.Provider.(ReverseProvider)
 	if !ok {
 		return 0, fmt.Errorf("the Provider (%T) made a reverse stream but cannot record where it starts", c.r.m.cfg.Provider)
 	}
-	pos, err := rp.RecordReverseStart(ctx, c.spec())
+	pos, err := rp.RecordReverseStart(ctx, c.spec(), c.reverseFrom)
 	if err != nil {
 		return 0, fmt.Errorf("record where the reverse starts: %w", err)
 	}
 	return pos, nil
+}
+
+// switchDetail is the switch's started entry: where a reverse starts,
+// read in the window (see readReverseStart).
+type switchDetail struct {
+	ReverseFrom string `json:"reverse_from,omitempty"`
+}
+
+// switchRecord is the switch's started detail.
+func (r *run) switchRecord() (any, error) {
+	if sc, ok := r.copy.(*streamCopy); ok && sc.reverseFrom != 0 {
+		return switchDetail{ReverseFrom: sc.reverseFrom.String()}, nil
+	}
+	return nil, nil
+}
+
+// journaledReverseFrom reads where the reverse starts from the switch's
+// started entry; 0 when the run did not journal one (it had not switched,
+// or was journaled before positions were).
+func journaledReverseFrom(entries []Entry) (replica.Position, error) {
+	for _, e := range entries {
+		if e.Step == StepSwitch && e.Status == StatusStarted && len(e.Detail) > 0 {
+			var d switchDetail
+			if err := json.Unmarshal(e.Detail, &d); err != nil {
+				return 0, fmt.Errorf("the journaled %s detail is unreadable: %w", StepSwitch, err)
+			}
+			if d.ReverseFrom != "" {
+				return replica.ParsePosition(d.ReverseFrom)
+			}
+		}
+	}
+	return 0, nil
 }
 
 // startReverse fences the source copy by privileges and starts the

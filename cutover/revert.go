@@ -25,14 +25,19 @@ package cutover
 //     publication (StepReversePrepare: a decoder does not find a
 //     publication created after the WAL it reads either). It then decodes
 //     the forward stream's last changes too, so the slot is advanced past
-//     them before the reverse's subscription first starts: to where the
-//     forward stream's last applied transaction ended on the target (the
-//     local_lsn of its subscription's replication origin). That is read
-//     and recorded after the switch, at the start of StepFinishStream,
-//     before the forward subscription is dropped: WaitFor(barrier)
-//     returned with the source fenced, so the forward stream applies
-//     nothing more, and the application, let onto the target by the
-//     switch, writes after it.
+//     them before the reverse's subscription first starts: to the
+//     target's WAL insert position read in the window (StepReverseStart,
+//     one read), after WaitFor(barrier) returned (the forward stream has
+//     applied everything the fenced source will ever send) and before
+//     the switch (nothing of the application has reached the target).
+//     The position is journaled with the switch's started entry, in the
+//     round trip the switch makes anyway, and recorded on the reverse's
+//     record after the switch, at the start of StepFinishStream, where
+//     it is checked against the forward subscription's replication
+//     origin (the end of the last transaction it applied, local_lsn, as
+//     long as no restart of the target made the origin forget it). The
+//     origin alone cannot be the position: a checkpoint keeps only its
+//     remote position, so after a restart it says 0/0.
 //   - A logical apply worker cannot connect to a database with
 //     ALLOW_CONNECTIONS false, which is what the database fence leaves on
 //     the source copy. So StepReverse fences the source copy by privileges
@@ -52,10 +57,11 @@ package cutover
 //
 // # What the window costs
 //
-// Nothing: the reverse is made before the window, its start recorded
-// after. (Until it was recorded from the forward origin, a write of the
-// target's WAL position inside the window cost a catalog commit there,
-// about 10 ms of every move's window.)
+// One read on a session the stream holds (StepReverseStart); the
+// position rides in the switch's journal entry. The reverse is made
+// before the window and its start recorded after. (Recording it in the
+// window cost a catalog commit on the target: about 10 ms of every move's
+// window.)
 //
 // # What the journal records
 //
@@ -63,7 +69,8 @@ package cutover
 // with who could connect to the source database: what a Revert gives
 // back; a rollback removes the reverse when it was journaled, before it
 // drops the target database, which the slot would keep from being
-// dropped); StepFinishStream, finished with where the reverse starts;
+// dropped); StepSwitch's started entry, with where the reverse starts;
+// StepFinishStream, finished with it too;
 // StepReverse (started and finished: Resume after the switch runs it
 // again, and each of its parts is idempotent). Then StepDone. A Revert
 // appends StepRevert started (naming its own journal) and, when it ends,

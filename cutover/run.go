@@ -84,7 +84,7 @@ func (r *run) table() (before, window, after []stepDef) {
 		stepDef{step: StepBarrier, journal: journalFailure, run: r.barrier},
 		stepDef{step: StepWaitTarget, journal: journalFailure, run: r.waitTarget})
 	window = append(window, r.copy.leveled()...)
-	window = append(window, stepDef{step: StepSwitch, run: r.switchRoutes})
+	window = append(window, stepDef{step: StepSwitch, startDetail: r.switchRecord, run: r.switchRoutes})
 	after = append([]stepDef{{step: StepCatalog, run: r.recordInCatalog}}, r.copy.finished()...)
 	after = append(after, stepDef{step: StepDone, run: func(ctx context.Context) (any, error) {
 		kind := MeasuredMove

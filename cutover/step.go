@@ -29,6 +29,7 @@ const (
 	// The reverse stream (see revert.go): made by a move, ended by
 	// Retire or by the retained-WAL guard.
 	StepReversePrepare Step = "reverse_prepare" // before the window: the reverse's publication and slot; the source's CONNECT grantees
+	StepReverseStart   Step = "reverse_start"   // in the window, before the switch: where the reverse starts (a read, journaled with the switch)
 	StepReverse        Step = "reverse"         // after the forward stream ended: the source fenced by privileges, the reverse subscribed
 	StepReverseDropped Step = "reverse_dropped" // terminal after done: the guard dropped the reverse stream; no Revert
 	// A Revert runs as a journal of its own (kind revert in its plan,

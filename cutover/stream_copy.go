@@ -21,9 +21,12 @@ type streamCopy struct {
 	snapshot string
 	verified bool
 	// reversePrepared: the reverse stream may exist (see reverse.go);
-	// grantees could connect to the source database before the move.
+	// grantees could connect to the source database before the move;
+	// reverseFrom is where the reverse starts, read in the window and
+	// journaled with the switch (0 before).
 	reversePrepared bool
 	grantees        []string
+	reverseFrom     replica.Position
 }
 
 func (c *streamCopy) spec() replica.Spec {
@@ -63,7 +66,9 @@ func (c *streamCopy) preflight(ctx context.Context) []string {
 	if c.r.p.Reverse {
 		problems = append(problems, c.r.reverseCapacity(ctx)...)
 	}
-	problems = append(problems, c.r.earlierReverse(ctx)...)
+	if !c.r.p.rehearsal() { // a rehearsal retires nothing
+		problems = append(problems, c.r.earlierReverse(ctx)...)
+	}
 	report, err := c.r.m.cfg.Provider.Preflight(ctx, c.spec())
 	if err != nil {
 		return append(problems, fmt.Sprintf("stream: %v", err))
@@ -97,6 +102,9 @@ func (c *streamCopy) leveled() []stepDef {
 			return nil, c.stream.SyncSequences(ctx)
 		}},
 		{step: StepSnapshot, journal: journalFailure, run: c.takeSnapshot},
+	}
+	if c.r.p.Reverse {
+		steps = append(steps, stepDef{step: StepReverseStart, journal: journalFailure, run: c.readReverseStart})
 	}
 	return steps
 }
@@ -234,8 +242,12 @@ func (c *streamCopy) resumed(entries []Entry, seen map[Step]Status) error {
 	_, c.reversePrepared = seen[StepReversePrepare]
 	if seen[StepReversePrepare] == StatusFinished {
 		var err error
-		c.grantees, err = journaledGrantees(entries)
-		return err
+		if c.grantees, err = journaledGrantees(entries); err != nil {
+			return err
+		}
+		if c.reverseFrom, err = journaledReverseFrom(entries); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -29,9 +29,12 @@ import (
 //     created after a slot is not found by a decoder reading earlier WAL),
 //     then the slot (making one waits for every transaction open on the
 //     target server, which no window can afford).
-//  2. Provider.RecordReverseStart, after the switch and before Finish:
-//     where the forward stream's last applied change ended, which the
-//     slot is advanced to before the reverse first applies anything.
+//  2. ReverseStart, in the window once the target applied the barrier
+//     and before the switch: the target's WAL position, after every
+//     change the forward stream applied and before the application's
+//     first write (a read: the caller journals it), then
+//     Provider.RecordReverseStart, after the switch and before Finish,
+//     which records it for StartReverse to advance the slot to.
 //  3. Provider.StartReverse, after the switch and after the forward
 //     stream's Finish dropped its subscription: the subscription on the
 //     source database, with copy_data = false, on that slot.
@@ -90,7 +93,7 @@ func (s *stream) reverseEnv() *env {
 // transactions that have written and are still open on the target server
 // (any database), which is why it is made here and not in the window:
 // the slot decodes from its creation, forward changes included, and
-// RecordReverseStart then says from where the reverse applies. It is an optional
+// ReverseStart then says from where the reverse applies. It is an optional
 // capability of the stream, found by type assertion.
 func (s *stream) PrepareReverse(ctx context.Context) error {
 	if _, err := s.state(); err != nil {
@@ -143,19 +146,37 @@ func (e *env) reverseSlot(ctx context.Context, tgt querier, rec *record) (string
 	return *lsn, made, nil
 }
 
-// RecordReverseStart says, and records, from where the reverse of the
-// stream with spec's ID (spec is the forward stream's) applies: where
-// the forward stream's last applied transaction ended on the target (the
-// local_lsn of its subscription's replication origin). Call it once
-// WaitFor(Barrier) returned with the source fenced, and before Finish
-// drops the forward subscription: after the switch, then, outside the
-// window. Every change the forward stream applied ends at or before that
-// position, and the application, let onto the target only by the
-// switch, writes after it. It reads and writes the reverse's record,
-// which PrepareReverse made with the slot, over one connection to the
-// target database; called again (a resumed move), it returns the
-// position recorded.
-func (p *Provider) RecordReverseStart(ctx context.Context, spec replica.Spec) (replica.Position, error) {
+// ReverseStart says where the reverse will start: the target's WAL
+// insert position (the insert position, not the write one: the apply
+// worker commits asynchronously, so its last commit may not be written
+// yet). Call it in the window, once WaitFor(Barrier) has returned and
+// before the application is let onto the target: every change the
+// forward stream applied is before it, every write of the application
+// after it. It is one read on a session the stream holds, and writes
+// nothing: the caller keeps the position durable (a cutover journals it
+// with its switch) until RecordReverseStart records it. It is an
+// optional capability of the stream, found by type assertion.
+func (s *stream) ReverseStart(ctx context.Context) (replica.Position, error) {
+	if _, err := s.state(); err != nil {
+		return 0, err
+	}
+	var lsn string
+	if err := s.tgt.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
+		return 0, fmt.Errorf("logical: the reverse's start: read the target's position: %w", err)
+	}
+	return replica.ParsePosition(lsn)
+}
+
+// RecordReverseStart records from, which ReverseStart said, on the
+// reverse's record, where StartReverse advances the slot to, for the
+// stream with spec's ID (spec is the forward stream's); called again (a
+// resumed move), it keeps and returns the position recorded. Call it
+// after the switch, before Finish drops the forward subscription, whose
+// replication origin it checks from against: the end of the last
+// transaction the forward stream applied (local_lsn, when the origin
+// still knows it: a restart of the target forgets it) must not be after
+// from. One connection to the target database, a read and a write.
+func (p *Provider) RecordReverseStart(ctx context.Context, spec replica.Spec, from replica.Position) (replica.Position, error) {
 	fwd, err := p.env(spec)
 	if err != nil {
 		return 0, err
@@ -164,7 +185,7 @@ func (p *Provider) RecordReverseStart(ctx context.Context, spec replica.Spec) (r
 	if err != nil {
 		return 0, err
 	}
-	conn, err := connect(ctx, e.srcDB, "target database")
+	conn, err := connect(ctx, e.srcDB, "target")
 	if err != nil {
 		return 0, fmt.Errorf("logical: record the reverse's start: %w", err)
 	}
@@ -178,30 +199,29 @@ func (p *Provider) RecordReverseStart(ctx context.Context, spec replica.Spec) (r
 			e.name, e.spec.SourceDatabase)
 	case pub.rec.From != "":
 		return replica.ParsePosition(pub.rec.From)
+	case from == 0:
+		return 0, errors.New("logical: record the reverse's start: no position given")
 	}
-	// The origin of the forward subscription is named after its OID
-	// ("pg_" and the OID); local_lsn is the end of the last transaction
-	// it applied here (none: NULL), restored by recovery after a crash.
-	var lsn *string
+	// The origin of the forward subscription is named after its OID.
+	var applied *string
 	err = conn.QueryRow(ctx, `SELECT o.local_lsn::text FROM pg_subscription sub
-		LEFT JOIN pg_replication_origin_status o ON o.external_id = 'pg_' || sub.oid
+		JOIN pg_replication_origin_status o ON o.external_id = 'pg_' || sub.oid
 		WHERE sub.subname = $1 AND sub.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-		fwd.name).Scan(&lsn)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("logical: record the reverse's start: the forward subscription %s is gone (finished) and no start was recorded: the reverse cannot tell the forward stream's changes from the application's",
-			fwd.name)
-	}
-	if err != nil {
+		fwd.name).Scan(&applied)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, fmt.Errorf("logical: record the reverse's start: read the forward subscription's origin: %w", err)
 	}
-	pub.rec.From = "0/0"
-	if lsn != nil {
-		pub.rec.From = *lsn
+	if applied != nil {
+		if pos, perr := replica.ParsePosition(*applied); perr == nil && pos > from {
+			return 0, fmt.Errorf("logical: record the reverse's start: the forward stream applied a transaction ending at %s, after %s: the start was read before the forward stream was level with the fenced source",
+				pos, from)
+		}
 	}
+	pub.rec.From = from.String()
 	if err := e.writeRecord(ctx, conn, pub.rec); err != nil {
 		return 0, fmt.Errorf("logical: record the reverse's start: %w", err)
 	}
-	return replica.ParsePosition(pub.rec.From)
+	return from, nil
 }
 
 // StartReverse starts the reverse of the stream with spec's ID (spec is

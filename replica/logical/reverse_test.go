@@ -14,6 +14,7 @@ import (
 // reverse.
 type reverseMaker interface {
 	PrepareReverse(ctx context.Context) error
+	ReverseStart(ctx context.Context) (replica.Position, error)
 }
 
 // TestReverse: the reverse made as a cutover makes it (publication and
@@ -44,10 +45,14 @@ func TestReverse(t *testing.T) {
 	if err := st.SyncSequences(ctx); err != nil {
 		t.Fatal(err)
 	}
+	from, err := rm.ReverseStart(ctx) // the window
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The application on the target, before the reverse's start is
 	// recorded, as after a cutover's switch.
 	execSQL(t, inst, "shop copy", `INSERT INTO orders (kunde, amount) VALUES (1, 2)`)
-	if _, err := provider.RecordReverseStart(ctx, sp); err != nil {
+	if _, err := provider.RecordReverseStart(ctx, sp, from); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Finish(ctx); err != nil {
