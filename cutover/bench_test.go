@@ -114,7 +114,7 @@ func BenchmarkMoveWindow(b *testing.B) {
 			pct(lib, 50).Round(time.Millisecond), pct(lib, 99).Round(time.Millisecond), libErrs, libMissing)
 		var inWindow []string
 		for _, s := range []cutover.Step{cutover.StepPause, cutover.StepQuiesce, cutover.StepFence, cutover.StepBarrier,
-			cutover.StepWaitTarget, cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepReverseStart, cutover.StepSwitch} {
+			cutover.StepWaitTarget, cutover.StepReverseStart, cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepSwitch} {
 			slices.Sort(steps[s])
 			inWindow = append(inWindow, fmt.Sprintf("%s %s", s, pct(steps[s], 50).Round(100*time.Microsecond)))
 		}

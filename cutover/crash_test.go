@@ -96,7 +96,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 	}
 	steps := []cutover.Step{cutover.StepPlan, cutover.StepPreflight, cutover.StepStream, cutover.StepCatchUp,
 		cutover.StepReversePrepare, cutover.StepPause, cutover.StepQuiesce, cutover.StepFence, cutover.StepBarrier,
-		cutover.StepWaitTarget, cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepReverseStart, cutover.StepSwitch,
+		cutover.StepWaitTarget, cutover.StepReverseStart, cutover.StepSyncSequences, cutover.StepSnapshot, cutover.StepSwitch,
 		cutover.StepCatalog, cutover.StepVerify, cutover.StepFinishStream, cutover.StepReverse, cutover.StepDone}
 	switched := map[cutover.Step]bool{cutover.StepCatalog: true, cutover.StepVerify: true, cutover.StepFinishStream: true,
 		cutover.StepReverse: true, cutover.StepDone: true}

@@ -97,16 +97,17 @@ func (c *streamCopy) spare() FenceSparer {
 // schema, and the target's snapshot: nothing whose cost grows with the
 // data.
 func (c *streamCopy) leveled() []stepDef {
-	steps := []stepDef{
-		{step: StepSyncSequences, journal: journalFailure, run: func(ctx context.Context) (any, error) {
-			return nil, c.stream.SyncSequences(ctx)
-		}},
-		{step: StepSnapshot, journal: journalFailure, run: c.takeSnapshot},
-	}
+	var steps []stepDef
 	if c.r.p.Reverse {
+		// First: the snapshot holds a target session until the
+		// verification, and the read would wait for a new one.
 		steps = append(steps, stepDef{step: StepReverseStart, journal: journalFailure, run: c.readReverseStart})
 	}
-	return steps
+	return append(steps,
+		stepDef{step: StepSyncSequences, journal: journalFailure, run: func(ctx context.Context) (any, error) {
+			return nil, c.stream.SyncSequences(ctx)
+		}},
+		stepDef{step: StepSnapshot, journal: journalFailure, run: c.takeSnapshot})
 }
 
 // takeSnapshot checks the schema and holds the target's snapshot; a
