@@ -105,6 +105,7 @@ func cli(args []string, out io.Writer) int {
 	fs.BoolVar(&o.asJSON, "json", false, "print one JSON object as the last line")
 	fs.IntVar(&o.limits.movesPerSource, "moves-per-source", 2, "moves out of one instance at once, across all workers")
 	fs.IntVar(&o.limits.movesPerTarget, "moves-per-target", 2, "moves into one instance at once, across all workers")
+	fs.DurationVar(&o.limits.quietSpell, "quiet-spell", 0, "the window's quiet spell (cutover.Config.QuietSpell; 0: the library's): raise it on a starved machine")
 	fs.BoolVar(&o.verbose, "v", false, "workers log their jobs' decisions and the moves' steps to stderr")
 	fs.StringVar(&o.worker, "worker", "", "run as the worker process with this ID (connection strings from the environment)")
 	if err := fs.Parse(args); err != nil {
@@ -112,6 +113,10 @@ func cli(args []string, out io.Writer) int {
 	}
 	if o.tenants < sampledWriters {
 		log.Printf("fleet: -tenants %d: give at least %d (the application writes to %d tenants of each source)", o.tenants, sampledWriters, sampledWriters)
+		return 2
+	}
+	if o.limits.quietSpell < 0 {
+		log.Printf("fleet: -quiet-spell %s: give 0 (the library's) or more", o.limits.quietSpell)
 		return 2
 	}
 	if o.limits.movesPerSource < 0 || o.limits.movesPerTarget < 0 {

@@ -32,7 +32,8 @@ func TestFleet(t *testing.T) {
 	}
 	const tenants = 8
 	var out bytes.Buffer
-	s, err := run(context.Background(), &out, options{tenants: tenants, asJSON: true, limits: limits{movesPerSource: 2, movesPerTarget: 2}})
+	s, err := run(context.Background(), &out, options{tenants: tenants, asJSON: true,
+		limits: limits{movesPerSource: 2, movesPerTarget: 2, quietSpell: quietSpell}})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}

@@ -36,7 +36,7 @@ func (s spawner) start(id string) (*process, error) {
 	}
 	cmd := exec.Command(s.executable, "-worker", id, "-tenants", strconv.Itoa(s.opts.tenants),
 		"-moves-per-source", strconv.Itoa(s.opts.limits.movesPerSource), "-moves-per-target", strconv.Itoa(s.opts.limits.movesPerTarget),
-		"-v="+strconv.FormatBool(s.opts.verbose))
+		"-quiet-spell="+s.opts.limits.quietSpell.String(), "-v="+strconv.FormatBool(s.opts.verbose))
 	cmd.Env = append(os.Environ(), envControl+"="+s.control, envInstances+"="+string(instances))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr // stdout is the parent's report
 	if err := cmd.Start(); err != nil {

@@ -38,9 +38,11 @@ const (
 	workerConcurrency = 2
 )
 
-// limits are the cutover limits shared by every worker, passed as flags.
+// limits are the Mover settings shared by every worker, passed as
+// flags.
 type limits struct {
 	movesPerSource, movesPerTarget int
+	quietSpell                     time.Duration
 }
 
 // hostConfig is the host configuration of the parent and of every
@@ -55,6 +57,7 @@ func hostConfig(control string, instances map[string]string, tenants int, l limi
 		WindowBudget:   30 * time.Second,
 		MovesPerSource: l.movesPerSource,
 		MovesPerTarget: l.movesPerTarget,
+		QuietSpell:     l.quietSpell,
 		// A move job over a limit holds a River slot while it waits for
 		// a move slot: not long, then it snoozes (fleetjobs' doc).
 		LockWait: time.Second,

@@ -43,6 +43,11 @@ type Config struct {
 	// LockWait is how long a move waits for its locks and slots
 	// (cutover.Config's). Default cutover.LockWaitDefault.
 	LockWait time.Duration
+	// QuietSpell is the quiesce step's quiet spell (cutover.Config's):
+	// raise it when the application's clients can be slow between taking
+	// a connection from the Router and using it (a starved machine, the
+	// race detector). Default cutover.QuietSpellDefault.
+	QuietSpell time.Duration
 	// Logger for the library. Nil discards.
 	Logger *slog.Logger
 }
@@ -154,6 +159,7 @@ func Open(ctx context.Context, cfg Config) (_ *Host, err error) {
 		MovesPerSource: cfg.MovesPerSource,
 		MovesPerTarget: cfg.MovesPerTarget,
 		LockWait:       cfg.LockWait,
+		QuietSpell:     cfg.QuietSpell,
 		Logger:         cfg.Logger,
 	})
 	if err != nil {
