@@ -258,6 +258,17 @@ func (c *Control) Mover(cfg *cutover.Config) (*cutover.Mover, error) {
 // the fence would fail that statement.
 const RaceQuietSpell = 250 * time.Millisecond
 
+// QuietSpell is the quiet spell a test's Movers need when the test's
+// application runs in the test process: RaceQuietSpell under the race
+// detector, 0 (the library's default) otherwise. For tests that wire
+// their Movers without a Control, such as the examples'.
+func QuietSpell() time.Duration {
+	if raceDetector {
+		return RaceQuietSpell
+	}
+	return 0
+}
+
 // AddTenant creates database db on the instance, runs schema in it (plus
 // WorkloadSchema), and registers the tenant.
 func (f *Fleet) AddTenant(ctx context.Context, id, db, instance, schema string) error {

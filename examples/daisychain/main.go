@@ -80,13 +80,20 @@ type options struct {
 	json bool
 	// dryRun rehearses a sample and prints the chain's dry run.
 	dryRun bool
+	// quietSpell is the Mover's (cutover.Config.QuietSpell); 0: the
+	// library's.
+	quietSpell time.Duration
 }
 
 func main() {
 	var o options
 	flag.BoolVar(&o.json, "json", false, "print one JSON object instead of the readable report")
 	flag.BoolVar(&o.dryRun, "dry-run", false, "move nothing: rehearse 3 tenants onto the spare, then print the chain's plan with estimates")
+	flag.DurationVar(&o.quietSpell, "quiet-spell", 0, "the window's quiet spell (cutover.Config.QuietSpell; 0: the library's): raise it on a starved machine")
 	flag.Parse()
+	if o.quietSpell < 0 {
+		log.Fatalf("daisychain: -quiet-spell %s: give 0 (the library's) or more", o.quietSpell)
+	}
 	log.SetFlags(0)
 	s, err := run(context.Background(), os.Stdout, o)
 	if err != nil {
@@ -121,7 +128,7 @@ func run(ctx context.Context, out io.Writer, o options) (summary, error) {
 	h, err := host.Open(ctx, host.Config{
 		Control: local.Control, Instances: local.Instances,
 		Limits:    fleet.Limits{MaxFiles: 4000, MaxTenants: 20},
-		Converter: replicas, WindowBudget: 30 * time.Second,
+		Converter: replicas, WindowBudget: 30 * time.Second, QuietSpell: o.quietSpell,
 	})
 	if err != nil {
 		return summary{}, err

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 	"go.uber.org/goleak"
 )
 
@@ -20,7 +21,7 @@ func TestDaisychain(t *testing.T) {
 		t.Skip("runs the whole chain: about two minutes")
 	}
 	var out bytes.Buffer
-	s, err := run(context.Background(), &out, options{json: true})
+	s, err := run(context.Background(), &out, options{json: true, quietSpell: cutovertest.QuietSpell()})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}

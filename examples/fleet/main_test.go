@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/daisychain-db/daisychain/cutover"
+	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 )
 
 // TestMain is also the worker processes' main: the example re-executes
@@ -33,7 +34,7 @@ func TestFleet(t *testing.T) {
 	const tenants = 8
 	var out bytes.Buffer
 	s, err := run(context.Background(), &out, options{tenants: tenants, asJSON: true,
-		limits: limits{movesPerSource: 2, movesPerTarget: 2, quietSpell: quietSpell}})
+		limits: limits{movesPerSource: 2, movesPerTarget: 2, quietSpell: cutovertest.QuietSpell()}})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}

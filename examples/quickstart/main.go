@@ -58,6 +58,9 @@ type options struct {
 	Writers   int
 	Revert    bool
 	JSON      bool
+	// QuietSpell is the Mover's (cutover.Config.QuietSpell); 0: the
+	// library's.
+	QuietSpell time.Duration
 }
 
 // instanceFlags collects -instance id=URL.
@@ -84,6 +87,7 @@ func main() {
 	flag.IntVar(&o.Writers, "writers", 4, "application connections writing without pause")
 	flag.BoolVar(&o.Revert, "revert", false, "after the move, write to the target, then revert the move")
 	flag.BoolVar(&o.JSON, "json", false, "print one JSON object")
+	flag.DurationVar(&o.QuietSpell, "quiet-spell", 0, "the window's quiet spell (cutover.Config.QuietSpell; 0: the library's): raise it on a starved machine")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -188,7 +192,7 @@ func run(ctx context.Context, out io.Writer, o options) (result, error) {
 			fmt.Fprintf(out, format+"\n", args...)
 		}
 	}
-	h, err := host.Open(ctx, host.Config{Control: o.Control, Instances: o.Instances})
+	h, err := host.Open(ctx, host.Config{Control: o.Control, Instances: o.Instances, QuietSpell: o.QuietSpell})
 	if err != nil {
 		return result{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/daisychain-db/daisychain/cutover/cutovertest"
 	"go.uber.org/goleak"
 )
 
@@ -62,7 +63,8 @@ func TestQuickstartRevert(t *testing.T) {
 func runLocal(t *testing.T, revert bool) (result, *bytes.Buffer) {
 	t.Helper()
 	ctx := context.Background()
-	o := options{Instances: instanceFlags{}, Tenant: "acme", Database: "acme", From: "pg-a", To: "pg-b", Writers: 4, Revert: revert, JSON: true}
+	o := options{Instances: instanceFlags{}, Tenant: "acme", Database: "acme", From: "pg-a", To: "pg-b", Writers: 4, Revert: revert, JSON: true,
+		QuietSpell: cutovertest.QuietSpell()}
 	stop, err := startLocal(ctx, &o)
 	if err != nil {
 		t.Fatal(err)
