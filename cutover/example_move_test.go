@@ -28,6 +28,9 @@ func Example() {
 		Routes:       f.Routes,
 		Journal:      f.Journal,
 		WindowBudget: 5 * time.Second,
+		// The application below runs in this process: under the race
+		// detector, slow enough to need a longer quiet spell.
+		QuietSpell: cutovertest.QuietSpell(),
 	})
 	if err != nil {
 		log.Fatal(err)

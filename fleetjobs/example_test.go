@@ -44,6 +44,9 @@ func Example() {
 	mover, err := cutover.New(&cutover.Config{
 		Catalog: f.Catalog, Publisher: f.Publisher, Routes: f.Routes, Journal: f.Journal,
 		WindowBudget: 5 * time.Second,
+		// The application below runs in this process: under the race
+		// detector, slow enough to need a longer quiet spell.
+		QuietSpell: cutovertest.QuietSpell(),
 	})
 	if err != nil {
 		log.Fatal(err)
