@@ -2,7 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
+
+	"github.com/daisychain-db/daisychain/drain"
 )
 
 func init() {
@@ -18,23 +19,11 @@ Prints each move's outcome, window and bytes; exit 1 if any move failed (the
 others still ran) or the threshold does not hold after.
 
 ` + ctrlCNote,
-		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
-			var mf moverFlags
-			mf.register(fs, true)
-			var df drainFlags
-			df.register(fs)
-			return func(ctx context.Context, inv *invocation) error {
-				inst, th, opts, err := df.parse(inv.args)
-				if err != nil {
-					return err
-				}
-				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
-					stop := startProgress(inv, h.mover, h.runner)
-					res, err := h.runner.Drain(ctx, inst, th, opts)
-					stop()
-					return printRunResult(inv, "drain", inst, res, err)
-				})
-			}
-		},
+		setup: drainSetup(func(ctx context.Context, inv *invocation, h *fleetHandle, inst string, th drain.Threshold, opts *drain.DrainOpts) error {
+			stop := startProgress(inv, h.mover, h.runner)
+			res, err := h.runner.Drain(ctx, inst, th, opts)
+			stop()
+			return printRunResult(inv, "drain", inst, res, err)
+		}),
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+
+	"github.com/daisychain-db/daisychain/drain"
 )
 
 // The dry runs: what a drain, a refill or a chain would move, measured
@@ -23,22 +25,10 @@ time and the drain's, with ranges, from the rate model of each instance pair
 defaults; the report says which). Nothing is changed. A threshold that
 cannot be reached prints the partial plan, names the tenants that fit
 nowhere, and exits 1.`,
-		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
-			var mf moverFlags
-			mf.register(fs, true)
-			var df drainFlags
-			df.register(fs)
-			return func(ctx context.Context, inv *invocation) error {
-				inst, th, opts, err := df.parse(inv.args)
-				if err != nil {
-					return err
-				}
-				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
-					plan, err := h.runner.DryRun(ctx, inst, th, opts)
-					return printPlan(inv, stringer(plan), err)
-				})
-			}
-		},
+		setup: drainSetup(func(ctx context.Context, inv *invocation, h *fleetHandle, inst string, th drain.Threshold, opts *drain.DrainOpts) error {
+			plan, err := h.runner.DryRun(ctx, inst, th, opts)
+			return printPlan(inv, stringer(plan), err)
+		}),
 	})
 	register(&command{
 		name:    "plan refill",
@@ -48,22 +38,10 @@ nowhere, and exits 1.`,
 it from them up to its limits (or --level), smallest tenants first, with the
 usage before and after, and estimates with their basis as for plan drain.
 Nothing is changed.`,
-		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
-			var mf moverFlags
-			mf.register(fs, true)
-			var rf refillFlags
-			rf.register(fs)
-			return func(ctx context.Context, inv *invocation) error {
-				inst, sources, lv, opts, err := rf.parse(inv.args)
-				if err != nil {
-					return err
-				}
-				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
-					plan, err := h.runner.DryRunRefill(ctx, inst, sources, lv, opts)
-					return printPlan(inv, stringer(plan), err)
-				})
-			}
-		},
+		setup: refillSetup(func(ctx context.Context, inv *invocation, h *fleetHandle, inst string, sources []string, lv drain.Threshold, opts *drain.RefillOpts) error {
+			plan, err := h.runner.DryRunRefill(ctx, inst, sources, lv, opts)
+			return printPlan(inv, stringer(plan), err)
+		}),
 	})
 	register(&command{
 		name:    "plan chain",

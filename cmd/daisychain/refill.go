@@ -2,7 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
+
+	"github.com/daisychain-db/daisychain/drain"
 )
 
 func init() {
@@ -17,23 +18,11 @@ moves the tenants, --concurrency at a time, each through the same steps as
 and bytes; exit 1 if any move failed (the others still ran).
 
 ` + ctrlCNote,
-		setup: func(fs *flag.FlagSet) func(context.Context, *invocation) error {
-			var mf moverFlags
-			mf.register(fs, true)
-			var rf refillFlags
-			rf.register(fs)
-			return func(ctx context.Context, inv *invocation) error {
-				inst, sources, lv, opts, err := rf.parse(inv.args)
-				if err != nil {
-					return err
-				}
-				return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error {
-					stop := startProgress(inv, h.mover, h.runner)
-					res, err := h.runner.Refill(ctx, inst, sources, lv, opts)
-					stop()
-					return printRunResult(inv, "refill", inst, res, err)
-				})
-			}
-		},
+		setup: refillSetup(func(ctx context.Context, inv *invocation, h *fleetHandle, inst string, sources []string, lv drain.Threshold, opts *drain.RefillOpts) error {
+			stop := startProgress(inv, h.mover, h.runner)
+			res, err := h.runner.Refill(ctx, inst, sources, lv, opts)
+			stop()
+			return printRunResult(inv, "refill", inst, res, err)
+		}),
 	})
 }

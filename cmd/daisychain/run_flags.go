@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 
 	"github.com/daisychain-db/daisychain/drain"
@@ -100,4 +101,40 @@ func (c *chainFlags) parse(args []string) (drain.ChainRequest, error) {
 		return drain.ChainRequest{}, err
 	}
 	return req, nil
+}
+
+// drainSetup is the setup of a command on a drain's arguments (drain,
+// plan drain): run gets them, parsed, and the fleet.
+func drainSetup(run func(ctx context.Context, inv *invocation, h *fleetHandle, inst string, th drain.Threshold, opts *drain.DrainOpts) error) func(*flag.FlagSet) func(context.Context, *invocation) error {
+	return func(fs *flag.FlagSet) func(context.Context, *invocation) error {
+		var mf moverFlags
+		mf.register(fs, true)
+		var df drainFlags
+		df.register(fs)
+		return func(ctx context.Context, inv *invocation) error {
+			inst, th, opts, err := df.parse(inv.args)
+			if err != nil {
+				return err
+			}
+			return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error { return run(ctx, inv, h, inst, th, opts) })
+		}
+	}
+}
+
+// refillSetup is the setup of a command on a refill's arguments (refill,
+// plan refill): run gets them, parsed, and the fleet.
+func refillSetup(run func(ctx context.Context, inv *invocation, h *fleetHandle, inst string, sources []string, lv drain.Threshold, opts *drain.RefillOpts) error) func(*flag.FlagSet) func(context.Context, *invocation) error {
+	return func(fs *flag.FlagSet) func(context.Context, *invocation) error {
+		var mf moverFlags
+		mf.register(fs, true)
+		var rf refillFlags
+		rf.register(fs)
+		return func(ctx context.Context, inv *invocation) error {
+			inst, sources, lv, opts, err := rf.parse(inv.args)
+			if err != nil {
+				return err
+			}
+			return withMover(ctx, inv, &mf, nil, func(h *fleetHandle) error { return run(ctx, inv, h, inst, sources, lv, opts) })
+		}
+	}
 }
