@@ -67,3 +67,17 @@ func TestFleet(t *testing.T) {
 		t.Errorf("moved %d tenants with three workers and %d with one, want %d each", s.TenantsMoved, s.TenantsMovedOneWorker, tenants)
 	}
 }
+
+// TestFleetRefusesBadFlags: bad flags exit 2 before anything starts.
+func TestFleetRefusesBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-tenants", "1"},
+		{"-moves-per-source", "-1"},
+		{"-quiet-spell", "-1s"},
+	} {
+		var out bytes.Buffer
+		if code := cli(args, &out); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
